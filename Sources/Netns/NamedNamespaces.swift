@@ -1,0 +1,85 @@
+import CShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Named network namespaces, the way `ip netns add/del` makes them: a file in a shared-mount
+/// directory with the namespace bind-mounted onto it, so `ip netns exec NAME` works and the
+/// namespace outlives the process that made it.
+public struct NamedNamespaces: Sendable {
+    public static let defaultDirectory = "/run/netns"
+
+    public let directory: String
+
+    public init(directory: String = NamedNamespaces.defaultDirectory) {
+        self.directory = directory
+    }
+
+    public func path(_ name: String) -> String { "\(directory)/\(name)" }
+
+    public func exists(_ name: String) -> Bool { access(path(name), F_OK) == 0 }
+
+    /// Creates namespace `name` (with `lo` up) and returns a handle on it.
+    /// Fails with EEXIST when the name is taken.
+    @discardableResult
+    public func create(_ name: String, on thread: NamespaceThread) throws -> NamespaceHandle {
+        try prepareDirectory()
+        let file = path(name)
+        let fd = open(file, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
+        guard fd >= 0 else { throw SystemCallError.last("create \(file)") }
+        close(fd)
+        do {
+            try thread.runInNewNamespace {
+                guard mount("/proc/thread-self/ns/net", file, "none", UInt(MS_BIND), nil) == 0 else {
+                    throw SystemCallError.last("bind-mount netns onto \(file)")
+                }
+                guard dnsd_link_set_up("lo") == 0 else { throw SystemCallError.last("set lo up in \(name)") }
+            }
+            return try NamespaceHandle(path: file)
+        } catch {
+            _ = umount2(file, Int32(MNT_DETACH))
+            unlink(file)
+            throw error
+        }
+    }
+
+    /// Removes namespace `name`: unmount, then unlink. The namespace itself lives on while any
+    /// process or socket still holds it.
+    public func delete(_ name: String) throws {
+        let file = path(name)
+        if umount2(file, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
+            throw SystemCallError.last("umount \(file)")
+        }
+        if unlink(file) != 0 && errno != ENOENT { throw SystemCallError.last("unlink \(file)") }
+    }
+
+    /// Names present in the directory.
+    public func list() -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// `ip netns add` makes the directory a shared mount point (bind-mounting it onto itself
+    /// first if it is not a mount point), so namespace mounts propagate to other mount namespaces.
+    private func prepareDirectory() throws {
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SystemCallError.last("mkdir \(directory)") }
+        let shared = UInt(MS_SHARED | MS_REC)
+        if mount("", directory, "none", shared, nil) == 0 { return }
+        guard errno == EINVAL else { throw SystemCallError.last("make \(directory) shared") }
+        guard mount(directory, directory, "none", UInt(MS_BIND | MS_REC), nil) == 0 else {
+            throw SystemCallError.last("bind \(directory) onto itself")
+        }
+        guard mount("", directory, "none", shared, nil) == 0 else {
+            throw SystemCallError.last("make \(directory) shared")
+        }
+    }
+}
+

@@ -1,0 +1,24 @@
+import Addressing
+
+/// What one endpoint (a sandbox's attachment to a network) publishes into DNS: its name,
+/// aliases and addresses on that network.
+public struct EndpointRecord: Hashable, Sendable {
+    public var name: HostLabel
+    public var aliases: [HostLabel]
+    public var ipv4: [IPv4Address]
+    public var ipv6: [IPv6Address]
+
+    public init(name: HostLabel, aliases: [HostLabel] = [], ipv4: [IPv4Address] = [], ipv6: [IPv6Address] = []) {
+        self.name = name
+        self.aliases = aliases
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+    }
+}
+
+/// Identifies a sandbox served by the responder (the daemon's own numbering).
+public struct SandboxID: Hashable, Sendable, CustomStringConvertible {
+    public let value: Int
+    public init(_ value: Int) { self.value = value }
+    public var description: String { "sandbox#\(value)" }
+}

@@ -1,0 +1,90 @@
+import Addressing
+
+/// The immutable DNS view of one network: every name and alias to its addresses, and every
+/// address back to its endpoint's `name.network.` for PTR.
+///
+/// Addresses are kept in two flat pools with per-name ranges, so a zone of 100k names is a
+/// handful of arrays rather than 100k small ones.
+public final class NetworkZone: Sendable {
+    public let name: HostLabel
+    public let subnets: [IPv4Subnet]
+
+    struct Entry: Sendable {
+        var v4Start: Int32, v4Count: Int32
+        var v6Start: Int32, v6Count: Int32
+    }
+
+    let entries: [Entry]
+    let names: [LabelKey: Int32]
+    let v4Pool: [UInt32]
+    let v6Pool: [IPv6Address]
+    /// PTR targets (`name.network.` in wire form), concatenated; `ptrRanges[i]` locates one.
+    let ptrPool: [UInt8]
+    let ptrRanges: [Range<Int32>]
+    let reverse4: [UInt32: Int32]
+    let reverse6: [IPv6Address: Int32]
+
+    public init(name: HostLabel, subnets: [IPv4Subnet], endpoints: some Sequence<EndpointRecord>) {
+        self.name = name
+        self.subnets = subnets
+
+        // Gather addresses per label; several endpoints may share an alias.
+        var byLabel: [LabelKey: (v4: [UInt32], v6: [IPv6Address])] = [:]
+        var order: [LabelKey] = []
+        var ptrPool: [UInt8] = []
+        var ptrRanges: [Range<Int32>] = []
+        var reverse4: [UInt32: Int32] = [:]
+        var reverse6: [IPv6Address: Int32] = [:]
+        // Endpoints in a stable order so a rebuild gives the same zone for the same input.
+        let sorted = endpoints.sorted { ($0.name, $0.ipv4.first ?? IPv4Address(0)) < ($1.name, $1.ipv4.first ?? IPv4Address(0)) }
+        for endpoint in sorted {
+            for label in [endpoint.name] + endpoint.aliases {
+                let key = LabelKey(label)
+                if byLabel[key] == nil { order.append(key) }
+                var slot = byLabel[key] ?? ([], [])
+                for a in endpoint.ipv4 where !slot.v4.contains(a.value) { slot.v4.append(a.value) }
+                for a in endpoint.ipv6 where !slot.v6.contains(a) { slot.v6.append(a) }
+                byLabel[key] = slot
+            }
+            let start = Int32(ptrPool.count)
+            for label in [endpoint.name.text, name.text] {
+                ptrPool.append(UInt8(label.utf8.count))
+                ptrPool.append(contentsOf: label.utf8)
+            }
+            ptrPool.append(0)
+            let target = Int32(ptrRanges.count)
+            ptrRanges.append(start..<Int32(ptrPool.count))
+            for a in endpoint.ipv4 where reverse4[a.value] == nil { reverse4[a.value] = target }
+            for a in endpoint.ipv6 where reverse6[a] == nil { reverse6[a] = target }
+        }
+
+        var entries: [Entry] = []
+        var names: [LabelKey: Int32] = [:]
+        var v4Pool: [UInt32] = []
+        var v6Pool: [IPv6Address] = []
+        entries.reserveCapacity(order.count)
+        names.reserveCapacity(order.count)
+        for key in order {
+            let slot = byLabel[key]!
+            names[key] = Int32(entries.count)
+            entries.append(Entry(
+                v4Start: Int32(v4Pool.count), v4Count: Int32(slot.v4.count),
+                v6Start: Int32(v6Pool.count), v6Count: Int32(slot.v6.count)))
+            v4Pool.append(contentsOf: slot.v4)
+            v6Pool.append(contentsOf: slot.v6)
+        }
+        self.entries = entries
+        self.names = names
+        self.v4Pool = v4Pool
+        self.v6Pool = v6Pool
+        self.ptrPool = ptrPool
+        self.ptrRanges = ptrRanges
+        self.reverse4 = reverse4
+        self.reverse6 = reverse6
+    }
+
+    public var nameCount: Int { entries.count }
+
+    /// True when `address` falls in one of the network's subnets.
+    public func covers(_ address: IPv4Address) -> Bool { subnets.contains { $0.contains(address) } }
+}
