@@ -1,0 +1,337 @@
+import CShim
+import Dispatch
+import Logging
+import Netns
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends queries dnsd does not answer itself to the upstream servers and relays their answers.
+///
+/// Lives on the serving loop's thread: one connected UDP socket per upstream, created in the
+/// daemon's own namespace (so an upstream on the host's loopback works), registered in the
+/// loop's epoll. Each query in flight holds one of `maxInFlight` slots; a full table answers
+/// SERVFAIL at once instead of queueing without bound. Every query gets a fresh random ID, and
+/// an answer must come from the server that was asked and repeat the question, or it is ignored.
+///
+/// Tries: the preferred server first, then each other server once, each try bounded by
+/// `timeout`; a server that refuses (ICMP port unreachable) or times out stops being preferred.
+/// When every try failed the client gets SERVFAIL. A truncated UDP answer to a TCP client is
+/// retried over TCP off the loop thread; a UDP client gets the truncated answer and retries
+/// over TCP itself.
+final class Forwarder {
+    struct Configuration {
+        var upstreams: [SocketAddress]
+        var timeoutMilliseconds: Int
+        var maxInFlight: Int
+    }
+
+    private struct Slot {
+        var inUse = false
+        var client: ForwardClient?
+        var clientID: UInt16 = 0
+        var upstreamID: UInt16 = 0
+        /// The query as sent upstream (our ID in its first two bytes).
+        var query: [UInt8] = []
+        var questionEnd = 0
+        var server = 0
+        var triesLeft = 0
+        /// Bumped on every try, so a stale deadline or TCP result is recognised.
+        var attempt: UInt32 = 0
+        var viaTCP = false
+    }
+
+    private struct Deadline {
+        var slot: Int
+        var attempt: UInt32
+        var at: UInt64
+    }
+
+    private struct TCPResult: Sendable {
+        var slot: Int
+        var attempt: UInt32
+        var reply: [UInt8]?
+    }
+
+    let configuration: Configuration
+    /// Upstream sockets, index-aligned with `configuration.upstreams`.
+    let sockets: [Int32]
+    private var slots: [Slot]
+    private var freeSlots: [Int]
+    private var byID: [UInt16: Int] = [:]
+    /// Deadlines in the order they fall due: every try has the same timeout, so appending keeps
+    /// the queue sorted.
+    private var deadlines: [Deadline] = []
+    private var deadlineHead = 0
+    private var preferred = 0
+    private let parser = QueryParser()
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+    private var random = SystemRandomNumberGenerator()
+    private let tcpResults = Mailbox<TCPResult>()
+    private let wake: @Sendable () -> Void
+    private let logger: Logger
+    private let timeoutNanoseconds: UInt64
+
+    /// Forwarded queries that got an upstream answer, and those answered SERVFAIL.
+    private(set) var relayed = 0
+    private(set) var failed = 0
+
+    init(configuration: Configuration, logger: Logger, wake: @escaping @Sendable () -> Void) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.wake = wake
+        timeoutNanoseconds = UInt64(configuration.timeoutMilliseconds) * 1_000_000
+        var sockets: [Int32] = []
+        do {
+            for upstream in configuration.upstreams { sockets.append(try Sockets.connectedUDP(to: upstream)) }
+        } catch {
+            sockets.forEach { close($0) }
+            throw error
+        }
+        self.sockets = sockets
+        slots = Array(repeating: Slot(), count: configuration.maxInFlight)
+        freeSlots = Array((0..<configuration.maxInFlight).reversed())
+    }
+
+    deinit {
+        sockets.forEach { close($0) }
+        scratch.deallocate()
+    }
+
+    var inFlight: Int { configuration.maxInFlight - freeSlots.count }
+
+    /// Starts forwarding `packet` (already parsed as `query`) for `client`.
+    func forward(_ packet: UnsafeRawBufferPointer, query: Query, for client: ForwardClient, now: UInt64) {
+        guard !sockets.isEmpty, let index = freeSlots.popLast() else {
+            logger.debug("forward table full (\(configuration.maxInFlight) in flight): SERVFAIL")
+            answerServerFailure(packet, to: client)
+            return
+        }
+        var slot = Slot()
+        slot.inUse = true
+        slot.client = client
+        slot.clientID = query.id
+        slot.query = slots[index].query  // keep the old buffer's capacity
+        slot.query.removeAll(keepingCapacity: true)
+        slot.query.append(contentsOf: packet)
+        slot.questionEnd = query.questionEnd
+        slot.server = preferred
+        slot.triesLeft = sockets.count
+        slots[index] = slot
+        send(index, now: now)
+    }
+
+    /// Sends slot `index` to its current server with a new ID, or fails it when no tries remain.
+    private func send(_ index: Int, now: UInt64) {
+        while slots[index].triesLeft > 0 {
+            slots[index].triesLeft -= 1
+            slots[index].attempt &+= 1
+            if slots[index].upstreamID != 0 || byID[slots[index].upstreamID] == index {
+                byID[slots[index].upstreamID] = nil
+            }
+            var id: UInt16
+            repeat { id = UInt16.random(in: 1...UInt16.max, using: &random) } while byID[id] != nil
+            slots[index].upstreamID = id
+            slots[index].query[0] = UInt8(id >> 8)
+            slots[index].query[1] = UInt8(truncatingIfNeeded: id)
+            byID[id] = index
+            let server = slots[index].server
+            let n = slots[index].query.withUnsafeBytes { Glibc.send(sockets[server], $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+            if n >= 0 {
+                deadlines.append(Deadline(slot: index, attempt: slots[index].attempt, at: now + timeoutNanoseconds))
+                return
+            }
+            logger.debug("upstream \(configuration.upstreams[server]): \(SystemCallError.last("send"))")
+            demote(server)
+            slots[index].server = (server + 1) % sockets.count
+        }
+        fail(index)
+    }
+
+    /// Stop preferring `server` after it failed.
+    private func demote(_ server: Int) {
+        if preferred == server { preferred = (server + 1) % max(1, sockets.count) }
+    }
+
+    /// Reads answers waiting on upstream socket `server`.
+    func readAnswers(from server: Int, now: UInt64) {
+        let fd = sockets[server]
+        for _ in 0..<64 {
+            let n = recv(fd, scratch.baseAddress!, scratch.count, Int32(MSG_DONTWAIT))
+            if n < 0 {
+                if errno == ECONNREFUSED {
+                    // The server's port is closed: every query waiting on it moves on now
+                    // rather than at its deadline.
+                    logger.debug("upstream \(configuration.upstreams[server]) refused")
+                    demote(server)
+                    for index in slots.indices where slots[index].inUse && !slots[index].viaTCP && slots[index].server == server {
+                        slots[index].server = (server + 1) % sockets.count
+                        send(index, now: now)
+                    }
+                    continue
+                }
+                return
+            }
+            guard n >= HeaderBits.headerSize else { continue }
+            let reply = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<n])
+            let id = UnsafeRawBufferPointer(reply).loadBigEndianUInt16(at: 0)
+            guard let index = byID[id], slots[index].inUse, !slots[index].viaTCP, slots[index].server == server,
+                  sameQuestion(UnsafeRawBufferPointer(reply), slots[index])
+            else { continue }
+            let flags = UnsafeRawBufferPointer(reply).loadBigEndianUInt16(at: 2)
+            if flags & HeaderBits.truncated != 0, let client = slots[index].client, client.overTCP {
+                retryOverTCP(index, server: server)
+                continue
+            }
+            deliver(index, reply: reply)
+        }
+    }
+
+    /// Whether `reply` repeats the question of slot's query (names compared without case).
+    private func sameQuestion(_ reply: UnsafeRawBufferPointer, _ slot: Slot) -> Bool {
+        let end = slot.questionEnd
+        guard reply.count >= end, reply.loadBigEndianUInt16(at: 4) == 1 else { return false }
+        return slot.query.withUnsafeBytes { query in
+            for i in HeaderBits.headerSize..<end {
+                var a = query[i], b = reply[i]
+                if a >= 0x41 && a <= 0x5A { a |= 0x20 }
+                if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+                if a != b { return false }
+            }
+            return true
+        }
+    }
+
+    private func retryOverTCP(_ index: Int, server: Int) {
+        slots[index].viaTCP = true
+        slots[index].attempt &+= 1
+        byID[slots[index].upstreamID] = nil
+        slots[index].upstreamID = 0
+        let attempt = slots[index].attempt
+        let query = slots[index].query
+        let upstream = configuration.upstreams[server]
+        let timeout = configuration.timeoutMilliseconds
+        let results = tcpResults
+        let wake = self.wake
+        let logger = self.logger
+        DispatchQueue.global().async {
+            var reply: [UInt8]?
+            do { reply = try TCPExchange.perform(query, with: upstream, timeoutMilliseconds: timeout) } catch {
+                logger.debug("upstream \(upstream) over TCP: \(error)")
+            }
+            results.post(TCPResult(slot: index, attempt: attempt, reply: reply))
+            wake()
+        }
+    }
+
+    /// Collects finished TCP retries (called by the loop after a wake-up).
+    func collectTCPResults() {
+        for result in tcpResults.takeAll() where slots[result.slot].inUse && slots[result.slot].attempt == result.attempt {
+            guard var reply = result.reply, reply.count >= HeaderBits.headerSize,
+                  reply.withUnsafeBytes({ sameQuestion($0, slots[result.slot]) })
+            else {
+                fail(result.slot)
+                continue
+            }
+            reply.withUnsafeMutableBytes { deliver(result.slot, reply: $0) }
+        }
+    }
+
+    /// Fails or retries the queries whose try timed out.
+    func expire(now: UInt64) {
+        while deadlineHead < deadlines.count, deadlines[deadlineHead].at <= now {
+            let due = deadlines[deadlineHead]
+            deadlineHead += 1
+            guard slots[due.slot].inUse, slots[due.slot].attempt == due.attempt else { continue }
+            let server = slots[due.slot].server
+            logger.debug("upstream \(configuration.upstreams[server]) timed out")
+            demote(server)
+            slots[due.slot].server = (server + 1) % sockets.count
+            send(due.slot, now: now)
+        }
+        if deadlineHead > 1024 && deadlineHead * 2 > deadlines.count {
+            deadlines.removeFirst(deadlineHead)
+            deadlineHead = 0
+        }
+    }
+
+    /// When the earliest pending try times out, if any.
+    var nextDeadline: UInt64? {
+        deadlineHead < deadlines.count ? deadlines[deadlineHead].at : nil
+    }
+
+    /// Relays `reply` to the slot's client with the client's ID, then frees the slot.
+    private func deliver(_ index: Int, reply: UnsafeMutableRawBufferPointer) {
+        let slot = slots[index]
+        release(index)
+        guard let client = slot.client, !client.isGone else { return }
+        reply.storeBigEndian(slot.clientID, at: 0)
+        relayed += 1
+        switch client {
+        case .udp(let listener, var address, let length, let limit):
+            var length = length
+            var message = UnsafeRawBufferPointer(reply)
+            if reply.count > limit {
+                // Too big for what the client said it can take: header and question with TC.
+                let flags = UnsafeRawBufferPointer(reply).loadBigEndianUInt16(at: 2) | HeaderBits.truncated
+                reply.storeBigEndian(flags, at: 2)
+                for offset in stride(from: 6, to: 12, by: 2) { reply.storeBigEndian(UInt16(0), at: offset) }
+                message = UnsafeRawBufferPointer(rebasing: message[0..<slot.questionEnd])
+            }
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    _ = sendto(listener.fd, message.baseAddress!, message.count, Int32(MSG_DONTWAIT), $0, length)
+                }
+            }
+            length = 0
+        case .tcp(let connection):
+            connection.pendingForwards -= 1
+            connection.enqueue(UnsafeRawBufferPointer(reply))
+            onTCPAnswer?(connection)
+        }
+    }
+
+    /// Called after an answer is queued on a TCP connection, so the loop can flush it.
+    var onTCPAnswer: ((TCPConnection) -> Void)?
+
+    private func fail(_ index: Int) {
+        let slot = slots[index]
+        release(index)
+        failed += 1
+        guard let client = slot.client, !client.isGone else { return }
+        if case .tcp(let connection) = client { connection.pendingForwards -= 1 }
+        var query = slot.query
+        query[0] = UInt8(slot.clientID >> 8)
+        query[1] = UInt8(truncatingIfNeeded: slot.clientID)
+        query.withUnsafeBytes { answerServerFailure($0, to: client) }
+    }
+
+    private func release(_ index: Int) {
+        if byID[slots[index].upstreamID] == index { byID[slots[index].upstreamID] = nil }
+        slots[index].inUse = false
+        slots[index].client = nil
+        slots[index].viaTCP = false
+        slots[index].upstreamID = 0
+        freeSlots.append(index)
+    }
+
+    /// SERVFAIL for `packet` straight to the client.
+    private func answerServerFailure(_ packet: UnsafeRawBufferPointer, to client: ForwardClient) {
+        guard case .query(let query) = parser.parse(packet) else { return }
+        var writer = ResponseWriter(buffer: scratch, limit: MessageSize.classicUDP)
+        writer.start(answering: query, from: packet, authoritative: false)
+        let length = writer.finish(code: .serverFailure)
+        let message = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[0..<length])
+        switch client {
+        case .udp(let listener, var address, let addressLength, _):
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    _ = sendto(listener.fd, message.baseAddress!, message.count, Int32(MSG_DONTWAIT), $0, addressLength)
+                }
+            }
+        case .tcp(let connection):
+            connection.enqueue(message)
+            onTCPAnswer?(connection)
+        }
+    }
+}
