@@ -1,0 +1,70 @@
+import Foundation
+
+/// A long-running child started with posix_spawn and stopped with SIGTERM.
+///
+/// Not Foundation.Process: dnsmasq closes every inherited descriptor at start-up, including the
+/// one Foundation watches to notice a child's exit, and Foundation then blocks its one
+/// monitoring thread in waitpid, so no other Process in the test run is ever reaped.
+final class ChildProcess {
+    let pid: pid_t
+    private var reaped = false
+
+    init(_ arguments: [String], output: String = "/dev/null") throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Threads of a Swift process block most signals, and a spawned child inherits the
+        // mask: without this reset dnsmasq would ignore SIGTERM.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        guard rc == 0 else { throw ShellError(command: arguments.joined(separator: " "), status: rc, stderr: "posix_spawn failed") }
+        self.pid = pid
+    }
+
+    var isRunning: Bool {
+        guard !reaped else { return false }
+        var status: Int32 = 0
+        let rc = waitpid(pid, &status, WNOHANG)
+        if rc == pid || (rc < 0 && errno == ECHILD) {
+            reaped = true
+            return false
+        }
+        return true
+    }
+
+    func stop() {
+        guard !reaped else { return }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<200 {
+            // ECHILD: something else in the process (Foundation) reaped it already.
+            let rc = waitpid(pid, &status, WNOHANG)
+            if rc == pid || (rc < 0 && errno == ECHILD) {
+                reaped = true
+                return
+            }
+            usleep(10_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        reaped = true
+    }
+
+    deinit { stop() }
+}

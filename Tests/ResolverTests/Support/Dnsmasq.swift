@@ -1,0 +1,66 @@
+import Foundation
+
+/// A real dnsmasq as the upstream server, listening on loopback at a free port (or inside a
+/// test namespace), with query logging so a test can tell what reached it.
+final class Dnsmasq {
+    let address: String
+    let port: UInt16
+    let logFile: String
+    private let hostsFile: String
+    private var process: ChildProcess?
+
+    /// Names it knows: `outside.test` (one A), `big.test` (60 A records: over 512 bytes).
+    init(address: String = "127.0.0.1", netns: String? = nil) throws {
+        self.address = address
+        port = try Self.freePort()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-dnsmasq-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        logFile = dir + "/queries.log"
+        hostsFile = dir + "/hosts"
+        let big = (1...60).map { "203.0.113.\($0) big.test" }.joined(separator: "\n")
+        try (big + "\n").write(toFile: hostsFile, atomically: true, encoding: .utf8)
+        var arguments = [
+            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+            "--user=root", "--pid-file=", "--bind-interfaces", "--listen-address=\(address)", "--port=\(port)",
+            "--address=/outside.test/203.0.113.7", "--addn-hosts=\(hostsFile)",
+            "--log-queries", "--log-facility=\(logFile)",
+        ]
+        if let netns { arguments = ["ip", "netns", "exec", netns] + arguments }
+        let process = try ChildProcess(arguments)
+        self.process = process
+        // Ready when the log says so (dnsmasq logs its start-up line after binding).
+        for _ in 0..<200 {
+            if let log = try? String(contentsOfFile: logFile, encoding: .utf8), log.contains("started") { return }
+            guard process.isRunning else { break }
+            usleep(10_000)
+        }
+        stop()
+        throw ShellError(command: arguments.joined(separator: " "), status: -1, stderr: "dnsmasq did not start")
+    }
+
+    /// Whether a query for `name` reached this server.
+    func sawQuery(for name: String) -> Bool {
+        let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").contains { $0.contains("query[") && $0.contains(" \(name) from") }
+    }
+
+    func stop() {
+        process?.stop()
+        process = nil
+        try? FileManager.default.removeItem(atPath: (logFile as NSString).deletingLastPathComponent)
+    }
+
+    deinit { stop() }
+
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}
