@@ -161,14 +161,22 @@ struct CodecTests {
         #expect(outcome(notify) == "NOTIMP")
     }
 
-    @Test("label keys compare without case and hash equal")
-    func labelKeys() {
-        let a = LabelKey("Web-01")!
-        let b = LabelKey("web-01")!
-        #expect(a == b && a.hashValue == b.hashValue)
-        #expect(LabelKey("web-1") != b)
-        #expect(LabelKey(String(repeating: "x", count: 64)) == nil)
-        #expect(LabelKey(String(repeating: "x", count: 63))?.text.count == 63)
+    @Test("name index: case-insensitive, exact length, first value wins, absent is nil")
+    func nameIndex() {
+        let pairs: [(String, Int32)] = [("Web-01", 1), ("web-1", 2), ("web-01", 3), (String(repeating: "x", count: 63), 4), ("", 5)]
+        let index = NameIndex(pairs)
+        #expect(index.find("web-01") == 1)
+        #expect(index.find("WEB-01") == 1)
+        #expect(index.find("web-1") == 2)
+        #expect(index.find("web-0") == nil && index.find("web-011") == nil)
+        #expect(index.find(String(repeating: "x", count: 63)) == 4)
+        #expect(index.find(String(repeating: "x", count: 62)) == nil)
+        #expect(index.find("") == 5)
+        #expect(index.count == 4)  // "Web-01" and "web-01" are one label
+        // Many names, all found, none confused.
+        let big = NameIndex((0..<5000).map { ("n\($0)", Int32($0)) })
+        #expect((0..<5000).allSatisfy { big.find("n\($0)") == Int32($0) })
+        #expect(big.find("n5000") == nil)
     }
 
     @Test("ResponseWriter keeps the OPT and sets TC when a record does not fit")

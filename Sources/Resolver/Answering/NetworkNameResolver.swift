@@ -21,12 +21,9 @@ public struct NetworkNameResolver: QueryResolver {
         guard labels >= 1 else { return .next }
         let zones = request.table.zones
 
-        if labels >= 2, let network = LabelKey(lowercased: name.label(labels - 1)),
-           let zoneIndex = request.table.zone(named: network)
-        {
+        if labels >= 2, let zoneIndex = request.table.zone(named: name.label(labels - 1)) {
             guard labels == 2, request.attached.contains(zoneIndex),
-                  let key = LabelKey(lowercased: name.label(0)),
-                  let entry = zones[zoneIndex].names[key]
+                  let entry = zones[zoneIndex].names.find(name.label(0))
             else { return request.nameError() }
             request.startAuthoritative()
             write(zones[zoneIndex], entry, into: &request)
@@ -34,11 +31,12 @@ public struct NetworkNameResolver: QueryResolver {
             return .answered(.noError)
         }
 
-        guard labels == 1, let key = LabelKey(lowercased: name.label(0)) else { return .next }
+        guard labels == 1 else { return .next }
+        let key = name.label(0)
         var found = false
         for zoneIndex in request.attached {
             let zone = zones[zoneIndex]
-            guard let entry = zone.names[key] else { continue }
+            guard let entry = zone.names.find(key) else { continue }
             if !found {
                 request.startAuthoritative()
                 found = true

@@ -53,13 +53,6 @@ public struct ReverseResolver: QueryResolver {
             && memcmpEqual(label.baseAddress!, UnsafeRawPointer(text.utf8Start), label.count)
     }
 
-    private static func memcmpEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
-        for i in 0..<count where a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) {
-            return false
-        }
-        return true
-    }
-
     /// The address of `d.c.b.a.in-addr.arpa`; nil unless all four labels are decimal 0-255.
     private static func ipv4(_ name: QueryName) -> IPv4Address? {
         var value: UInt32 = 0

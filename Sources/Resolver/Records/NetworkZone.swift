@@ -15,7 +15,7 @@ public final class NetworkZone: Sendable {
     }
 
     let entries: [Entry]
-    let names: [LabelKey: Int32]
+    let names: NameIndex
     let v4Pool: [UInt32]
     let v6Pool: [IPv6Address]
     /// PTR targets (`name.network.` in wire form), concatenated; `ptrRanges[i]` locates one.
@@ -29,8 +29,8 @@ public final class NetworkZone: Sendable {
         self.subnets = subnets
 
         // Gather addresses per label; several endpoints may share an alias.
-        var byLabel: [LabelKey: (v4: [UInt32], v6: [IPv6Address])] = [:]
-        var order: [LabelKey] = []
+        var byLabel: [String: (v4: [UInt32], v6: [IPv6Address])] = [:]
+        var order: [String] = []
         var ptrPool: [UInt8] = []
         var ptrRanges: [Range<Int32>] = []
         var reverse4: [UInt32: Int32] = [:]
@@ -39,7 +39,7 @@ public final class NetworkZone: Sendable {
         let sorted = endpoints.sorted { ($0.name, $0.ipv4.first ?? IPv4Address(0)) < ($1.name, $1.ipv4.first ?? IPv4Address(0)) }
         for endpoint in sorted {
             for label in [endpoint.name] + endpoint.aliases {
-                let key = LabelKey(label)
+                let key = label.text
                 if byLabel[key] == nil { order.append(key) }
                 var slot = byLabel[key] ?? ([], [])
                 for a in endpoint.ipv4 where !slot.v4.contains(a.value) { slot.v4.append(a.value) }
@@ -59,14 +59,11 @@ public final class NetworkZone: Sendable {
         }
 
         var entries: [Entry] = []
-        var names: [LabelKey: Int32] = [:]
         var v4Pool: [UInt32] = []
         var v6Pool: [IPv6Address] = []
         entries.reserveCapacity(order.count)
-        names.reserveCapacity(order.count)
         for key in order {
             let slot = byLabel[key]!
-            names[key] = Int32(entries.count)
             entries.append(Entry(
                 v4Start: Int32(v4Pool.count), v4Count: Int32(slot.v4.count),
                 v6Start: Int32(v6Pool.count), v6Count: Int32(slot.v6.count)))
@@ -74,7 +71,7 @@ public final class NetworkZone: Sendable {
             v6Pool.append(contentsOf: slot.v6)
         }
         self.entries = entries
-        self.names = names
+        self.names = NameIndex(order.enumerated().map { ($0.element, Int32($0.offset)) })
         self.v4Pool = v4Pool
         self.v6Pool = v6Pool
         self.ptrPool = ptrPool

@@ -7,17 +7,16 @@ import Addressing
 /// while `RecordStore` builds the next one aside.
 public final class RecordTable: Sendable {
     public let zones: [NetworkZone]
-    let zoneIndex: [LabelKey: Int]
+    let zoneIndex: NameIndex
     let attachments: [SandboxID: [Int]]
 
     init(zones: [NetworkZone], attachments: [SandboxID: [HostLabel]]) {
         self.zones = zones
-        var index: [LabelKey: Int] = [:]
-        for (i, zone) in zones.enumerated() { index[LabelKey(zone.name)] = i }
+        let index = NameIndex(zones.enumerated().map { ($0.element.name.text, Int32($0.offset)) })
         zoneIndex = index
         var resolved: [SandboxID: [Int]] = [:]
         for (sandbox, networks) in attachments {
-            resolved[sandbox] = networks.compactMap { index[LabelKey($0)] }
+            resolved[sandbox] = networks.compactMap { index.find($0.text).map(Int.init) }
         }
         self.attachments = resolved
     }
@@ -28,7 +27,7 @@ public final class RecordTable: Sendable {
     @inline(__always)
     func attachedZones(_ sandbox: SandboxID) -> [Int] { attachments[sandbox] ?? [] }
 
-    /// The zone of the network called `label`, if the cluster has one.
+    /// The zone of the network whose name is `label` (lower-case bytes), if the cluster has one.
     @inline(__always)
-    func zone(named label: LabelKey) -> Int? { zoneIndex[label] }
+    func zone(named label: UnsafeRawBufferPointer) -> Int? { zoneIndex.find(label).map(Int.init) }
 }

@@ -291,29 +291,36 @@ public final class DNSServer: @unchecked Sendable {
         close(entry.tcpFD)
     }
 
-    /// One batch from one sandbox's UDP socket: answer what the table can, forward the rest.
+    /// Batches from one sandbox's UDP socket: answer what the table can, forward the rest.
+    /// A full batch suggests more is queued, so read again at once (saving an epoll_wait per
+    /// batch under load), but at most `batchesPerTurn` times so other sandboxes get their turn.
     @inline(__always)
     private func serveDatagrams(_ listener: UDPListener, table: RecordTable, now: UInt64) {
-        let count = batch.receive(from: listener.fd)
-        guard count > 0 else { return }
-        for i in 0..<count {
-            let packet = batch.packet(i)
-            switch responder.respond(to: packet, from: listener.sandbox, table: table, into: batch.output(i), overUDP: true) {
-            case .reply(let length):
-                batch.queueReply(i, length: length)
-            case .forward(let query):
-                let sender = batch.sender(i)
-                // The client's own EDNS size bounds what is relayed to it.
-                let limit = min(max(query.edns?.udpPayloadSize ?? MessageSize.classicUDP, MessageSize.classicUDP), 4096)
-                forwarder.forward(
-                    packet, query: query,
-                    for: .udp(listener, address: sender.address, addressLength: sender.length, limit: limit), now: now)
-            case .drop:
-                continue
+        for _ in 0..<Self.batchesPerTurn {
+            let count = batch.receive(from: listener.fd)
+            guard count > 0 else { return }
+            for i in 0..<count {
+                let packet = batch.packet(i)
+                switch responder.respond(to: packet, from: listener.sandbox, table: table, into: batch.output(i), overUDP: true) {
+                case .reply(let length):
+                    batch.queueReply(i, length: length)
+                case .forward(let query):
+                    let sender = batch.sender(i)
+                    // The client's own EDNS size bounds what is relayed to it.
+                    let limit = min(max(query.edns?.udpPayloadSize ?? MessageSize.classicUDP, MessageSize.classicUDP), 4096)
+                    forwarder.forward(
+                        packet, query: query,
+                        for: .udp(listener, address: sender.address, addressLength: sender.length, limit: limit), now: now)
+                case .drop:
+                    continue
+                }
             }
+            batch.sendQueued(on: listener.fd)
+            guard count == batch.capacity else { return }
         }
-        batch.sendQueued(on: listener.fd)
     }
+
+    private static let batchesPerTurn = 4
 
     private func accept(on fd: Int32, for sandbox: SandboxID, now: UInt64) {
         for _ in 0..<16 {
