@@ -107,13 +107,16 @@ final class Forwarder {
             answerServerFailure(packet, to: client)
             return
         }
+        // Reuse the slot's query buffer: move it out so it is uniquely referenced, then refill.
+        var buffer = slots[index].query
+        slots[index].query = []
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: packet)
         var slot = Slot()
         slot.inUse = true
         slot.client = client
         slot.clientID = query.id
-        slot.query = slots[index].query  // keep the old buffer's capacity
-        slot.query.removeAll(keepingCapacity: true)
-        slot.query.append(contentsOf: packet)
+        slot.query = buffer
         slot.questionEnd = query.questionEnd
         slot.server = preferred
         slot.triesLeft = sockets.count
@@ -126,9 +129,7 @@ final class Forwarder {
         while slots[index].triesLeft > 0 {
             slots[index].triesLeft -= 1
             slots[index].attempt &+= 1
-            if slots[index].upstreamID != 0 || byID[slots[index].upstreamID] == index {
-                byID[slots[index].upstreamID] = nil
-            }
+            if byID[slots[index].upstreamID] == index { byID[slots[index].upstreamID] = nil }
             var id: UInt16
             repeat { id = UInt16.random(in: 1...UInt16.max, using: &random) } while byID[id] != nil
             slots[index].upstreamID = id
@@ -269,7 +270,6 @@ final class Forwarder {
         relayed += 1
         switch client {
         case .udp(let listener, var address, let length, let limit):
-            var length = length
             var message = UnsafeRawBufferPointer(reply)
             if reply.count > limit {
                 // Too big for what the client said it can take: header and question with TC.
@@ -283,7 +283,6 @@ final class Forwarder {
                     _ = sendto(listener.fd, message.baseAddress!, message.count, Int32(MSG_DONTWAIT), $0, length)
                 }
             }
-            length = 0
         case .tcp(let connection):
             connection.pendingForwards -= 1
             connection.enqueue(UnsafeRawBufferPointer(reply))

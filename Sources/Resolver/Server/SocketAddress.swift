@@ -44,51 +44,47 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
 /// Small wrappers over the socket calls the server makes, throwing `SystemCallError`.
 enum Sockets {
     static func udp(bindingTo address: SocketAddress) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemCallError.last("socket(udp)") }
-        do {
-            // No SO_REUSEADDR on UDP: it would let a second process bind the same address and
-            // silently take a share of the queries.
+        // No SO_REUSEADDR on UDP: it would let a second process bind the same address and
+        // silently take a share of the queries.
+        try configured(SOCK_DGRAM, "udp") { fd in
             try bind(fd, address)
             // Root may raise the buffer past rmem_max: bursts from dnsperf or a busy app fit.
             setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, 1 << 21)
-            return fd
-        } catch {
-            close(fd)
-            throw error
         }
     }
 
     static func tcpListener(bindingTo address: SocketAddress) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemCallError.last("socket(tcp)") }
-        do {
+        try configured(SOCK_STREAM, "tcp") { fd in
             setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
             try bind(fd, address)
             guard listen(fd, 128) == 0 else { throw SystemCallError.last("listen \(address)") }
-            return fd
-        } catch {
-            close(fd)
-            throw error
         }
     }
 
     /// A UDP socket connected to `peer`: the kernel filters out datagrams from anyone else and
     /// reports ICMP port-unreachable as ECONNREFUSED.
     static func connectedUDP(to peer: SocketAddress) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemCallError.last("socket(udp)") }
-        var raw = peer.sockaddr
-        let rc = withUnsafePointer(to: &raw) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        try configured(SOCK_DGRAM, "udp") { fd in
+            var raw = peer.sockaddr
+            let rc = withUnsafePointer(to: &raw) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard rc == 0 else { throw SystemCallError.last("connect udp \(peer)") }
+            setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, 1 << 21)
         }
-        guard rc == 0 else {
-            let error = SystemCallError.last("connect udp \(peer)")
+    }
+
+    /// A non-blocking, close-on-exec IPv4 socket set up by `configure`, closed again if that fails.
+    private static func configured(_ type: __socket_type, _ name: String, _ configure: (Int32) throws -> Void) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemCallError.last("socket(\(name))") }
+        do {
+            try configure(fd)
+            return fd
+        } catch {
             close(fd)
             throw error
         }
-        setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, 1 << 21)
-        return fd
     }
 
     static func bind(_ fd: Int32, _ address: SocketAddress) throws {
