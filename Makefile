@@ -56,7 +56,7 @@ bench-dns: release
 ## Namespaces and processes a killed test run may have left behind (test names start dnsdt-).
 clean-test-leftovers:
 	@for n in $$(ip netns list 2>/dev/null | awk '{print $$1}' | grep '^dnsdt-'); do ip netns del $$n 2>/dev/null || true; done
-	@pkill -f 'dnsdt-dnsmasq' 2>/dev/null || true
+	@pkill -f '[d]nsdt-dnsmasq' 2>/dev/null || true
 	@for l in $$(ip -o link show 2>/dev/null | awk -F': ' '{print $$2}' | cut -d@ -f1 | grep '^dnsdt'); do ip link del $$l 2>/dev/null || true; done
 
 clean:
