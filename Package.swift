@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Resolver", targets: ["Resolver"]),
         .library(name: "Netns", targets: ["Netns"]),
         .library(name: "Addressing", targets: ["Addressing"]),
+        .library(name: "HostsWriter", targets: ["HostsWriter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,16 +42,25 @@ let package = Package(
             swiftSettings: hotPath
         ),
 
+        // Per-sandbox hosts files and resolv.conf, updated in place.
+        .target(
+            name: "HostsWriter",
+            dependencies: ["Netns", "Addressing", .product(name: "Logging", package: "swift-log")]
+        ),
+
         .executableTarget(
             name: "dnsd",
             dependencies: [
-                "Resolver", "Netns", "Addressing",
+                "Resolver", "HostsWriter", "Netns", "Addressing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
-        .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS"]),
+        // Helpers the test targets share: running commands, spawning servers.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
+        .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

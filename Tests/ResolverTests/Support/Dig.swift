@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Real `dig`, run inside a sandbox with `ip netns exec`, its output parsed.
 struct Dig {

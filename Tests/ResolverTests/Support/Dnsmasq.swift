@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A real dnsmasq as the upstream server, listening on loopback at a free port (or inside a
 /// test namespace), with query logging so a test can tell what reached it.

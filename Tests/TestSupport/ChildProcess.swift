@@ -5,11 +5,11 @@ import Foundation
 /// Not Foundation.Process: dnsmasq closes every inherited descriptor at start-up, including the
 /// one Foundation watches to notice a child's exit, and Foundation then blocks its one
 /// monitoring thread in waitpid, so no other Process in the test run is ever reaped.
-final class ChildProcess {
-    let pid: pid_t
+public final class ChildProcess {
+    public let pid: pid_t
     private var reaped = false
 
-    init(_ arguments: [String], output: String = "/dev/null") throws {
+    public init(_ arguments: [String], output: String = "/dev/null") throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -37,7 +37,7 @@ final class ChildProcess {
         self.pid = pid
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         guard !reaped else { return false }
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
@@ -48,7 +48,7 @@ final class ChildProcess {
         return true
     }
 
-    func stop() {
+    public func stop() {
         guard !reaped else { return }
         kill(pid, SIGTERM)
         var status: Int32 = 0

@@ -1,15 +1,15 @@
 import Foundation
 
 /// Runs a command and collects its output (test set-up, dig, dnsmasq).
-struct Shell {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+public struct Shell {
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
     }
 
     @discardableResult
-    static func run(_ arguments: [String], input: String? = nil) throws -> Result {
+    public static func run(_ arguments: [String], input: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -43,7 +43,7 @@ struct Shell {
 
     /// Runs and requires exit status 0.
     @discardableResult
-    static func check(_ arguments: [String], input: String? = nil) throws -> String {
+    public static func check(_ arguments: [String], input: String? = nil) throws -> String {
         let result = try run(arguments, input: input)
         guard result.status == 0 else {
             throw ShellError(command: arguments.joined(separator: " "), status: result.status, stderr: result.stderr)
@@ -52,9 +52,14 @@ struct Shell {
     }
 }
 
-struct ShellError: Error, CustomStringConvertible {
-    var command: String
-    var status: Int32
-    var stderr: String
-    var description: String { "\(command) exited \(status): \(stderr)" }
+public struct ShellError: Error, CustomStringConvertible {
+    public var command: String
+    public var status: Int32
+    public var stderr: String
+    public init(command: String, status: Int32, stderr: String) {
+        self.command = command
+        self.status = status
+        self.stderr = stderr
+    }
+    public var description: String { "\(command) exited \(status): \(stderr)" }
 }

@@ -1,0 +1,58 @@
+import Addressing
+
+/// One line of a hosts file: an address and the names it answers to.
+///
+/// Built only from validated `HostLabel`s, so a line can never carry a newline, a space inside a
+/// name or a `#`: nothing a container name can do injects a line into another sandbox's file.
+public struct HostsEntry: Hashable, Sendable, CustomStringConvertible {
+    public let address: String
+    public let names: [String]
+
+    /// `IP name name.net alias alias.net ...`: the peer line of DESIGN.md §5, with each alias
+    /// also qualified by the network so the hosts path answers what DNS answers.
+    public init(address: IPv4Address, name: HostLabel, network: HostLabel, aliases: [HostLabel] = []) {
+        self.address = address.description
+        var names = [name.text, "\(name.text).\(network.text)"]
+        for alias in aliases where alias != name {
+            names += [alias.text, "\(alias.text).\(network.text)"]
+        }
+        self.names = names
+    }
+
+    /// The same for an IPv6 address.
+    public init(address: IPv6Address, name: HostLabel, network: HostLabel, aliases: [HostLabel] = []) {
+        let v4 = HostsEntry(address: IPv4Address(0), name: name, network: network, aliases: aliases)
+        self.address = address.description
+        self.names = v4.names
+    }
+
+    /// The sandbox's own line: `IP hostname`.
+    public init(address: IPv4Address, hostname: HostLabel) {
+        self.address = address.description
+        self.names = [hostname.text]
+    }
+
+    public var line: String { "\(address)\t\(names.joined(separator: " "))" }
+    public var description: String { line }
+}
+
+/// The records of one endpoint as the hosts files need them.
+public struct HostsRecord: Hashable, Sendable {
+    public var name: HostLabel
+    public var aliases: [HostLabel]
+    public var ipv4: [IPv4Address]
+    public var ipv6: [IPv6Address]
+
+    public init(name: HostLabel, aliases: [HostLabel] = [], ipv4: [IPv4Address] = [], ipv6: [IPv6Address] = []) {
+        self.name = name
+        self.aliases = aliases
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+    }
+
+    /// Its lines on `network`: one per address.
+    func entries(on network: HostLabel) -> [HostsEntry] {
+        ipv4.map { HostsEntry(address: $0, name: name, network: network, aliases: aliases) }
+            + ipv6.map { HostsEntry(address: $0, name: name, network: network, aliases: aliases) }
+    }
+}

@@ -1,0 +1,183 @@
+import Addressing
+import Foundation
+import Logging
+
+/// Keeps every local sandbox's hosts file and resolv.conf in step with the endpoints of the
+/// networks it is attached to (DESIGN.md §5).
+///
+/// It is a projection: the caller (the daemon's reconciler) says which endpoints exist on which
+/// network and which sandbox is attached where; the writer turns each change into the smallest
+/// in-place update of exactly the files it concerns. A peer on a network a sandbox is not
+/// attached to never reaches that sandbox's file. One file failing to update (its directory
+/// gone, a full disk) is logged and does not stop the others; the next update repairs it.
+public final class HostsWriter: @unchecked Sendable {
+    /// Where one sandbox's files live.
+    public struct Files: Sendable, Equatable {
+        public var hosts: String
+        public var resolvConf: String
+
+        public init(hosts: String, resolvConf: String) {
+            self.hosts = hosts
+            self.resolvConf = resolvConf
+        }
+
+        /// `/etc/netns/NAME/{hosts,resolv.conf}`: what `ip netns exec NAME` bind-mounts.
+        public static func namedNamespace(_ name: String, root: String = "/etc/netns") -> Files {
+            Files(hosts: "\(root)/\(name)/hosts", resolvConf: "\(root)/\(name)/resolv.conf")
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var sandbox: String
+        public var error: Error
+        public var description: String { "hosts file of \(sandbox): \(error)" }
+    }
+
+    private struct Sandbox {
+        var files: Files
+        var hostname: HostLabel
+        var file: ManagedHostsFile
+        /// Network -> this sandbox's own addresses on it.
+        var networks: [HostLabel: [IPv4Address]] = [:]
+        var createdDirectory: String?
+    }
+
+    public let mode: NameMode
+    private let hostResolvConf: ResolvConf
+    private let upstreams: [String]
+    private let logger: Logger
+    private let lock = NSLock()
+    private var sandboxes: [String: Sandbox] = [:]
+    /// Network -> endpoint id -> record.
+    private var endpoints: [HostLabel: [String: HostsRecord]] = [:]
+
+    public init(mode: NameMode, hostResolvConf: ResolvConf, upstreams: [String] = [], logger: Logger) {
+        self.mode = mode
+        self.hostResolvConf = hostResolvConf
+        self.upstreams = upstreams
+        self.logger = logger
+    }
+
+    /// Starts managing `sandbox`'s files: writes its resolv.conf and a hosts file with the
+    /// standard lines (keeping any lines already there, e.g. from a container runtime).
+    public func addSandbox(_ sandbox: String, files: Files, hostname: HostLabel) throws {
+        try lock.withLock {
+            guard sandboxes[sandbox] == nil else { return }
+            let directory = (files.hosts as NSString).deletingLastPathComponent
+            var created: String?
+            if !FileManager.default.fileExists(atPath: directory) {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                created = directory
+            }
+            do {
+                let resolv = ResolvConfRenderer.render(mode: mode, host: hostResolvConf, upstreams: upstreams)
+                try InPlaceFile(path: files.resolvConf).replaceContent(Array(resolv.utf8))
+                let file = try ManagedHostsFile(path: files.hosts)
+                sandboxes[sandbox] = Sandbox(files: files, hostname: hostname, file: file, createdDirectory: created)
+            } catch {
+                if let created { try? FileManager.default.removeItem(atPath: created) }
+                throw error
+            }
+        }
+    }
+
+    /// Stops managing `sandbox`; with `deleteFiles`, removes the files (and the directory if
+    /// dnsd made it). A runtime's own file is left with dnsd's lines taken out.
+    public func removeSandbox(_ sandbox: String, deleteFiles: Bool) {
+        lock.withLock {
+            guard let entry = sandboxes.removeValue(forKey: sandbox) else { return }
+            if deleteFiles {
+                try? FileManager.default.removeItem(atPath: entry.files.hosts)
+                try? FileManager.default.removeItem(atPath: entry.files.resolvConf)
+                if let directory = entry.createdDirectory { try? FileManager.default.removeItem(atPath: directory) }
+            }
+        }
+    }
+
+    /// Attaches `sandbox` to `network` with its own `addresses` there: adds its own
+    /// `IP hostname` lines and every endpoint of the network.
+    @discardableResult
+    public func attach(_ sandbox: String, to network: HostLabel, ownAddresses: [IPv4Address]) -> [Failure] {
+        lock.withLock {
+            guard var entry = sandboxes[sandbox] else { return [] }
+            entry.networks[network] = ownAddresses
+            sandboxes[sandbox] = entry
+            var failures: [Failure] = []
+            for address in ownAddresses {
+                update(sandbox, key: Self.ownKey(network, address), HostsEntry(address: address, hostname: entry.hostname), &failures)
+            }
+            for (id, record) in endpoints[network] ?? [:] {
+                for (key, line) in Self.lines(id, record, network) { update(sandbox, key: key, line, &failures) }
+            }
+            return failures
+        }
+    }
+
+    /// Detaches `sandbox` from `network`: its lines for that network go away.
+    @discardableResult
+    public func detach(_ sandbox: String, from network: HostLabel) -> [Failure] {
+        lock.withLock {
+            guard var entry = sandboxes[sandbox], let own = entry.networks.removeValue(forKey: network) else { return [] }
+            sandboxes[sandbox] = entry
+            var failures: [Failure] = []
+            for address in own { update(sandbox, key: Self.ownKey(network, address), nil, &failures) }
+            for (id, record) in endpoints[network] ?? [:] {
+                for (key, _) in Self.lines(id, record, network) { update(sandbox, key: key, nil, &failures) }
+            }
+            return failures
+        }
+    }
+
+    /// Adds or changes endpoint `id` on `network`, in every attached sandbox's file.
+    @discardableResult
+    public func setEndpoint(_ id: String, on network: HostLabel, _ record: HostsRecord) -> [Failure] {
+        lock.withLock {
+            let old = endpoints[network]?[id]
+            endpoints[network, default: [:]][id] = record
+            let oldKeys = old.map { Set(Self.lines(id, $0, network).map(\.key)) } ?? []
+            let new = Self.lines(id, record, network)
+            var failures: [Failure] = []
+            for (sandbox, entry) in sandboxes where entry.networks[network] != nil {
+                for key in oldKeys.subtracting(new.map(\.key)) { update(sandbox, key: key, nil, &failures) }
+                for (key, line) in new { update(sandbox, key: key, line, &failures) }
+            }
+            return failures
+        }
+    }
+
+    /// Removes endpoint `id` from `network`, in every attached sandbox's file.
+    @discardableResult
+    public func removeEndpoint(_ id: String, from network: HostLabel) -> [Failure] {
+        lock.withLock {
+            guard let old = endpoints[network]?.removeValue(forKey: id) else { return [] }
+            var failures: [Failure] = []
+            for (sandbox, entry) in sandboxes where entry.networks[network] != nil {
+                for (key, _) in Self.lines(id, old, network) { update(sandbox, key: key, nil, &failures) }
+            }
+            return failures
+        }
+    }
+
+    /// Bytes written to `sandbox`'s hosts file so far, and how often it had to be repaired.
+    public func statistics(_ sandbox: String) -> (bytesWritten: Int, repairs: Int)? {
+        lock.withLock { sandboxes[sandbox].map { ($0.file.bytesWritten, $0.file.repairs) } }
+    }
+
+    private func update(_ sandbox: String, key: String, _ line: HostsEntry?, _ failures: inout [Failure]) {
+        guard let file = sandboxes[sandbox]?.file else { return }
+        do { try file.set(key, line) } catch {
+            logger.warning("hosts file not updated, will repair on the next change", metadata: [
+                "sandbox": "\(sandbox)", "path": "\(file.file.path)", "error": "\(error)",
+            ])
+            failures.append(Failure(sandbox: sandbox, error: error))
+        }
+    }
+
+    private static func ownKey(_ network: HostLabel, _ address: IPv4Address) -> String {
+        "own/\(network)/\(address)"
+    }
+
+    private static func lines(_ id: String, _ record: HostsRecord, _ network: HostLabel) -> [(key: String, line: HostsEntry)] {
+        record.entries(on: network).map { ("peer/\(network)/\(id)/\($0.address)", $0) }
+    }
+}

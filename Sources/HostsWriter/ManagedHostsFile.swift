@@ -1,0 +1,171 @@
+/// One sandbox's hosts file, kept up to date in place with writes no reader can see half of.
+///
+/// The file is the user's lines, a marker, the standard lines, then one *slot* per entry: the
+/// entry's line padded with spaces to a multiple of 16 bytes. A slot whose first byte is `#` is
+/// free. Adding an entry fills a free slot (or a new one at the end) while its first byte is
+/// still `#` — a reader seeing it half-written sees a comment — then turns it live by writing
+/// its first byte, one byte, which no reader can see torn. Removing writes `#` over that byte.
+/// So a reader at any moment sees every entry that exists both before and after an update, and
+/// an add writes bytes in proportion to the new line, not to the file. Free slots at the end
+/// are cut off, so the file never grows past its largest population.
+///
+/// Before each update the file's inode, size and mtime are compared with what dnsd last wrote:
+/// if someone else changed or replaced it, it is rebuilt (still in place) from the user's
+/// lines and dnsd's model, so an edit never loses the user's lines nor dnsd's entries.
+final class ManagedHostsFile {
+    static let marker = "# dnsd: the lines below are managed by dnsd and change as peers come and go; add your own lines above"
+    static let standardLines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "fe00::0\tip6-localnet",
+        "ff00::0\tip6-mcastprefix",
+        "ff02::1\tip6-allnodes",
+        "ff02::2\tip6-allrouters",
+    ]
+    static let slotAlignment = 16
+
+    private struct Slot {
+        var offset: Int
+        var capacity: Int
+        var key: String?
+    }
+
+    let file: InPlaceFile
+    private(set) var userLines: [String] = []
+    private var slots: [Slot] = []
+    private var slotOfKey: [String: Int] = [:]
+    private var entries: [String: HostsEntry] = [:]
+    private var size = 0
+    private var stamp: InPlaceFile.Stamp?
+    /// Bytes this file has had written, for the benchmark and tests.
+    private(set) var bytesWritten = 0
+    private(set) var repairs = 0
+
+    /// Adopts the file at `path`: keeps the lines a user or runtime already has in it (outside
+    /// any previous dnsd part) and writes the managed part after them.
+    init(path: String) throws {
+        file = InPlaceFile(path: path)
+        // A file from an earlier run keeps what is above the marker; what is below was dnsd's
+        // and is rewritten from the current model.
+        if let existing = file.read() { userLines = Self.userLines(of: existing, ours: nil) }
+        try rebuild()
+    }
+
+    var entryCount: Int { entries.count }
+    var liveEntries: [String: HostsEntry] { entries }
+
+    /// Adds, replaces (`entry` non-nil) or removes (`entry` nil) the entry under `key`.
+    func set(_ key: String, _ entry: HostsEntry?) throws {
+        if file.stamp() != stamp {
+            // Changed or replaced behind dnsd's back: apply to the model, then rebuild in place,
+            // keeping whatever the user added (old and new entries are both dnsd's, not theirs).
+            let previous = Array(entries.values)
+            entries[key] = entry
+            repairs += 1
+            try rebuild(alsoOurs: previous)
+            return
+        }
+        if let old = entries[key] {
+            if old == entry { return }
+            try kill(key)
+        }
+        guard let entry else { return }
+        try add(key, entry)
+    }
+
+    /// Writes the whole file again from the model (first write and repairs).
+    func rebuild(alsoOurs: [HostsEntry] = []) throws {
+        if stamp != nil, let current = file.read() {
+            userLines = Self.userLines(of: current, ours: Array(entries.values) + alsoOurs)
+        }
+        var text = userLines.map { $0 + "\n" }.joined()
+        text += Self.marker + "\n" + Self.standardLines.map { $0 + "\n" }.joined()
+        var bytes = Array(text.utf8)
+        slots = []
+        slotOfKey = [:]
+        for key in entries.keys.sorted() {
+            let line = Self.slotBytes(entries[key]!, live: true)
+            slotOfKey[key] = slots.count
+            slots.append(Slot(offset: bytes.count, capacity: line.count, key: key))
+            bytes += line
+        }
+        stamp = try file.replaceContent(bytes)
+        size = bytes.count
+        bytesWritten += bytes.count
+    }
+
+    private func add(_ key: String, _ entry: HostsEntry) throws {
+        var line = Self.slotBytes(entry, live: false)
+        let index: Int
+        if let free = slots.firstIndex(where: { $0.key == nil && $0.capacity >= line.count }) {
+            index = free
+            // Pad to the free slot's size so the slot keeps its exact extent.
+            line = Self.padded(line, to: slots[free].capacity)
+        } else {
+            index = slots.count
+            slots.append(Slot(offset: size, capacity: line.count, key: nil))
+            size += line.count
+        }
+        let offset = slots[index].offset
+        let first = Array(entry.line.utf8.prefix(1))
+        // 1) the line, still commented out; 2) its first byte: live.
+        stamp = try file.write([(offset, line), (offset, first)])
+        bytesWritten += line.count + 1
+        slots[index].key = key
+        slotOfKey[key] = index
+        entries[key] = entry
+    }
+
+    private func kill(_ key: String) throws {
+        guard let index = slotOfKey.removeValue(forKey: key) else { return }
+        entries[key] = nil
+        slots[index].key = nil
+        // Free slots at the end are cut off rather than kept.
+        var cut = slots.count
+        while cut > 0 && slots[cut - 1].key == nil { cut -= 1 }
+        if cut < slots.count {
+            let newSize = slots[cut].offset
+            stamp = try file.write(index < cut ? [(slots[index].offset, [UInt8(ascii: "#")])] : [], truncateTo: newSize)
+            bytesWritten += index < cut ? 1 : 0
+            slots.removeSubrange(cut...)
+            size = newSize
+        } else {
+            stamp = try file.write([(slots[index].offset, [UInt8(ascii: "#")])])
+            bytesWritten += 1
+        }
+    }
+
+    /// `line` + spaces to the slot alignment + newline; the first byte `#` unless `live`.
+    private static func slotBytes(_ entry: HostsEntry, live: Bool) -> [UInt8] {
+        var bytes = Array(entry.line.utf8)
+        if !live { bytes[0] = UInt8(ascii: "#") }
+        let length = (bytes.count + 1 + slotAlignment - 1) / slotAlignment * slotAlignment
+        return padded(bytes + [UInt8(ascii: "\n")], to: length)
+    }
+
+    private static func padded(_ line: [UInt8], to length: Int) -> [UInt8] {
+        guard line.count < length else { return line }
+        return Array(line.dropLast()) + [UInt8](repeating: UInt8(ascii: " "), count: length - line.count) + [UInt8(ascii: "\n")]
+    }
+
+    /// The user's lines of `text`: everything before dnsd's marker, and anything after it that
+    /// is neither a standard line, a free slot, nor one of dnsd's entries (a line the user
+    /// appended at the end is kept, and moves above the marker).
+    /// `ours` nil means: everything after the marker is dnsd's (a file from an earlier run).
+    static func userLines(of text: String, ours: [HostsEntry]?) -> [String] {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        guard let markerIndex = lines.firstIndex(of: marker) else { return lines }
+        guard let ours else { return Array(lines[..<markerIndex]) }
+        let known = Set(standardLines.map(normalized) + ours.map { normalized($0.line) })
+        let after = lines[(markerIndex + 1)...].filter { line in
+            let trimmed = normalized(line)
+            return !trimmed.isEmpty && !trimmed.hasPrefix("#") && !known.contains(trimmed)
+        }
+        return Array(lines[..<markerIndex]) + after
+    }
+
+    private static func normalized(_ line: String) -> String {
+        line.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+    }
+}

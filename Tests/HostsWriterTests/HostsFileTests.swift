@@ -1,0 +1,126 @@
+import Addressing
+import Foundation
+@testable import HostsWriter
+import TestSupport
+import Testing
+
+@Suite("Hosts files: content, scoping, in-place updates")
+struct HostsFileTests {
+    static let vnet = label("vnet"), net2 = label("net2")
+
+    @Test("standard lines, own line, one line per peer on each attached network, nothing from other networks")
+    func content() throws {
+        try withHostsFixture { fx in
+            let writer = fx.writer()
+            try writer.addSandbox("a", files: fx.files("a"), hostname: label("c01"))
+            try writer.addSandbox("b", files: fx.files("b"), hostname: label("c04"))
+            writer.attach("a", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            writer.attach("b", to: Self.net2, ownAddresses: [IPv4Address("192.168.2.2")!])
+            writer.setEndpoint("e1", on: Self.vnet, record("c01", "192.168.0.2"))
+            writer.setEndpoint("e2", on: Self.vnet, record("c02", "192.168.0.3", aliases: ["web"]))
+            writer.setEndpoint("e4", on: Self.net2, record("c04", "192.168.2.2", aliases: ["secret"]))
+            let a = liveLines(fx.files("a").hosts)
+            #expect(a.contains("127.0.0.1 localhost"))
+            #expect(a.contains("::1 localhost ip6-localhost ip6-loopback"))
+            #expect(a.contains("192.168.0.2 c01"))
+            #expect(a.contains("192.168.0.2 c01 c01.vnet"))
+            #expect(a.contains("192.168.0.3 c02 c02.vnet web web.vnet"))
+            #expect(!a.contains { $0.contains("192.168.2.") || $0.contains("secret") || $0.contains("net2") })
+            let b = liveLines(fx.files("b").hosts)
+            #expect(b.contains("192.168.2.2 c04 c04.net2 secret secret.net2"))
+            #expect(!b.contains { $0.contains("vnet") })
+            // A sandbox attached later gets the network's existing peers.
+            try writer.addSandbox("c", files: fx.files("c"), hostname: label("c09"))
+            writer.attach("c", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.9")!])
+            #expect(liveLines(fx.files("c").hosts).contains("192.168.0.3 c02 c02.vnet web web.vnet"))
+            // Detach: the network's lines go, the standard ones stay.
+            writer.detach("a", from: Self.vnet)
+            let after = liveLines(fx.files("a").hosts)
+            #expect(!after.contains { $0.contains("vnet") || $0.contains("c01") })
+            #expect(after.contains("127.0.0.1 localhost"))
+        }
+    }
+
+    @Test("getent in the sandbox (ip netns exec) sees peers appear and vanish")
+    func getentInNamespace() throws {
+        try withHostsFixture { fx in
+            let writer = fx.writer()
+            let ns = try fx.namespace()
+            try writer.addSandbox(ns.name, files: ns.files, hostname: label("c01"))
+            writer.attach(ns.name, to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            writer.setEndpoint("e2", on: Self.vnet, record("c02", "192.168.0.3", aliases: ["web"]))
+            func getent(_ name: String) throws -> Shell.Result {
+                try Shell.run(["ip", "netns", "exec", ns.name, "getent", "hosts", name])
+            }
+            for name in ["c02", "c02.vnet", "web", "WEB.vnet"] {
+                let result = try getent(name)
+                #expect(result.status == 0 && result.stdout.hasPrefix("192.168.0.3"), "\(name): \(result.stdout)")
+            }
+            #expect(try getent("c01").stdout.hasPrefix("192.168.0.2"))
+            writer.removeEndpoint("e2", from: Self.vnet)
+            #expect(try getent("c02.vnet").status == 2)
+            #expect(try getent("localhost").status == 0)
+        }
+    }
+
+    @Test("updates are in place (same inode) and an add writes bytes in proportion to the line, not the file")
+    func incrementalInPlace() throws {
+        try withHostsFixture { fx in
+            let writer = fx.writer()
+            try writer.addSandbox("a", files: fx.files("a"), hostname: label("c00"))
+            try writer.addSandbox("other", files: fx.files("other"), hostname: label("o00"))
+            writer.attach("a", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            writer.attach("other", to: Self.net2, ownAddresses: [IPv4Address("192.168.2.2")!])
+            let path = fx.files("a").hosts
+            let firstInode = inode(path)
+            for i in 0..<500 { writer.setEndpoint("e\(i)", on: Self.vnet, record("c\(i)", "192.168.\(1 + i / 250).\(i % 250 + 1)")) }
+            let otherBefore = try String(contentsOfFile: fx.files("other").hosts, encoding: .utf8)
+            let otherStamp = InPlaceFile(path: fx.files("other").hosts).stamp()
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+            #expect(size > 15_000)
+            let before = writer.statistics("a")!.bytesWritten
+            writer.setEndpoint("new", on: Self.vnet, record("newpeer", "192.168.9.9"))
+            let added = writer.statistics("a")!.bytesWritten - before
+            #expect(added > 0 && added <= 64, "an add wrote \(added) bytes to a \(size)-byte file")
+            writer.removeEndpoint("new", from: Self.vnet)
+            let removed = writer.statistics("a")!.bytesWritten - before - added
+            #expect(removed <= 1)
+            #expect(inode(path) == firstInode)
+            #expect(writer.statistics("a")!.repairs == 0)
+            // The sandbox on another network was not touched at all.
+            #expect(try String(contentsOfFile: fx.files("other").hosts, encoding: .utf8) == otherBefore)
+            #expect(InPlaceFile(path: fx.files("other").hosts).stamp() == otherStamp)
+            // Free slots are reused and trailing ones cut: churn does not grow the file.
+            for round in 0..<20 {
+                writer.setEndpoint("churn", on: Self.vnet, record("churn\(round)", "192.168.8.\(round + 1)"))
+                writer.removeEndpoint("e\(round)", from: Self.vnet)
+                writer.setEndpoint("e\(round)", on: Self.vnet, record("c\(round)", "192.168.1.\(round + 1)"))
+            }
+            let after = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+            #expect(after <= size + 64)
+        }
+    }
+
+    @Test("an existing file keeps its lines; a file from an earlier run loses its stale dnsd lines")
+    func adoption() throws {
+        try withHostsFixture { fx in
+            let files = fx.files("a")
+            try FileManager.default.createDirectory(atPath: (files.hosts as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try "10.9.9.9 mybox # the user's\n".write(toFile: files.hosts, atomically: false, encoding: .utf8)
+            do {
+                let writer = fx.writer()
+                try writer.addSandbox("a", files: files, hostname: label("c01"))
+                writer.attach("a", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+                writer.setEndpoint("old", on: Self.vnet, record("stale", "192.168.0.66"))
+            }
+            // A new writer (the daemon restarted) adopts the file: the user's line stays, the
+            // stale entry goes until the new model says otherwise.
+            let writer = fx.writer()
+            try writer.addSandbox("a", files: files, hostname: label("c01"))
+            let lines = liveLines(files.hosts)
+            #expect(lines.first == "10.9.9.9 mybox # the user's")
+            #expect(!lines.contains { $0.contains("stale") })
+            #expect(lines.filter { $0 == "127.0.0.1 localhost" }.count == 1)
+        }
+    }
+}
