@@ -7,7 +7,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 etcd-server etcd-client
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo bench bench-dns clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts clean-test-leftovers clean
 
 all: build
 
@@ -48,10 +48,13 @@ demo: release
 	scripts/demo.sh $(RELEASE_BIN)
 
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
-bench: bench-dns
+bench: bench-dns bench-hosts
 
 bench-dns: release
 	bench/dns.sh $(RELEASE_BIN)
+
+bench-hosts: release
+	bench/hosts.sh
 
 ## Namespaces and processes a killed test run may have left behind (test names start dnsdt-).
 clean-test-leftovers:

@@ -57,6 +57,12 @@ let package = Package(
             ]
         ),
 
+        // Drivers for the library-level benchmarks under bench/.
+        .executableTarget(
+            name: "dnsd-bench",
+            dependencies: ["HostsWriter", "Addressing", .product(name: "Logging", package: "swift-log")]
+        ),
+
         // Helpers the test targets share: running commands, spawning servers.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
