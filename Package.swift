@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Netns", targets: ["Netns"]),
         .library(name: "Addressing", targets: ["Addressing"]),
         .library(name: "HostsWriter", targets: ["HostsWriter"]),
+        .library(name: "OverlayNet", targets: ["OverlayNet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -34,6 +35,9 @@ let package = Package(
 
         // Network namespaces: open, create, delete, run a closure inside one on a dedicated thread.
         .target(name: "Netns", dependencies: ["CShim"]),
+
+        // The data plane: netlink over libmnl, namespaces, bridges, VXLAN, veths, peers, IPAM.
+        .target(name: "OverlayNet", dependencies: ["CMnl", "CShim", "Netns", "Addressing", .product(name: "Logging", package: "swift-log")]),
 
         // The embedded DNS responder.
         .target(
@@ -67,6 +71,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
         .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
+        .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
