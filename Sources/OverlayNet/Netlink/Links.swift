@@ -10,14 +10,12 @@ public struct LinkSpec: Sendable {
         case bridge
         case vxlan(VXLANOptions)
         case veth(peer: VethPeer)
-        case dummy
 
         var name: String {
             switch self {
             case .bridge: "bridge"
             case .vxlan: "vxlan"
             case .veth: "veth"
-            case .dummy: "dummy"
             }
         }
     }
@@ -44,21 +42,23 @@ public struct LinkSpec: Sendable {
     }
 }
 
-/// The other end of a veth pair, created in the same request (so it can land straight in
-/// the sandbox's namespace, already named, addressed at layer 2 and up).
+/// The other end of a veth pair, created in the same request (so it lands straight in the
+/// sandbox's namespace, already named, with its MAC and MTU).
+///
+/// It cannot be created up: the kernel configures the peer before the first end exists, and
+/// opening a veth without its peer fails with ENOTCONN. Set it up afterwards, from a socket
+/// in its namespace.
 public struct VethPeer: Sendable {
     public var name: String
     public var namespaceFD: Int32?
     public var mtu: UInt32?
     public var mac: MACAddress?
-    public var up: Bool
 
-    public init(name: String, namespaceFD: Int32? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil, up: Bool = false) {
+    public init(name: String, namespaceFD: Int32? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil) {
         self.name = name
         self.namespaceFD = namespaceFD
         self.mtu = mtu
         self.mac = mac
-        self.up = up
     }
 }
 
@@ -95,7 +95,7 @@ public struct LinkInfo: Sendable, Equatable {
 }
 
 extension NetlinkSocket {
-    /// Creates a link (bridge, vxlan, veth pair, dummy). Fails with EEXIST if the name is taken.
+    /// Creates a link (bridge, vxlan, veth pair). Fails with EEXIST if the name is taken.
     public func createLink(_ spec: LinkSpec) throws {
         let message = NetlinkMessage(type: UInt16(RTM_NEWLINK), flags: NLM_F_CREATE | NLM_F_EXCL)
         let info = message.familyHeader(ifinfomsg.self)
@@ -128,17 +128,13 @@ extension NetlinkSocket {
                         // The peer's attributes follow its own ifinfomsg inside the nest.
                         let peerInfo = message.familyHeader(ifinfomsg.self)
                         peerInfo.pointee.ifi_family = UInt8(AF_UNSPEC)
-                        if peer.up {
-                            peerInfo.pointee.ifi_flags = UInt32(IFF_UP)
-                            peerInfo.pointee.ifi_change = UInt32(IFF_UP)
-                        }
                         message.put(IFLA_IFNAME, string: peer.name)
                         if let mtu = peer.mtu { message.put(IFLA_MTU, u32: mtu) }
                         if let mac = peer.mac { message.put(IFLA_ADDRESS, bytes: mac.bytes) }
                         if let fd = peer.namespaceFD { message.put(IFLA_NET_NS_FD, u32: UInt32(fd)) }
                     }
                 }
-            case .bridge, .dummy:
+            case .bridge:
                 break
             }
         }

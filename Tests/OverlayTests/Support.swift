@@ -1,0 +1,65 @@
+import Addressing
+import Foundation
+import Netns
+import OverlayNet
+import Synchronization
+import TestSupport
+
+/// Namespaces a test makes (named `dnsdt-PID-...`), removed by `close()` also on failure, and a
+/// check that the machine's namespaces, links and mounts are the same afterwards.
+final class NamespaceFixture: @unchecked Sendable {
+    private static let counter = Atomic<Int>(0)
+    let namespaces = NamedNamespaces()
+    let thread: NamespaceThread
+    private(set) var names: [String] = []
+
+    init() throws { thread = try NamespaceThread(name: "overlay-fixture") }
+
+    func make(_ role: String) throws -> (name: String, handle: NamespaceHandle) {
+        let name = "dnsdt-\(getpid())-\(role)\(Self.counter.add(1, ordering: .relaxed).newValue)"
+        let handle = try namespaces.create(name, on: thread)
+        names.append(name)
+        return (name, handle)
+    }
+
+    func netlink(_ handle: NamespaceHandle?) throws -> NetlinkSocket {
+        try NetlinkSocket.open(in: handle, using: thread)
+    }
+
+    func close() {
+        for name in names.reversed() { try? namespaces.delete(name) }
+        thread.shutdown()
+    }
+}
+
+func withNamespaces<T>(_ body: (NamespaceFixture) throws -> T) throws -> T {
+    let fixture = try NamespaceFixture()
+    defer { fixture.close() }
+    return try body(fixture)
+}
+
+/// What a test must leave as it found: named namespaces, the host's links, mounts.
+struct MachineState: Equatable {
+    var namespaces: Set<String>
+    var hostLinks: Set<String>
+    var mounts: Set<String>
+
+    static func now() -> MachineState {
+        let names = Set(NamedNamespaces().list())
+        let links = Set(((try? Shell.run(["ip", "-o", "link", "show"]).stdout) ?? "").split(separator: "\n").map {
+            String($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces).split(separator: "@")[0])
+        })
+        let mounts = Set(((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init))
+        return MachineState(namespaces: names, hostLinks: links, mounts: mounts)
+    }
+
+    /// Only what this process's tests could have made: names with our prefix.
+    func ours(_ pid: Int32 = getpid()) -> MachineState {
+        let prefix = "dnsdt-\(pid)-"
+        return MachineState(namespaces: namespaces.filter { $0.hasPrefix(prefix) },
+                            hostLinks: hostLinks.filter { $0.hasPrefix("dnsdt") },
+                            mounts: mounts.filter { $0.contains(prefix) })
+    }
+}
+
+func ip(_ text: String) -> IPv4Address { IPv4Address(text)! }
