@@ -11,12 +11,18 @@ final class NamespaceFixture: @unchecked Sendable {
     private static let counter = Atomic<Int>(0)
     let namespaces = NamedNamespaces()
     let thread: NamespaceThread
+    /// Every name this fixture makes starts with it, so parallel tests can check for leaks of
+    /// their own without seeing each other's.
+    let prefix: String
     private(set) var names: [String] = []
 
-    init() throws { thread = try NamespaceThread(name: "overlay-fixture") }
+    init() throws {
+        thread = try NamespaceThread(name: "overlay-fixture")
+        prefix = "dnsdt-\(getpid())-\(Self.counter.add(1, ordering: .relaxed).newValue)-"
+    }
 
     func make(_ role: String) throws -> (name: String, handle: NamespaceHandle) {
-        let name = "dnsdt-\(getpid())-\(role)\(Self.counter.add(1, ordering: .relaxed).newValue)"
+        let name = prefix + role
         let handle = try namespaces.create(name, on: thread)
         names.append(name)
         return (name, handle)
@@ -53,12 +59,11 @@ struct MachineState: Equatable {
         return MachineState(namespaces: names, hostLinks: links, mounts: mounts)
     }
 
-    /// Only what this process's tests could have made: names with our prefix.
-    func ours(_ pid: Int32 = getpid()) -> MachineState {
-        let prefix = "dnsdt-\(pid)-"
-        return MachineState(namespaces: namespaces.filter { $0.hasPrefix(prefix) },
-                            hostLinks: hostLinks.filter { $0.hasPrefix("dnsdt") },
-                            mounts: mounts.filter { $0.contains(prefix) })
+    /// Only what one fixture could have made: names with its prefix.
+    func ours(_ prefix: String) -> MachineState {
+        MachineState(namespaces: namespaces.filter { $0.hasPrefix(prefix) },
+                     hostLinks: hostLinks.filter { $0.hasPrefix(prefix) },
+                     mounts: mounts.filter { $0.contains(prefix) })
     }
 }
 

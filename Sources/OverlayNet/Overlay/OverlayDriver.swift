@@ -1,0 +1,242 @@
+import Addressing
+import Logging
+import Netns
+
+/// One overlay network as it exists on one host.
+public struct OverlaySpec: Sendable, Equatable {
+    public var name: HostLabel
+    public var subnet: IPv4Subnet
+    public var gateway: IPv4Address
+    public var vni: UInt32
+
+    public init(name: HostLabel, subnet: IPv4Subnet, gateway: IPv4Address, vni: UInt32) {
+        self.name = name
+        self.subnet = subnet
+        self.gateway = gateway
+        self.vni = vni
+    }
+}
+
+public enum OverlayError: Error, CustomStringConvertible, Equatable {
+    case unknownNetwork(HostLabel)
+
+    public var description: String {
+        switch self {
+        case .unknownNetwork(let name): "no overlay network '\(name)' on this host"
+        }
+    }
+}
+
+/// A sandbox's attachment to a network, as the driver made it.
+public struct AttachedEndpoint: Sendable, Equatable {
+    public var network: HostLabel
+    public var sandbox: String
+    public var interface: String
+    public var address: IPv4Address
+    public var mac: MACAddress
+    /// The bridge-side end of the veth, in the network's overlay namespace.
+    public var bridgePort: String
+}
+
+/// The overlay driver of one host (libnetwork's model). Per network: a hidden namespace holding
+/// `br0` with the gateway address and `vxlan0` (created from the host namespace, so its UDP
+/// socket stays there), MTU 1450, learning off, ARP proxy on. Per local endpoint: a veth whose
+/// sandbox end is `ethN` with the endpoint's address and a MAC derived from it. Per remote
+/// endpoint: exactly one permanent neighbour and one FDB entry on `vxlan0`. Every operation
+/// undoes its own half-done steps when one fails.
+public final class OverlayDriver: @unchecked Sendable {
+    public struct Host: Sendable {
+        /// Short identifier, used in the names of this host's hidden namespaces.
+        public var id: String
+        /// The underlay address other hosts reach this host's VTEP at.
+        public var advertise: IPv4Address
+        /// The host namespace (where vxlan sockets live); nil = the caller's own.
+        public var namespace: NamespaceHandle?
+
+        public init(id: String, advertise: IPv4Address, namespace: NamespaceHandle? = nil) {
+            self.id = id
+            self.advertise = advertise
+            self.namespace = namespace
+        }
+    }
+
+    /// MTU of every overlay interface: 1500 minus the 50 bytes of VXLAN encapsulation, so a
+    /// full frame never needs fragmenting on a 1500-byte underlay (no PMTU black hole).
+    public static let mtu: UInt32 = 1450
+
+    private final class Network {
+        let spec: OverlaySpec
+        let namespaceName: String
+        let netlink: NetlinkSocket
+        let bridge: Int32
+        let vxlan: Int32
+        init(spec: OverlaySpec, namespaceName: String, netlink: NetlinkSocket, bridge: Int32, vxlan: Int32) {
+            self.spec = spec
+            self.namespaceName = namespaceName
+            self.netlink = netlink
+            self.bridge = bridge
+            self.vxlan = vxlan
+        }
+    }
+
+    public let host: Host
+    public let namespaces: NamedNamespaces
+    let thread: NamespaceThread
+    private let hostNetlink: NetlinkSocket
+    private let logger: Logger
+    private let lock = NSLockLite()
+    private var networks: [HostLabel: Network] = [:]
+
+    public init(host: Host, namespaces: NamedNamespaces = NamedNamespaces(), thread: NamespaceThread, logger: Logger) throws {
+        self.host = host
+        self.namespaces = namespaces
+        self.thread = thread
+        self.logger = logger
+        hostNetlink = try NetlinkSocket.open(in: host.namespace, using: thread)
+    }
+
+    /// The hidden namespace of `network` on this host.
+    public func overlayNamespaceName(_ network: HostLabel) -> String { "\(host.id)-ov-\(network.text)" }
+
+    /// Creates the network's namespace, bridge and vxlan device; adopts them if they exist.
+    public func createNetwork(_ spec: OverlaySpec) throws {
+        try lock.locked {
+            if networks[spec.name] != nil { return }
+            let name = overlayNamespaceName(spec.name)
+            if namespaces.exists(name) {
+                networks[spec.name] = try adopt(spec, namespaceName: name)
+                return
+            }
+            let handle = try namespaces.create(name, on: thread)
+            do {
+                let netlink = try NetlinkSocket.open(in: handle, using: thread)
+                try netlink.createLink(LinkSpec(name: "br0", kind: .bridge, mtu: Self.mtu, up: true))
+                let bridge = try netlink.linkIndex("br0")
+                try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: bridge)
+                // Created from the host namespace straight into the overlay namespace.
+                try hostNetlink.createLink(LinkSpec(
+                    name: "vxlan0", kind: .vxlan(VXLANOptions(vni: spec.vni, learning: false, proxy: true, local: host.advertise)),
+                    mtu: Self.mtu, namespaceFD: handle.fd))
+                let vxlan = try netlink.linkIndex("vxlan0")
+                try netlink.setLink(vxlan, up: true, master: bridge)
+                networks[spec.name] = Network(spec: spec, namespaceName: name, netlink: netlink, bridge: bridge, vxlan: vxlan)
+                logger.info("overlay network created", metadata: ["network": "\(spec.name)", "vni": "\(spec.vni)", "netns": "\(name)"])
+            } catch {
+                // The vxlan device goes first and synchronously: a namespace is torn down
+                // asynchronously by the kernel, and until then the VNI stays taken in the host
+                // namespace (a retry would fail with EEXIST).
+                if let netlink = try? NetlinkSocket.open(in: handle, using: thread) {
+                    try? netlink.deleteLink(named: "vxlan0")
+                }
+                try? namespaces.delete(name)
+                throw error
+            }
+        }
+    }
+
+    /// A placeholder spec for tearing down a network known only by name (after a restart).
+    private func spec(for name: HostLabel) -> OverlaySpec {
+        OverlaySpec(name: name, subnet: try! IPv4Subnet(parsing: "0.0.0.0/0"), gateway: IPv4Address(0), vni: 0)
+    }
+
+    private func adopt(_ spec: OverlaySpec, namespaceName: String) throws -> Network {
+        let handle = try NamespaceHandle(path: namespaces.path(namespaceName))
+        let netlink = try NetlinkSocket.open(in: handle, using: thread)
+        return Network(spec: spec, namespaceName: namespaceName, netlink: netlink,
+                       bridge: try netlink.linkIndex("br0"), vxlan: try netlink.linkIndex("vxlan0"))
+    }
+
+    /// Removes the network's namespace and with it every device and entry in it.
+    public func deleteNetwork(_ name: HostLabel) throws {
+        try lock.locked {
+            let network = try networks.removeValue(forKey: name)
+                ?? (namespaces.exists(overlayNamespaceName(name)) ? adopt(spec(for: name), namespaceName: overlayNamespaceName(name)) : nil)
+            guard let network else { return }
+            // Devices first, synchronously (see createNetwork), then the namespace.
+            try network.netlink.deleteLink(named: "vxlan0")
+            try network.netlink.deleteLink(named: "br0")
+            try namespaces.delete(network.namespaceName)
+        }
+    }
+
+    /// Connects `sandbox` to `network` with `address`: a veth whose sandbox end is the next
+    /// `ethN` (or `interface`), addressed and up, the other end on the network's bridge.
+    /// `defaultRoute` points the sandbox's default route at the network's gateway.
+    public func attach(_ sandbox: Sandbox, to networkName: HostLabel, address: IPv4Address,
+                       interface: String? = nil, defaultRoute: Bool = false) throws -> AttachedEndpoint {
+        try lock.locked {
+            guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
+            guard network.spec.subnet.contains(address) else {
+                throw AddressPool.Failure.outside(address, network.spec.subnet)
+            }
+            let interface = try interface ?? sandbox.nextInterfaceName()
+            let mac = MACAddress(derivedFrom: address)
+            let hex = String(address.value, radix: 16)
+            let port = "ve" + String(repeating: "0", count: 8 - hex.count) + hex
+            try network.netlink.createLink(LinkSpec(
+                name: port, kind: .veth(peer: VethPeer(name: interface, namespaceFD: sandbox.namespace.fd, mtu: Self.mtu, mac: mac)),
+                mtu: Self.mtu, master: network.bridge, up: true))
+            do {
+                let index = try sandbox.netlink.linkIndex(interface)
+                try sandbox.netlink.addAddress(address, prefixLength: network.spec.subnet.prefixLength, to: index)
+                try sandbox.netlink.setLink(index, up: true)
+                if defaultRoute { try sandbox.netlink.setDefaultRoute(via: network.spec.gateway, device: index) }
+            } catch {
+                try? network.netlink.deleteLink(named: port)
+                throw error
+            }
+            return AttachedEndpoint(network: networkName, sandbox: sandbox.name, interface: interface,
+                                    address: address, mac: mac, bridgePort: port)
+        }
+    }
+
+    /// Removes the endpoint's veth (both ends).
+    public func detach(_ endpoint: AttachedEndpoint) throws {
+        try lock.locked {
+            guard let network = networks[endpoint.network] else { return }
+            try network.netlink.deleteLink(named: endpoint.bridgePort)
+        }
+    }
+
+    /// A remote endpoint: one permanent neighbour (its IP -> its MAC, for the proxy ARP answer)
+    /// and one FDB entry (its MAC -> the remote VTEP). Idempotent.
+    public func addPeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
+        try lock.locked {
+            guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
+            let mac = MACAddress(derivedFrom: address)
+            try network.netlink.addNeighbour(address, mac: mac, on: network.vxlan)
+            do {
+                try network.netlink.addForwardingEntry(mac, remote: vtep, on: network.vxlan)
+            } catch {
+                try? network.netlink.deleteNeighbour(address, on: network.vxlan)
+                throw error
+            }
+        }
+    }
+
+    /// Removes a remote endpoint's neighbour and FDB entry. Idempotent.
+    public func removePeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
+        try lock.locked {
+            guard let network = networks[networkName] else { return }
+            let mac = MACAddress(derivedFrom: address)
+            try network.netlink.deleteForwardingEntry(mac, remote: vtep, on: network.vxlan)
+            try network.netlink.deleteNeighbour(address, on: network.vxlan)
+        }
+    }
+
+    /// The peers the kernel has for `network`: address -> VTEP, read back from the neighbour
+    /// and FDB tables.
+    public func peers(on networkName: HostLabel) throws -> [IPv4Address: IPv4Address] {
+        try lock.locked {
+            guard let network = networks[networkName] else { return [:] }
+            let fdb = try network.netlink.neighbours(on: network.vxlan, forwardingDatabase: true)
+            var vtepByMAC: [MACAddress: IPv4Address] = [:]
+            for entry in fdb { if let mac = entry.mac, let vtep = entry.address { vtepByMAC[mac] = vtep } }
+            var result: [IPv4Address: IPv4Address] = [:]
+            for entry in try network.netlink.neighbours(on: network.vxlan) {
+                if let address = entry.address, let mac = entry.mac, let vtep = vtepByMAC[mac] { result[address] = vtep }
+            }
+            return result
+        }
+    }
+}

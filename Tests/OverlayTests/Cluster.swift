@@ -1,0 +1,87 @@
+import Addressing
+import Foundation
+import Logging
+import Netns
+import OverlayNet
+import TestSupport
+import Testing
+
+/// Simulated hosts: namespaces `hN` with `eth0` = 198.18.0.N/24 on a private underlay bridge
+/// (itself in its own namespace, so parallel tests never share a segment), each with its own
+/// overlay driver, plus sandboxes made on them.
+final class Cluster: @unchecked Sendable {
+    let fixture: NamespaceFixture
+    let underlay: NamespaceHandle
+    private(set) var hosts: [(name: String, handle: NamespaceHandle, driver: OverlayDriver, address: IPv4Address)] = []
+    private(set) var sandboxes: [Sandbox] = []
+    let factory: SandboxFactory
+
+    init(hosts count: Int, fixture: NamespaceFixture) throws {
+        self.fixture = fixture
+        factory = SandboxFactory(thread: fixture.thread)
+        let (_, underlay) = try fixture.make("ul")
+        self.underlay = underlay
+        let wire = try fixture.netlink(underlay)
+        try wire.createLink(LinkSpec(name: "ul0", kind: .bridge, up: true))
+        let bridge = try wire.linkIndex("ul0")
+        for n in 1...count {
+            let (name, handle) = try fixture.make("h\(n)")
+            try wire.createLink(LinkSpec(name: "u\(n)", kind: .veth(peer: VethPeer(name: "eth0", namespaceFD: handle.fd)), master: bridge, up: true))
+            let local = try fixture.netlink(handle)
+            let eth0 = try local.linkIndex("eth0")
+            let address = IPv4Address(198, 18, 0, UInt8(n))
+            try local.addAddress(address, prefixLength: 24, to: eth0)
+            try local.setLink(eth0, up: true)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let driver = try OverlayDriver(host: .init(id: name, advertise: address, namespace: handle), thread: fixture.thread, logger: logger)
+            hosts.append((name, handle, driver, address))
+        }
+    }
+
+    func driver(_ n: Int) -> OverlayDriver { hosts[n - 1].driver }
+    func vtep(_ n: Int) -> IPv4Address { hosts[n - 1].address }
+
+    /// A sandbox (container namespace) — in tests all sandboxes live in the machine's netns
+    /// directory with the test prefix, whichever simulated host "runs" them.
+    func sandbox(_ role: String) throws -> Sandbox {
+        let sandbox = try factory.create(fixture.prefix + role)
+        sandboxes.append(sandbox)
+        return sandbox
+    }
+
+    func close() {
+        for sandbox in sandboxes { try? factory.delete(sandbox) }
+        for host in hosts {
+            for name in fixture.namespaces.list() where name.hasPrefix(host.name + "-ov-") { try? fixture.namespaces.delete(name) }
+        }
+        hosts.removeAll()
+    }
+}
+
+/// Runs `body` on a fresh cluster, tears it down, and fails if anything it made is left.
+func withCluster<T>(hosts: Int, _ body: (Cluster) throws -> T) throws -> T {
+    var prefix = ""
+    let result: T = try withNamespaces { fx in
+        prefix = fx.prefix
+        #expect(MachineState.now().ours(prefix) == MachineState(namespaces: [], hostLinks: [], mounts: []))
+        let cluster = try Cluster(hosts: hosts, fixture: fx)
+        defer { cluster.close() }
+        return try body(cluster)
+    }
+    let after = MachineState.now().ours(prefix)
+    if after != MachineState(namespaces: [], hostLinks: [], mounts: []) {
+        throw LeakError(after: after)
+    }
+    return result
+}
+
+struct LeakError: Error, CustomStringConvertible {
+    var after: MachineState
+    var description: String { "leaked: namespaces \(after.namespaces), links \(after.hostLinks), mounts \(after.mounts)" }
+}
+
+/// `busybox ping` from inside a sandbox; true when a reply came.
+func ping(from sandbox: Sandbox, _ address: IPv4Address, count: Int = 1) throws -> Bool {
+    try Shell.run(["ip", "netns", "exec", sandbox.name, "busybox", "ping", "-c", "\(count)", "-W", "1", "\(address)"]).status == 0
+}
