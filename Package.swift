@@ -64,7 +64,7 @@ let package = Package(
         // Drivers for the library-level benchmarks under bench/.
         .executableTarget(
             name: "dnsd-bench",
-            dependencies: ["HostsWriter", "Addressing", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HostsWriter", "OverlayNet", "Netns", "Addressing", .product(name: "Logging", package: "swift-log")]
         ),
 
         // Helpers the test targets share: running commands, spawning servers.

@@ -23,19 +23,26 @@ public struct NamedNamespaces: Sendable {
     /// Fails with EEXIST when the name is taken.
     @discardableResult
     public func create(_ name: String, on thread: NamespaceThread) throws -> NamespaceHandle {
+        try create(name, on: thread, also: { () }).0
+    }
+
+    /// Creates namespace `name` and, while the thread is still inside it, runs `also` (e.g. to
+    /// open a socket there without a second trip into the namespace).
+    public func create<T>(_ name: String, on thread: NamespaceThread, also: @escaping () throws -> T) throws -> (NamespaceHandle, T) {
         try prepareDirectory()
         let file = path(name)
         let fd = open(file, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
         guard fd >= 0 else { throw SystemCallError.last("create \(file)") }
         close(fd)
         do {
-            try thread.runInNewNamespace {
+            let extra = try thread.runInNewNamespace { () throws -> T in
                 guard mount("/proc/thread-self/ns/net", file, "none", UInt(MS_BIND), nil) == 0 else {
                     throw SystemCallError.last("bind-mount netns onto \(file)")
                 }
                 guard dnsd_link_set_up("lo") == 0 else { throw SystemCallError.last("set lo up in \(name)") }
+                return try also()
             }
-            return try NamespaceHandle(path: file)
+            return (try NamespaceHandle(path: file), extra)
         } catch {
             _ = umount2(file, Int32(MNT_DETACH))
             unlink(file)

@@ -3,7 +3,7 @@ import Foundation
 // Benchmark drivers for library-level figures (bench/*.sh call these). Not installed.
 let arguments = CommandLine.arguments
 func usage() -> Never {
-    FileHandle.standardError.write(Data("usage: dnsd-bench hosts DIR SANDBOXES PEERS ROUNDS\n".utf8))
+    FileHandle.standardError.write(Data("usage: dnsd-bench hosts DIR SANDBOXES PEERS ROUNDS | attach COUNT SCALE\n".utf8))
     exit(2)
 }
 guard arguments.count >= 2 else { usage() }
@@ -13,6 +13,14 @@ case "hosts":
           sandboxes > 0, peers >= 0, rounds > 0 else { usage() }
     do {
         try HostsBenchmark.run(directory: arguments[2], sandboxes: sandboxes, peers: peers, rounds: rounds)
+    } catch {
+        FileHandle.standardError.write(Data("dnsd-bench: \(error)\n".utf8))
+        exit(1)
+    }
+case "attach":
+    guard arguments.count == 4, let count = Int(arguments[2]), let scale = Int(arguments[3]), count >= 50, scale >= 0 else { usage() }
+    do {
+        try AttachBenchmark.run(count: count, scale: scale)
     } catch {
         FileHandle.standardError.write(Data("dnsd-bench: \(error)\n".utf8))
         exit(1)

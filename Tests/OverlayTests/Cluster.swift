@@ -11,7 +11,7 @@ import Testing
 /// overlay driver, plus sandboxes made on them.
 final class Cluster: @unchecked Sendable {
     let fixture: NamespaceFixture
-    let underlay: NamespaceHandle
+    let underlay: SimulatedUnderlay
     private(set) var hosts: [(name: String, handle: NamespaceHandle, driver: OverlayDriver, address: IPv4Address)] = []
     private(set) var sandboxes: [Sandbox] = []
     let factory: SandboxFactory
@@ -19,23 +19,14 @@ final class Cluster: @unchecked Sendable {
     init(hosts count: Int, fixture: NamespaceFixture) throws {
         self.fixture = fixture
         factory = SandboxFactory(thread: fixture.thread)
-        let (_, underlay) = try fixture.make("ul")
-        self.underlay = underlay
-        let wire = try fixture.netlink(underlay)
-        try wire.createLink(LinkSpec(name: "ul0", kind: .bridge, up: true))
-        let bridge = try wire.linkIndex("ul0")
-        for n in 1...count {
-            let (name, handle) = try fixture.make("h\(n)")
-            try wire.createLink(LinkSpec(name: "u\(n)", kind: .veth(peer: VethPeer(name: "eth0", namespaceFD: handle.fd)), master: bridge, up: true))
-            let local = try fixture.netlink(handle)
-            let eth0 = try local.linkIndex("eth0")
-            let address = IPv4Address(198, 18, 0, UInt8(n))
-            try local.addAddress(address, prefixLength: 24, to: eth0)
-            try local.setLink(eth0, up: true)
-            var logger = Logger(label: "test")
-            logger.logLevel = .critical
-            let driver = try OverlayDriver(host: .init(id: name, advertise: address, namespace: handle), thread: fixture.thread, logger: logger)
-            hosts.append((name, handle, driver, address))
+        underlay = try SimulatedUnderlay(prefix: fixture.prefix, thread: fixture.thread)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        for _ in 1...count {
+            let host = try underlay.addHost()
+            let driver = try OverlayDriver(host: .init(id: host.name, advertise: host.address, namespace: host.namespace),
+                                           thread: fixture.thread, logger: logger)
+            hosts.append((host.name, host.namespace, driver, host.address))
         }
     }
 
@@ -56,6 +47,7 @@ final class Cluster: @unchecked Sendable {
             for name in fixture.namespaces.list() where name.hasPrefix(host.name + "-ov-") { try? fixture.namespaces.delete(name) }
         }
         hosts.removeAll()
+        underlay.remove()
     }
 }
 

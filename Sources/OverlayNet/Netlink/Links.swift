@@ -53,12 +53,16 @@ public struct VethPeer: Sendable {
     public var namespaceFD: Int32?
     public var mtu: UInt32?
     public var mac: MACAddress?
+    /// Ask for this interface index (free in the peer's namespace), so no lookup is needed
+    /// afterwards; nil lets the kernel choose.
+    public var index: Int32?
 
-    public init(name: String, namespaceFD: Int32? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil) {
+    public init(name: String, namespaceFD: Int32? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil, index: Int32? = nil) {
         self.name = name
         self.namespaceFD = namespaceFD
         self.mtu = mtu
         self.mac = mac
+        self.index = index
     }
 }
 
@@ -128,6 +132,7 @@ extension NetlinkSocket {
                         // The peer's attributes follow its own ifinfomsg inside the nest.
                         let peerInfo = message.familyHeader(ifinfomsg.self)
                         peerInfo.pointee.ifi_family = UInt8(AF_UNSPEC)
+                        peerInfo.pointee.ifi_index = peer.index ?? 0
                         message.put(IFLA_IFNAME, string: peer.name)
                         if let mtu = peer.mtu { message.put(IFLA_MTU, u32: mtu) }
                         if let mac = peer.mac { message.put(IFLA_ADDRESS, bytes: mac.bytes) }

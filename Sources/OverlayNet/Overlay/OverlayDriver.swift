@@ -169,15 +169,16 @@ public final class OverlayDriver: @unchecked Sendable {
             guard network.spec.subnet.contains(address) else {
                 throw AddressPool.Failure.outside(address, network.spec.subnet)
             }
-            let interface = try interface ?? sandbox.nextInterfaceName()
+            let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? sandbox.nextInterface()
+            let interface = next.name
             let mac = MACAddress(derivedFrom: address)
             let hex = String(address.value, radix: 16)
             let port = "ve" + String(repeating: "0", count: 8 - hex.count) + hex
             try network.netlink.createLink(LinkSpec(
-                name: port, kind: .veth(peer: VethPeer(name: interface, namespaceFD: sandbox.namespace.fd, mtu: Self.mtu, mac: mac)),
+                name: port, kind: .veth(peer: VethPeer(name: interface, namespaceFD: sandbox.namespace.fd, mtu: Self.mtu, mac: mac, index: next.index)),
                 mtu: Self.mtu, master: network.bridge, up: true))
             do {
-                let index = try sandbox.netlink.linkIndex(interface)
+                let index = try next.index ?? sandbox.netlink.linkIndex(interface)
                 try sandbox.netlink.addAddress(address, prefixLength: network.spec.subnet.prefixLength, to: index)
                 try sandbox.netlink.setLink(index, up: true)
                 if defaultRoute { try sandbox.netlink.setDefaultRoute(via: network.spec.gateway, device: index) }

@@ -9,6 +9,9 @@ public final class Sandbox: @unchecked Sendable {
     let netlink: NetlinkSocket
     /// Whether dnsd made the namespace (and so deletes it).
     let owned: Bool
+    /// Interfaces dnsd has added to an owned sandbox: the next one is `eth<count>`.
+    private var interfacesAdded = 0
+    private let lock = NSLockLite()
 
     init(name: String, namespace: NamespaceHandle, netlink: NetlinkSocket, owned: Bool) {
         self.name = name
@@ -17,12 +20,21 @@ public final class Sandbox: @unchecked Sendable {
         self.owned = owned
     }
 
-    /// The next free `ethN` name in the sandbox (Docker's order: eth0 first, then eth1...).
-    func nextInterfaceName() throws -> String {
+    /// The next `ethN` name in the sandbox (Docker's order: eth0 first, then eth1...), and in
+    /// a sandbox dnsd made, the interface index to ask for (its namespace has only `lo`, index
+    /// 1, besides what dnsd added), which saves looking the new link up. In an adopted sandbox
+    /// it looks at the links and lets the kernel choose the index.
+    func nextInterface() throws -> (name: String, index: Int32?) {
+        if owned {
+            return lock.locked {
+                defer { interfacesAdded += 1 }
+                return ("eth\(interfacesAdded)", Int32(2 + interfacesAdded))
+            }
+        }
         let names = Set(try netlink.links().map(\.name))
         var n = 0
         while names.contains("eth\(n)") { n += 1 }
-        return "eth\(n)"
+        return ("eth\(n)", nil)
     }
 }
 
@@ -37,13 +49,9 @@ public struct SandboxFactory: Sendable {
     }
 
     public func create(_ name: String) throws -> Sandbox {
-        let handle = try namespaces.create(name, on: thread)
-        do {
-            return Sandbox(name: name, namespace: handle, netlink: try NetlinkSocket.open(in: handle, using: thread), owned: true)
-        } catch {
-            try? namespaces.delete(name)
-            throw error
-        }
+        // The netlink socket is opened while the thread is still inside the new namespace.
+        let (handle, netlink) = try namespaces.create(name, on: thread, also: { try NetlinkSocket() })
+        return Sandbox(name: name, namespace: handle, netlink: netlink, owned: true)
     }
 
     /// A namespace someone else made (a container runtime): dnsd adds interfaces, never deletes it.
@@ -52,7 +60,10 @@ public struct SandboxFactory: Sendable {
         return Sandbox(name: name, namespace: handle, netlink: try NetlinkSocket.open(in: handle, using: thread), owned: false)
     }
 
-    /// Deletes a sandbox dnsd made: its interfaces go with its namespace.
+    /// Deletes a sandbox dnsd made: its interfaces go with its namespace, which the kernel tears
+    /// down (in the background, batched) once the last reference is gone — drop the `Sandbox`
+    /// too, since its socket is one. Far cheaper than deleting each veth, which waits for an
+    /// RCU grace period per device.
     public func delete(_ sandbox: Sandbox) throws {
         guard sandbox.owned else { return }
         try namespaces.delete(sandbox.name)

@@ -1,0 +1,161 @@
+import Addressing
+import Foundation
+import Logging
+import Netns
+import OverlayNet
+
+/// `dnsd-bench attach COUNT SCALE`: on three simulated hosts, COUNT sandboxes attached to an
+/// overlay on h1, each announced as a peer on h2 and h3, with dnsd's library and with the same
+/// steps as `ip`/`bridge` commands, interleaved one by one. Then SCALE sandboxes on one host
+/// across four networks: time, kernel memory, full teardown.
+enum AttachBenchmark {
+    static func run(count: Int, scale: Int) throws {
+        let thread = try NamespaceThread(name: "bench")
+        let prefix = "dnsdb-\(getpid())-"
+        let namespaces = NamedNamespaces()
+        let underlay = try SimulatedUnderlay(prefix: prefix, thread: thread)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        defer {
+            for name in namespaces.list() where name.hasPrefix(prefix) { try? namespaces.delete(name) }
+            underlay.remove()
+        }
+        var drivers: [OverlayDriver] = []
+        for _ in 0..<3 {
+            let host = try underlay.addHost()
+            drivers.append(try OverlayDriver(host: .init(id: host.name, advertise: host.address, namespace: host.namespace),
+                                             thread: thread, logger: logger))
+        }
+        let vnet = try HostLabel("vnet")
+        let spec = OverlaySpec(name: vnet, subnet: try IPv4Subnet(parsing: "192.168.0.0/16"), gateway: IPv4Address(192, 168, 0, 1), vni: 4097)
+        for driver in drivers { try driver.createNetwork(spec) }
+        let factory = SandboxFactory(namespaces: namespaces, thread: thread)
+        let overlay = drivers.map { $0.overlayNamespaceName(vnet) }
+        let vtep1 = underlay.hosts[0].address
+
+        var dnsdTimes: [Double] = [], ipTimes: [Double] = []
+        var phases: [[Double]] = [[], [], []]
+        var sandboxes: [(Sandbox, AttachedEndpoint)?] = []
+        for i in 0..<count {
+            // dnsd's library: namespace, veth into it, address, up, peers on h2 and h3.
+            let address = IPv4Address(192, 168, UInt8(1 + i / 250), UInt8(2 + i % 250))
+            var start = now()
+            let sandbox = try factory.create(prefix + "d\(i)")
+            let created = now()
+            let endpoint = try drivers[0].attach(sandbox, to: vnet, address: address)
+            let attached = now()
+            try drivers[1].addPeer(address, vtep: vtep1, on: vnet)
+            try drivers[2].addPeer(address, vtep: vtep1, on: vnet)
+            dnsdTimes.append(now() - start)
+            phases[0].append(created - start)
+            phases[1].append(attached - created)
+            phases[2].append(now() - attached)
+            sandboxes.append((sandbox, endpoint))
+
+            // The same with iproute2, one process per step.
+            let ipAddress = IPv4Address(192, 168, UInt8(101 + i / 250), UInt8(2 + i % 250))
+            let mac = MACAddress(derivedFrom: ipAddress).description
+            let name = prefix + "i\(i)"
+            let port = "vi" + String(ipAddress.value, radix: 16)
+            start = now()
+            var failed = 0
+            for command in [
+                ["ip", "netns", "add", name],
+                ["ip", "-n", overlay[0], "link", "add", port, "mtu", "1450", "master", "br0", "up", "type", "veth",
+                 "peer", "name", "eth0", "netns", name, "mtu", "1450", "address", mac],
+                ["ip", "-n", name, "addr", "add", "\(ipAddress)/16", "dev", "eth0"],
+                ["ip", "-n", name, "link", "set", "eth0", "up"],
+                ["ip", "-n", name, "link", "set", "lo", "up"],
+                ["ip", "-n", overlay[1], "neigh", "replace", "\(ipAddress)", "lladdr", mac, "dev", "vxlan0", "nud", "permanent"],
+                ["bridge", "-n", overlay[1], "fdb", "replace", mac, "dev", "vxlan0", "dst", "\(vtep1)", "self", "permanent"],
+                ["ip", "-n", overlay[2], "neigh", "replace", "\(ipAddress)", "lladdr", mac, "dev", "vxlan0", "nud", "permanent"],
+                ["bridge", "-n", overlay[2], "fdb", "replace", mac, "dev", "vxlan0", "dst", "\(vtep1)", "self", "permanent"],
+            ] where spawnAndWait(command) != 0 { failed += 1 }
+            ipTimes.append(now() - start)
+            if failed > 0 { print("ip baseline: \(failed) commands failed for sandbox \(i)") }
+        }
+        // Both really work: the last dnsd sandbox reaches the gateway.
+        let check = spawnAndWait(["ip", "netns", "exec", prefix + "d\(count - 1)", "busybox", "ping", "-c", "1", "-W", "1", "192.168.0.1"])
+
+        // Teardown, timed the same way.
+        var dnsdDown: [Double] = [], ipDown: [Double] = []
+        for i in sandboxes.indices {
+            var start = now()
+            let (sandbox, endpoint) = sandboxes[i]!
+            try drivers[1].removePeer(endpoint.address, vtep: vtep1, on: vnet)
+            try drivers[2].removePeer(endpoint.address, vtep: vtep1, on: vnet)
+            try factory.delete(sandbox)
+            sandboxes[i] = nil  // the last reference: the kernel tears the namespace down
+            dnsdDown.append(now() - start)
+            let ipAddress = IPv4Address(192, 168, UInt8(101 + i / 250), UInt8(2 + i % 250))
+            let mac = MACAddress(derivedFrom: ipAddress).description
+            start = now()
+            for command in [
+                ["ip", "netns", "del", prefix + "i\(i)"],
+                ["ip", "-n", overlay[1], "neigh", "del", "\(ipAddress)", "dev", "vxlan0"],
+                ["bridge", "-n", overlay[1], "fdb", "del", mac, "dev", "vxlan0", "dst", "\(vtep1)", "self"],
+                ["ip", "-n", overlay[2], "neigh", "del", "\(ipAddress)", "dev", "vxlan0"],
+                ["bridge", "-n", overlay[2], "fdb", "del", mac, "dev", "vxlan0", "dst", "\(vtep1)", "self"],
+            ] { _ = spawnAndWait(command) }
+            ipDown.append(now() - start)
+        }
+
+        func ms(_ v: Double) -> String { String(format: "%.2f", v * 1000) }
+        let first = Array(dnsdTimes.prefix(50)), last = Array(dnsdTimes.suffix(50))
+        print("attach: \(count) sandboxes on h1 of 3 simulated hosts, each a peer on h2 and h3 (interleaved with the ip baseline)")
+        print("                      p50 ms    p99 ms")
+        print("dnsd library        \(ms(percentile(dnsdTimes, 0.5)).leftPad(8))  \(ms(percentile(dnsdTimes, 0.99)).leftPad(8))")
+        print("ip/bridge commands  \(ms(percentile(ipTimes, 0.5)).leftPad(8))  \(ms(percentile(ipTimes, 0.99)).leftPad(8))")
+        let ratio = percentile(ipTimes, 0.5) / percentile(dnsdTimes, 0.5)
+        print("dnsd phases p50 ms: namespace \(ms(percentile(phases[0], 0.5))), veth+address+up \(ms(percentile(phases[1], 0.5))), peers on 2 hosts \(ms(percentile(phases[2], 0.5)))")
+        print(String(format: "dnsd is %.1fx faster at the median (bar: >= 15x): %@", ratio, ratio >= 15 ? "PASS" : "FAIL"))
+        let growth = percentile(last, 0.5) / percentile(first, 0.5)
+        print(String(format: "dnsd first 50 p50 %@ ms, last 50 p50 %@ ms: growth %.2fx (bar: none): %@", ms(percentile(first, 0.5)), ms(percentile(last, 0.5)), growth, growth < 1.25 ? "PASS" : "FAIL"))
+        print("teardown p50: dnsd \(ms(percentile(dnsdDown, 0.5))) ms, ip \(ms(percentile(ipDown, 0.5))) ms; the last dnsd sandbox pinged its gateway: \(check == 0 ? "yes" : "NO")")
+
+        if scale > 0 { try runScale(scale, prefix: prefix, factory: factory, driver: drivers[0]) }
+    }
+
+    /// SCALE sandboxes on one host over four networks (a Linux bridge takes at most 1023 ports).
+    static func runScale(_ scale: Int, prefix: String, factory: SandboxFactory, driver: OverlayDriver) throws {
+        let networks = try (0..<4).map { n in
+            OverlaySpec(name: try HostLabel("scale\(n)"), subnet: try IPv4Subnet(parsing: "10.\(200 + n).0.0/16"),
+                        gateway: IPv4Address(10, UInt8(200 + n), 0, 1), vni: UInt32(5000 + n))
+        }
+        for spec in networks { try driver.createNetwork(spec) }
+        let before = kernelMemoryKiB()
+        var made: [Sandbox] = []
+        let start = now()
+        for i in 0..<scale {
+            let spec = networks[i % 4]
+            let sandbox = try factory.create(prefix + "s\(i)")
+            _ = try driver.attach(sandbox, to: spec.name, address: IPv4Address(spec.subnet.network.value + UInt32(2 + i / 4)))
+            made.append(sandbox)
+        }
+        let took = now() - start
+        let after = kernelMemoryKiB()
+        let teardownStart = now()
+        for sandbox in made { try factory.delete(sandbox) }
+        for spec in networks { try driver.deleteNetwork(spec.name) }
+        let teardown = now() - teardownStart
+        let left = NamedNamespaces().list().filter { $0.hasPrefix(prefix + "s") || $0.contains("-ov-scale") }.count
+        print(String(format: "scale: %d sandboxes on one host across 4 networks in %.2f s (%.2f ms each); kernel memory +%d MiB (%.0f KiB each); teardown %.2f s; namespaces left: %d",
+                     scale, took, took * 1000 / Double(scale), (after - before) / 1024, Double(after - before) / Double(scale), teardown, left))
+    }
+
+    /// Slab + page tables + kernel stacks + per-cpu, from /proc/meminfo, in KiB.
+    static func kernelMemoryKiB() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        var total = 0
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count >= 2 else { continue }
+            if ["Slab:", "PageTables:", "KernelStack:", "Percpu:"].contains(String(parts[0])) { total += Int(parts[1]) ?? 0 }
+        }
+        return total
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
