@@ -1,4 +1,5 @@
 import CShim
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,9 +75,20 @@ public struct NamedNamespaces: Sendable {
         return names.sorted()
     }
 
+    /// Directories already made shared by this process. `ip netns add` re-applies MS_SHARED |
+    /// MS_REC on every call, which walks every namespace mount below: O(namespaces) per create.
+    private static let prepared = Mutex<Set<String>>([])
+
     /// `ip netns add` makes the directory a shared mount point (bind-mounting it onto itself
-    /// first if it is not a mount point), so namespace mounts propagate to other mount namespaces.
+    /// first if it is not a mount point), so namespace mounts propagate to other mount
+    /// namespaces. Done once per directory per process.
     private func prepareDirectory() throws {
+        if Self.prepared.withLock({ $0.contains(directory) }) && access(directory, F_OK) == 0 { return }
+        try makeShared()
+        _ = Self.prepared.withLock { $0.insert(directory) }
+    }
+
+    private func makeShared() throws {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SystemCallError.last("mkdir \(directory)") }
         let shared = UInt(MS_SHARED | MS_REC)
         if mount("", directory, "none", shared, nil) == 0 { return }

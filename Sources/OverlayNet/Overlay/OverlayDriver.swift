@@ -112,6 +112,9 @@ public final class OverlayDriver: @unchecked Sendable {
                 let netlink = try NetlinkSocket.open(in: handle, using: thread)
                 try netlink.createLink(LinkSpec(name: "br0", kind: .bridge, mtu: Self.mtu, up: true))
                 let bridge = try netlink.linkIndex("br0")
+                // Setting the MTU again, as a change, marks it user-set: the bridge then stops
+                // re-deriving its MTU from every port on each port added (O(ports) per attach).
+                try netlink.setLink(bridge, mtu: Self.mtu)
                 try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: bridge)
                 // Created from the host namespace straight into the overlay namespace.
                 try hostNetlink.createLink(LinkSpec(
