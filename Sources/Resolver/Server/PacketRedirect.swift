@@ -1,4 +1,4 @@
-import Foundation
+import Netns
 
 /// The optional DNAT mode: the responder binds random ports on 127.0.0.11 and an nftables
 /// rule in the sandbox sends :53 there, so an application in the sandbox can bind port 53
@@ -28,27 +28,6 @@ enum PacketRedirect {
     }
 
     private static func nft(namespacePath: String, script: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-        process.arguments = ["--net=\(namespacePath)", "nft", "-f", "-"]
-        let input = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        input.fileHandleForWriting.write(Data(script.utf8))
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw RedirectError(namespacePath: namespacePath, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-    }
-
-    struct RedirectError: Error, CustomStringConvertible {
-        var namespacePath: String
-        var message: String
-        var description: String { "nft redirect of port 53 in \(namespacePath): \(message)" }
+        try NamespaceCommand.run(["nft", "-f", "-"], in: namespacePath, input: script)
     }
 }

@@ -1,0 +1,148 @@
+import Addressing
+import Foundation
+import Logging
+import Netns
+
+/// Networks that live on one host: a Linux bridge in the host namespace with the gateway
+/// address, and NAT for traffic leaving the host. Two uses:
+///
+/// - the `bridge` driver (docker0-like, default 172.17.0.0/16, and user-defined bridge
+///   networks): the sandbox's eth0 with its default route through the bridge;
+/// - the gateway bridge (172.18.0.0/16): eth1 of a sandbox whose eth0 is on an overlay, giving
+///   it a default route out of the host.
+///
+/// Forwarding is enabled in the host namespace, and one nftables table (`dnsd_nat`) masquerades
+/// each bridge's subnet when it leaves through any other interface. Set-up spawns nft once per
+/// bridge; attaching does not.
+public final class LocalBridgeDriver: @unchecked Sendable {
+    public struct BridgeSpec: Sendable, Equatable {
+        public var name: HostLabel
+        /// The bridge device's name in the host namespace (at most 15 characters).
+        public var device: String
+        public var subnet: IPv4Subnet
+        public var gateway: IPv4Address
+
+        public init(name: HostLabel, device: String, subnet: IPv4Subnet, gateway: IPv4Address) {
+            self.name = name
+            self.device = device
+            self.subnet = subnet
+            self.gateway = gateway
+        }
+
+        /// docker0's counterpart.
+        public static let defaultBridge = BridgeSpec(
+            name: try! HostLabel("bridge"), device: "dnsd0", subnet: try! IPv4Subnet(parsing: "172.17.0.0/16"),
+            gateway: IPv4Address(172, 17, 0, 1))
+        /// The per-host way out for overlay-only sandboxes.
+        public static let gatewayBridge = BridgeSpec(
+            name: try! HostLabel("gwbridge"), device: "dnsd_gwbridge", subnet: try! IPv4Subnet(parsing: "172.18.0.0/16"),
+            gateway: IPv4Address(172, 18, 0, 1))
+    }
+
+    private let hostNamespace: NamespaceHandle?
+    private let thread: NamespaceThread
+    private let netlink: NetlinkSocket
+    private let logger: Logger
+    private let lock = NSLockLite()
+    private var bridges: [HostLabel: (spec: BridgeSpec, index: Int32)] = [:]
+
+    /// `hostNamespace` nil means the caller's own namespace.
+    public init(hostNamespace: NamespaceHandle?, thread: NamespaceThread, logger: Logger) throws {
+        self.hostNamespace = hostNamespace
+        self.thread = thread
+        self.logger = logger
+        netlink = try NetlinkSocket.open(in: hostNamespace, using: thread)
+    }
+
+    /// Creates (or adopts) the bridge, its gateway address, forwarding and NAT.
+    public func createBridge(_ spec: BridgeSpec) throws {
+        try lock.locked {
+            if bridges[spec.name] != nil { return }
+            var created = false
+            if try netlink.link(named: spec.device) == nil {
+                try netlink.createLink(LinkSpec(name: spec.device, kind: .bridge, up: true))
+                created = true
+            }
+            do {
+                let index = try netlink.linkIndex(spec.device)
+                try netlink.setLink(index, up: true)
+                try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: index)
+                try enableForwarding()
+                try installNAT(spec)
+                bridges[spec.name] = (spec, index)
+            } catch {
+                if created { try? netlink.deleteLink(named: spec.device) }
+                throw error
+            }
+        }
+    }
+
+    /// Removes the bridge and its NAT rule.
+    public func deleteBridge(_ name: HostLabel) throws {
+        try lock.locked {
+            guard let bridge = bridges.removeValue(forKey: name) else { return }
+            try? runNFT("delete chain ip dnsd_nat \(chainName(bridge.spec))\n")
+            try netlink.deleteLink(named: bridge.spec.device)
+        }
+    }
+
+    /// Connects `sandbox` to the bridge network: next `ethN`, address, up, and (usually) the
+    /// default route through the bridge's gateway.
+    public func attach(_ sandbox: Sandbox, to name: HostLabel, address: IPv4Address, defaultRoute: Bool = true) throws -> AttachedEndpoint {
+        try lock.locked {
+            guard let bridge = bridges[name] else { throw OverlayError.unknownNetwork(name) }
+            guard bridge.spec.subnet.contains(address) else { throw AddressPool.Failure.outside(address, bridge.spec.subnet) }
+            let next = try sandbox.nextInterface()
+            let mac = MACAddress(derivedFrom: address)
+            let hex = String(address.value, radix: 16)
+            let port = "vb" + String(repeating: "0", count: 8 - hex.count) + hex
+            try netlink.createLink(LinkSpec(
+                name: port, kind: .veth(peer: VethPeer(name: next.name, namespaceFD: sandbox.namespace.fd, mac: mac, index: next.index)),
+                master: bridge.index, up: true))
+            do {
+                let index = try next.index ?? sandbox.netlink.linkIndex(next.name)
+                try sandbox.netlink.addAddress(address, prefixLength: bridge.spec.subnet.prefixLength, to: index)
+                try sandbox.netlink.setLink(index, up: true)
+                if defaultRoute { try sandbox.netlink.setDefaultRoute(via: bridge.spec.gateway, device: index) }
+            } catch {
+                try? netlink.deleteLink(named: port)
+                throw error
+            }
+            return AttachedEndpoint(network: name, sandbox: sandbox.name, interface: next.name, address: address, mac: mac, bridgePort: port)
+        }
+    }
+
+    public func detach(_ endpoint: AttachedEndpoint) throws {
+        try netlink.deleteLink(named: endpoint.bridgePort)
+    }
+
+    private func chainName(_ spec: BridgeSpec) -> String { "masq_" + spec.device.replacingOccurrences(of: "-", with: "_") }
+
+    /// MASQUERADE for the bridge's subnet leaving through any other interface. Idempotent:
+    /// the chain is created if missing and flushed before its rule is written.
+    private func installNAT(_ spec: BridgeSpec) throws {
+        let chain = chainName(spec)
+        try runNFT("""
+            add table ip dnsd_nat
+            add chain ip dnsd_nat \(chain) { type nat hook postrouting priority 100; policy accept; }
+            flush chain ip dnsd_nat \(chain)
+            add rule ip dnsd_nat \(chain) ip saddr \(spec.subnet) oifname != "\(spec.device)" masquerade
+
+            """)
+    }
+
+    /// net.ipv4.ip_forward=1 in the host namespace (/proc/sys/net belongs to the namespace of
+    /// the thread that opens it).
+    private func enableForwarding() throws {
+        try thread.run(in: hostNamespace) {
+            let fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw SystemCallError.last("open ip_forward") }
+            defer { close(fd) }
+            guard write(fd, "1\n", 2) == 2 else { throw SystemCallError.last("write ip_forward") }
+        }
+    }
+
+    private func runNFT(_ script: String) throws {
+        try NamespaceCommand.run(["nft", "-f", "-"], in: hostNamespace?.path, input: script)
+    }
+}
