@@ -36,21 +36,8 @@ public struct HostsEntry: Hashable, Sendable, CustomStringConvertible {
     public var description: String { line }
 }
 
-/// The records of one endpoint as the hosts files need them.
-public struct HostsRecord: Hashable, Sendable {
-    public var name: HostLabel
-    public var aliases: [HostLabel]
-    public var ipv4: [IPv4Address]
-    public var ipv6: [IPv6Address]
-
-    public init(name: HostLabel, aliases: [HostLabel] = [], ipv4: [IPv4Address] = [], ipv6: [IPv6Address] = []) {
-        self.name = name
-        self.aliases = aliases
-        self.ipv4 = ipv4
-        self.ipv6 = ipv6
-    }
-
-    /// Its lines on `network`: one per address.
+extension EndpointRecord {
+    /// Its hosts lines on `network`: one per address.
     func entries(on network: HostLabel) -> [HostsEntry] {
         ipv4.map { HostsEntry(address: $0, name: name, network: network, aliases: aliases) }
             + ipv6.map { HostsEntry(address: $0, name: name, network: network, aliases: aliases) }

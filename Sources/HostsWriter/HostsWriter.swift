@@ -49,7 +49,7 @@ public final class HostsWriter: @unchecked Sendable {
     private let lock = NSLock()
     private var sandboxes: [String: Sandbox] = [:]
     /// Network -> endpoint id -> record.
-    private var endpoints: [HostLabel: [String: HostsRecord]] = [:]
+    private var endpoints: [HostLabel: [String: EndpointRecord]] = [:]
 
     public init(mode: NameMode, hostResolvConf: ResolvConf, upstreams: [String] = [], logger: Logger) {
         self.mode = mode
@@ -130,7 +130,7 @@ public final class HostsWriter: @unchecked Sendable {
 
     /// Adds or changes endpoint `id` on `network`, in every attached sandbox's file.
     @discardableResult
-    public func setEndpoint(_ id: String, on network: HostLabel, _ record: HostsRecord) -> [Failure] {
+    public func setEndpoint(_ id: String, on network: HostLabel, _ record: EndpointRecord) -> [Failure] {
         lock.withLock {
             let old = endpoints[network]?[id]
             endpoints[network, default: [:]][id] = record
@@ -177,7 +177,7 @@ public final class HostsWriter: @unchecked Sendable {
         "own/\(network)/\(address)"
     }
 
-    private static func lines(_ id: String, _ record: HostsRecord, _ network: HostLabel) -> [(key: String, line: HostsEntry)] {
+    private static func lines(_ id: String, _ record: EndpointRecord, _ network: HostLabel) -> [(key: String, line: HostsEntry)] {
         record.entries(on: network).map { ("peer/\(network)/\(id)/\($0.address)", $0) }
     }
 }

@@ -19,7 +19,7 @@ enum HostsBenchmark {
         }
         let setupStart = Date()
         for p in 0..<peers {
-            writer.setEndpoint("p\(p)", on: network, HostsRecord(name: try HostLabel("peer\(p)"), aliases: [try HostLabel("svc\(p % 10)")], ipv4: [address(1000 + p)]))
+            writer.setEndpoint("p\(p)", on: network, EndpointRecord(name: try HostLabel("peer\(p)"), aliases: [try HostLabel("svc\(p % 10)")], ipv4: [address(1000 + p)]))
         }
         let setup = Date().timeIntervalSince(setupStart)
         let fileSize = (try FileManager.default.attributesOfItem(atPath: "\(directory)/s0/hosts")[.size] as? Int) ?? 0
@@ -28,7 +28,7 @@ enum HostsBenchmark {
         var addTimes: [Double] = [], removeTimes: [Double] = [], addBytes: [Int] = [], removeBytes: [Int] = []
         var middleRemoveTimes: [Double] = [], middleRemoveBytes: [Int] = [], reuseTimes: [Double] = [], reuseBytes: [Int] = []
         for r in 0..<rounds {
-            let record = HostsRecord(name: try HostLabel("newpeer\(r)"), ipv4: [address(5000 + r)])
+            let record = EndpointRecord(name: try HostLabel("newpeer\(r)"), ipv4: [address(5000 + r)])
             var before = bytes()
             var start = Date()
             writer.setEndpoint("new\(r)", on: network, record)
@@ -40,7 +40,7 @@ enum HostsBenchmark {
             removeTimes.append(Date().timeIntervalSince(start))
             removeBytes.append(bytes() - before)
             // A peer in the middle of the file goes, and comes back into its freed slot.
-            let middle = HostsRecord(name: try HostLabel("peer\(r)"), aliases: [try HostLabel("svc\(r % 10)")], ipv4: [address(1000 + r)])
+            let middle = EndpointRecord(name: try HostLabel("peer\(r)"), aliases: [try HostLabel("svc\(r % 10)")], ipv4: [address(1000 + r)])
             before = bytes()
             start = Date()
             writer.removeEndpoint("p\(r)", from: network)

@@ -68,6 +68,6 @@ func inode(_ path: String) -> UInt64 {
     return UInt64(st.st_ino)
 }
 
-func record(_ name: String, _ ip: String, aliases: [String] = []) -> HostsRecord {
-    HostsRecord(name: label(name), aliases: aliases.map(label), ipv4: [IPv4Address(ip)!])
+func record(_ name: String, _ ip: String, aliases: [String] = []) -> EndpointRecord {
+    EndpointRecord(name: label(name), aliases: aliases.map(label), ipv4: [IPv4Address(ip)!])
 }
