@@ -7,7 +7,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 etcd-server etcd-client
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach clean-test-leftovers clean
 
 all: build
 
@@ -48,7 +48,7 @@ demo: release
 	scripts/demo.sh $(RELEASE_BIN)
 
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
-bench: bench-dns bench-hosts
+bench: bench-dns bench-hosts bench-attach
 
 bench-dns: release
 	bench/dns.sh $(RELEASE_BIN)
@@ -56,9 +56,13 @@ bench-dns: release
 bench-hosts: release
 	bench/hosts.sh
 
+bench-attach: release
+	bench/attach.sh
+
 ## Namespaces and processes a killed test run may have left behind (test names start dnsdt-).
 clean-test-leftovers:
-	@for n in $$(ip netns list 2>/dev/null | awk '{print $$1}' | grep '^dnsdt-'); do ip netns del $$n 2>/dev/null || true; done
+	@for n in $$(ip netns list 2>/dev/null | awk '{print $$1}' | grep -E '^dnsd[tb]-'); do ip netns del $$n 2>/dev/null || true; done
+	@rm -rf /etc/netns/dnsdt-* /tmp/dnsdt-* 2>/dev/null || true
 	@pkill -f '[d]nsdt-dnsmasq' 2>/dev/null || true
 	@for l in $$(ip -o link show 2>/dev/null | awk -F': ' '{print $$2}' | cut -d@ -f1 | grep '^dnsdt'); do ip link del $$l 2>/dev/null || true; done
 
