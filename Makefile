@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
 
 APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl-dev \
-                libcurl4-openssl-dev busybox-static nftables iproute2 util-linux gcc \
+                libcurl4-openssl-dev busybox-static nftables iproute2 util-linux gcc curl \
                 etcd-server etcd-client
 RELEASE_BIN := .build/release/dnsd
 

@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Addressing", targets: ["Addressing"]),
         .library(name: "HostsWriter", targets: ["HostsWriter"]),
         .library(name: "OverlayNet", targets: ["OverlayNet"]),
+        .library(name: "Store", targets: ["Store"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,6 +39,9 @@ let package = Package(
 
         // The data plane: netlink over libmnl, namespaces, bridges, VXLAN, veths, peers, IPAM.
         .target(name: "OverlayNet", dependencies: ["CMnl", "CShim", "Netns", "Addressing", .product(name: "Logging", package: "swift-log")]),
+
+        // The shared store: etcd (v3 JSON gateway over libcurl), Consul (KV HTTP API), local.
+        .target(name: "Store", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]),
 
         // The embedded DNS responder.
         .target(
@@ -72,6 +76,7 @@ let package = Package(
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
         .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

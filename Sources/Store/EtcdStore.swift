@@ -1,0 +1,254 @@
+import Foundation
+import Logging
+
+/// etcd v3 through its JSON gateway (`/v3/...`, keys and values base64, int64 as strings,
+/// proto3 zero values omitted). One kept-alive connection for requests; each watch has its own
+/// streaming connection on its own thread, resuming from the last revision seen.
+public final class EtcdStore: KeyValueStore, @unchecked Sendable {
+    private let endpoints: [String]
+    private let client: HTTPClient
+    private let logger: Logger
+    private let lock = NSLock()
+    private var current = 0
+
+    /// `endpoints`: `host:port` of the cluster's members, tried in turn.
+    public init(endpoints: [String], timeoutMilliseconds: Int = 2000, logger: Logger) {
+        precondition(!endpoints.isEmpty)
+        self.endpoints = endpoints
+        self.client = HTTPClient(timeoutMilliseconds: timeoutMilliseconds)
+        self.logger = logger
+    }
+
+    // MARK: requests
+
+    /// POSTs to the current member, moving on to the next when one cannot be reached.
+    private func call(_ path: String, _ body: [String: Any]) throws -> [String: Any] {
+        let data = try JSONSerialization.data(withJSONObject: body)
+        var lastError: Error = StoreError.unavailable(operation: path, detail: "no endpoint")
+        for attempt in 0..<endpoints.count {
+            let endpoint = lock.withLock { endpoints[(current + attempt) % endpoints.count] }
+            do {
+                let (status, reply) = try client.post("http://\(endpoint)\(path)", body: data)
+                guard status == 200 else {
+                    throw StoreError.refused(operation: path, status: status, detail: String(decoding: reply.prefix(300), as: UTF8.self))
+                }
+                guard let object = try? JSONSerialization.jsonObject(with: reply) as? [String: Any] else {
+                    throw StoreError.malformed(operation: path, detail: "not a JSON object")
+                }
+                lock.withLock { current = (current + attempt) % endpoints.count }
+                return object
+            } catch let error as StoreError {
+                if case .unavailable = error { lastError = error; continue }
+                throw error
+            }
+        }
+        throw lastError
+    }
+
+    private static func b64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+    private static func b64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+
+    /// int64 fields arrive as strings (or are omitted when zero).
+    private static func int64(_ value: Any?) -> Int64 {
+        if let text = value as? String { return Int64(text) ?? 0 }
+        if let number = value as? NSNumber { return number.int64Value }
+        return 0
+    }
+
+    private static func keyValue(_ object: Any?, operation: String) throws -> KeyValue {
+        guard let kv = object as? [String: Any], let key64 = kv["key"] as? String, let key = Data(base64Encoded: key64) else {
+            throw StoreError.malformed(operation: operation, detail: "entry without a key")
+        }
+        let value = (kv["value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data()
+        let lease = int64(kv["lease"])
+        return KeyValue(key: String(decoding: key, as: UTF8.self), value: Array(value),
+                        createRevision: int64(kv["create_revision"]), modRevision: int64(kv["mod_revision"]),
+                        lease: lease == 0 ? nil : LeaseID(lease))
+    }
+
+    private static func revision(_ reply: [String: Any]) -> Int64 {
+        int64((reply["header"] as? [String: Any])?["revision"])
+    }
+
+    private static func putRequest(_ key: String, _ value: [UInt8], _ lease: LeaseID?) -> [String: Any] {
+        var request: [String: Any] = ["key": b64(key), "value": b64(value)]
+        if let lease { request["lease"] = String(lease.raw) }
+        return request
+    }
+
+    // MARK: KeyValueStore
+
+    public func get(_ key: String) throws -> KeyValue? {
+        let reply = try call("/v3/kv/range", ["key": Self.b64(key)])
+        guard let kvs = reply["kvs"] as? [Any], let first = kvs.first else { return nil }
+        return try Self.keyValue(first, operation: "get \(key)")
+    }
+
+    public func list(prefix: String) throws -> (entries: [KeyValue], revision: Int64) {
+        let reply = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(prefix.prefixRangeEnd)])
+        let entries = try ((reply["kvs"] as? [Any]) ?? []).map { try Self.keyValue($0, operation: "list \(prefix)") }
+        return (entries, Self.revision(reply))
+    }
+
+    @discardableResult
+    public func put(_ key: String, _ value: [UInt8], lease: LeaseID? = nil) throws -> Int64 {
+        Self.revision(try call("/v3/kv/put", Self.putRequest(key, value, lease)))
+    }
+
+    @discardableResult
+    public func delete(_ key: String) throws -> Bool {
+        Self.int64(try call("/v3/kv/deleterange", ["key": Self.b64(key)])["deleted"]) > 0
+    }
+
+    public func create(_ key: String, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
+        // A failed txn has no "succeeded" at all (proto3 omits false).
+        let reply = try call("/v3/kv/txn", [
+            "compare": [["target": "CREATE", "result": "EQUAL", "key": Self.b64(key), "create_revision": "0"]],
+            "success": [["request_put": Self.putRequest(key, value, lease)]],
+        ])
+        return reply["succeeded"] as? Bool ?? false
+    }
+
+    public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
+        let reply = try call("/v3/kv/txn", [
+            "compare": [["target": "MOD", "result": "EQUAL", "key": Self.b64(key), "mod_revision": String(expected)]],
+            "success": [["request_put": Self.putRequest(key, value, lease)]],
+        ])
+        return reply["succeeded"] as? Bool ?? false
+    }
+
+    public func grantLease(ttl seconds: Int) throws -> LeaseID {
+        let reply = try call("/v3/lease/grant", ["TTL": String(seconds)])
+        let id = Self.int64(reply["ID"])
+        guard id != 0 else { throw StoreError.malformed(operation: "lease grant", detail: "no lease ID") }
+        return LeaseID(id)
+    }
+
+    public func keepAlive(_ lease: LeaseID) throws -> Bool {
+        // An expired lease still answers 200, with no TTL.
+        let reply = try call("/v3/lease/keepalive", ["ID": String(lease.raw)])
+        let result = reply["result"] as? [String: Any] ?? reply
+        return Self.int64(result["TTL"]) > 0
+    }
+
+    public func revoke(_ lease: LeaseID) throws {
+        do { _ = try call("/v3/lease/revoke", ["ID": String(lease.raw)]) } catch StoreError.refused(_, let status, _) where status == 404 {
+            return
+        }
+    }
+
+    public func watch(prefix: String, from revision: Int64,
+                      events: @escaping @Sendable ([WatchEvent]) -> Void,
+                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
+        let watch = EtcdWatch(endpoints: endpoints, prefix: prefix, from: revision, logger: logger, events: events, failed: failed)
+        watch.start()
+        return watch
+    }
+
+    fileprivate static func decodeEvents(_ object: [String: Any]) throws -> (events: [WatchEvent], compacted: Int64?, canceled: Bool) {
+        let result = object["result"] as? [String: Any] ?? object
+        let compacted = int64(result["compact_revision"])
+        if compacted > 0 { return ([], compacted, true) }
+        let list = (result["events"] as? [Any]) ?? []
+        let events = try list.map { raw -> WatchEvent in
+            let event = raw as? [String: Any] ?? [:]
+            // PUT events have no "type" (proto3 zero value); only "DELETE" appears.
+            let kind: WatchEvent.Kind = (event["type"] as? String) == "DELETE" ? .delete : .put
+            return WatchEvent(kind: kind, entry: try keyValue(event["kv"], operation: "watch"))
+        }
+        return (events, nil, result["canceled"] as? Bool ?? false)
+    }
+}
+
+/// One streaming watch: a thread that keeps a `/v3/watch` POST open, splits the stream on
+/// newlines, and reconnects (to the next member) from the revision after the last one seen.
+final class EtcdWatch: WatchHandle, @unchecked Sendable {
+    private let endpoints: [String]
+    private let prefix: String
+    private let logger: Logger
+    private let events: @Sendable ([WatchEvent]) -> Void
+    private let failed: @Sendable (StoreError) -> Void
+    private let state = NSLock()
+    private var nextRevision: Int64
+    private var cancelled = false
+    private let done = DispatchSemaphore(value: 0)
+
+    init(endpoints: [String], prefix: String, from revision: Int64, logger: Logger,
+         events: @escaping @Sendable ([WatchEvent]) -> Void, failed: @escaping @Sendable (StoreError) -> Void) {
+        self.endpoints = endpoints
+        self.prefix = prefix
+        self.nextRevision = revision
+        self.logger = logger
+        self.events = events
+        self.failed = failed
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "dnsd-etcd-watch"
+        thread.start()
+    }
+
+    func cancel() {
+        let wasRunning = state.withLock { () -> Bool in
+            defer { cancelled = true }
+            return !cancelled
+        }
+        if wasRunning { done.wait() }
+    }
+
+    private var isCancelled: Bool { state.withLock { cancelled } }
+
+    private func run() {
+        defer { done.signal() }
+        var attempt = 0
+        while !isCancelled {
+            let endpoint = endpoints[attempt % endpoints.count]
+            let client = HTTPClient(timeoutMilliseconds: 0)
+            var buffer = Data()
+            var fatal: StoreError?
+            let request: [String: Any] = ["create_request": [
+                "key": Data(prefix.utf8).base64EncodedString(),
+                "range_end": Data(prefix.prefixRangeEnd).base64EncodedString(),
+                "start_revision": String(state.withLock { nextRevision }),
+            ]]
+            let body = (try? JSONSerialization.data(withJSONObject: request)) ?? Data()
+            // The transfer has no overall timeout; a stream that stays silent is normal. The
+            // write callback returns false to end it when cancelled.
+            _ = try? client.post("http://\(endpoint)/v3/watch", body: body, timeoutMilliseconds: 0) { [self] chunk in
+                if isCancelled { return false }
+                if chunk.isEmpty { return true }  // a progress tick
+                buffer.append(chunk)
+                while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = buffer[buffer.startIndex..<newline]
+                    buffer.removeSubrange(buffer.startIndex...newline)
+                    guard !line.isEmpty else { continue }
+                    guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+                          let decoded = try? EtcdStore.decodeEvents(object)
+                    else {
+                        logger.warning("etcd watch: skipping an unreadable message", metadata: ["prefix": "\(prefix)"])
+                        continue
+                    }
+                    if let compacted = decoded.compacted {
+                        fatal = .compacted(revision: compacted)
+                        return false
+                    }
+                    guard !decoded.events.isEmpty else { continue }
+                    if let last = decoded.events.last?.entry.modRevision {
+                        state.withLock { nextRevision = max(nextRevision, last + 1) }
+                    }
+                    events(decoded.events)
+                }
+                return true
+            }
+            if let fatal {
+                failed(fatal)
+                return
+            }
+            if isCancelled { return }
+            attempt += 1
+            // The member went away or the stream ended: back off briefly, then resume.
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+}

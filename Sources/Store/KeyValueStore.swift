@@ -1,0 +1,103 @@
+/// One stored key with its value and etcd-style revisions.
+public struct KeyValue: Sendable, Equatable {
+    public var key: String
+    public var value: [UInt8]
+    /// Revision at which the key was created (0: it does not exist).
+    public var createRevision: Int64
+    /// Revision of its last change: what a compare-and-swap compares.
+    public var modRevision: Int64
+    public var lease: LeaseID?
+
+    public init(key: String, value: [UInt8], createRevision: Int64, modRevision: Int64, lease: LeaseID? = nil) {
+        self.key = key
+        self.value = value
+        self.createRevision = createRevision
+        self.modRevision = modRevision
+        self.lease = lease
+    }
+
+    public var text: String { String(decoding: value, as: UTF8.self) }
+}
+
+/// A change seen by a watch.
+public struct WatchEvent: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case put, delete }
+    public var kind: Kind
+    public var entry: KeyValue
+}
+
+/// A lease (etcd) or session (Consul): keys attached to it vanish when it is not kept alive.
+/// etcd's IDs exceed 2^53, so they are never carried through a Double.
+public struct LeaseID: Hashable, Sendable, CustomStringConvertible {
+    public var raw: Int64
+    public init(_ raw: Int64) { self.raw = raw }
+    public var description: String { String(raw) }
+}
+
+/// Why a store call failed.
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    /// The store could not be reached or did not answer in time.
+    case unavailable(operation: String, detail: String)
+    /// The store answered something dnsd cannot read.
+    case malformed(operation: String, detail: String)
+    /// The store refused the request.
+    case refused(operation: String, status: Int, detail: String)
+    /// A watch asked for history the store has compacted away: re-read, then watch again.
+    case compacted(revision: Int64)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let operation, let detail): "store unavailable (\(operation)): \(detail)"
+        case .malformed(let operation, let detail): "store answer not understood (\(operation)): \(detail)"
+        case .refused(let operation, let status, let detail): "store refused \(operation) (HTTP \(status)): \(detail)"
+        case .compacted(let revision): "store history compacted up to revision \(revision)"
+        }
+    }
+}
+
+/// A running watch; `cancel()` stops it and waits until no handler call is in progress.
+public protocol WatchHandle: Sendable {
+    func cancel()
+}
+
+/// What dnsd needs of a shared store (DESIGN.md §3): reads, writes, create-if-absent and
+/// compare-and-swap for uniqueness, prefix watches that resume from a revision, and leases.
+public protocol KeyValueStore: Sendable {
+    func get(_ key: String) throws -> KeyValue?
+    /// Every key under `prefix`, and the store revision the listing reflects (watch from +1).
+    func list(prefix: String) throws -> (entries: [KeyValue], revision: Int64)
+    @discardableResult
+    func put(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Int64
+    /// True when the key existed.
+    @discardableResult
+    func delete(_ key: String) throws -> Bool
+    /// Writes only if the key does not exist; true when written.
+    func create(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Bool
+    /// Writes only if the key's modRevision is still `expected`; true when written.
+    func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID?) throws -> Bool
+    /// Calls `events` with each batch of changes under `prefix` from `revision` on, in order;
+    /// `failed` once if the watch cannot go on (compacted history, malformed stream).
+    func watch(prefix: String, from revision: Int64,
+               events: @escaping @Sendable ([WatchEvent]) -> Void,
+               failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle
+    func grantLease(ttl seconds: Int) throws -> LeaseID
+    /// False when the lease has already expired (its keys are gone).
+    func keepAlive(_ lease: LeaseID) throws -> Bool
+    func revoke(_ lease: LeaseID) throws
+}
+
+extension String {
+    /// The end of the key range holding every key with this prefix: the prefix with its last
+    /// byte incremented (etcd's range_end).
+    var prefixRangeEnd: [UInt8] {
+        var bytes = Array(utf8)
+        while let last = bytes.last {
+            if last < 0xFF {
+                bytes[bytes.count - 1] = last + 1
+                return bytes
+            }
+            bytes.removeLast()
+        }
+        return [0]
+    }
+}

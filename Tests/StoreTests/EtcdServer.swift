@@ -1,0 +1,52 @@
+import Foundation
+import TestSupport
+
+/// A real etcd (Debian's etcd-server) on loopback with free ports and a temporary data
+/// directory; `stop()` kills it and removes the directory.
+final class EtcdServer: @unchecked Sendable {
+    let clientPort: UInt16
+    let directory: String
+    private var process: ChildProcess?
+
+    var endpoint: String { "127.0.0.1:\(clientPort)" }
+
+    init() throws {
+        clientPort = try Self.freePort()
+        let peerPort = try Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-etcd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        process = try ChildProcess([
+            "etcd", "--name", "t", "--data-dir", directory + "/data",
+            "--listen-client-urls", "http://127.0.0.1:\(clientPort)", "--advertise-client-urls", "http://127.0.0.1:\(clientPort)",
+            "--listen-peer-urls", "http://127.0.0.1:\(peerPort)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
+            "--initial-cluster", "t=http://127.0.0.1:\(peerPort)", "--election-timeout", "200", "--heartbeat-interval", "20",
+            "--logger", "zap", "--log-level", "error",
+        ], output: directory + "/etcd.log")
+        for _ in 0..<300 {
+            if let result = try? Shell.run(["curl", "-s", "-m", "1", "http://\(endpoint)/health"]), result.stdout.contains("true") { return }
+            usleep(20_000)
+        }
+        stop()
+        throw ShellError(command: "etcd", status: -1, stderr: "etcd did not become healthy")
+    }
+
+    func stop() {
+        process?.stop()
+        process = nil
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    deinit { stop() }
+
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return UInt16(bigEndian: address.sin_port)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+@testable import Store
+import Synchronization
+import TestSupport
+import Testing
+
+/// The store contract against a real etcd.
+@Suite("etcd store (real etcd on loopback)")
+struct EtcdStoreTests {
+    func withEtcd(_ body: (EtcdStore, EtcdServer) throws -> Void) throws {
+        let server = try EtcdServer()
+        defer { server.stop() }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        try body(EtcdStore(endpoints: [server.endpoint], logger: logger), server)
+    }
+
+    @Test("put, get, list by prefix, delete; values are bytes")
+    func basics() throws {
+        try withEtcd { store, _ in
+            #expect(try store.get("dnsd/v1/names/c01") == nil)
+            try store.put("dnsd/v1/names/c01", Array("h1".utf8))
+            try store.put("dnsd/v1/names/c02", [0, 255, 10])
+            try store.put("dnsd/v1/namesake", Array("x".utf8))
+            #expect(try store.get("dnsd/v1/names/c01")?.text == "h1")
+            #expect(try store.get("dnsd/v1/names/c02")?.value == [0, 255, 10])
+            let (entries, revision) = try store.list(prefix: "dnsd/v1/names/")
+            #expect(entries.map(\.key) == ["dnsd/v1/names/c01", "dnsd/v1/names/c02"])
+            #expect(revision >= entries.map(\.modRevision).max()!)
+            #expect(try store.delete("dnsd/v1/names/c01"))
+            #expect(try !store.delete("dnsd/v1/names/c01"))
+            #expect(try store.list(prefix: "dnsd/v1/names/").entries.count == 1)
+        }
+    }
+
+    @Test("create-if-absent: two clients racing over 50 addresses never both win one")
+    func createIfAbsentRace() throws {
+        try withEtcd { store, server in
+            let other = EtcdStore(endpoints: [server.endpoint], logger: Logger(label: "t"))
+            let wins = Mutex<[String: Int]>([:])
+            DispatchQueue.concurrentPerform(iterations: 2) { client in
+                let s = client == 0 ? store : other
+                for i in 0..<50 {
+                    if (try? s.create("dnsd/v1/ipam/vnet/192.168.0.\(i)", Array("c\(client)".utf8), lease: nil)) == true {
+                        wins.withLock { $0["\(i)", default: 0] += 1 }
+                    }
+                }
+            }
+            let result = wins.withLock { $0 }
+            #expect(result.count == 50)
+            #expect(result.values.allSatisfy { $0 == 1 })
+        }
+    }
+
+    @Test("compare-and-swap succeeds on the current revision only")
+    func compareAndSwap() throws {
+        try withEtcd { store, _ in
+            try store.put("k", Array("1".utf8))
+            let current = try #require(try store.get("k"))
+            #expect(try store.compareAndSwap("k", expected: current.modRevision, Array("2".utf8)))
+            #expect(try !store.compareAndSwap("k", expected: current.modRevision, Array("3".utf8)))
+            #expect(try store.get("k")?.text == "2")
+        }
+    }
+
+    @Test("leases: keys vanish on revoke; keep-alive says when a lease is gone")
+    func leases() throws {
+        try withEtcd { store, _ in
+            let lease = try store.grantLease(ttl: 5)
+            #expect(lease.raw != 0)
+            try store.put("dnsd/v1/hosts/h1", Array("198.18.0.1".utf8), lease: lease)
+            #expect(try store.get("dnsd/v1/hosts/h1")?.lease == lease)
+            #expect(try store.keepAlive(lease))
+            try store.revoke(lease)
+            #expect(try store.get("dnsd/v1/hosts/h1") == nil)
+            #expect(try !store.keepAlive(lease))
+        }
+    }
+
+    @Test("watch: every change under the prefix, in order, from a revision; cancel stops it")
+    func watch() throws {
+        try withEtcd { store, _ in
+            try store.put("dnsd/v1/endpoints/vnet/a", Array("1".utf8))
+            let (_, revision) = try store.list(prefix: "dnsd/v1/endpoints/")
+            let seen = Mutex<[WatchEvent]>([])
+            let handle = try store.watch(prefix: "dnsd/v1/endpoints/", from: revision + 1,
+                                         events: { batch in seen.withLock { $0 += batch } }, failed: { _ in })
+            try store.put("dnsd/v1/endpoints/vnet/b", Array("2".utf8))
+            try store.put("dnsd/v1/other", Array("x".utf8))
+            try store.delete("dnsd/v1/endpoints/vnet/a")
+            for _ in 0..<200 where seen.withLock({ $0.count }) < 2 { usleep(10_000) }
+            handle.cancel()
+            let events = seen.withLock { $0 }
+            #expect(events.map(\.kind) == [.put, .delete])
+            #expect(events.map(\.entry.key) == ["dnsd/v1/endpoints/vnet/b", "dnsd/v1/endpoints/vnet/a"])
+            #expect(events.first?.entry.text == "2")
+        }
+    }
+
+    @Test("a watch from a compacted revision reports it (re-read, then watch again)")
+    func compacted() throws {
+        try withEtcd { store, server in
+            for i in 0..<5 { try store.put("k", Array("\(i)".utf8)) }
+            let head = try store.list(prefix: "k").revision
+            _ = try Shell.check(["curl", "-s", "-X", "POST", "http://\(server.endpoint)/v3/kv/compaction", "-d", "{\"revision\": \"\(head)\"}"])
+            let failure = Mutex<StoreError?>(nil)
+            let handle = try store.watch(prefix: "k", from: 2, events: { _ in }, failed: { error in failure.withLock { $0 = error } })
+            for _ in 0..<200 where failure.withLock({ $0 }) == nil { usleep(10_000) }
+            handle.cancel()
+            #expect(failure.withLock { $0 } == .compacted(revision: head))
+        }
+    }
+
+    @Test("a store that is down fails fast with a clear error")
+    func storeDown() throws {
+        let port = try EtcdServer.freePort()
+        let store = EtcdStore(endpoints: ["127.0.0.1:\(port)"], timeoutMilliseconds: 500, logger: Logger(label: "t"))
+        let start = Date()
+        #expect(throws: StoreError.self) { try store.get("k") }
+        do { _ = try store.get("k") } catch let error as StoreError {
+            #expect("\(error)".contains("store unavailable"))
+        }
+        #expect(Date().timeIntervalSince(start) < 2)
+    }
+}
