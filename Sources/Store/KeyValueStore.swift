@@ -101,3 +101,15 @@ extension String {
         return [0]
     }
 }
+
+extension KeyValueStore {
+    /// Writes without a lease.
+    @discardableResult
+    public func put(_ key: String, _ value: [UInt8]) throws -> Int64 { try put(key, value, lease: nil) }
+
+    public func create(_ key: String, _ value: [UInt8]) throws -> Bool { try create(key, value, lease: nil) }
+
+    public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8]) throws -> Bool {
+        try compareAndSwap(key, expected: expected, value, lease: nil)
+    }
+}

@@ -5,20 +5,36 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// The store contract against a real etcd.
-@Suite("etcd store (real etcd on loopback)")
-struct EtcdStoreTests {
-    func withEtcd(_ body: (EtcdStore, EtcdServer) throws -> Void) throws {
+enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
+    case etcd, local
+    var description: String { rawValue }
+}
+
+/// Runs `body` with a fresh store of `backend` (a second client of the same store from
+/// `another`), and removes everything it made.
+func withStore(_ backend: Backend, _ body: (any KeyValueStore, () -> any KeyValueStore) throws -> Void) throws {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    switch backend {
+    case .etcd:
         let server = try EtcdServer()
         defer { server.stop() }
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        try body(EtcdStore(endpoints: [server.endpoint], logger: logger), server)
+        try body(EtcdStore(endpoints: [server.endpoint], logger: logger), { EtcdStore(endpoints: [server.endpoint], logger: logger) })
+    case .local:
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-local-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try LocalStore(directory: directory, logger: logger)
+        try body(store, { store })
     }
+}
 
-    @Test("put, get, list by prefix, delete; values are bytes")
-    func basics() throws {
-        try withEtcd { store, _ in
+/// The store contract, against a real etcd and against the local store.
+@Suite("Store contract (real etcd on loopback, and the local store)")
+struct StoreContractTests {
+
+    @Test("put, get, list by prefix, delete; values are bytes", arguments: Backend.allCases)
+    func basics(backend: Backend) throws {
+        try withStore(backend) { store, another in
             #expect(try store.get("dnsd/v1/names/c01") == nil)
             try store.put("dnsd/v1/names/c01", Array("h1".utf8))
             try store.put("dnsd/v1/names/c02", [0, 255, 10])
@@ -34,13 +50,13 @@ struct EtcdStoreTests {
         }
     }
 
-    @Test("create-if-absent: two clients racing over 50 addresses never both win one")
-    func createIfAbsentRace() throws {
-        try withEtcd { store, server in
-            let other = EtcdStore(endpoints: [server.endpoint], logger: Logger(label: "t"))
+    @Test("create-if-absent: two clients racing over 50 addresses never both win one", arguments: Backend.allCases)
+    func createIfAbsentRace(backend: Backend) throws {
+        try withStore(backend) { store, another in
+            let other = another()
             let wins = Mutex<[String: Int]>([:])
             DispatchQueue.concurrentPerform(iterations: 2) { client in
-                let s = client == 0 ? store : other
+                let s: any KeyValueStore = client == 0 ? store : other
                 for i in 0..<50 {
                     if (try? s.create("dnsd/v1/ipam/vnet/192.168.0.\(i)", Array("c\(client)".utf8), lease: nil)) == true {
                         wins.withLock { $0["\(i)", default: 0] += 1 }
@@ -53,9 +69,9 @@ struct EtcdStoreTests {
         }
     }
 
-    @Test("compare-and-swap succeeds on the current revision only")
-    func compareAndSwap() throws {
-        try withEtcd { store, _ in
+    @Test("compare-and-swap succeeds on the current revision only", arguments: Backend.allCases)
+    func compareAndSwap(backend: Backend) throws {
+        try withStore(backend) { store, another in
             try store.put("k", Array("1".utf8))
             let current = try #require(try store.get("k"))
             #expect(try store.compareAndSwap("k", expected: current.modRevision, Array("2".utf8)))
@@ -64,9 +80,9 @@ struct EtcdStoreTests {
         }
     }
 
-    @Test("leases: keys vanish on revoke; keep-alive says when a lease is gone")
-    func leases() throws {
-        try withEtcd { store, _ in
+    @Test("leases: keys vanish on revoke; keep-alive says when a lease is gone", arguments: Backend.allCases)
+    func leases(backend: Backend) throws {
+        try withStore(backend) { store, another in
             let lease = try store.grantLease(ttl: 5)
             #expect(lease.raw != 0)
             try store.put("dnsd/v1/hosts/h1", Array("198.18.0.1".utf8), lease: lease)
@@ -78,9 +94,9 @@ struct EtcdStoreTests {
         }
     }
 
-    @Test("watch: every change under the prefix, in order, from a revision; cancel stops it")
-    func watch() throws {
-        try withEtcd { store, _ in
+    @Test("watch: every change under the prefix, in order, from a revision; cancel stops it", arguments: Backend.allCases)
+    func watch(backend: Backend) throws {
+        try withStore(backend) { store, another in
             try store.put("dnsd/v1/endpoints/vnet/a", Array("1".utf8))
             let (_, revision) = try store.list(prefix: "dnsd/v1/endpoints/")
             let seen = Mutex<[WatchEvent]>([])
@@ -98,9 +114,16 @@ struct EtcdStoreTests {
         }
     }
 
+}
+
+@Suite("etcd specifics")
+struct EtcdSpecificTests {
     @Test("a watch from a compacted revision reports it (re-read, then watch again)")
     func compacted() throws {
-        try withEtcd { store, server in
+        let server = try EtcdServer()
+        defer { server.stop() }
+        let store = EtcdStore(endpoints: [server.endpoint], logger: Logger(label: "t"))
+        do {
             for i in 0..<5 { try store.put("k", Array("\(i)".utf8)) }
             let head = try store.list(prefix: "k").revision
             _ = try Shell.check(["curl", "-s", "-X", "POST", "http://\(server.endpoint)/v3/kv/compaction", "-d", "{\"revision\": \"\(head)\"}"])

@@ -1,0 +1,268 @@
+import Foundation
+import Logging
+
+/// The embedded store for a single host: the same semantics as etcd (revisions, create-if-absent,
+/// compare-and-swap, prefix watches from a revision, leases), kept in memory and made durable by
+/// an append-only log in the state directory, fsync'd before each call returns. On open the log
+/// is replayed and rewritten compactly (write aside, fsync, rename), so it never grows without
+/// bound across restarts. Leases survive a restart with their full TTL (a restarted daemon keeps
+/// them alive again at once).
+public final class LocalStore: KeyValueStore, @unchecked Sendable {
+    private struct Lease { var ttl: Int; var deadline: Date }
+
+    private final class Watcher: @unchecked Sendable {
+        let prefix: String
+        let queue = DispatchQueue(label: "dnsd.local-store.watch")
+        let events: @Sendable ([WatchEvent]) -> Void
+        var cancelled = false
+        init(prefix: String, events: @escaping @Sendable ([WatchEvent]) -> Void) {
+            self.prefix = prefix
+            self.events = events
+        }
+    }
+
+    private final class Handle: WatchHandle, @unchecked Sendable {
+        let watcher: Watcher
+        weak var store: LocalStore?
+        init(watcher: Watcher, store: LocalStore) {
+            self.watcher = watcher
+            self.store = store
+        }
+        func cancel() {
+            store?.lock.withLock { store?.watchers.removeAll { $0 === watcher } }
+            watcher.queue.sync { watcher.cancelled = true }
+        }
+    }
+
+    private let path: String
+    private let logger: Logger
+    private let lock = NSLock()
+    private var data: [String: KeyValue] = [:]
+    private var revision: Int64 = 0
+    private var leases: [Int64: Lease] = [:]
+    private var nextLease: Int64 = 1
+    private var history: [(revision: Int64, event: WatchEvent)] = []
+    private var watchers: [Watcher] = []
+    private var log: FileHandle!
+    /// The first revision whose change is still in `history`: a watch from before it is compacted.
+    private var oldestKept: Int64 = 1
+    private var expiry: DispatchSourceTimer?
+    private static let historyLimit = 10_000
+
+    public init(directory: String, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        path = directory + "/store.log"
+        self.logger = logger
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for (number, line) in text.split(separator: "\n").enumerated() {
+                guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                    // A torn last line (a crash mid-write) is expected; anything else is logged.
+                    logger.warning("local store: skipping unreadable log line \(number + 1)")
+                    continue
+                }
+                replay(record)
+            }
+        }
+        // Rewrite compactly: one record per live key and lease.
+        let compact = directory + "/store.log.new"
+        FileManager.default.createFile(atPath: compact, contents: nil)
+        let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: compact))
+        var lines: [[String: Any]] = [["op": "rev", "rev": revision, "lease": nextLease]]
+        for (id, lease) in leases { lines.append(["op": "lease", "id": id, "ttl": lease.ttl]) }
+        for entry in data.values.sorted(by: { $0.modRevision < $1.modRevision }) { lines.append(Self.record(entry)) }
+        for line in lines { try writer.write(contentsOf: try JSONSerialization.data(withJSONObject: line) + Data("\n".utf8)) }
+        try writer.synchronize()
+        try writer.close()
+        guard rename(compact, path) == 0 else { throw StoreError.unavailable(operation: "open local store", detail: "rename \(compact): errno \(errno)") }
+        log = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try log.seekToEnd()
+        // Changes before this open are not in memory: watching from earlier means re-reading.
+        oldestKept = revision + 1
+        let now = Date()
+        for id in leases.keys { leases[id]!.deadline = now.addingTimeInterval(TimeInterval(leases[id]!.ttl)) }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "dnsd.local-store.leases"))
+        timer.schedule(deadline: .now() + .milliseconds(100), repeating: .milliseconds(100))
+        timer.setEventHandler { [weak self] in self?.expireLeases() }
+        timer.resume()
+        expiry = timer
+    }
+
+    deinit {
+        expiry?.cancel()
+        try? log.close()
+    }
+
+    // MARK: durability
+
+    private static func record(_ entry: KeyValue) -> [String: Any] {
+        ["op": "put", "key": entry.key, "value": Data(entry.value).base64EncodedString(), "create": entry.createRevision,
+         "rev": entry.modRevision, "lease": entry.lease?.raw ?? 0]
+    }
+
+    private func replay(_ record: [String: Any]) {
+        let rev = (record["rev"] as? NSNumber)?.int64Value ?? revision
+        switch record["op"] as? String {
+        case "rev":
+            revision = max(revision, rev)
+            nextLease = max(nextLease, (record["lease"] as? NSNumber)?.int64Value ?? 1)
+        case "put":
+            guard let key = record["key"] as? String, let value = (record["value"] as? String).flatMap({ Data(base64Encoded: $0) }) else { return }
+            let lease = (record["lease"] as? NSNumber)?.int64Value ?? 0
+            data[key] = KeyValue(key: key, value: Array(value), createRevision: (record["create"] as? NSNumber)?.int64Value ?? rev,
+                                 modRevision: rev, lease: lease == 0 ? nil : LeaseID(lease))
+            revision = max(revision, rev)
+        case "delete":
+            if let key = record["key"] as? String { data[key] = nil }
+            revision = max(revision, rev)
+        case "lease":
+            if let id = (record["id"] as? NSNumber)?.int64Value {
+                leases[id] = Lease(ttl: (record["ttl"] as? Int) ?? 10, deadline: Date())
+                nextLease = max(nextLease, id + 1)
+            }
+        case "revoke":
+            if let id = (record["id"] as? NSNumber)?.int64Value { leases[id] = nil }
+        default:
+            return
+        }
+    }
+
+    /// Appends and fsyncs; a failure here means the change did not happen.
+    private func append(_ record: [String: Any]) throws {
+        do {
+            try log.write(contentsOf: try JSONSerialization.data(withJSONObject: record) + Data("\n".utf8))
+            try log.synchronize()
+        } catch {
+            throw StoreError.unavailable(operation: "local store write", detail: "\(error)")
+        }
+    }
+
+    // MARK: changes (lock held)
+
+    private func apply(_ events: [WatchEvent]) {
+        for event in events { history.append((event.entry.modRevision, event)) }
+        if history.count > Self.historyLimit {
+            history.removeFirst(history.count - Self.historyLimit)
+            oldestKept = history.first!.revision
+        }
+        for watcher in watchers {
+            let mine = events.filter { $0.entry.key.hasPrefix(watcher.prefix) }
+            guard !mine.isEmpty else { continue }
+            watcher.queue.async { if !watcher.cancelled { watcher.events(mine) } }
+        }
+    }
+
+    private func putLocked(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Int64 {
+        if let lease, leases[lease.raw] == nil {
+            throw StoreError.refused(operation: "put \(key)", status: 404, detail: "lease \(lease) not found")
+        }
+        let next = revision + 1
+        let entry = KeyValue(key: key, value: value, createRevision: data[key]?.createRevision ?? next, modRevision: next, lease: lease)
+        try append(Self.record(entry))
+        revision = next
+        data[key] = entry
+        apply([WatchEvent(kind: .put, entry: entry)])
+        return next
+    }
+
+    private func deleteLocked(_ key: String) throws -> Bool {
+        guard let old = data[key] else { return false }
+        let next = revision + 1
+        try append(["op": "delete", "key": key, "rev": next])
+        revision = next
+        data[key] = nil
+        var tombstone = old
+        tombstone.modRevision = next
+        tombstone.value = []
+        apply([WatchEvent(kind: .delete, entry: tombstone)])
+        return true
+    }
+
+    private func expireLeases() {
+        lock.withLock {
+            let now = Date()
+            for (id, lease) in leases where lease.deadline < now {
+                revokeLocked(id)
+            }
+        }
+    }
+
+    private func revokeLocked(_ id: Int64) {
+        guard leases.removeValue(forKey: id) != nil else { return }
+        try? append(["op": "revoke", "id": id])
+        for key in data.values.filter({ $0.lease?.raw == id }).map(\.key).sorted() { _ = try? deleteLocked(key) }
+    }
+
+    // MARK: KeyValueStore
+
+    public func get(_ key: String) throws -> KeyValue? { lock.withLock { data[key] } }
+
+    public func list(prefix: String) throws -> (entries: [KeyValue], revision: Int64) {
+        lock.withLock { (data.values.filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }, revision) }
+    }
+
+    @discardableResult
+    public func put(_ key: String, _ value: [UInt8], lease: LeaseID? = nil) throws -> Int64 {
+        try lock.withLock { try putLocked(key, value, lease: lease) }
+    }
+
+    @discardableResult
+    public func delete(_ key: String) throws -> Bool { try lock.withLock { try deleteLocked(key) } }
+
+    public func create(_ key: String, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
+        try lock.withLock {
+            guard data[key] == nil else { return false }
+            _ = try putLocked(key, value, lease: lease)
+            return true
+        }
+    }
+
+    public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
+        try lock.withLock {
+            guard (data[key]?.modRevision ?? 0) == expected else { return false }
+            _ = try putLocked(key, value, lease: lease)
+            return true
+        }
+    }
+
+    public func grantLease(ttl seconds: Int) throws -> LeaseID {
+        try lock.withLock {
+            let id = nextLease
+            try append(["op": "lease", "id": id, "ttl": seconds])
+            try append(["op": "rev", "rev": revision, "lease": id + 1])
+            nextLease = id + 1
+            leases[id] = Lease(ttl: seconds, deadline: Date().addingTimeInterval(TimeInterval(seconds)))
+            return LeaseID(id)
+        }
+    }
+
+    public func keepAlive(_ lease: LeaseID) throws -> Bool {
+        lock.withLock {
+            guard var entry = leases[lease.raw] else { return false }
+            entry.deadline = Date().addingTimeInterval(TimeInterval(entry.ttl))
+            leases[lease.raw] = entry
+            return true
+        }
+    }
+
+    public func revoke(_ lease: LeaseID) throws { lock.withLock { revokeLocked(lease.raw) } }
+
+    public func watch(prefix: String, from revision: Int64,
+                      events: @escaping @Sendable ([WatchEvent]) -> Void,
+                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
+        lock.withLock {
+            let watcher = Watcher(prefix: prefix, events: events)
+            // Replay from history; older than what is kept means compacted.
+            if revision <= self.revision {
+                if revision < oldestKept {
+                    let compacted = oldestKept - 1
+                    watcher.queue.async { failed(.compacted(revision: compacted)) }
+                    return Handle(watcher: watcher, store: self)
+                }
+                let past = history.filter { $0.revision >= revision && $0.event.entry.key.hasPrefix(prefix) }.map(\.event)
+                if !past.isEmpty { watcher.queue.async { events(past) } }
+            }
+            watchers.append(watcher)
+            return Handle(watcher: watcher, store: self)
+        }
+    }
+}
