@@ -14,3 +14,7 @@ static inline CURLcode dnsd_curl_set_progress(CURL *h, dnsd_curl_progress_callba
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, context);
     return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, f);
 }
+static inline CURLcode dnsd_curl_set_header(CURL *h, dnsd_curl_write_callback f, void *context) {
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, context);
+    return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, f);
+}

@@ -63,7 +63,7 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
         let lease = int64(kv["lease"])
         return KeyValue(key: String(decoding: key, as: UTF8.self), value: Array(value),
                         createRevision: int64(kv["create_revision"]), modRevision: int64(kv["mod_revision"]),
-                        lease: lease == 0 ? nil : LeaseID(lease))
+                        lease: lease == 0 ? nil : LeaseID(String(lease)))
     }
 
     private static func revision(_ reply: [String: Any]) -> Int64 {
@@ -72,7 +72,7 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
     private static func putRequest(_ key: String, _ value: [UInt8], _ lease: LeaseID?) -> [String: Any] {
         var request: [String: Any] = ["key": b64(key), "value": b64(value)]
-        if let lease { request["lease"] = String(lease.raw) }
+        if let lease { request["lease"] = lease.raw }
         return request
     }
 
@@ -121,18 +121,18 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
         let reply = try call("/v3/lease/grant", ["TTL": String(seconds)])
         let id = Self.int64(reply["ID"])
         guard id != 0 else { throw StoreError.malformed(operation: "lease grant", detail: "no lease ID") }
-        return LeaseID(id)
+        return LeaseID(String(id))
     }
 
     public func keepAlive(_ lease: LeaseID) throws -> Bool {
         // An expired lease still answers 200, with no TTL.
-        let reply = try call("/v3/lease/keepalive", ["ID": String(lease.raw)])
+        let reply = try call("/v3/lease/keepalive", ["ID": lease.raw])
         let result = reply["result"] as? [String: Any] ?? reply
         return Self.int64(result["TTL"]) > 0
     }
 
     public func revoke(_ lease: LeaseID) throws {
-        do { _ = try call("/v3/lease/revoke", ["ID": String(lease.raw)]) } catch StoreError.refused(_, let status, _) where status == 404 {
+        do { _ = try call("/v3/lease/revoke", ["ID": lease.raw]) } catch StoreError.refused(_, let status, _) where status == 404 {
             return
         }
     }

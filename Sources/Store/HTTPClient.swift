@@ -27,10 +27,18 @@ final class HTTPClient: @unchecked Sendable {
     /// each chunk as it arrives and may return false to stop the transfer.
     func post(_ url: String, body: Data, timeoutMilliseconds: Int? = nil,
               stream: ((Data) -> Bool)? = nil) throws -> (status: Int, body: Data) {
+        let reply = try request("POST", url, body: body, timeoutMilliseconds: timeoutMilliseconds, stream: stream)
+        return (reply.status, reply.body)
+    }
+
+    /// Any method; `body` nil sends none. Response headers come back lower-cased.
+    func request(_ method: String, _ url: String, body: Data?, timeoutMilliseconds: Int? = nil,
+                 stream: ((Data) -> Bool)? = nil) throws -> (status: Int, body: Data, headers: [String: String]) {
         try lock.withLock {
             curl_easy_reset(handle)
             final class Sink {
                 var data = Data()
+                var headers: [String: String] = [:]
                 var stream: ((Data) -> Bool)?
             }
             let sink = Sink()
@@ -59,9 +67,24 @@ final class HTTPClient: @unchecked Sendable {
                     return sink.stream?(Data()) == false ? 1 : 0
                 }, context)
             }
-            let result: CURLcode = body.withUnsafeBytes { raw in
-                dnsd_curl_set_long(handle, CURLOPT_POSTFIELDSIZE, raw.count)
-                dnsd_curl_set_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress))
+            dnsd_curl_set_header(handle, { data, size, count, context in
+                let sink = Unmanaged<AnyObject>.fromOpaque(context!).takeUnretainedValue() as! Sink
+                let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+                if let colon = line.firstIndex(of: ":") {
+                    sink.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                return size * count
+            }, context)
+            if method != "POST" && method != "GET" { dnsd_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method) }
+            let payload = body ?? Data()
+            let result: CURLcode = payload.withUnsafeBytes { raw in
+                if body != nil || method == "POST" {
+                    dnsd_curl_set_long(handle, CURLOPT_POSTFIELDSIZE, raw.count)
+                    dnsd_curl_set_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                } else {
+                    dnsd_curl_set_long(handle, CURLOPT_HTTPGET, 1)
+                    if method != "GET" { dnsd_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method) }
+                }
                 return curl_easy_perform(handle)
             }
             guard result == CURLE_OK || (stream != nil && (result == CURLE_WRITE_ERROR || result == CURLE_ABORTED_BY_CALLBACK)) else {
@@ -69,7 +92,7 @@ final class HTTPClient: @unchecked Sendable {
             }
             var status = 0
             dnsd_curl_response_code(handle, &status)
-            return (status, sink.data)
+            return (status, sink.data, sink.headers)
         }
     }
 }

@@ -26,12 +26,13 @@ public struct WatchEvent: Sendable, Equatable {
     public var entry: KeyValue
 }
 
-/// A lease (etcd) or session (Consul): keys attached to it vanish when it is not kept alive.
-/// etcd's IDs exceed 2^53, so they are never carried through a Double.
+/// A lease (etcd: a 64-bit integer in decimal, which exceeds 2^53 so it is never carried
+/// through a Double) or a session (Consul: a UUID): keys attached to it vanish when it is not
+/// kept alive.
 public struct LeaseID: Hashable, Sendable, CustomStringConvertible {
-    public var raw: Int64
-    public init(_ raw: Int64) { self.raw = raw }
-    public var description: String { String(raw) }
+    public var raw: String
+    public init(_ raw: String) { self.raw = raw }
+    public var description: String { raw }
 }
 
 /// Why a store call failed.

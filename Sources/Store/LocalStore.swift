@@ -96,7 +96,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
 
     private static func record(_ entry: KeyValue) -> [String: Any] {
         ["op": "put", "key": entry.key, "value": Data(entry.value).base64EncodedString(), "create": entry.createRevision,
-         "rev": entry.modRevision, "lease": entry.lease?.raw ?? 0]
+         "rev": entry.modRevision, "lease": entry.lease.flatMap { Int64($0.raw) } ?? 0]
     }
 
     private func replay(_ record: [String: Any]) {
@@ -109,7 +109,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
             guard let key = record["key"] as? String, let value = (record["value"] as? String).flatMap({ Data(base64Encoded: $0) }) else { return }
             let lease = (record["lease"] as? NSNumber)?.int64Value ?? 0
             data[key] = KeyValue(key: key, value: Array(value), createRevision: (record["create"] as? NSNumber)?.int64Value ?? rev,
-                                 modRevision: rev, lease: lease == 0 ? nil : LeaseID(lease))
+                                 modRevision: rev, lease: lease == 0 ? nil : LeaseID(String(lease)))
             revision = max(revision, rev)
         case "delete":
             if let key = record["key"] as? String { data[key] = nil }
@@ -152,7 +152,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
     }
 
     private func putLocked(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Int64 {
-        if let lease, leases[lease.raw] == nil {
+        if let lease, leases[Int64(lease.raw) ?? 0] == nil {
             throw StoreError.refused(operation: "put \(key)", status: 404, detail: "lease \(lease) not found")
         }
         let next = revision + 1
@@ -189,7 +189,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
     private func revokeLocked(_ id: Int64) {
         guard leases.removeValue(forKey: id) != nil else { return }
         try? append(["op": "revoke", "id": id])
-        for key in data.values.filter({ $0.lease?.raw == id }).map(\.key).sorted() { _ = try? deleteLocked(key) }
+        for key in data.values.filter({ $0.lease?.raw == String(id) }).map(\.key).sorted() { _ = try? deleteLocked(key) }
     }
 
     // MARK: KeyValueStore
@@ -231,20 +231,20 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
             try append(["op": "rev", "rev": revision, "lease": id + 1])
             nextLease = id + 1
             leases[id] = Lease(ttl: seconds, deadline: Date().addingTimeInterval(TimeInterval(seconds)))
-            return LeaseID(id)
+            return LeaseID(String(id))
         }
     }
 
     public func keepAlive(_ lease: LeaseID) throws -> Bool {
         lock.withLock {
-            guard var entry = leases[lease.raw] else { return false }
+            guard let id = Int64(lease.raw), var entry = leases[id] else { return false }
             entry.deadline = Date().addingTimeInterval(TimeInterval(entry.ttl))
-            leases[lease.raw] = entry
+            leases[id] = entry
             return true
         }
     }
 
-    public func revoke(_ lease: LeaseID) throws { lock.withLock { revokeLocked(lease.raw) } }
+    public func revoke(_ lease: LeaseID) throws { lock.withLock { revokeLocked(Int64(lease.raw) ?? 0) } }
 
     public func watch(prefix: String, from revision: Int64,
                       events: @escaping @Sendable ([WatchEvent]) -> Void,

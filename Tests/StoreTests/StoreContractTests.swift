@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
-    case etcd, local
+    case etcd, local, consul
     var description: String { rawValue }
 }
 
@@ -20,6 +20,17 @@ func withStore(_ backend: Backend, _ body: (any KeyValueStore, () -> any KeyValu
         let server = try EtcdServer()
         defer { server.stop() }
         try body(EtcdStore(endpoints: [server.endpoint], logger: logger), { EtcdStore(endpoints: [server.endpoint], logger: logger) })
+    case .consul:
+        let port = try EtcdServer.freePort()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("consul_double.py").path
+        let double = try ChildProcess(["python3", script, "\(port)"])
+        defer { double.stop() }
+        for _ in 0..<200 {
+            if (try? Shell.run(["curl", "-s", "-m", "1", "http://127.0.0.1:\(port)/v1/kv/probe"]))?.status == 0 { break }
+            usleep(20_000)
+        }
+        let address = "127.0.0.1:\(port)"
+        try body(ConsulStore(address: address, logger: logger), { ConsulStore(address: address, logger: logger) })
     case .local:
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-local-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -28,8 +39,9 @@ func withStore(_ backend: Backend, _ body: (any KeyValueStore, () -> any KeyValu
     }
 }
 
-/// The store contract, against a real etcd and against the local store.
-@Suite("Store contract (real etcd on loopback, and the local store)")
+/// The store contract, against a real etcd, the local store, and the Consul client against a
+/// double of Consul's documented HTTP API (no Consul server can be installed here).
+@Suite("Store contract (real etcd, local store, Consul double)")
 struct StoreContractTests {
 
     @Test("put, get, list by prefix, delete; values are bytes", arguments: Backend.allCases)
@@ -84,7 +96,7 @@ struct StoreContractTests {
     func leases(backend: Backend) throws {
         try withStore(backend) { store, another in
             let lease = try store.grantLease(ttl: 5)
-            #expect(lease.raw != 0)
+            #expect(!lease.raw.isEmpty)
             try store.put("dnsd/v1/hosts/h1", Array("198.18.0.1".utf8), lease: lease)
             #expect(try store.get("dnsd/v1/hosts/h1")?.lease == lease)
             #expect(try store.keepAlive(lease))

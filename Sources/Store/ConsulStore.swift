@@ -1,0 +1,192 @@
+import Foundation
+import Logging
+
+/// Consul's KV HTTP API (`/v1/kv`, `?recurse`, `?cas=`, blocking queries with `?index=`
+/// and X-Consul-Index, sessions with a TTL and `behavior=delete` attached with `?acquire=`).
+/// Consul has no event stream: a watch is a loop of blocking queries whose listings are diffed
+/// into put and delete events, with X-Consul-Index as the revision.
+public final class ConsulStore: KeyValueStore, @unchecked Sendable {
+    private let address: String
+    private let client: HTTPClient
+    private let logger: Logger
+
+    public init(address: String, timeoutMilliseconds: Int = 2000, logger: Logger) {
+        self.address = address
+        client = HTTPClient(timeoutMilliseconds: timeoutMilliseconds)
+        self.logger = logger
+    }
+
+    private func url(_ path: String, _ query: String = "") -> String {
+        let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+        return "http://\(address)\(encoded)" + (query.isEmpty ? "" : "?" + query)
+    }
+
+    private func call(_ method: String, _ path: String, query: String = "", body: Data? = nil,
+                      timeoutMilliseconds: Int? = nil, http: HTTPClient? = nil) throws -> (status: Int, body: Data, index: Int64) {
+        let reply = try (http ?? client).request(method, url(path, query), body: body, timeoutMilliseconds: timeoutMilliseconds)
+        guard reply.status == 200 || reply.status == 404 else {
+            throw StoreError.refused(operation: "\(method) \(path)", status: reply.status, detail: String(decoding: reply.body.prefix(300), as: UTF8.self))
+        }
+        return (reply.status, reply.body, Int64(reply.headers["x-consul-index"] ?? "") ?? 0)
+    }
+
+    fileprivate static func entries(_ body: Data, operation: String) throws -> [KeyValue] {
+        guard !body.isEmpty else { return [] }
+        guard let list = try? JSONSerialization.jsonObject(with: body) as? [[String: Any]] else {
+            throw StoreError.malformed(operation: operation, detail: "not a JSON list")
+        }
+        return try list.map { item in
+            guard let key = item["Key"] as? String else { throw StoreError.malformed(operation: operation, detail: "entry without Key") }
+            let value = (item["Value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data()
+            let session = item["Session"] as? String
+            return KeyValue(key: key, value: Array(value),
+                            createRevision: (item["CreateIndex"] as? NSNumber)?.int64Value ?? 0,
+                            modRevision: (item["ModifyIndex"] as? NSNumber)?.int64Value ?? 0,
+                            lease: session.map(LeaseID.init))
+        }
+    }
+
+    private static func truth(_ body: Data) -> Bool {
+        String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "true"
+    }
+
+    public func get(_ key: String) throws -> KeyValue? {
+        let reply = try call("GET", "/v1/kv/\(key)")
+        return reply.status == 404 ? nil : try Self.entries(reply.body, operation: "get \(key)").first
+    }
+
+    public func list(prefix: String) throws -> (entries: [KeyValue], revision: Int64) {
+        let reply = try call("GET", "/v1/kv/\(prefix)", query: "recurse")
+        let entries = reply.status == 404 ? [] : try Self.entries(reply.body, operation: "list \(prefix)")
+        return (entries.sorted { $0.key < $1.key }, reply.index)
+    }
+
+    @discardableResult
+    public func put(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Int64 {
+        let reply = try call("PUT", "/v1/kv/\(key)", query: lease.map { "acquire=\($0.raw)" } ?? "", body: Data(value))
+        guard Self.truth(reply.body) else {
+            throw StoreError.refused(operation: "put \(key)", status: 200, detail: "not written (session invalid or key locked)")
+        }
+        return try get(key)?.modRevision ?? reply.index
+    }
+
+    @discardableResult
+    public func delete(_ key: String) throws -> Bool {
+        let existed = try get(key) != nil
+        _ = try call("DELETE", "/v1/kv/\(key)")
+        return existed
+    }
+
+    public func create(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Bool {
+        try compareAndSwap(key, expected: 0, value, lease: lease)
+    }
+
+    public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID?) throws -> Bool {
+        var query = "cas=\(expected)"
+        if let lease { query += "&acquire=\(lease.raw)" }
+        return Self.truth(try call("PUT", "/v1/kv/\(key)", query: query, body: Data(value)).body)
+    }
+
+    public func grantLease(ttl seconds: Int) throws -> LeaseID {
+        let body = try JSONSerialization.data(withJSONObject: ["TTL": "\(seconds)s", "Behavior": "delete", "LockDelay": "0s"])
+        let reply = try call("PUT", "/v1/session/create", body: body)
+        guard let object = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any], let id = object["ID"] as? String else {
+            throw StoreError.malformed(operation: "session create", detail: "no ID")
+        }
+        return LeaseID(id)
+    }
+
+    public func keepAlive(_ lease: LeaseID) throws -> Bool {
+        try call("PUT", "/v1/session/renew/\(lease.raw)").status == 200
+    }
+
+    public func revoke(_ lease: LeaseID) throws {
+        _ = try call("PUT", "/v1/session/destroy/\(lease.raw)")
+    }
+
+    public func watch(prefix: String, from revision: Int64,
+                      events: @escaping @Sendable ([WatchEvent]) -> Void,
+                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
+        // The starting listing is what the caller has seen at `revision - 1`.
+        let (initial, _) = try list(prefix: prefix)
+        let watch = ConsulWatch(store: self, prefix: prefix, known: initial.filter { $0.modRevision < revision },
+                                index: revision - 1, logger: logger, events: events, failed: failed)
+        watch.start()
+        return watch
+    }
+
+    /// One blocking query: returns when the listing changes after `index` (or after `wait`).
+    fileprivate func blockingList(_ prefix: String, after index: Int64, http: HTTPClient) throws -> (entries: [KeyValue], index: Int64) {
+        let reply = try call("GET", "/v1/kv/\(prefix)", query: "recurse&index=\(index)&wait=1s", timeoutMilliseconds: 5000, http: http)
+        return (reply.status == 404 ? [] : try Self.entries(reply.body, operation: "watch \(prefix)"), reply.index)
+    }
+}
+
+final class ConsulWatch: WatchHandle, @unchecked Sendable {
+    private let store: ConsulStore
+    private let prefix: String
+    private var known: [String: KeyValue]
+    private var index: Int64
+    private let logger: Logger
+    private let events: @Sendable ([WatchEvent]) -> Void
+    private let failed: @Sendable (StoreError) -> Void
+    private let state = NSLock()
+    private var cancelled = false
+    private let done = DispatchSemaphore(value: 0)
+
+    init(store: ConsulStore, prefix: String, known: [KeyValue], index: Int64, logger: Logger,
+         events: @escaping @Sendable ([WatchEvent]) -> Void, failed: @escaping @Sendable (StoreError) -> Void) {
+        self.store = store
+        self.prefix = prefix
+        self.known = Dictionary(uniqueKeysWithValues: known.map { ($0.key, $0) })
+        self.index = index
+        self.logger = logger
+        self.events = events
+        self.failed = failed
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "dnsd-consul-watch"
+        thread.start()
+    }
+
+    func cancel() {
+        let running = state.withLock { () -> Bool in
+            defer { cancelled = true }
+            return !cancelled
+        }
+        if running { done.wait() }
+    }
+
+    private func run() {
+        defer { done.signal() }
+        let http = HTTPClient(timeoutMilliseconds: 5000)
+        while !state.withLock({ cancelled }) {
+            let listing: (entries: [KeyValue], index: Int64)
+            do { listing = try store.blockingList(prefix, after: index, http: http) } catch {
+                logger.debug("consul watch: \(error)")
+                Thread.sleep(forTimeInterval: 0.1)
+                continue
+            }
+            // Consul resets the index if it goes backwards (e.g. a restored server): start over.
+            if listing.index < index { index = 0 }
+            if listing.index == index { continue }
+            var batch: [WatchEvent] = []
+            let current = Dictionary(uniqueKeysWithValues: listing.entries.map { ($0.key, $0) })
+            for entry in listing.entries.sorted(by: { $0.modRevision < $1.modRevision })
+                where known[entry.key]?.modRevision != entry.modRevision {
+                batch.append(WatchEvent(kind: .put, entry: entry))
+            }
+            for (key, old) in known where current[key] == nil {
+                var gone = old
+                gone.modRevision = listing.index
+                gone.value = []
+                batch.append(WatchEvent(kind: .delete, entry: gone))
+            }
+            known = current
+            index = listing.index
+            if !batch.isEmpty && !state.withLock({ cancelled }) { events(batch) }
+        }
+    }
+}
