@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "HostsWriter", targets: ["HostsWriter"]),
         .library(name: "OverlayNet", targets: ["OverlayNet"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "ClusterState", targets: ["ClusterState"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,6 +43,9 @@ let package = Package(
 
         // The shared store: etcd (v3 JSON gateway over libcurl), Consul (KV HTTP API), local.
         .target(name: "Store", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]),
+
+        // The cluster's state in the store: key layout, records, networks/VNIs, IPAM, names.
+        .target(name: "ClusterState", dependencies: ["Store", "Addressing", .product(name: "Logging", package: "swift-log")]),
 
         // The embedded DNS responder.
         .target(
@@ -76,7 +80,7 @@ let package = Package(
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
         .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "ClusterState", "Addressing", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

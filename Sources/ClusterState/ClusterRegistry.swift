@@ -1,0 +1,182 @@
+import Addressing
+import Foundation
+import Logging
+import Store
+
+/// A refusal by the cluster: one line a user can act on.
+public enum ClusterError: Error, CustomStringConvertible, Equatable {
+    case networkExists(String)
+    case noSuchNetwork(String)
+    case networkInUse(String, endpoints: Int)
+    case nameTaken(String, host: String)
+    case addressTaken(String)
+    case subnetExhausted(String)
+    case addressOutside(String, subnet: String)
+    case addressReserved(String)
+    case vniExhausted
+
+    public var description: String {
+        switch self {
+        case .networkExists(let name): "network '\(name)' already exists"
+        case .noSuchNetwork(let name): "no network '\(name)'"
+        case .networkInUse(let name, let count): "network '\(name)' still has \(count) endpoint(s)"
+        case .nameTaken(let name, let host): "name '\(name)' is already used in the cluster (on host \(host))"
+        case .addressTaken(let address): "address \(address) is already in use"
+        case .subnetExhausted(let subnet): "no free address left in \(subnet)"
+        case .addressOutside(let address, let subnet): "address \(address) is not in subnet \(subnet)"
+        case .addressReserved(let address): "address \(address) is reserved (network, broadcast or gateway)"
+        case .vniExhausted: "no free VXLAN network identifier"
+        }
+    }
+}
+
+/// The cluster-wide operations on the store: networks with unique VNIs, addresses allocated
+/// with create-if-absent (two hosts never hand out one address), names unique in the cluster,
+/// hosts and endpoints under the host's lease. The store is the truth; this type only writes
+/// it and reads it, it keeps no state of its own.
+public struct ClusterRegistry: Sendable {
+    public let store: any KeyValueStore
+    private let logger: Logger
+
+    public init(store: any KeyValueStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    // MARK: networks
+
+    public func createNetwork(name: HostLabel, driver: NetworkRecord.Driver, subnet: IPv4Subnet,
+                              gateway: IPv4Address?, host: String?) throws -> NetworkRecord {
+        guard subnet.prefixLength <= 30 else { throw ClusterError.subnetExhausted(subnet.description) }
+        let gateway = gateway ?? IPv4Address(subnet.network.value + 1)
+        guard subnet.contains(gateway), gateway != subnet.network,
+              gateway.value != subnet.network.value + UInt32(subnet.size - 1)
+        else { throw ClusterError.addressOutside(gateway.description, subnet: subnet.description) }
+        if try store.get(Keys.network(name)) != nil { throw ClusterError.networkExists(name.text) }
+        let vni = driver == .overlay ? try claimVNI(for: name) : 0
+        let record = NetworkRecord(name: name.text, driver: driver, subnet: subnet.description, gateway: gateway.description,
+                                   vni: vni, host: driver == .bridge ? host : nil)
+        guard try store.create(Keys.network(name), JSON.encode(record)) else {
+            if vni != 0 { try? store.delete(Keys.vni(vni)) }
+            throw ClusterError.networkExists(name.text)
+        }
+        return record
+    }
+
+    /// The lowest free VNI from 4097 (Docker's first overlay VNI was 256; anything not 0 works).
+    private func claimVNI(for name: HostLabel) throws -> UInt32 {
+        let taken = Set(try store.list(prefix: Keys.vnis).entries.compactMap { UInt32($0.key.dropFirst(Keys.vnis.count)) })
+        var candidate: UInt32 = 4097
+        while candidate < 1 << 24 {
+            if !taken.contains(candidate), try store.create(Keys.vni(candidate), Array(name.text.utf8)) { return candidate }
+            candidate += 1
+        }
+        throw ClusterError.vniExhausted
+    }
+
+    public func networks() throws -> [NetworkRecord] {
+        try store.list(prefix: Keys.networks).entries.compactMap { entry in
+            guard let record = JSON.decode(NetworkRecord.self, entry.value) else {
+                logger.warning("skipping an unreadable network record", metadata: ["key": "\(entry.key)"])
+                return nil
+            }
+            return record
+        }
+    }
+
+    public func network(_ name: HostLabel) throws -> NetworkRecord {
+        guard let entry = try store.get(Keys.network(name)), let record = JSON.decode(NetworkRecord.self, entry.value) else {
+            throw ClusterError.noSuchNetwork(name.text)
+        }
+        return record
+    }
+
+    public func deleteNetwork(_ name: HostLabel) throws {
+        let record = try network(name)
+        let endpoints = try store.list(prefix: Keys.endpoints + name.text + "/").entries.count
+        guard endpoints == 0 else { throw ClusterError.networkInUse(name.text, endpoints: endpoints) }
+        try store.delete(Keys.network(name))
+        if record.vni != 0 { try store.delete(Keys.vni(record.vni)) }
+        for entry in try store.list(prefix: Keys.ipam(name.text)).entries { try store.delete(entry.key) }
+    }
+
+    // MARK: names
+
+    /// Claims `name` for `host` (under its lease); refuses a name held by anyone.
+    public func claimName(_ name: HostLabel, host: String, lease: LeaseID?) throws {
+        guard try store.create(Keys.name(name), JSON.encode(NameClaim(name: name.text, host: host)), lease: lease) else {
+            let holder = (try? store.get(Keys.name(name))).flatMap { $0.map { JSON.decode(NameClaim.self, $0.value)?.host ?? "?" } } ?? "?"
+            throw ClusterError.nameTaken(name.text, host: holder)
+        }
+    }
+
+    public func releaseName(_ name: HostLabel) throws { try store.delete(Keys.name(name)) }
+
+    // MARK: addresses
+
+    /// An address of `network` for `host`: `requested` if free, else the first free one. Each
+    /// candidate is taken with create-if-absent, so concurrent allocations on different hosts
+    /// never return the same address.
+    public func allocateAddress(on network: NetworkRecord, requested: IPv4Address? = nil, host: String, lease: LeaseID?) throws -> IPv4Address {
+        let subnet = try network.parsedSubnet
+        let gateway = network.gatewayAddress
+        let first = subnet.network.value + 1
+        let last = subnet.network.value + UInt32(subnet.size - 2)
+        let label = try network.label
+        func take(_ address: IPv4Address) throws -> Bool {
+            try store.create(Keys.address(label, address), Array(host.utf8), lease: lease)
+        }
+        if let requested {
+            guard subnet.contains(requested) else { throw ClusterError.addressOutside(requested.description, subnet: subnet.description) }
+            guard requested.value >= first, requested.value <= last, requested != gateway else {
+                throw ClusterError.addressReserved(requested.description)
+            }
+            guard try take(requested) else { throw ClusterError.addressTaken(requested.description) }
+            return requested
+        }
+        let used = Set(try store.list(prefix: Keys.ipam(network.name)).entries.compactMap { IPv4Address(String($0.key.dropFirst(Keys.ipam(network.name).count))) })
+        var candidate = first
+        while candidate <= last {
+            let address = IPv4Address(candidate)
+            if address != gateway, !used.contains(address), try take(address) { return address }
+            candidate += 1
+        }
+        throw ClusterError.subnetExhausted(subnet.description)
+    }
+
+    public func releaseAddress(_ address: IPv4Address, on network: HostLabel) throws {
+        try store.delete(Keys.address(network, address))
+    }
+
+    // MARK: hosts and endpoints
+
+    public func registerHost(_ record: HostRecord, lease: LeaseID?) throws {
+        try store.put(Keys.host(record.id), JSON.encode(record), lease: lease)
+    }
+
+    public func publish(_ endpoint: EndpointState, lease: LeaseID?) throws {
+        let network = try HostLabel(endpoint.network, what: "network")
+        try store.put(Keys.endpoint(network, endpoint.id), JSON.encode(endpoint), lease: lease)
+    }
+
+    public func withdraw(endpoint id: String, network: HostLabel) throws {
+        try store.delete(Keys.endpoint(network, id))
+    }
+
+    /// Every readable endpoint, and the revision to watch from (+1).
+    public func endpoints() throws -> (endpoints: [EndpointState], revision: Int64) {
+        let (entries, revision) = try store.list(prefix: Keys.endpoints)
+        return (entries.compactMap { Self.decodeEndpoint($0, logger: logger) }, revision)
+    }
+
+    /// Decodes a stored endpoint, or nil (logged) when it is corrupt or inconsistent.
+    public static func decodeEndpoint(_ entry: KeyValue, logger: Logger) -> EndpointState? {
+        guard let endpoint = JSON.decode(EndpointState.self, entry.value), endpoint.record != nil,
+              IPv4Address(endpoint.vtep) != nil, entry.key == Keys.endpoints + "\(endpoint.network)/\(endpoint.id)"
+        else {
+            logger.warning("skipping an unreadable endpoint record", metadata: ["key": "\(entry.key)"])
+            return nil
+        }
+        return endpoint
+    }
+}

@@ -1,0 +1,96 @@
+import Addressing
+import Foundation
+
+/// The cluster's state as stored (DESIGN.md §3), versioned under `dnsd/v1/`. Values are JSON;
+/// a value that does not decode is skipped (and logged by the reader), never fatal.
+public enum Keys {
+    public static let root = "dnsd/v1/"
+    public static let networks = root + "networks/"
+    public static let vnis = root + "vni/"
+    public static let names = root + "names/"
+    public static let hosts = root + "hosts/"
+    public static let endpoints = root + "endpoints/"
+    public static func ipam(_ network: String) -> String { root + "ipam/\(network)/" }
+
+    public static func network(_ name: HostLabel) -> String { networks + name.text }
+    public static func vni(_ vni: UInt32) -> String { vnis + String(vni) }
+    public static func name(_ name: HostLabel) -> String { names + name.text }
+    public static func host(_ id: String) -> String { hosts + id }
+    public static func endpoint(_ network: HostLabel, _ id: String) -> String { endpoints + "\(network.text)/\(id)" }
+    public static func address(_ network: HostLabel, _ address: IPv4Address) -> String { ipam(network.text) + address.description }
+}
+
+/// A network of the cluster.
+public struct NetworkRecord: Codable, Sendable, Equatable {
+    public enum Driver: String, Codable, Sendable { case overlay, bridge }
+    public var name: String
+    public var driver: Driver
+    public var subnet: String
+    public var gateway: String
+    /// VXLAN network identifier (overlay only; unique in the cluster).
+    public var vni: UInt32
+    /// For a bridge network: the one host it lives on.
+    public var host: String?
+
+    public var label: HostLabel { get throws { try HostLabel(name, what: "network") } }
+    public var parsedSubnet: IPv4Subnet { get throws { try IPv4Subnet(parsing: subnet) } }
+    public var gatewayAddress: IPv4Address? { IPv4Address(gateway) }
+}
+
+/// One sandbox's attachment to one network, published under its host's lease.
+public struct EndpointState: Codable, Sendable, Equatable {
+    public var id: String
+    public var network: String
+    public var name: String
+    public var aliases: [String]
+    public var ipv4: String
+    public var mac: String
+    public var host: String
+    /// The host's VTEP (underlay) address, where other hosts send this endpoint's frames.
+    public var vtep: String
+
+    public init(id: String, network: String, name: String, aliases: [String], ipv4: String, mac: String, host: String, vtep: String) {
+        self.id = id
+        self.network = network
+        self.name = name
+        self.aliases = aliases
+        self.ipv4 = ipv4
+        self.mac = mac
+        self.host = host
+        self.vtep = vtep
+    }
+
+    /// The validated view, or nil when a field is not what dnsd would have written.
+    public var record: EndpointRecord? {
+        guard let name = try? HostLabel(name), let address = IPv4Address(ipv4) else { return nil }
+        let aliases = aliases.compactMap { try? HostLabel($0) }
+        guard aliases.count == self.aliases.count else { return nil }
+        return EndpointRecord(name: name, aliases: aliases, ipv4: [address])
+    }
+}
+
+/// A host of the cluster, under its own lease: gone when the host dies.
+public struct HostRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var advertise: String
+}
+
+/// Who holds a container name.
+public struct NameClaim: Codable, Sendable, Equatable {
+    public var name: String
+    public var host: String
+}
+
+enum JSON {
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(value))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> T? {
+        // Bounded: a huge value written by hand is refused, not parsed.
+        guard bytes.count <= 64 * 1024 else { return nil }
+        return try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+}

@@ -1,0 +1,96 @@
+import Addressing
+@testable import ClusterState
+import Foundation
+import Logging
+import Store
+import Synchronization
+import Testing
+
+@Suite("Cluster registry: networks, names, addresses in the store")
+struct ClusterRegistryTests {
+    static let vnet = try! HostLabel("vnet")
+
+    func registry(_ store: any KeyValueStore) -> ClusterRegistry {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return ClusterRegistry(store: store, logger: logger)
+    }
+
+    @Test("networks get unique VNIs; a duplicate network is refused; delete frees the VNI", arguments: [Backend.local, .etcd])
+    func networks(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            let r = registry(store)
+            let a = try r.createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "192.168.0.0/24"), gateway: nil, host: nil)
+            let b = try r.createNetwork(name: try HostLabel("net2"), driver: .overlay, subnet: try IPv4Subnet(parsing: "192.168.2.0/24"), gateway: nil, host: nil)
+            #expect(a.vni != b.vni && a.gateway == "192.168.0.1")
+            #expect(throws: ClusterError.networkExists("vnet")) {
+                try r.createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "10.0.0.0/24"), gateway: nil, host: nil)
+            }
+            #expect(try r.networks().map(\.name) == ["net2", "vnet"])
+            try r.deleteNetwork(Self.vnet)
+            let c = try r.createNetwork(name: try HostLabel("net3"), driver: .overlay, subnet: try IPv4Subnet(parsing: "192.168.3.0/24"), gateway: nil, host: nil)
+            #expect(c.vni == a.vni)
+        }
+    }
+
+    @Test("a name is unique in the cluster: a second host is refused with a clear line", arguments: [Backend.local, .etcd, .consul])
+    func names(backend: Backend) throws {
+        try withStore(backend) { store, another in
+            try registry(store).claimName(try HostLabel("c01"), host: "h1", lease: nil)
+            #expect(throws: ClusterError.nameTaken("c01", host: "h1")) {
+                try registry(another()).claimName(try HostLabel("c01"), host: "h2", lease: nil)
+            }
+            #expect("\(ClusterError.nameTaken("c01", host: "h1"))" == "name 'c01' is already used in the cluster (on host h1)")
+        }
+    }
+
+    @Test("two hosts racing to allocate 50 addresses each on one network get 100 distinct ones", arguments: [Backend.local, .etcd])
+    func addressRace(backend: Backend) throws {
+        try withStore(backend) { store, another in
+            let network = try registry(store).createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "192.168.0.0/24"), gateway: nil, host: nil)
+            let got = Mutex<[IPv4Address]>([])
+            let errors = Mutex(0)
+            let registries = [registry(store), registry(another())]
+            DispatchQueue.concurrentPerform(iterations: 2) { host in
+                let r = registries[host]
+                for _ in 0..<50 {
+                    do {
+                        let address = try r.allocateAddress(on: network, host: "h\(host)", lease: nil)
+                        got.withLock { $0.append(address) }
+                    } catch { errors.withLock { $0 += 1 } }
+                }
+            }
+            let addresses = got.withLock { $0 }
+            #expect(errors.withLock { $0 } == 0)
+            #expect(addresses.count == 100 && Set(addresses).count == 100)
+            #expect(!addresses.contains(IPv4Address(192, 168, 0, 1)))
+            // Explicit addresses: taken, foreign and reserved ones are refused.
+            let r = registry(store)
+            #expect(throws: ClusterError.addressTaken(addresses[0].description)) { try r.allocateAddress(on: network, requested: addresses[0], host: "h", lease: nil) }
+            #expect(throws: ClusterError.self) { try r.allocateAddress(on: network, requested: IPv4Address(10, 0, 0, 1), host: "h", lease: nil) }
+            #expect(throws: ClusterError.self) { try r.allocateAddress(on: network, requested: IPv4Address(192, 168, 0, 255), host: "h", lease: nil) }
+            #expect(try r.allocateAddress(on: network, requested: IPv4Address(192, 168, 0, 200), host: "h", lease: nil) == IPv4Address(192, 168, 0, 200))
+        }
+    }
+
+    @Test("corrupt, wrong-typed, huge or inconsistent endpoint values are skipped; the rest still read")
+    func corruptValues() throws {
+        try withStore(.local) { store, _ in
+            let r = registry(store)
+            let good = EndpointState(id: "e1", network: "vnet", name: "c01", aliases: ["db"], ipv4: "192.168.0.2",
+                                     mac: "02:42:c0:a8:00:02", host: "h1", vtep: "198.18.0.1")
+            try r.publish(good, lease: nil)
+            try store.put(Keys.endpoints + "vnet/bad1", Array("{not json".utf8))
+            try store.put(Keys.endpoints + "vnet/bad2", Array(#"{"id":5,"network":[]}"#.utf8))
+            try store.put(Keys.endpoints + "vnet/bad3", [UInt8](repeating: 0x20, count: 100_000) + Array("{}".utf8))
+            var injected = good
+            injected.id = "bad4"
+            injected.name = "c02\n1.2.3.4 evil"
+            try store.put(Keys.endpoints + "vnet/bad4", try JSON.encode(injected))
+            var misfiled = good
+            misfiled.id = "elsewhere"
+            try store.put(Keys.endpoints + "vnet/bad5", try JSON.encode(misfiled))
+            #expect(try r.endpoints().endpoints == [good])
+        }
+    }
+}
