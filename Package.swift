@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "dnsd",
             dependencies: [
-                "Resolver", "HostsWriter", "Netns", "Addressing",
+                "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -81,6 +81,8 @@ let package = Package(
         .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "ClusterState", "Addressing", "TestSupport"]),
+        // Runs the `dnsd` executable (built alongside) as daemons on simulated hosts.
+        .testTarget(name: "EndToEndTests", dependencies: ["OverlayNet", "Netns", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

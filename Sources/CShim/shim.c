@@ -86,3 +86,10 @@ int dnsd_link_set_up(const char *ifname) {
     errno = saved;
     return rc;
 }
+
+long dnsd_peer_uid(int fd) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    return (long)credentials.uid;
+}

@@ -32,6 +32,15 @@ public struct NetworkRecord: Codable, Sendable, Equatable {
     /// For a bridge network: the one host it lives on.
     public var host: String?
 
+    public init(name: String, driver: Driver, subnet: String, gateway: String, vni: UInt32, host: String?) {
+        self.name = name
+        self.driver = driver
+        self.subnet = subnet
+        self.gateway = gateway
+        self.vni = vni
+        self.host = host
+    }
+
     public var label: HostLabel { get throws { try HostLabel(name, what: "network") } }
     public var parsedSubnet: IPv4Subnet { get throws { try IPv4Subnet(parsing: subnet) } }
     public var gatewayAddress: IPv4Address? { IPv4Address(gateway) }
@@ -73,6 +82,11 @@ public struct EndpointState: Codable, Sendable, Equatable {
 public struct HostRecord: Codable, Sendable, Equatable {
     public var id: String
     public var advertise: String
+
+    public init(id: String, advertise: String) {
+        self.id = id
+        self.advertise = advertise
+    }
 }
 
 /// Who holds a container name.

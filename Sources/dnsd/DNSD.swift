@@ -9,6 +9,7 @@ struct DNSD: ParsableCommand {
             dnsd joins containers (network namespaces) on many hosts into VXLAN overlay networks and
             answers their names at 127.0.0.11 inside each one.
             """,
-        subcommands: [ServeDNS.self]
+        subcommands: [DaemonCommand.self, NetworkCommand.self, RunCommand.self, StopCommand.self, RemoveCommand.self,
+                      PsCommand.self, ExecCommand.self, ServeDNS.self]
     )
 }

@@ -49,6 +49,9 @@ int dnsd_sendmmsg(int fd, dnsd_mmsghdr *vec, unsigned int vlen, int flags);
 // ---- links: set an interface up in the caller's network namespace (ioctl, no netlink needed)
 int dnsd_link_set_up(const char *ifname);
 
+// ---- unix sockets: the uid of the connected peer (SO_PEERCRED), or -1
+long dnsd_peer_uid(int fd);
+
 #ifdef __cplusplus
 }
 #endif

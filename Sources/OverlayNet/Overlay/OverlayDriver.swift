@@ -95,6 +95,9 @@ public final class OverlayDriver: @unchecked Sendable {
         hostNetlink = try NetlinkSocket.open(in: host.namespace, using: thread)
     }
 
+    /// Whether `network` exists on this host (created or adopted by this driver).
+    public func hasNetwork(_ name: HostLabel) -> Bool { lock.locked { networks[name] != nil } }
+
     /// The hidden namespace of `network` on this host.
     public func overlayNamespaceName(_ network: HostLabel) -> String { "\(host.id)-ov-\(network.text)" }
 

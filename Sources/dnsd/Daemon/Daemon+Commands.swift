@@ -1,0 +1,275 @@
+import Addressing
+import ClusterState
+import Foundation
+import HostsWriter
+import OverlayNet
+import Resolver
+
+/// The control API's commands. Each validates first, writes the store first, and undoes its
+/// own half-done steps when a later one fails, so a refusal changes nothing.
+extension Daemon {
+    func handle(_ request: ControlRequest) -> ControlReply {
+        do {
+            let output: String = try lock.withLock {
+                switch request.command {
+                case "network-create": return try networkCreate(request)
+                case "network-ls": return try networkList()
+                case "network-inspect": return try networkInspect(request)
+                case "network-rm": return try networkRemove(request)
+                case "run": return try run(request)
+                case "connect": return try connect(request)
+                case "disconnect": return try disconnect(request)
+                case "stop", "rm": return try stop(request)
+                case "ps": return listSandboxes()
+                default: throw CLIError("unknown command '\(request.command)'")
+                }
+            }
+            return ControlReply(ok: true, output: output)
+        } catch {
+            return ControlReply(ok: false, error: "\(error)")
+        }
+    }
+
+    private func label(_ text: String?, _ what: String) throws -> HostLabel {
+        guard let text else { throw CLIError("missing \(what)") }
+        return try HostLabel(text, what: what)
+    }
+
+    // MARK: networks
+
+    private func networkCreate(_ request: ControlRequest) throws -> String {
+        let name = try label(request.network, "network")
+        guard name.text != "bridge", name.text != "gwbridge" else { throw CLIError("network name '\(name)' is reserved") }
+        guard let subnetText = request.subnet else { throw CLIError("missing --subnet") }
+        let subnet = try IPv4Subnet(parsing: subnetText)
+        var gateway: IPv4Address?
+        if let text = request.gateway {
+            guard let parsed = IPv4Address(text) else { throw CLIError("invalid --gateway '\(text)': expected an IPv4 address") }
+            gateway = parsed
+        }
+        let driver = NetworkRecord.Driver(rawValue: request.driver ?? "overlay")
+        guard let driver else { throw CLIError("invalid --driver '\(request.driver ?? "")': expected overlay or bridge") }
+        let record = try registry.createNetwork(name: name, driver: driver, subnet: subnet, gateway: gateway,
+                                                host: configuration.hostID)
+        return "\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.vni != 0 ? " vni \(record.vni)" : "")
+    }
+
+    private func networkList() throws -> String {
+        let rows = try registry.networks().map { "\($0.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \($0.driver.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \($0.subnet)" }
+        return (["NAME             DRIVER   SUBNET"] + rows).joined(separator: "\n")
+    }
+
+    private func networkInspect(_ request: ControlRequest) throws -> String {
+        let record = try registry.network(try label(request.network, "network"))
+        let endpoints = try registry.endpoints().endpoints.filter { $0.network == record.name }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        struct Inspect: Encodable { var network: NetworkRecord; var endpoints: [EndpointState] }
+        return String(decoding: try encoder.encode(Inspect(network: record, endpoints: endpoints)), as: UTF8.self)
+    }
+
+    private func networkRemove(_ request: ControlRequest) throws -> String {
+        let name = try label(request.network, "network")
+        try registry.deleteNetwork(name)
+        if overlay.hasNetwork(name) { try overlay.deleteNetwork(name) }
+        return name.text
+    }
+
+    // MARK: sandboxes
+
+    private func run(_ request: ControlRequest) throws -> String {
+        let name = try label(request.name, "name")
+        let hostname = try request.hostname.map { try HostLabel($0, what: "hostname") } ?? name
+        let aliases = try (request.aliases ?? []).map { try HostLabel($0, what: "alias") }
+        let network = try request.network.map { try registry.network(try label($0, "network")) }
+        let requested = try request.ip.map { text -> IPv4Address in
+            guard let address = IPv4Address(text) else { throw CLIError("invalid --ip '\(text)'") }
+            return address
+        }
+        // The cluster first (names are unique there), then this host's namespaces.
+        try registry.claimName(name, host: configuration.hostID, lease: lease)
+        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name) }]
+        guard sandboxes[name.text] == nil, !factory.namespaces.exists(name.text) else {
+            for step in undo.reversed() { step() }
+            throw CLIError("a network namespace named '\(name)' already exists on this host")
+        }
+        do {
+            let sandbox = try factory.create(name.text)
+            undo.append { [self] in try? factory.delete(sandbox) }
+            var local = LocalSandbox(name: name, hostname: hostname, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: false)
+            try hosts.addSandbox(name.text, files: .namedNamespace(name.text), hostname: hostname)
+            undo.append { [self] in hosts.removeSandbox(name.text, deleteFiles: true) }
+            if let network {
+                // run --net=NET: eth0 on NET, eth1 on the gateway bridge with the default route.
+                try attach(&local, to: network, requested: requested, defaultRoute: network.driver == .bridge, undo: &undo)
+                if network.driver == .overlay { try attachGatewayBridge(&local, undo: &undo) }
+            } else {
+                try attachDefaultBridge(&local, undo: &undo)
+            }
+            try startDNS(local)
+            sandboxes[name.text] = local
+            return describe(local)
+        } catch {
+            for step in undo.reversed() { step() }
+            throw error
+        }
+    }
+
+    private func connect(_ request: ControlRequest) throws -> String {
+        let name = try label(request.name, "name")
+        guard var local = sandboxes[name.text] else { throw CLIError("no sandbox '\(name)' on this host") }
+        let network = try registry.network(try label(request.network, "network"))
+        guard !local.attachments.contains(where: { $0.network.name == network.name }) else {
+            throw CLIError("'\(name)' is already connected to '\(network.name)'")
+        }
+        let requested = try request.ip.map { text -> IPv4Address in
+            guard let address = IPv4Address(text) else { throw CLIError("invalid --ip '\(text)'") }
+            return address
+        }
+        if let aliases = request.aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
+        var undo: [() -> Void] = []
+        do {
+            try attach(&local, to: network, requested: requested, defaultRoute: false, undo: &undo)
+            records.update { $0.attach(local.id, to: local.namedNetworks) }
+            sandboxes[name.text] = local
+            return describe(local)
+        } catch {
+            for step in undo.reversed() { step() }
+            throw error
+        }
+    }
+
+    private func disconnect(_ request: ControlRequest) throws -> String {
+        let name = try label(request.name, "name")
+        let networkName = try label(request.network, "network")
+        guard var local = sandboxes[name.text] else { throw CLIError("no sandbox '\(name)' on this host") }
+        guard let index = local.attachments.firstIndex(where: { $0.network.name == networkName.text }) else {
+            throw CLIError("'\(name)' is not connected to '\(networkName)'")
+        }
+        let attachment = local.attachments.remove(at: index)
+        try release(attachment, of: local)
+        records.update { $0.attach(local.id, to: local.namedNetworks) }
+        sandboxes[name.text] = local
+        return describe(local)
+    }
+
+    private func stop(_ request: ControlRequest) throws -> String {
+        let name = try label(request.name, "name")
+        guard let local = sandboxes.removeValue(forKey: name.text) else {
+            if request.command == "rm" { return name.text }
+            throw CLIError("no sandbox '\(name)' on this host")
+        }
+        // The store first: every host drops the names, then the local pieces go.
+        for attachment in local.attachments { try? release(attachment, of: local, deleteLink: false) }
+        try? registry.releaseName(name)
+        dns?.stopServing(local.id)
+        records.update { $0.detach(local.id) }
+        hosts.removeSandbox(name.text, deleteFiles: !local.adopted)
+        try factory.delete(local.sandbox)
+        return name.text
+    }
+
+    private func listSandboxes() -> String {
+        let rows = sandboxes.values.sorted { $0.name < $1.name }.map(describe)
+        return (["NAME             NETWORKS"] + rows).joined(separator: "\n")
+    }
+
+    private func describe(_ local: LocalSandbox) -> String {
+        let networks = local.attachments.map { "\($0.network.name):\($0.endpoint.interface)=\($0.endpoint.address)" }
+        return local.name.text.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + networks.joined(separator: " ")
+    }
+
+    // MARK: attachments
+
+    /// Attaches to a cluster network: address from the store, interface here, endpoint
+    /// published (under the lease), own hosts line, DNS scope.
+    private func attach(_ local: inout LocalSandbox, to network: NetworkRecord, requested: IPv4Address?,
+                        defaultRoute: Bool, undo: inout [() -> Void]) throws {
+        let label = try network.label
+        if network.driver == .bridge, network.host != configuration.hostID {
+            throw CLIError("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
+        }
+        let address = try registry.allocateAddress(on: network, requested: requested, host: configuration.hostID, lease: lease)
+        undo.append { [self] in try? registry.releaseAddress(address, on: label) }
+        let endpoint: AttachedEndpoint
+        switch network.driver {
+        case .overlay:
+            if !overlay.hasNetwork(label) {
+                try overlay.createNetwork(OverlaySpec(name: label, subnet: try network.parsedSubnet,
+                                                      gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni))
+                for remote in reconciler.remoteEndpoints(on: network.name) {
+                    if let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) {
+                        try? overlay.addPeer(ip, vtep: vtep, on: label)
+                    }
+                }
+            }
+            endpoint = try overlay.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
+            undo.append { [self] in try? overlay.detach(endpoint) }
+        case .bridge:
+            let spec = bridgeSpec(network)
+            try bridges.createBridge(spec)
+            endpoint = try bridges.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
+            undo.append { [self] in try? bridges.detach(endpoint) }
+        }
+        let state = EndpointState(id: "\(configuration.hostID)-\(local.name.text)", network: network.name, name: local.name.text,
+                                  aliases: local.aliases.map(\.text), ipv4: address.description, mac: endpoint.mac.description,
+                                  host: configuration.hostID, vtep: configuration.advertise.description)
+        try registry.publish(state, lease: lease)
+        undo.append { [self] in try? registry.withdraw(endpoint: state.id, network: label) }
+        hosts.attach(local.name.text, to: label, ownAddresses: [address])
+        local.attachments.append(LocalAttachment(network: network, endpoint: endpoint, published: state))
+    }
+
+    private func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
+        LocalBridgeDriver.BridgeSpec(name: (try? network.label) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.name,
+                                     device: "dnsb-" + String(network.name.prefix(10)),
+                                     subnet: (try? network.parsedSubnet) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.subnet,
+                                     gateway: network.gatewayAddress ?? IPv4Address(0))
+    }
+
+    /// The built-in default bridge: nameless, as docker0 is (no records, no published endpoint).
+    private func attachDefaultBridge(_ local: inout LocalSandbox, undo: inout [() -> Void]) throws {
+        try attachLocal(&local, spec: .defaultBridge, pool: \.defaultPool, defaultRoute: true, undo: &undo)
+    }
+
+    private func attachGatewayBridge(_ local: inout LocalSandbox, undo: inout [() -> Void]) throws {
+        try attachLocal(&local, spec: .gatewayBridge, pool: \.gatewayPool, defaultRoute: true, undo: &undo)
+    }
+
+    private func attachLocal(_ local: inout LocalSandbox, spec: LocalBridgeDriver.BridgeSpec,
+                             pool: ReferenceWritableKeyPath<Daemon, AddressPool>, defaultRoute: Bool, undo: inout [() -> Void]) throws {
+        try bridges.createBridge(spec)
+        let address = try self[keyPath: pool].allocate()
+        undo.append { [self] in self[keyPath: pool].release(address) }
+        let endpoint = try bridges.attach(local.sandbox, to: spec.name, address: address, defaultRoute: defaultRoute)
+        let record = NetworkRecord(name: spec.name.text, driver: .bridge, subnet: spec.subnet.description,
+                                   gateway: spec.gateway.description, vni: 0, host: configuration.hostID)
+        local.attachments.append(LocalAttachment(network: record, endpoint: endpoint, published: nil))
+    }
+
+    private func startDNS(_ local: LocalSandbox) throws {
+        records.update { $0.attach(local.id, to: local.namedNetworks) }
+        guard let dns else { return }
+        try dns.serve(local.id, in: local.sandbox.namespace)
+    }
+
+    /// Withdraws an attachment: store first, then the interface (unless the whole namespace is
+    /// about to go, which takes its interfaces with it), then the address.
+    private func release(_ attachment: LocalAttachment, of local: LocalSandbox, deleteLink: Bool = true) throws {
+        let label = try attachment.network.label
+        if let published = attachment.published {
+            try registry.withdraw(endpoint: published.id, network: label)
+            try registry.releaseAddress(attachment.endpoint.address, on: label)
+            hosts.detach(local.name.text, from: label)
+        } else if attachment.network.name == LocalBridgeDriver.BridgeSpec.defaultBridge.name.text {
+            defaultPool.release(attachment.endpoint.address)
+        } else {
+            gatewayPool.release(attachment.endpoint.address)
+        }
+        if deleteLink {
+            if attachment.network.driver == .overlay, attachment.published != nil { try overlay.detach(attachment.endpoint) } else {
+                try bridges.detach(attachment.endpoint)
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Addressing
+import ClusterState
+import OverlayNet
+import Resolver
+
+/// One attachment of a local sandbox, as made here and as published.
+struct LocalAttachment {
+    var network: NetworkRecord
+    var endpoint: AttachedEndpoint
+    /// Nil for the nameless default bridge and the gateway bridge: nothing published.
+    var published: EndpointState?
+}
+
+/// A sandbox running on this host.
+struct LocalSandbox {
+    var name: HostLabel
+    var hostname: HostLabel
+    var aliases: [HostLabel]
+    var sandbox: Sandbox
+    var id: SandboxID
+    var attachments: [LocalAttachment] = []
+    /// Whether dnsd made the namespace (run) or adopted it (attach).
+    var adopted: Bool
+
+    /// Networks whose names this sandbox resolves, in attachment order.
+    var namedNetworks: [HostLabel] {
+        attachments.compactMap { $0.published == nil ? nil : try? $0.network.label }
+    }
+}

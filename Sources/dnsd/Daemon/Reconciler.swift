@@ -1,0 +1,114 @@
+import Addressing
+import ClusterState
+import Foundation
+import Logging
+import Store
+
+/// Projects the store onto this host, for every change, this host's own included: DNS records
+/// and hosts-file lines for every endpoint, and for endpoints on other hosts, one neighbour and
+/// one FDB entry on each overlay network that exists here. Starts from a listing and watches
+/// from the revision after it; if the store compacted that history, it lists again.
+final class Reconciler: @unchecked Sendable {
+    private unowned let daemon: Daemon
+    private let lock = NSLock()
+    /// The endpoints as last applied, by store key.
+    private var applied: [String: EndpointState] = [:]
+    private var networks: [String: NetworkRecord] = [:]
+    private var watch: (any WatchHandle)?
+    private var stopped = false
+
+    init(daemon: Daemon) { self.daemon = daemon }
+
+    func start() throws {
+        let (endpoints, revision) = try daemon.registry.endpoints()
+        lock.withLock {
+            let current = Dictionary(uniqueKeysWithValues: endpoints.map { (key($0), $0) })
+            for (k, old) in applied where current[k] == nil { remove(old) }
+            for endpoint in endpoints { put(endpoint) }
+        }
+        watch = try daemon.store.watch(prefix: Keys.endpoints, from: revision + 1, events: { [weak self] events in
+            self?.apply(events)
+        }, failed: { [weak self] error in
+            guard let self, !lock.withLock({ stopped }) else { return }
+            daemon.logger.warning("watch ended (\(error)); listing again")
+            DispatchQueue.global().async { try? self.start() }
+        })
+    }
+
+    func stop() {
+        lock.withLock { stopped = true }
+        watch?.cancel()
+    }
+
+    private func key(_ endpoint: EndpointState) -> String { "\(endpoint.network)/\(endpoint.id)" }
+
+    private func apply(_ events: [WatchEvent]) {
+        lock.withLock {
+            for event in events {
+                switch event.kind {
+                case .put:
+                    guard let endpoint = ClusterRegistry.decodeEndpoint(event.entry, logger: daemon.logger) else { continue }
+                    put(endpoint)
+                case .delete:
+                    let k = String(event.entry.key.dropFirst(Keys.endpoints.count))
+                    if let old = applied[k] { remove(old) }
+                }
+            }
+        }
+    }
+
+    /// The network an endpoint is on (read once from the store).
+    private func network(_ name: String) -> NetworkRecord? {
+        if let known = networks[name] { return known }
+        guard let label = try? HostLabel(name, what: "network"), let record = try? daemon.registry.network(label) else { return nil }
+        networks[name] = record
+        return record
+    }
+
+    private func put(_ endpoint: EndpointState) {
+        let k = key(endpoint)
+        if let old = applied[k] {
+            if old == endpoint { return }
+            remove(old)
+        }
+        guard let record = endpoint.record, let networkLabel = try? HostLabel(endpoint.network, what: "network") else { return }
+        applied[k] = endpoint
+        if let network = network(endpoint.network), let subnet = try? network.parsedSubnet {
+            daemon.records.update {
+                $0.setNetwork(networkLabel, subnets: [subnet])
+                $0.setEndpoint(endpoint.id, on: networkLabel, record)
+            }
+        } else {
+            daemon.records.update { $0.setEndpoint(endpoint.id, on: networkLabel, record) }
+        }
+        daemon.hosts.setEndpoint(endpoint.id, on: networkLabel, record)
+        programPeer(endpoint, add: true)
+    }
+
+    private func remove(_ endpoint: EndpointState) {
+        applied[key(endpoint)] = nil
+        guard let networkLabel = try? HostLabel(endpoint.network, what: "network") else { return }
+        daemon.records.update { $0.removeEndpoint(endpoint.id, from: networkLabel) }
+        daemon.hosts.removeEndpoint(endpoint.id, from: networkLabel)
+        programPeer(endpoint, add: false)
+    }
+
+    private func programPeer(_ endpoint: EndpointState, add: Bool) {
+        guard endpoint.host != daemon.configuration.hostID, network(endpoint.network)?.driver == .overlay,
+              let label = try? HostLabel(endpoint.network, what: "network"), let address = IPv4Address(endpoint.ipv4),
+              let vtep = IPv4Address(endpoint.vtep), daemon.overlay.hasNetwork(label)
+        else { return }
+        do {
+            if add { try daemon.overlay.addPeer(address, vtep: vtep, on: label) } else {
+                try daemon.overlay.removePeer(address, vtep: vtep, on: label)
+            }
+        } catch {
+            daemon.logger.warning("peer \(add ? "add" : "remove") failed", metadata: ["endpoint": "\(endpoint.id)", "error": "\(error)"])
+        }
+    }
+
+    /// The remote endpoints of `network`, to program when the network first appears here.
+    func remoteEndpoints(on network: String) -> [EndpointState] {
+        lock.withLock { applied.values.filter { $0.network == network && $0.host != daemon.configuration.hostID } }
+    }
+}

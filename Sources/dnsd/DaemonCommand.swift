@@ -1,0 +1,101 @@
+import Addressing
+import ArgumentParser
+import Dispatch
+import Foundation
+import HostsWriter
+import Logging
+import Resolver
+import Store
+
+/// `dnsd daemon`: the per-host daemon.
+struct DaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run the per-host daemon: overlay networks, names, DNS at 127.0.0.11, hosts files.",
+        discussion: """
+            Every host of a cluster runs one daemon against the same store. A single host needs no
+            store: the default `--store local` keeps the cluster state in the state directory.
+
+            Example (host h1 of a cluster using etcd):
+              dnsd daemon --store etcd://198.18.0.254:2379 --advertise 198.18.0.1 --host-id h1
+            """
+    )
+
+    @Option(help: "Store: local, etcd://H:P[,H:P...] or consul://H:P.")
+    var store: String = "local"
+
+    @Option(help: "This host's identifier in the cluster (letters, digits, '-').")
+    var hostId: String = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+
+    @Option(help: "The underlay address other hosts reach this host's VXLAN endpoint at.")
+    var advertise: String = "127.0.0.1"
+
+    @Option(help: "Directory for the local store and daemon state.")
+    var stateDir: String = "/var/lib/dnsd"
+
+    @Option(help: "Control socket path (env DNSD_SOCK).")
+    var sock: String = ProcessInfo.processInfo.environment["DNSD_SOCK"] ?? ControlSocket.defaultPath
+
+    @Option(help: "dns: the embedded responder answers at 127.0.0.11 and hosts files are kept too; hosts: hosts files only.")
+    var dnsMode: String = "dns"
+
+    @Option(help: "Seconds the host's lease lives without a keep-alive: how fast a dead host's names vanish.")
+    var leaseTtl: Int = 10
+
+    @OptionGroup var upstream: UpstreamOptions
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        guard (try? HostLabel(hostId, what: "host id")) != nil else { throw ValidationError("invalid --host-id '\(hostId)': letters, digits and '-' only") }
+        guard IPv4Address(advertise) != nil else { throw ValidationError("invalid --advertise '\(advertise)': expected an IPv4 address") }
+        guard NameMode(rawValue: dnsMode) != nil else { throw ValidationError("invalid --dns-mode '\(dnsMode)': expected dns or hosts") }
+        guard (2...3600).contains(leaseTtl) else { throw ValidationError("invalid --lease-ttl \(leaseTtl): expected 2-3600") }
+        _ = try Self.parseStore(store)
+    }
+
+    enum StoreSpec { case local, etcd([String]), consul(String) }
+
+    static func parseStore(_ text: String) throws -> StoreSpec {
+        if text == "local" { return .local }
+        func endpoints(_ rest: Substring) throws -> [String] {
+            let list = rest.split(separator: ",").map(String.init)
+            guard !list.isEmpty, list.allSatisfy({ SocketAddress(parsing: $0, defaultPort: 2379) != nil || $0.contains(":") }) else {
+                throw ValidationError("invalid --store '\(text)': expected etcd://HOST:PORT[,HOST:PORT...] or consul://HOST:PORT")
+            }
+            return list
+        }
+        if text.hasPrefix("etcd://") { return .etcd(try endpoints(text.dropFirst(7))) }
+        if text.hasPrefix("consul://") { return .consul(try endpoints(text.dropFirst(9))[0]) }
+        throw ValidationError("invalid --store '\(text)': expected local, etcd://HOST:PORT or consul://HOST:PORT")
+    }
+
+    func run() throws {
+        let logger = log.makeLogger("dnsd")
+        let kv: any KeyValueStore
+        switch try Self.parseStore(store) {
+        case .local: kv = try LocalStore(directory: stateDir, logger: logger)
+        case .etcd(let endpoints): kv = EtcdStore(endpoints: endpoints, logger: logger)
+        case .consul(let address): kv = ConsulStore(address: address, logger: logger)
+        }
+        let resolv = ResolvConf(parsing: (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "")
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(configuration: .init(
+                hostID: hostId, advertise: IPv4Address(advertise)!, dnsMode: NameMode(rawValue: dnsMode)!,
+                upstreams: upstream.resolve(), leaseTTL: leaseTtl, hostResolvConf: resolv), store: kv, logger: logger)
+        } catch {
+            throw CLIError("cannot start: \(error)")
+        }
+        let control = try ControlServer(path: sock, logger: logger)
+        control.serve { request in daemon.handle(request) }
+        logger.info("dnsd daemon ready", metadata: ["host": "\(hostId)", "store": "\(store)", "socket": "\(sock)", "mode": "\(dnsMode)"])
+        let signals = SignalHandlers()
+        let stop = DispatchSemaphore(value: 0)
+        signals.on(SIGTERM) { stop.signal() }
+        signals.on(SIGINT) { stop.signal() }
+        stop.wait()
+        control.stop()
+        daemon.shutdown()
+        logger.info("dnsd daemon stopped")
+    }
+}
