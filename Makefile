@@ -47,6 +47,10 @@ demo: release
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
 	scripts/demo.sh $(RELEASE_BIN)
 
+## The resolver alone in one sandbox (dnsd serve-dns).
+demo-resolver: release
+	scripts/demo-resolver.sh $(RELEASE_BIN)
+
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
 bench: bench-dns bench-hosts bench-attach
 

@@ -1,65 +1,85 @@
 #!/bin/bash
-# The resolver's story on one machine: a sandbox asks dnsd at 127.0.0.11 for its peers' names,
-# gets NODATA/NXDOMAIN right, reaches outside names through an upstream, and sees a peer appear
-# and vanish. Removes everything it made, also on failure.
-# (The multi-host overlay story of DESIGN.md §1 joins this demo when the daemon lands.)
+# The story of DESIGN.md §1 on one machine: etcd and three simulated hosts (network namespaces
+# on an underlay bridge, 198.18.0.0/24), one dnsd daemon per host started with `nsenter --net`.
+# Shows each command and its output, then removes everything it made (also on failure).
 set -euo pipefail
-DNSD=${1:-.build/release/dnsd}
-NS=c01-demo-$$
+DNSD=$(cd "$(dirname "${1:-.build/release/dnsd}")" && pwd)/$(basename "${1:-.build/release/dnsd}")
+P=demo$$
 WORK=$(mktemp -d /tmp/dnsd-demo-XXXXXX)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    for n in $(ip netns list | awk '{print $1}' | grep -E "^($P|c01$|c02$|c03$)"); do ip netns del "$n"; rm -rf "/etc/netns/$n"; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+on() { local h=$1; shift; printf '\033[36m%s$\033[0m %s\n' "$h" "$*"; DNSD_SOCK="$WORK/$h.sock" "$@"; }
 
-say "an upstream resolver for the outside world (dnsmasq on the host's loopback)"
-dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
-    --bind-interfaces --port=5353 --user=root --pid-file= --address=/example.test/203.0.113.10 --log-facility=/dev/null &
+for n in c01 c02 c03; do
+    ip netns list | grep -qx "$n" && { echo "a namespace '$n' exists already: remove it first"; exit 1; }
+done
+
+say "an underlay (198.18.0.0/24) with etcd at .254 and hosts h1, h2, h3 at .1-.3"
+ip netns add "${P}ul"; ip -n "${P}ul" link add ul0 type bridge; ip -n "${P}ul" link set ul0 up
+addhost() {  # NAME ADDRESS
+    ip netns add "$1"; ip -n "$1" link set lo up
+    ip -n "${P}ul" link add "u-$1" type veth peer name eth0 netns "$1"
+    ip -n "${P}ul" link set "u-$1" master ul0 up
+    ip -n "$1" addr add "$2/24" dev eth0; ip -n "$1" link set eth0 up
+}
+addhost "${P}etcd" 198.18.0.254
+nsenter --net=/run/netns/${P}etcd etcd --name demo --data-dir "$WORK/etcd" --logger zap --log-level error \
+    --listen-client-urls http://198.18.0.254:2379 --advertise-client-urls http://198.18.0.254:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster demo=http://127.0.0.1:2380 --election-timeout 200 --heartbeat-interval 20 &
 PIDS+=($!)
-
-say "a sandbox (network namespace) and the records of network vnet"
-run ip netns add "$NS"
-cat > "$WORK/vnet.hosts" <<'HOSTS'
-192.168.0.2 c01
-192.168.0.3 c02 web
-192.168.0.4 c03 web
-fd00::3     c02
-HOSTS
-run cat "$WORK/vnet.hosts"
-
-say "dnsd answers at 127.0.0.11 inside the sandbox"
-"$DNSD" serve-dns --netns "$NS" --network vnet --records "$WORK/vnet.hosts" --upstream 127.0.0.1:5353 &
+# The hosts' upstream resolver for outside names (dnsmasq beside etcd).
+nsenter --net=/run/netns/${P}etcd dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
+    --pid-file= --listen-address=198.18.0.254 --bind-interfaces --address=/example.test/203.0.113.10 --log-facility=/dev/null &
 PIDS+=($!)
-for _ in $(seq 50); do ip netns exec "$NS" dig +short +time=1 @127.0.0.11 c01 >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do nsenter --net=/run/netns/${P}etcd curl -s -m 1 http://198.18.0.254:2379/health | grep -q true && break; sleep 0.1; done
+for n in 1 2 3; do
+    addhost "${P}h$n" "198.18.0.$n"
+    echo "h$n\$ dnsd daemon --store etcd://198.18.0.254:2379 --advertise 198.18.0.$n --host-id h$n &"
+    nsenter --net=/run/netns/${P}h$n "$DNSD" daemon --store etcd://198.18.0.254:2379 --advertise "198.18.0.$n" \
+        --host-id "h$n" --state-dir "$WORK/state-h$n" --sock "$WORK/h$n.sock" --lease-ttl 3 --upstream 198.18.0.254 \
+        --log-level warning &
+    PIDS+=($!)
+done
+for n in 1 2 3; do
+    up=0
+    for _ in $(seq 100); do DNSD_SOCK="$WORK/h$n.sock" "$DNSD" ps >/dev/null 2>&1 && { up=1; break; }; sleep 0.1; done
+    [ $up = 1 ] || { echo "the daemon of h$n did not start"; exit 1; }
+done
 
-dig() { ip netns exec "$NS" dig @127.0.0.11 +time=2 +tries=1 "$@"; }
-say "name and name.network"
-run dig +short c02.vnet
-run dig +short c02
-say "an alias shared by two containers: both addresses, rotated"
-run dig +short web
-run dig +short web
-say "AAAA where there is IPv6; NODATA (not NXDOMAIN) where there is not"
-run dig +short AAAA c02.vnet
-dig AAAA c01.vnet | grep -E 'status|flags'
-say "reverse lookup"
-run dig +short -x 192.168.0.3
-say "unknown name inside vnet: NXDOMAIN, authoritative, never forwarded"
-dig nosuch.vnet | grep status
-say "everything else goes upstream"
-run dig +short example.test
-say "a new peer appears (records reloaded on SIGHUP), then vanishes"
-echo "192.168.0.9 c09" >> "$WORK/vnet.hosts"
-kill -HUP "${PIDS[1]}"; sleep 0.2
-run dig +short c09.vnet
-sed -i '/c09/d' "$WORK/vnet.hosts"
-kill -HUP "${PIDS[1]}"; sleep 0.2
-dig c09.vnet | grep status
-say "done: everything removed"
+say "an overlay network, created on any host, visible on all"
+on h1 "$DNSD" network create --driver=overlay --subnet=192.168.0.0/24 vnet
+on h3 "$DNSD" network ls
+say "h1: c01 on the local bridge, then connected to vnet (eth1)"
+on h1 "$DNSD" run --name=c01 --hostname=c01
+on h1 "$DNSD" network connect vnet c01
+say "h2: c02 straight on vnet (eth0), with the gateway bridge as eth1"
+on h2 "$DNSD" run --name=c02 --hostname=c02 --net=vnet --alias web
+say "c01's hosts file (on h1) lists c02 (on h2)"
+sleep 0.2
+on h1 ip netns exec c01 cat /etc/hosts
+say "c01 resolves c02 by DNS, answered by dnsd at 127.0.0.11"
+on h1 ip netns exec c01 dig +short c02.vnet
+on h1 ip netns exec c01 dig +short web
+say "outside names go to the upstream"
+on h1 ip netns exec c01 dig +short example.test
+say "and reaches it across hosts over VXLAN"
+on h1 ip netns exec c01 busybox ping -c1 -W2 c02
+say "a name is unique in the cluster"
+on h3 "$DNSD" run --name=c02 --net=vnet || true
+say "h2 stops c02: it vanishes from c01's DNS and hosts file on h1"
+on h2 "$DNSD" stop c02
+sleep 0.3
+on h1 ip netns exec c01 dig c02.vnet | grep status
+on h1 ip netns exec c01 grep -c c02 /etc/hosts || true
+on h1 "$DNSD" stop c01
+say "done: removing the hosts, etcd and every namespace"

@@ -77,17 +77,24 @@ final class Forwarder {
     private(set) var failed = 0
 
     init(configuration: Configuration, logger: Logger, wake: @escaping @Sendable () -> Void) throws {
-        self.configuration = configuration
         self.logger = logger
         self.wake = wake
         timeoutNanoseconds = UInt64(configuration.timeoutMilliseconds) * 1_000_000
+        // An upstream this namespace cannot route to is left out (with a warning) rather than
+        // stopping the responder: local names never depend on upstreams.
         var sockets: [Int32] = []
-        do {
-            for upstream in configuration.upstreams { sockets.append(try Sockets.connectedUDP(to: upstream)) }
-        } catch {
-            sockets.forEach { close($0) }
-            throw error
+        var usable: [SocketAddress] = []
+        for upstream in configuration.upstreams {
+            do {
+                sockets.append(try Sockets.connectedUDP(to: upstream))
+                usable.append(upstream)
+            } catch {
+                logger.warning("upstream \(upstream) left out: \(error)")
+            }
         }
+        var adjusted = configuration
+        adjusted.upstreams = usable
+        self.configuration = adjusted
         self.sockets = sockets
         slots = Array(repeating: Slot(), count: configuration.maxInFlight)
         freeSlots = Array((0..<configuration.maxInFlight).reversed())
