@@ -1,0 +1,74 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+@Suite("End to end: stores, hosts mode, races", .serialized)
+struct VariantTests {
+    @Test("one host, no store given: the local store; names resolve and vanish")
+    func localStore() throws {
+        let cluster = try ClusterHarness(hosts: 1, store: "local")
+        defer { cluster.close() }
+        let a = cluster.name("a"), b = cluster.name("b")
+        #expect(try cluster.dnsd(1, ["network", "create", "--driver=bridge", "--subnet=192.168.50.0/24", "lnet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=lnet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(b)", "--net=lnet", "--alias=db"]).status == 0)
+        // A user-defined bridge network gets names like an overlay does.
+        #expect(try cluster.eventually { try cluster.exec(a, ["dig", "+short", "db.lnet", "@127.0.0.11"]).stdout.contains("192.168.50.3") })
+        #expect(try cluster.exec(a, ["getent", "hosts", b]).stdout.hasPrefix("192.168.50.3"))
+        #expect(try cluster.exec(a, ["busybox", "ping", "-A", "-c", "3", "-w", "3", b]).status == 0)
+        #expect(try cluster.dnsd(1, ["stop", b]).status == 0)
+        #expect(try cluster.eventually { try cluster.exec(a, ["dig", "db.lnet", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
+    }
+
+    @Test("hosts mode: no responder, the hosts files alone resolve every name across hosts")
+    func hostsMode() throws {
+        let cluster = try ClusterHarness(hosts: 2, dnsMode: "hosts")
+        defer { cluster.close() }
+        let a = cluster.name("a"), b = cluster.name("b")
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.60.0/24", "hnet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=hnet"]).status == 0)
+        #expect(try cluster.dnsd(2, ["run", "--name=\(b)", "--net=hnet"]).status == 0)
+        #expect(try cluster.eventually { try cluster.exec(a, ["getent", "hosts", "\(b).hnet"]).stdout.hasPrefix("192.168.60.3") })
+        #expect(try cluster.exec(a, ["busybox", "ping", "-A", "-c", "3", "-w", "3", b]).status == 0)
+        let resolv = try cluster.exec(a, ["cat", "/etc/resolv.conf"]).stdout
+        #expect(!resolv.contains("127.0.0.11"))
+        // Nothing answers at 127.0.0.11 in hosts mode.
+        #expect(try cluster.exec(a, ["dig", "+time=1", "+tries=1", "\(b).hnet", "@127.0.0.11"]).stdout.contains("connection refused")
+                || (try cluster.exec(a, ["dig", "+time=1", "+tries=1", "\(b).hnet", "@127.0.0.11"]).status != 0))
+        #expect(try cluster.dnsd(2, ["stop", b]).status == 0)
+        #expect(try cluster.eventually { try cluster.exec(a, ["getent", "hosts", "\(b).hnet"]).status == 2 })
+    }
+
+    @Test("two hosts racing to start 50 sandboxes each on one network: 100 distinct addresses, all resolvable from every host")
+    func race() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=10.99.0.0/24", "rnet"]).status == 0)
+        let collected = Mutex<[[String]]>([[], []])
+        DispatchQueue.concurrentPerform(iterations: 2) { h in
+            var mine: [String] = []
+            for i in 0..<50 {
+                let result = try? cluster.dnsd(h + 1, ["run", "--name=\(cluster.name("r\(h)n\(i)"))", "--net=rnet"])
+                mine.append(result?.status == 0 ? result!.stdout : "FAILED: \(result?.stderr ?? "")")
+            }
+            collected.withLock { $0[h] = mine }
+        }
+        let all = collected.withLock { $0 }.flatMap { $0 }
+        #expect(all.allSatisfy { !$0.hasPrefix("FAILED") }, "\(all.filter { $0.hasPrefix("FAILED") }.prefix(3))")
+        let addresses = all.compactMap { line in line.split(separator: " ").first { $0.hasPrefix("rnet:eth0=") }.map { String($0.dropFirst(10)) } }
+        #expect(addresses.count == 100 && Set(addresses).count == 100)
+        // Every name resolves from a sandbox on each host, to the address its host reported.
+        let probe1 = cluster.name("r0n0"), probe2 = cluster.name("r1n0")
+        for (h, line) in all.enumerated() {
+            let name = String(line.split(separator: " ").first!)
+            let address = addresses[h]
+            for probe in [probe1, probe2] {
+                let answered = try cluster.eventually(5) {
+                    try cluster.exec(probe, ["dig", "+short", "\(name).rnet", "@127.0.0.11"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == address
+                }
+                #expect(answered, "\(name) from \(probe)")
+            }
+        }
+    }
+}
