@@ -7,7 +7,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 etcd-server etcd-client
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach bench-converge clean-test-leftovers clean
 
 all: build
 
@@ -52,7 +52,7 @@ demo-resolver: release
 	scripts/demo-resolver.sh $(RELEASE_BIN)
 
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
-bench: bench-dns bench-hosts bench-attach
+bench: bench-dns bench-hosts bench-attach bench-converge
 
 bench-dns: release
 	bench/dns.sh $(RELEASE_BIN)
@@ -62,6 +62,9 @@ bench-hosts: release
 
 bench-attach: release
 	bench/attach.sh
+
+bench-converge: release
+	bench/converge.sh $(RELEASE_BIN)
 
 ## Namespaces and processes a killed test run may have left behind (test names start dnsdt-).
 clean-test-leftovers:
