@@ -63,11 +63,15 @@ public final class HostsWriter: @unchecked Sendable {
     public func addSandbox(_ sandbox: String, files: Files, hostname: HostLabel) throws {
         try lock.withLock {
             guard sandboxes[sandbox] == nil else { return }
-            let directory = (files.hosts as NSString).deletingLastPathComponent
+            // The resolv.conf's directory is the one dnsd may have to make (/etc/netns/NAME); a
+            // runtime's hosts file lives where the runtime put it.
             var created: String?
-            if !FileManager.default.fileExists(atPath: directory) {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                created = directory
+            for path in [files.resolvConf, files.hosts] {
+                let directory = (path as NSString).deletingLastPathComponent
+                if !FileManager.default.fileExists(atPath: directory) {
+                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    if created == nil { created = directory }
+                }
             }
             do {
                 let resolv = ResolvConfRenderer.render(mode: mode, host: hostResolvConf, upstreams: upstreams)
@@ -90,6 +94,9 @@ public final class HostsWriter: @unchecked Sendable {
                 try? FileManager.default.removeItem(atPath: entry.files.hosts)
                 try? FileManager.default.removeItem(atPath: entry.files.resolvConf)
                 if let directory = entry.createdDirectory { try? FileManager.default.removeItem(atPath: directory) }
+            } else if let directory = entry.createdDirectory, !entry.files.hosts.hasPrefix(directory + "/") {
+                // A runtime's hosts file stays; the directory dnsd made for resolv.conf goes.
+                try? FileManager.default.removeItem(atPath: directory)
             }
         }
     }

@@ -10,6 +10,6 @@ struct DNSD: ParsableCommand {
             answers their names at 127.0.0.11 inside each one.
             """,
         subcommands: [DaemonCommand.self, NetworkCommand.self, RunCommand.self, StopCommand.self, RemoveCommand.self,
-                      PsCommand.self, ExecCommand.self, ServeDNS.self]
+                      PsCommand.self, ExecCommand.self, AttachCommand.self, ServeDNS.self]
     )
 }

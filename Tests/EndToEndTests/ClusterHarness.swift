@@ -31,6 +31,20 @@ final class ClusterHarness: @unchecked Sendable {
         underlay = try SimulatedUnderlay(prefix: "dnsdt-\(prefix)-", thread: thread)
         do {
             var storeURL = "local"
+            if store == "consul" {
+                let storeHost = try underlay.addHost(address: .init(198, 18, 0, 254))
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("StoreTests/consul_double.py").path
+                etcd = try ChildProcess(["nsenter", "--net=/run/netns/\(storeHost.name)", "python3", script, "8500", "198.18.0.254"],
+                                        output: work + "/consul.log")
+                storeURL = "consul://198.18.0.254:8500"
+                var up = false
+                for _ in 0..<300 where !up {
+                    up = (try? Shell.run(["nsenter", "--net=/run/netns/\(storeHost.name)", "curl", "-s", "-m", "1",
+                                          "http://198.18.0.254:8500/v1/kv/probe"]))?.status == 0
+                    if !up { usleep(20_000) }
+                }
+            }
             if store == "etcd" {
                 let etcdHost = try underlay.addHost(address: .init(198, 18, 0, 254))
                 etcd = try ChildProcess([
@@ -74,6 +88,11 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     func socket(_ n: Int) -> String { work + "/h\(n).sock" }
+
+    /// Kills host n's daemon without warning (its lease then lapses).
+    func kill(_ n: Int) {
+        Glibc.kill(daemons[n - 1].pid, SIGKILL)
+    }
     func log(_ n: Int) -> String { (try? String(contentsOfFile: work + "/daemon-h\(n).log", encoding: .utf8)) ?? "" }
 
     /// Runs `dnsd ARGS` as a client of host n's daemon.

@@ -72,3 +72,61 @@ struct VariantTests {
         }
     }
 }
+
+@Suite("End to end: runtimes, Consul, dead hosts", .serialized)
+struct MoreVariantTests {
+    @Test("dnsd attach adopts a namespace made by a runtime, keeps its own hosts file, never deletes it")
+    func attachRuntimeNamespace() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        let runtime = cluster.name("rt"), peer = cluster.name("peer")
+        try Shell.check(["ip", "netns", "add", runtime])
+        let hostsFile = cluster.work + "/runtime-hosts"
+        try "10.0.0.9 runtime-line\n".write(toFile: hostsFile, atomically: false, encoding: .utf8)
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.70.0/24", "anet"]).status == 0)
+        let attached = try cluster.dnsd(1, ["attach", "--netns", "/run/netns/\(runtime)", "--name", runtime, "--net", "anet", "--hosts-file", hostsFile])
+        #expect(attached.status == 0 && attached.stdout.contains("anet:eth0=192.168.70.2"), "\(attached.stdout)\(attached.stderr)")
+        #expect(try cluster.dnsd(2, ["run", "--name=\(peer)", "--net=anet"]).status == 0)
+        #expect(try cluster.eventually { try String(contentsOfFile: hostsFile, encoding: .utf8).contains("\(peer) \(peer).anet") })
+        #expect(try String(contentsOfFile: hostsFile, encoding: .utf8).hasPrefix("10.0.0.9 runtime-line"))
+        #expect(try cluster.exec(runtime, ["dig", "+short", "\(peer).anet", "@127.0.0.11"]).stdout.contains("192.168.70.3"))
+        #expect(try cluster.exec(runtime, ["busybox", "ping", "-A", "-c", "3", "-w", "3", "192.168.70.3"]).status == 0)
+        #expect(try cluster.dnsd(1, ["stop", runtime]).status == 0)
+        #expect(NamedNamespacesList.contains(runtime), "the runtime's namespace stays")
+        #expect(!(try Shell.check(["ip", "-n", runtime, "-o", "link"]).contains("eth0")), "dnsd's interface left")
+    }
+
+    @Test("the story's core on the Consul double: names across hosts appear and vanish")
+    func consul() throws {
+        let cluster = try ClusterHarness(hosts: 2, store: "consul")
+        defer { cluster.close() }
+        let a = cluster.name("a"), b = cluster.name("b")
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.80.0/24", "cnet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=cnet"]).status == 0)
+        #expect(try cluster.dnsd(2, ["run", "--name=\(b)", "--net=cnet"]).status == 0)
+        #expect(try cluster.eventually(5) { try cluster.exec(a, ["dig", "+short", "\(b).cnet", "@127.0.0.11"]).stdout.contains("192.168.80.3") })
+        #expect(try cluster.exec(a, ["busybox", "ping", "-A", "-c", "3", "-w", "3", b]).status == 0)
+        let duplicate = try cluster.dnsd(2, ["run", "--name=\(a)", "--net=cnet"])
+        #expect(duplicate.stderr.contains("already used in the cluster"))
+        #expect(try cluster.dnsd(2, ["stop", b]).status == 0)
+        #expect(try cluster.eventually(5) { try cluster.exec(a, ["dig", "\(b).cnet", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
+    }
+
+    @Test("a host that dies: its names vanish from the other hosts within the lease TTL (3 s) + 2 s")
+    func deadHost() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        let a = cluster.name("a"), b = cluster.name("b")
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.90.0/24", "dnet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=dnet"]).status == 0)
+        #expect(try cluster.dnsd(2, ["run", "--name=\(b)", "--net=dnet"]).status == 0)
+        #expect(try cluster.eventually { try cluster.exec(a, ["dig", "+short", "\(b).dnet", "@127.0.0.11"]).stdout.contains("192.168.90.3") })
+        cluster.kill(2)
+        let killed = Date()
+        let gone = try cluster.eventually(5) {
+            try cluster.exec(a, ["dig", "\(b).dnet", "@127.0.0.11"]).stdout.contains("NXDOMAIN")
+                && !(try String(contentsOfFile: "/etc/netns/\(a)/hosts", encoding: .utf8).contains(b))
+        }
+        #expect(gone, "gone after \(Date().timeIntervalSince(killed)) s")
+    }
+}

@@ -2,7 +2,7 @@
 """A test double of Consul's HTTP API, the subset dnsd uses, written from Consul's public API
 reference (no Consul binary can be installed here). KV: GET (recurse, blocking index/wait),
 PUT (cas, acquire), DELETE; sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
-X-Consul-Index on every KV answer. Usage: consul_double.py PORT"""
+X-Consul-Index on every KV answer. Usage: consul_double.py PORT [ADDRESS]"""
 import base64, json, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs, unquote
@@ -123,6 +123,6 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     threading.Thread(target=expire_sessions, daemon=True).start()
-    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    server = ThreadingHTTPServer((sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1])), Handler)
     server.daemon_threads = True
     server.serve_forever()

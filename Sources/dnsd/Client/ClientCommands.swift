@@ -95,6 +95,27 @@ struct RunCommand: ParsableCommand {
     }
 }
 
+struct AttachCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach", abstract: "Adopt a network namespace made by a container runtime and attach it to a network.",
+        discussion: """
+            dnsd adds the next ethN on NET, publishes NAME (and aliases) cluster-wide, keeps the given
+            hosts file in sync (the runtime's own /etc/hosts for the container, or /etc/netns/NAME/hosts),
+            and serves DNS at 127.0.0.11 inside when that address is free. It never deletes the namespace.
+
+            Example: dnsd attach --netns /var/run/netns/ctr1 --name web1 --net vnet --hosts-file /run/ctr1/hosts
+            """)
+    @Option(help: "Path of the network namespace (e.g. /proc/PID/ns/net or /var/run/netns/X).") var netns: String
+    @Option var name: String
+    @Option var net: String
+    @Option(name: .customLong("alias"), help: "Extra name (repeatable).") var aliases: [String] = []
+    @Option(help: "The hosts file the container sees (default /etc/netns/NAME/hosts).") var hostsFile: String?
+    @OptionGroup var socket: SocketOption
+    func run() throws {
+        try socket.call(ControlRequest(command: "attach", name: name, network: net, aliases: aliases, netnsPath: netns, hostsFile: hostsFile))
+    }
+}
+
 struct StopCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stop", abstract: "Stop a sandbox: its names vanish everywhere, its namespace is removed.")

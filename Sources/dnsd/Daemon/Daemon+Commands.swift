@@ -21,6 +21,7 @@ extension Daemon {
                 case "disconnect": return try disconnect(request)
                 case "stop", "rm": return try stop(request)
                 case "ps": return listSandboxes()
+                case "attach": return try adopt(request)
                 default: throw CLIError("unknown command '\(request.command)'")
                 }
             }
@@ -115,6 +116,39 @@ extension Daemon {
         }
     }
 
+    /// `dnsd attach`: a namespace made by a container runtime joins a network. dnsd adds the
+    /// interface and the names, serves DNS at 127.0.0.11 if the address is free there, keeps
+    /// the runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes the namespace.
+    private func adopt(_ request: ControlRequest) throws -> String {
+        let name = try label(request.name, "name")
+        guard let path = request.netnsPath else { throw CLIError("missing --netns") }
+        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no network namespace at \(path)") }
+        let network = try registry.network(try label(request.network, "network"))
+        guard sandboxes[name.text] == nil else { throw CLIError("'\(name)' is already managed on this host") }
+        try registry.claimName(name, host: configuration.hostID, lease: lease)
+        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name) }]
+        do {
+            let sandbox = try factory.adopt(path: path, name: name.text)
+            var local = LocalSandbox(name: name, hostname: name, aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") },
+                                     sandbox: sandbox, id: nextSandboxID(), adopted: true)
+            var files = HostsWriter.Files.namedNamespace(name.text)
+            if let hostsFile = request.hostsFile { files.hosts = hostsFile }
+            try hosts.addSandbox(name.text, files: files, hostname: name)
+            undo.append { [self] in hosts.removeSandbox(name.text, deleteFiles: false) }
+            try attach(&local, to: network, requested: nil, defaultRoute: false, undo: &undo)
+            do { try startDNS(local) } catch {
+                // A runtime may hold 127.0.0.11:53 itself (Docker's own resolver): names still
+                // resolve through the hosts file.
+                logger.warning("no DNS responder in \(path): \(error)")
+            }
+            sandboxes[name.text] = local
+            return describe(local)
+        } catch {
+            for step in undo.reversed() { step() }
+            throw error
+        }
+    }
+
     private func connect(_ request: ControlRequest) throws -> String {
         let name = try label(request.name, "name")
         guard var local = sandboxes[name.text] else { throw CLIError("no sandbox '\(name)' on this host") }
@@ -165,7 +199,14 @@ extension Daemon {
         dns?.stopServing(local.id)
         records.update { $0.detach(local.id) }
         hosts.removeSandbox(name.text, deleteFiles: !local.adopted)
-        try factory.delete(local.sandbox)
+        if local.adopted {
+            // The runtime's namespace stays; only dnsd's interfaces leave it.
+            for attachment in local.attachments {
+                if attachment.network.driver == .overlay { try? overlay.detach(attachment.endpoint) } else { try? bridges.detach(attachment.endpoint) }
+            }
+        } else {
+            try factory.delete(local.sandbox)
+        }
         return name.text
     }
 
