@@ -14,6 +14,7 @@ final class ClusterHarness: @unchecked Sendable {
     let underlay: SimulatedUnderlay
     let work: String
     private(set) var daemons: [ChildProcess] = []
+    private var daemonArguments: [[String]] = []
     private var etcd: ChildProcess?
     let etcdPort: UInt16 = 2379
     private(set) var hosts: [SimulatedUnderlay.Host] = []
@@ -66,12 +67,13 @@ final class ClusterHarness: @unchecked Sendable {
             for n in 1...count {
                 let host = try underlay.addHost(address: .init(198, 18, 0, UInt8(n)))
                 hosts.append(host)
-                let daemon = try ChildProcess([
+                let arguments = [
                     "nsenter", "--net=/run/netns/\(host.name)", Self.dnsdBinary, "daemon", "--store", storeURL,
                     "--host-id", "h\(n)\(prefix)", "--advertise", "198.18.0.\(n)", "--state-dir", work + "/state-h\(n)",
                     "--sock", socket(n), "--dns-mode", dnsMode, "--lease-ttl", "3", "--upstream", "127.0.0.1:9", "--log-level", "warning",
-                ], output: work + "/daemon-h\(n).log")
-                daemons.append(daemon)
+                ]
+                daemonArguments.append(arguments)
+                daemons.append(try ChildProcess(arguments, output: work + "/daemon-h\(n).log"))
             }
             for n in 1...count {
                 var up = false
@@ -92,6 +94,18 @@ final class ClusterHarness: @unchecked Sendable {
     /// Kills host n's daemon without warning (its lease then lapses).
     func kill(_ n: Int) {
         Glibc.kill(daemons[n - 1].pid, SIGKILL)
+        daemons[n - 1].stop()
+    }
+
+    /// Starts host n's daemon again, same arguments; returns when it answers.
+    func restart(_ n: Int) throws {
+        daemons[n - 1] = try ChildProcess(daemonArguments[n - 1], output: work + "/daemon-h\(n).log")
+        var up = false
+        for _ in 0..<300 where !up {
+            up = (try? dnsd(n, ["ps"]))?.status == 0
+            if !up { usleep(20_000) }
+        }
+        guard up else { throw ShellError(command: "dnsd daemon h\(n) restart", status: -1, stderr: log(n)) }
     }
     func log(_ n: Int) -> String { (try? String(contentsOfFile: work + "/daemon-h\(n).log", encoding: .utf8)) ?? "" }
 

@@ -130,3 +130,33 @@ struct MoreVariantTests {
         #expect(gone, "gone after \(Date().timeIntervalSince(killed)) s")
     }
 }
+
+@Suite("End to end: daemon restart", .serialized)
+struct RestartTests {
+    @Test("kill -9 and restart: surviving sandboxes keep their addresses and names, DNS answers again, orphans are withdrawn")
+    func restart() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        let a = cluster.name("a"), b = cluster.name("b"), gone = cluster.name("gone")
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.100.0/24", "knet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=knet"]).status == 0)
+        #expect(try cluster.dnsd(2, ["run", "--name=\(b)", "--net=knet", "--alias=svc"]).status == 0)
+        #expect(try cluster.dnsd(2, ["run", "--name=\(gone)", "--net=knet"]).status == 0)
+        #expect(try cluster.eventually { try cluster.exec(a, ["dig", "+short", "svc.knet", "@127.0.0.11"]).stdout.contains("192.168.100.3") })
+        cluster.kill(2)
+        // While h2's daemon is down, one of its sandboxes disappears.
+        try Shell.check(["ip", "netns", "del", gone])
+        try cluster.restart(2)
+        let ps = try cluster.dnsd(2, ["ps"]).stdout
+        #expect(ps.contains("\(b)") && ps.contains("knet:eth0=192.168.100.3"), "\(ps)")
+        #expect(!ps.contains(gone))
+        // b answers DNS again inside, and a still sees b after the old lease (3 s) has lapsed.
+        #expect(try cluster.eventually { try cluster.exec(b, ["dig", "+short", "\(a).knet", "@127.0.0.11"]).stdout.contains("192.168.100.2") })
+        sleep(4)
+        #expect(try cluster.exec(a, ["dig", "+short", "svc.knet", "@127.0.0.11"]).stdout.contains("192.168.100.3"))
+        #expect(try cluster.exec(a, ["busybox", "ping", "-A", "-c", "3", "-w", "3", b]).status == 0)
+        #expect(try cluster.exec(a, ["dig", "\(gone).knet", "@127.0.0.11"]).stdout.contains("NXDOMAIN"), "the orphan is withdrawn")
+        // The name is still b's: nobody else may take it.
+        #expect(try cluster.dnsd(1, ["run", "--name=\(b)", "--net=knet"]).stderr.contains("already used"))
+    }
+}

@@ -94,8 +94,7 @@ public final class LocalBridgeDriver: @unchecked Sendable {
             guard bridge.spec.subnet.contains(address) else { throw AddressPool.Failure.outside(address, bridge.spec.subnet) }
             let next = try sandbox.nextInterface()
             let mac = MACAddress(derivedFrom: address)
-            let hex = String(address.value, radix: 16)
-            let port = "vb" + String(repeating: "0", count: 8 - hex.count) + hex
+            let port = AttachedEndpoint.bridgePortName("vb", for: address)
             try netlink.createLink(LinkSpec(
                 name: port, kind: .veth(peer: VethPeer(name: next.name, namespaceFD: sandbox.namespace.fd, mac: mac, index: next.index)),
                 master: bridge.index, up: true))

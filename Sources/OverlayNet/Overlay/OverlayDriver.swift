@@ -36,6 +36,22 @@ public struct AttachedEndpoint: Sendable, Equatable {
     public var mac: MACAddress
     /// The bridge-side end of the veth, in the network's overlay namespace.
     public var bridgePort: String
+
+    /// The bridge-side veth name of the endpoint with `address`: `prefix` + the address in
+    /// 8 hex digits (unique per network, at most 10 characters, stable across restarts).
+    public static func bridgePortName(_ prefix: String, for address: IPv4Address) -> String {
+        let hex = String(address.value, radix: 16)
+        return prefix + String(repeating: "0", count: 8 - hex.count) + hex
+    }
+
+    public init(network: HostLabel, sandbox: String, interface: String, address: IPv4Address, mac: MACAddress, bridgePort: String) {
+        self.network = network
+        self.sandbox = sandbox
+        self.interface = interface
+        self.address = address
+        self.mac = mac
+        self.bridgePort = bridgePort
+    }
 }
 
 /// The overlay driver of one host (libnetwork's model). Per network: a hidden namespace holding
@@ -178,8 +194,7 @@ public final class OverlayDriver: @unchecked Sendable {
             let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? sandbox.nextInterface()
             let interface = next.name
             let mac = MACAddress(derivedFrom: address)
-            let hex = String(address.value, radix: 16)
-            let port = "ve" + String(repeating: "0", count: 8 - hex.count) + hex
+            let port = AttachedEndpoint.bridgePortName("ve", for: address)
             try network.netlink.createLink(LinkSpec(
                 name: port, kind: .veth(peer: VethPeer(name: interface, namespaceFD: sandbox.namespace.fd, mtu: Self.mtu, mac: mac, index: next.index)),
                 mtu: Self.mtu, master: network.bridge, up: true))

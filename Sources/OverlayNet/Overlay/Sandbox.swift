@@ -13,11 +13,21 @@ public final class Sandbox: @unchecked Sendable {
     private var interfacesAdded = 0
     private let lock = NSLockLite()
 
-    init(name: String, namespace: NamespaceHandle, netlink: NetlinkSocket, owned: Bool) {
+    init(name: String, namespace: NamespaceHandle, netlink: NetlinkSocket, owned: Bool, interfacesAdded: Int = 0) {
         self.name = name
         self.namespace = namespace
         self.netlink = netlink
         self.owned = owned
+        self.interfacesAdded = interfacesAdded
+    }
+
+    /// The sandbox's interfaces and their IPv4 addresses, read from the kernel.
+    public func interfaces() throws -> [(name: String, address: IPv4Address, mac: MACAddress?)] {
+        let links = Dictionary(uniqueKeysWithValues: try netlink.links().map { ($0.index, $0) })
+        return try netlink.addresses().compactMap { entry in
+            guard let link = links[entry.index], link.name != "lo" else { return nil }
+            return (link.name, entry.address, link.mac)
+        }
     }
 
     /// The next `ethN` name in the sandbox (Docker's order: eth0 first, then eth1...), and in
@@ -58,6 +68,17 @@ public struct SandboxFactory: Sendable {
     public func adopt(path: String, name: String) throws -> Sandbox {
         let handle = try NamespaceHandle(path: path)
         return Sandbox(name: name, namespace: handle, netlink: try NetlinkSocket.open(in: handle, using: thread), owned: false)
+    }
+
+    /// Reopens a sandbox dnsd made in an earlier run (after a daemon restart): owned, and its next
+    /// interface is numbered after the `ethN` it already has.
+    public func reopen(_ name: String) throws -> Sandbox {
+        let handle = try NamespaceHandle(path: namespaces.path(name))
+        let netlink = try NetlinkSocket.open(in: handle, using: thread)
+        let existing = try netlink.links().compactMap { link -> Int? in
+            link.name.hasPrefix("eth") ? Int(link.name.dropFirst(3)) : nil
+        }
+        return Sandbox(name: name, namespace: handle, netlink: netlink, owned: true, interfacesAdded: (existing.max() ?? -1) + 1)
     }
 
     /// Deletes a sandbox dnsd made: its interfaces go with its namespace, which the kernel tears

@@ -64,6 +64,7 @@ final class Daemon: @unchecked Sendable {
         lease = try store.grantLease(ttl: configuration.leaseTTL)
         try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
         reconciler = Reconciler(daemon: self)
+        lock.withLock { recover() }
         try reconciler.start()
         startKeepAlive()
     }

@@ -1,0 +1,93 @@
+import Addressing
+import ClusterState
+import Foundation
+import HostsWriter
+import OverlayNet
+import Resolver
+
+/// Start-up recovery: the store says which endpoints this host had; the kernel says which of
+/// their sandboxes still exist. Survivors are adopted with their interfaces and addresses
+/// unchanged and republished under the new lease; endpoints whose sandbox is gone are
+/// withdrawn (with their addresses and names), so nothing stale stays in the cluster.
+extension Daemon {
+    func recover() {
+        guard let (endpoints, _) = try? registry.endpoints() else { return }
+        let mine = Dictionary(grouping: endpoints.filter { $0.host == configuration.hostID }, by: \.name)
+        for (name, published) in mine.sorted(by: { $0.key < $1.key }) {
+            guard let label = try? HostLabel(name), factory.namespaces.exists(name) else {
+                withdrawOrphans(published)
+                continue
+            }
+            do {
+                try adoptSurvivor(label, published: published)
+                logger.info("recovered sandbox", metadata: ["sandbox": "\(name)", "networks": "\(published.map(\.network))"])
+            } catch {
+                logger.warning("could not recover sandbox, withdrawing it", metadata: ["sandbox": "\(name)", "error": "\(error)"])
+                withdrawOrphans(published)
+            }
+        }
+    }
+
+    private func withdrawOrphans(_ published: [EndpointState]) {
+        for endpoint in published {
+            guard let network = try? HostLabel(endpoint.network, what: "network") else { continue }
+            try? registry.withdraw(endpoint: endpoint.id, network: network)
+            if let address = IPv4Address(endpoint.ipv4) { try? registry.releaseAddress(address, on: network) }
+            if let name = try? HostLabel(endpoint.name) { try? registry.releaseName(name) }
+        }
+    }
+
+    private func adoptSurvivor(_ name: HostLabel, published: [EndpointState]) throws {
+        let sandbox = try factory.reopen(name.text)
+        let interfaces = try sandbox.interfaces()
+        let aliases = (published.first?.aliases ?? []).compactMap { try? HostLabel($0) }
+        var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: false)
+        // The name and addresses are re-taken under the new lease (the old one may still hold them).
+        try store.put(Keys.name(name), Array(#"{"host":"\#(configuration.hostID)","name":"\#(name.text)"}"#.utf8), lease: lease)
+        try hosts.addSandbox(name.text, files: .namedNamespace(name.text), hostname: name)
+        for endpoint in published {
+            let network = try registry.network(try HostLabel(endpoint.network, what: "network"))
+            let label = try network.label
+            guard let address = IPv4Address(endpoint.ipv4), let interface = interfaces.first(where: { $0.address == address }) else {
+                try? registry.withdraw(endpoint: endpoint.id, network: label)
+                if let address = IPv4Address(endpoint.ipv4) { try? registry.releaseAddress(address, on: label) }
+                continue
+            }
+            switch network.driver {
+            case .overlay:
+                try overlay.createNetwork(OverlaySpec(name: label, subnet: try network.parsedSubnet,
+                                                      gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni))
+            case .bridge:
+                try bridges.createBridge(LocalBridgeDriver.BridgeSpec(
+                    name: label, device: "dnsb-" + String(network.name.prefix(10)), subnet: try network.parsedSubnet,
+                    gateway: network.gatewayAddress ?? IPv4Address(0)))
+            }
+            let attached = AttachedEndpoint(network: label, sandbox: name.text, interface: interface.name, address: address,
+                                            mac: interface.mac ?? MACAddress(derivedFrom: address),
+                                            bridgePort: AttachedEndpoint.bridgePortName(network.driver == .overlay ? "ve" : "vb", for: address))
+            try store.put(Keys.address(label, address), Array(configuration.hostID.utf8), lease: lease)
+            try registry.publish(endpoint, lease: lease)
+            hosts.attach(name.text, to: label, ownAddresses: [address])
+            local.attachments.append(LocalAttachment(network: network, endpoint: attached, published: endpoint))
+        }
+        // The nameless local bridges: their addresses are taken again in the local pools.
+        for interface in interfaces {
+            for (spec, pool) in [(LocalBridgeDriver.BridgeSpec.defaultBridge, \Daemon.defaultPool), (.gatewayBridge, \Daemon.gatewayPool)]
+                where spec.subnet.contains(interface.address) {
+                try bridges.createBridge(spec)
+                try? self[keyPath: pool].reserve(interface.address)
+                let record = NetworkRecord(name: spec.name.text, driver: .bridge, subnet: spec.subnet.description,
+                                           gateway: spec.gateway.description, vni: 0, host: configuration.hostID)
+                local.attachments.append(LocalAttachment(
+                    network: record,
+                    endpoint: AttachedEndpoint(network: spec.name, sandbox: name.text, interface: interface.name, address: interface.address,
+                                               mac: interface.mac ?? MACAddress(derivedFrom: interface.address),
+                                               bridgePort: AttachedEndpoint.bridgePortName("vb", for: interface.address)),
+                    published: nil))
+            }
+        }
+        records.update { $0.attach(local.id, to: local.namedNetworks) }
+        if let dns { try dns.serve(local.id, in: sandbox.namespace) }
+        sandboxes[name.text] = local
+    }
+}
