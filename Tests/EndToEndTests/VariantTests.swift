@@ -160,3 +160,38 @@ struct RestartTests {
         #expect(try cluster.dnsd(1, ["run", "--name=\(b)", "--net=knet"]).stderr.contains("already used"))
     }
 }
+
+@Suite("End to end: exposure", .serialized)
+struct ExposureTests {
+    @Test("the control socket refuses non-root users; nothing listens on the underlay but VXLAN; DNS only inside sandboxes")
+    func exposure() throws {
+        let cluster = try ClusterHarness(hosts: 1)
+        defer { cluster.close() }
+        let a = cluster.name("a")
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.110.0/24", "xnet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=xnet"]).status == 0)
+        // A non-root user cannot reach the control API.
+        let socket = cluster.socket(1)
+        let attributes = try FileManager.default.attributesOfItem(atPath: socket)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let asNobody = try Shell.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      "env", "DNSD_SOCK=\(socket)", ClusterHarness.dnsdBinary, "ps"])
+        #expect(asNobody.status != 0 && asNobody.stderr.contains("cannot reach the dnsd daemon"), "\(asNobody.stderr)")
+        #expect(asNobody.stderr.split(separator: "\n").count == 1)
+        // In the host namespace: the only listening sockets are the VXLAN port (UDP 4789).
+        let host = cluster.hosts[0].name
+        let listening = try Shell.check(["ip", "netns", "exec", host, "ss", "-H", "-lntu"])
+        let ports = listening.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count >= 5 ? String(fields[4]) : nil
+        }
+        #expect(!ports.isEmpty && ports.allSatisfy { $0.hasSuffix(":4789") }, "listening in the host namespace: \(ports)")
+        // Inside the sandbox, the responder at 127.0.0.11:53 (UDP and TCP) and nothing else.
+        let inside = try Shell.check(["ip", "netns", "exec", a, "ss", "-H", "-lntu"])
+        let insidePorts = Set(inside.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count >= 5 ? String(fields[4]) : nil
+        })
+        #expect(insidePorts == ["127.0.0.11:53"], "\(insidePorts)")
+    }
+}
