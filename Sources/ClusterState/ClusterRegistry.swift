@@ -57,7 +57,7 @@ public struct ClusterRegistry: Sendable {
         let record = NetworkRecord(name: name.text, driver: driver, subnet: subnet.description, gateway: gateway.description,
                                    vni: vni, host: driver == .bridge ? host : nil)
         guard try store.create(Keys.network(name), JSON.encode(record)) else {
-            if vni != 0 { try? store.delete(Keys.vni(vni)) }
+            if vni != 0 { _ = try? store.delete(Keys.vni(vni)) }
             throw ClusterError.networkExists(name.text)
         }
         return record

@@ -94,6 +94,11 @@ public final class HostsWriter: @unchecked Sendable {
                 try? FileManager.default.removeItem(atPath: entry.files.hosts)
                 try? FileManager.default.removeItem(atPath: entry.files.resolvConf)
                 if let directory = entry.createdDirectory { try? FileManager.default.removeItem(atPath: directory) }
+                // A directory left empty (made by an earlier run of dnsd) goes too; rmdir
+                // refuses a directory that still holds anything.
+                for path in [entry.files.hosts, entry.files.resolvConf] {
+                    rmdir((path as NSString).deletingLastPathComponent)
+                }
             } else if let directory = entry.createdDirectory, !entry.files.hosts.hasPrefix(directory + "/") {
                 // A runtime's hosts file stays; the directory dnsd made for resolv.conf goes.
                 try? FileManager.default.removeItem(atPath: directory)

@@ -65,7 +65,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
         }
         // Rewrite compactly: one record per live key and lease.
         let compact = directory + "/store.log.new"
-        FileManager.default.createFile(atPath: compact, contents: nil)
+        _ = FileManager.default.createFile(atPath: compact, contents: nil)
         let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: compact))
         var lines: [[String: Any]] = [["op": "rev", "rev": revision, "lease": nextLease]]
         for (id, lease) in leases { lines.append(["op": "lease", "id": id, "ttl": lease.ttl]) }

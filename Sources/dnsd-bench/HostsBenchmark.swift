@@ -62,7 +62,7 @@ enum HostsBenchmark {
             let start = Date()
             for s in 0..<sandboxes {
                 let handle = FileHandle(forUpdatingAtPath: "\(directory)/naive\(s)") ?? {
-                    FileManager.default.createFile(atPath: "\(directory)/naive\(s)", contents: nil)
+                    _ = FileManager.default.createFile(atPath: "\(directory)/naive\(s)", contents: nil)
                     return FileHandle(forUpdatingAtPath: "\(directory)/naive\(s)")!
                 }()
                 try handle.truncate(atOffset: 0)

@@ -142,6 +142,9 @@ final class ClusterHarness: @unchecked Sendable {
             try? names.delete(name)
             try? FileManager.default.removeItem(atPath: "/etc/netns/\(name)")
         }
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? [] where entry.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: "/etc/netns/\(entry)")
+        }
         underlay.remove()
         try? FileManager.default.removeItem(atPath: work)
         thread.shutdown()

@@ -29,6 +29,13 @@ extension Daemon {
     }
 
     private func withdrawOrphans(_ published: [EndpointState]) {
+        // The files dnsd kept for a sandbox it made (/etc/netns/NAME) go with it.
+        if let name = published.first?.name, (try? HostLabel(name)) != nil {
+            let files = HostsWriter.Files.namedNamespace(name)
+            try? FileManager.default.removeItem(atPath: files.hosts)
+            try? FileManager.default.removeItem(atPath: files.resolvConf)
+            rmdir((files.hosts as NSString).deletingLastPathComponent)
+        }
         for endpoint in published {
             guard let network = try? HostLabel(endpoint.network, what: "network") else { continue }
             try? registry.withdraw(endpoint: endpoint.id, network: network)
