@@ -105,9 +105,20 @@ public struct ClusterRegistry: Sendable {
     /// Claims `name` for `host` (under its lease); refuses a name held by anyone.
     public func claimName(_ name: HostLabel, host: String, lease: LeaseID?) throws {
         guard try store.create(Keys.name(name), JSON.encode(NameClaim(name: name.text, host: host)), lease: lease) else {
-            let holder = (try? store.get(Keys.name(name))).flatMap { $0.map { JSON.decode(NameClaim.self, $0.value)?.host ?? "?" } } ?? "?"
-            throw ClusterError.nameTaken(name.text, host: holder)
+            throw ClusterError.nameTaken(name.text, host: try holder(of: name) ?? "?")
         }
+    }
+
+    /// Keeps `name` for `host` under `lease` (a new lease after a restart or an expiry): written
+    /// again if absent or already `host`'s, refused if another host holds it.
+    public func holdName(_ name: HostLabel, host: String, lease: LeaseID?) throws {
+        if let holder = try holder(of: name), holder != host { throw ClusterError.nameTaken(name.text, host: holder) }
+        try store.put(Keys.name(name), JSON.encode(NameClaim(name: name.text, host: host)), lease: lease)
+    }
+
+    private func holder(of name: HostLabel) throws -> String? {
+        guard let entry = try store.get(Keys.name(name)) else { return nil }
+        return JSON.decode(NameClaim.self, entry.value)?.host ?? "?"
     }
 
     public func releaseName(_ name: HostLabel) throws { try store.delete(Keys.name(name)) }
@@ -142,6 +153,14 @@ public struct ClusterRegistry: Sendable {
             candidate += 1
         }
         throw ClusterError.subnetExhausted(subnet.description)
+    }
+
+    /// Keeps `address` for `host` under `lease`, like `holdName`.
+    public func holdAddress(_ address: IPv4Address, on network: HostLabel, host: String, lease: LeaseID?) throws {
+        if let entry = try store.get(Keys.address(network, address)), entry.text != host {
+            throw ClusterError.addressTaken(address.description)
+        }
+        try store.put(Keys.address(network, address), Array(host.utf8), lease: lease)
     }
 
     public func releaseAddress(_ address: IPv4Address, on network: HostLabel) throws {

@@ -110,9 +110,10 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
         // The starting listing is what the caller has seen at `revision - 1`.
         let (initial, _) = try list(prefix: prefix)
         let watch = ConsulWatch(store: self, prefix: prefix, known: initial.filter { $0.modRevision < revision },
-                                index: revision - 1, logger: logger, events: events, failed: failed)
-        watch.start()
-        return watch
+                                index: revision - 1, logger: logger, events: events)
+        let thread = WatchThread()
+        thread.start(name: "dnsd-consul-watch") { watch.run($0) }
+        return thread
     }
 
     /// One blocking query: returns when the listing changes after `index` (or after `wait`).
@@ -122,47 +123,29 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
     }
 }
 
-final class ConsulWatch: WatchHandle, @unchecked Sendable {
+/// The loop of a Consul watch; its state is touched only by the watch's thread. Consul has no
+/// compaction to report, so it never fails: errors are retried.
+final class ConsulWatch: @unchecked Sendable {
     private let store: ConsulStore
     private let prefix: String
     private var known: [String: KeyValue]
     private var index: Int64
     private let logger: Logger
     private let events: @Sendable ([WatchEvent]) -> Void
-    private let failed: @Sendable (StoreError) -> Void
-    private let state = NSLock()
-    private var cancelled = false
-    private let done = DispatchSemaphore(value: 0)
 
     init(store: ConsulStore, prefix: String, known: [KeyValue], index: Int64, logger: Logger,
-         events: @escaping @Sendable ([WatchEvent]) -> Void, failed: @escaping @Sendable (StoreError) -> Void) {
+         events: @escaping @Sendable ([WatchEvent]) -> Void) {
         self.store = store
         self.prefix = prefix
         self.known = Dictionary(uniqueKeysWithValues: known.map { ($0.key, $0) })
         self.index = index
         self.logger = logger
         self.events = events
-        self.failed = failed
     }
 
-    func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "dnsd-consul-watch"
-        thread.start()
-    }
-
-    func cancel() {
-        let running = state.withLock { () -> Bool in
-            defer { cancelled = true }
-            return !cancelled
-        }
-        if running { done.wait() }
-    }
-
-    private func run() {
-        defer { done.signal() }
+    func run(_ thread: WatchThread) {
         let http = HTTPClient(timeoutMilliseconds: 5000)
-        while !state.withLock({ cancelled }) {
+        while !thread.isCancelled {
             let listing: (entries: [KeyValue], index: Int64)
             do { listing = try store.blockingList(prefix, after: index, http: http) } catch {
                 logger.debug("consul watch: \(error)")
@@ -186,7 +169,7 @@ final class ConsulWatch: WatchHandle, @unchecked Sendable {
             }
             known = current
             index = listing.index
-            if !batch.isEmpty && !state.withLock({ cancelled }) { events(batch) }
+            if !batch.isEmpty && !thread.isCancelled { events(batch) }
         }
     }
 }

@@ -141,14 +141,15 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
                       events: @escaping @Sendable ([WatchEvent]) -> Void,
                       failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
         let watch = EtcdWatch(endpoints: endpoints, prefix: prefix, from: revision, logger: logger, events: events, failed: failed)
-        watch.start()
-        return watch
+        let thread = WatchThread()
+        thread.start(name: "dnsd-etcd-watch") { watch.run($0) }
+        return thread
     }
 
-    fileprivate static func decodeEvents(_ object: [String: Any]) throws -> (events: [WatchEvent], compacted: Int64?, canceled: Bool) {
+    fileprivate static func decodeEvents(_ object: [String: Any]) throws -> (events: [WatchEvent], compacted: Int64?) {
         let result = object["result"] as? [String: Any] ?? object
         let compacted = int64(result["compact_revision"])
-        if compacted > 0 { return ([], compacted, true) }
+        if compacted > 0 { return ([], compacted) }
         let list = (result["events"] as? [Any]) ?? []
         let events = try list.map { raw -> WatchEvent in
             let event = raw as? [String: Any] ?? [:]
@@ -156,22 +157,20 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
             let kind: WatchEvent.Kind = (event["type"] as? String) == "DELETE" ? .delete : .put
             return WatchEvent(kind: kind, entry: try keyValue(event["kv"], operation: "watch"))
         }
-        return (events, nil, result["canceled"] as? Bool ?? false)
+        return (events, nil)
     }
 }
 
 /// One streaming watch: a thread that keeps a `/v3/watch` POST open, splits the stream on
 /// newlines, and reconnects (to the next member) from the revision after the last one seen.
-final class EtcdWatch: WatchHandle, @unchecked Sendable {
+final class EtcdWatch: @unchecked Sendable {
     private let endpoints: [String]
     private let prefix: String
     private let logger: Logger
     private let events: @Sendable ([WatchEvent]) -> Void
     private let failed: @Sendable (StoreError) -> Void
-    private let state = NSLock()
+    /// Touched only by the watch's thread.
     private var nextRevision: Int64
-    private var cancelled = false
-    private let done = DispatchSemaphore(value: 0)
 
     init(endpoints: [String], prefix: String, from revision: Int64, logger: Logger,
          events: @escaping @Sendable ([WatchEvent]) -> Void, failed: @escaping @Sendable (StoreError) -> Void) {
@@ -183,26 +182,9 @@ final class EtcdWatch: WatchHandle, @unchecked Sendable {
         self.failed = failed
     }
 
-    func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "dnsd-etcd-watch"
-        thread.start()
-    }
-
-    func cancel() {
-        let wasRunning = state.withLock { () -> Bool in
-            defer { cancelled = true }
-            return !cancelled
-        }
-        if wasRunning { done.wait() }
-    }
-
-    private var isCancelled: Bool { state.withLock { cancelled } }
-
-    private func run() {
-        defer { done.signal() }
+    func run(_ thread: WatchThread) {
         var attempt = 0
-        while !isCancelled {
+        while !thread.isCancelled {
             let endpoint = endpoints[attempt % endpoints.count]
             let client = HTTPClient(timeoutMilliseconds: 0)
             var buffer = Data()
@@ -210,13 +192,13 @@ final class EtcdWatch: WatchHandle, @unchecked Sendable {
             let request: [String: Any] = ["create_request": [
                 "key": Data(prefix.utf8).base64EncodedString(),
                 "range_end": Data(prefix.prefixRangeEnd).base64EncodedString(),
-                "start_revision": String(state.withLock { nextRevision }),
+                "start_revision": String(nextRevision),
             ]]
             let body = (try? JSONSerialization.data(withJSONObject: request)) ?? Data()
             // The transfer has no overall timeout; a stream that stays silent is normal. The
             // write callback returns false to end it when cancelled.
             _ = try? client.post("http://\(endpoint)/v3/watch", body: body, timeoutMilliseconds: 0) { [self] chunk in
-                if isCancelled { return false }
+                if thread.isCancelled { return false }
                 if chunk.isEmpty { return true }  // a progress tick
                 buffer.append(chunk)
                 while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
@@ -235,7 +217,7 @@ final class EtcdWatch: WatchHandle, @unchecked Sendable {
                     }
                     guard !decoded.events.isEmpty else { continue }
                     if let last = decoded.events.last?.entry.modRevision {
-                        state.withLock { nextRevision = max(nextRevision, last + 1) }
+                        nextRevision = max(nextRevision, last + 1)
                     }
                     events(decoded.events)
                 }
@@ -245,7 +227,7 @@ final class EtcdWatch: WatchHandle, @unchecked Sendable {
                 failed(fatal)
                 return
             }
-            if isCancelled { return }
+            if thread.isCancelled { return }
             attempt += 1
             // The member went away or the stream ended: back off briefly, then resume.
             Thread.sleep(forTimeInterval: 0.1)

@@ -1,3 +1,4 @@
+import Foundation
 import CMnl
 import Netns
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ public final class NetlinkSocket: @unchecked Sendable {
     private var sequence: UInt32
     private let receiveBuffer: UnsafeMutableRawPointer
     private let receiveSize: Int
-    private let lock = NSLockLite()
+    private let lock = NSLock()
 
     /// Opens a socket in the calling thread's namespace.
     public init() throws {
@@ -61,7 +62,7 @@ public final class NetlinkSocket: @unchecked Sendable {
 
     private func exchange(_ message: borrowing NetlinkMessage, _ operation: String, _ object: String,
                           _ handle: (UnsafePointer<nlmsghdr>) -> Void) throws {
-        try lock.locked {
+        try lock.withLock {
             let seq = nextSequence()
             message.header.pointee.nlmsg_seq = seq
             try send(message, operation, object)
@@ -99,17 +100,5 @@ public final class NetlinkSocket: @unchecked Sendable {
             if rc < 0 { throw NetlinkError(operation, object, errno: Glibc.errno) }
             if rc <= MNL_CB_STOP { return }
         }
-    }
-}
-
-/// A pthread mutex with a closure API; one netlink exchange at a time per socket.
-final class NSLockLite: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

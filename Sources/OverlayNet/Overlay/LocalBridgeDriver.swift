@@ -43,7 +43,7 @@ public final class LocalBridgeDriver: @unchecked Sendable {
     private let thread: NamespaceThread
     private let netlink: NetlinkSocket
     private let logger: Logger
-    private let lock = NSLockLite()
+    private let lock = NSLock()
     private var bridges: [HostLabel: (spec: BridgeSpec, index: Int32)] = [:]
 
     /// `hostNamespace` nil means the caller's own namespace.
@@ -56,7 +56,7 @@ public final class LocalBridgeDriver: @unchecked Sendable {
 
     /// Creates (or adopts) the bridge, its gateway address, forwarding and NAT.
     public func createBridge(_ spec: BridgeSpec) throws {
-        try lock.locked {
+        try lock.withLock {
             if bridges[spec.name] != nil { return }
             var created = false
             if try netlink.link(named: spec.device) == nil {
@@ -79,7 +79,7 @@ public final class LocalBridgeDriver: @unchecked Sendable {
 
     /// Removes the bridge and its NAT rule.
     public func deleteBridge(_ name: HostLabel) throws {
-        try lock.locked {
+        try lock.withLock {
             guard let bridge = bridges.removeValue(forKey: name) else { return }
             try? runNFT("delete chain ip dnsd_nat \(chainName(bridge.spec))\n")
             try netlink.deleteLink(named: bridge.spec.device)
@@ -89,25 +89,12 @@ public final class LocalBridgeDriver: @unchecked Sendable {
     /// Connects `sandbox` to the bridge network: next `ethN`, address, up, and (usually) the
     /// default route through the bridge's gateway.
     public func attach(_ sandbox: Sandbox, to name: HostLabel, address: IPv4Address, defaultRoute: Bool = true) throws -> AttachedEndpoint {
-        try lock.locked {
+        try lock.withLock {
             guard let bridge = bridges[name] else { throw OverlayError.unknownNetwork(name) }
             guard bridge.spec.subnet.contains(address) else { throw AddressPool.Failure.outside(address, bridge.spec.subnet) }
-            let next = try sandbox.nextInterface()
-            let mac = MACAddress(derivedFrom: address)
-            let port = AttachedEndpoint.bridgePortName("vb", for: address)
-            try netlink.createLink(LinkSpec(
-                name: port, kind: .veth(peer: VethPeer(name: next.name, namespaceFD: sandbox.namespace.fd, mac: mac, index: next.index)),
-                master: bridge.index, up: true))
-            do {
-                let index = try next.index ?? sandbox.netlink.linkIndex(next.name)
-                try sandbox.netlink.addAddress(address, prefixLength: bridge.spec.subnet.prefixLength, to: index)
-                try sandbox.netlink.setLink(index, up: true)
-                if defaultRoute { try sandbox.netlink.setDefaultRoute(via: bridge.spec.gateway, device: index) }
-            } catch {
-                try? netlink.deleteLink(named: port)
-                throw error
-            }
-            return AttachedEndpoint(network: name, sandbox: sandbox.name, interface: next.name, address: address, mac: mac, bridgePort: port)
+            return try sandbox.plug(into: name, from: netlink, master: bridge.index, portPrefix: "vb", address: address,
+                                    prefixLength: bridge.spec.subnet.prefixLength, mtu: nil, interface: nil,
+                                    gateway: defaultRoute ? bridge.spec.gateway : nil)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Addressing
 import Logging
 import Netns
@@ -100,7 +101,7 @@ public final class OverlayDriver: @unchecked Sendable {
     let thread: NamespaceThread
     private let hostNetlink: NetlinkSocket
     private let logger: Logger
-    private let lock = NSLockLite()
+    private let lock = NSLock()
     private var networks: [HostLabel: Network] = [:]
 
     public init(host: Host, namespaces: NamedNamespaces = NamedNamespaces(), thread: NamespaceThread, logger: Logger) throws {
@@ -112,14 +113,14 @@ public final class OverlayDriver: @unchecked Sendable {
     }
 
     /// Whether `network` exists on this host (created or adopted by this driver).
-    public func hasNetwork(_ name: HostLabel) -> Bool { lock.locked { networks[name] != nil } }
+    public func hasNetwork(_ name: HostLabel) -> Bool { lock.withLock { networks[name] != nil } }
 
     /// The hidden namespace of `network` on this host.
     public func overlayNamespaceName(_ network: HostLabel) -> String { "\(host.id)-ov-\(network.text)" }
 
     /// Creates the network's namespace, bridge and vxlan device; adopts them if they exist.
     public func createNetwork(_ spec: OverlaySpec) throws {
-        try lock.locked {
+        try lock.withLock {
             if networks[spec.name] != nil { return }
             let name = overlayNamespaceName(spec.name)
             if namespaces.exists(name) {
@@ -170,7 +171,7 @@ public final class OverlayDriver: @unchecked Sendable {
 
     /// Removes the network's namespace and with it every device and entry in it.
     public func deleteNetwork(_ name: HostLabel) throws {
-        try lock.locked {
+        try lock.withLock {
             let network = try networks.removeValue(forKey: name)
                 ?? (namespaces.exists(overlayNamespaceName(name)) ? adopt(spec(for: name), namespaceName: overlayNamespaceName(name)) : nil)
             guard let network else { return }
@@ -186,35 +187,20 @@ public final class OverlayDriver: @unchecked Sendable {
     /// `defaultRoute` points the sandbox's default route at the network's gateway.
     public func attach(_ sandbox: Sandbox, to networkName: HostLabel, address: IPv4Address,
                        interface: String? = nil, defaultRoute: Bool = false) throws -> AttachedEndpoint {
-        try lock.locked {
+        try lock.withLock {
             guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
             guard network.spec.subnet.contains(address) else {
                 throw AddressPool.Failure.outside(address, network.spec.subnet)
             }
-            let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? sandbox.nextInterface()
-            let interface = next.name
-            let mac = MACAddress(derivedFrom: address)
-            let port = AttachedEndpoint.bridgePortName("ve", for: address)
-            try network.netlink.createLink(LinkSpec(
-                name: port, kind: .veth(peer: VethPeer(name: interface, namespaceFD: sandbox.namespace.fd, mtu: Self.mtu, mac: mac, index: next.index)),
-                mtu: Self.mtu, master: network.bridge, up: true))
-            do {
-                let index = try next.index ?? sandbox.netlink.linkIndex(interface)
-                try sandbox.netlink.addAddress(address, prefixLength: network.spec.subnet.prefixLength, to: index)
-                try sandbox.netlink.setLink(index, up: true)
-                if defaultRoute { try sandbox.netlink.setDefaultRoute(via: network.spec.gateway, device: index) }
-            } catch {
-                try? network.netlink.deleteLink(named: port)
-                throw error
-            }
-            return AttachedEndpoint(network: networkName, sandbox: sandbox.name, interface: interface,
-                                    address: address, mac: mac, bridgePort: port)
+            return try sandbox.plug(into: networkName, from: network.netlink, master: network.bridge, portPrefix: "ve",
+                                    address: address, prefixLength: network.spec.subnet.prefixLength, mtu: Self.mtu,
+                                    interface: interface, gateway: defaultRoute ? network.spec.gateway : nil)
         }
     }
 
     /// Removes the endpoint's veth (both ends).
     public func detach(_ endpoint: AttachedEndpoint) throws {
-        try lock.locked {
+        try lock.withLock {
             guard let network = networks[endpoint.network] else { return }
             try network.netlink.deleteLink(named: endpoint.bridgePort)
         }
@@ -223,7 +209,7 @@ public final class OverlayDriver: @unchecked Sendable {
     /// A remote endpoint: one permanent neighbour (its IP -> its MAC, for the proxy ARP answer)
     /// and one FDB entry (its MAC -> the remote VTEP). Idempotent.
     public func addPeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
-        try lock.locked {
+        try lock.withLock {
             guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
             let mac = MACAddress(derivedFrom: address)
             try network.netlink.addNeighbour(address, mac: mac, on: network.vxlan)
@@ -238,7 +224,7 @@ public final class OverlayDriver: @unchecked Sendable {
 
     /// Removes a remote endpoint's neighbour and FDB entry. Idempotent.
     public func removePeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
-        try lock.locked {
+        try lock.withLock {
             guard let network = networks[networkName] else { return }
             let mac = MACAddress(derivedFrom: address)
             try network.netlink.deleteForwardingEntry(mac, remote: vtep, on: network.vxlan)
@@ -249,7 +235,7 @@ public final class OverlayDriver: @unchecked Sendable {
     /// The peers the kernel has for `network`: address -> VTEP, read back from the neighbour
     /// and FDB tables.
     public func peers(on networkName: HostLabel) throws -> [IPv4Address: IPv4Address] {
-        try lock.locked {
+        try lock.withLock {
             guard let network = networks[networkName] else { return [:] }
             let fdb = try network.netlink.neighbours(on: network.vxlan, forwardingDatabase: true)
             var vtepByMAC: [MACAddress: IPv4Address] = [:]

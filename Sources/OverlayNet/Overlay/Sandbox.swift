@@ -1,3 +1,4 @@
+import Foundation
 import Addressing
 import Netns
 
@@ -11,7 +12,7 @@ public final class Sandbox: @unchecked Sendable {
     let owned: Bool
     /// Interfaces dnsd has added to an owned sandbox: the next one is `eth<count>`.
     private var interfacesAdded = 0
-    private let lock = NSLockLite()
+    private let lock = NSLock()
 
     init(name: String, namespace: NamespaceHandle, netlink: NetlinkSocket, owned: Bool, interfacesAdded: Int = 0) {
         self.name = name
@@ -36,7 +37,7 @@ public final class Sandbox: @unchecked Sendable {
     /// it looks at the links and lets the kernel choose the index.
     func nextInterface() throws -> (name: String, index: Int32?) {
         if owned {
-            return lock.locked {
+            return lock.withLock {
                 defer { interfacesAdded += 1 }
                 return ("eth\(interfacesAdded)", Int32(2 + interfacesAdded))
             }
@@ -45,6 +46,33 @@ public final class Sandbox: @unchecked Sendable {
         var n = 0
         while names.contains("eth\(n)") { n += 1 }
         return ("eth\(n)", nil)
+    }
+}
+
+extension Sandbox {
+    /// Plugs the sandbox into a bridge: a veth created from `netlink` (the bridge's namespace)
+    /// with its bridge end `PORTPREFIX<address in hex>` enslaved to `master` and up, and its other
+    /// end created straight in this sandbox as the next `ethN` (or `interface`), with a MAC
+    /// derived from `address`; then the address, up, and a default route via `gateway` if given.
+    /// A failure after the veth exists deletes it again.
+    func plug(into network: HostLabel, from netlink: NetlinkSocket, master: Int32, portPrefix: String,
+              address: IPv4Address, prefixLength: Int, mtu: UInt32?, interface: String?, gateway: IPv4Address?) throws -> AttachedEndpoint {
+        let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? nextInterface()
+        let mac = MACAddress(derivedFrom: address)
+        let port = AttachedEndpoint.bridgePortName(portPrefix, for: address)
+        try netlink.createLink(LinkSpec(
+            name: port, kind: .veth(peer: VethPeer(name: next.name, namespaceFD: namespace.fd, mtu: mtu, mac: mac, index: next.index)),
+            mtu: mtu, master: master, up: true))
+        do {
+            let index = try next.index ?? self.netlink.linkIndex(next.name)
+            try self.netlink.addAddress(address, prefixLength: prefixLength, to: index)
+            try self.netlink.setLink(index, up: true)
+            if let gateway { try self.netlink.setDefaultRoute(via: gateway, device: index) }
+        } catch {
+            try? netlink.deleteLink(named: port)
+            throw error
+        }
+        return AttachedEndpoint(network: network, sandbox: name, interface: next.name, address: address, mac: mac, bridgePort: port)
     }
 }
 

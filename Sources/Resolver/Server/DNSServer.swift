@@ -351,7 +351,6 @@ public final class DNSServer: @unchecked Sendable {
             case .reply(let length):
                 connection.enqueue(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(tcpScratch)[0..<length]))
             case .forward(let query):
-                connection.pendingForwards += 1
                 forwarder.forward(packet, query: query, for: .tcp(connection), now: now)
             case .drop:
                 break

@@ -30,6 +30,13 @@ final class DatagramBatch {
         sendHeaders = .allocate(capacity: capacity)
         for i in 0..<capacity {
             receiveIOV[i] = iovec(iov_base: input + i * Self.slotSize, iov_len: Self.slotSize)
+            receiveHeaders[i] = dnsd_mmsghdr(
+                msg_hdr: msghdr(
+                    msg_name: UnsafeMutableRawPointer(addresses + i),
+                    msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                    msg_iov: receiveIOV + i, msg_iovlen: 1,
+                    msg_control: nil, msg_controllen: 0, msg_flags: 0),
+                msg_len: 0)
         }
     }
 
@@ -46,14 +53,11 @@ final class DatagramBatch {
     /// Reads what is waiting on `fd` (non-blocking); returns the count, 0 when nothing was there.
     @inline(__always)
     func receive(from fd: Int32) -> Int {
-        for i in 0..<capacity {
-            receiveHeaders[i] = dnsd_mmsghdr(
-                msg_hdr: msghdr(
-                    msg_name: UnsafeMutableRawPointer(addresses + i),
-                    msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                    msg_iov: receiveIOV + i, msg_iovlen: 1,
-                    msg_control: nil, msg_controllen: 0, msg_flags: 0),
-                msg_len: 0)
+        // The headers are built once; the kernel overwrites only the name length, flags and
+        // length of the slots it filled last time, so only those are reset.
+        for i in 0..<received {
+            receiveHeaders[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            receiveHeaders[i].msg_hdr.msg_flags = 0
         }
         let n = dnsd_recvmmsg(fd, receiveHeaders, UInt32(capacity), Int32(MSG_DONTWAIT))
         received = max(0, Int(n))

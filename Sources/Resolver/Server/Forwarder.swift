@@ -119,6 +119,7 @@ final class Forwarder {
         slots[index].query = []
         buffer.removeAll(keepingCapacity: true)
         buffer.append(contentsOf: packet)
+        if case .tcp(let connection) = client { connection.pendingForwards += 1 }
         var slot = Slot()
         slot.inUse = true
         slot.client = client
@@ -275,24 +276,29 @@ final class Forwarder {
         guard let client = slot.client, !client.isGone else { return }
         reply.storeBigEndian(slot.clientID, at: 0)
         relayed += 1
+        var message = UnsafeRawBufferPointer(reply)
+        if case .udp(_, _, _, let limit) = client, reply.count > limit {
+            // Too big for what the client said it can take: header and question with TC.
+            let flags = UnsafeRawBufferPointer(reply).loadBigEndianUInt16(at: 2) | HeaderBits.truncated
+            reply.storeBigEndian(flags, at: 2)
+            for offset in stride(from: 6, to: 12, by: 2) { reply.storeBigEndian(UInt16(0), at: offset) }
+            message = UnsafeRawBufferPointer(rebasing: message[0..<slot.questionEnd])
+        }
+        send(message, to: client)
+    }
+
+    /// A finished answer to its client: a datagram from the sandbox's listener back to the
+    /// sender, or a framed message queued on the connection (which the loop then flushes).
+    private func send(_ message: UnsafeRawBufferPointer, to client: ForwardClient) {
         switch client {
-        case .udp(let listener, var address, let length, let limit):
-            var message = UnsafeRawBufferPointer(reply)
-            if reply.count > limit {
-                // Too big for what the client said it can take: header and question with TC.
-                let flags = UnsafeRawBufferPointer(reply).loadBigEndianUInt16(at: 2) | HeaderBits.truncated
-                reply.storeBigEndian(flags, at: 2)
-                for offset in stride(from: 6, to: 12, by: 2) { reply.storeBigEndian(UInt16(0), at: offset) }
-                message = UnsafeRawBufferPointer(rebasing: message[0..<slot.questionEnd])
-            }
+        case .udp(let listener, var address, let length, _):
             withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     _ = sendto(listener.fd, message.baseAddress!, message.count, Int32(MSG_DONTWAIT), $0, length)
                 }
             }
         case .tcp(let connection):
-            connection.pendingForwards -= 1
-            connection.enqueue(UnsafeRawBufferPointer(reply))
+            connection.enqueue(message)
             onTCPAnswer?(connection)
         }
     }
@@ -305,14 +311,16 @@ final class Forwarder {
         release(index)
         failed += 1
         guard let client = slot.client, !client.isGone else { return }
-        if case .tcp(let connection) = client { connection.pendingForwards -= 1 }
         var query = slot.query
         query[0] = UInt8(slot.clientID >> 8)
         query[1] = UInt8(truncatingIfNeeded: slot.clientID)
         query.withUnsafeBytes { answerServerFailure($0, to: client) }
     }
 
+    /// Frees a slot; a TCP client owes one answer less (the connection closes only when it
+    /// owes none).
     private func release(_ index: Int) {
+        if case .tcp(let connection) = slots[index].client { connection.pendingForwards -= 1 }
         if byID[slots[index].upstreamID] == index { byID[slots[index].upstreamID] = nil }
         slots[index].inUse = false
         slots[index].client = nil
@@ -327,17 +335,6 @@ final class Forwarder {
         var writer = ResponseWriter(buffer: scratch, limit: MessageSize.classicUDP)
         writer.start(answering: query, from: packet, authoritative: false)
         let length = writer.finish(code: .serverFailure)
-        let message = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[0..<length])
-        switch client {
-        case .udp(let listener, var address, let addressLength, _):
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    _ = sendto(listener.fd, message.baseAddress!, message.count, Int32(MSG_DONTWAIT), $0, addressLength)
-                }
-            }
-        case .tcp(let connection):
-            connection.enqueue(message)
-            onTCPAnswer?(connection)
-        }
+        send(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[0..<length]), to: client)
     }
 }

@@ -60,7 +60,7 @@ final class TCPConnection {
             }
         }
         if consumed > 0 { input.removeFirst(consumed) }
-        return !(readClosed && pendingForwards == 0 && outputSent == output.count)
+        return !isFinished
     }
 
     /// Queues one answer (the length prefix is added here).

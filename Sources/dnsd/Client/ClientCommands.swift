@@ -1,3 +1,4 @@
+import Addressing
 import ArgumentParser
 import Foundation
 
@@ -145,16 +146,11 @@ struct ExecCommand: ParsableCommand {
     @Argument(parsing: .postTerminator) var command: [String] = []
     func run() throws {
         guard !command.isEmpty else { throw CLIError("missing the command to run after '--'") }
-        guard (try? HostLabelCheck.check(name)) != nil else { throw CLIError("invalid sandbox name '\(name)'") }
+        do { _ = try HostLabel(name) } catch { throw CLIError("\(error)") }
         // `ip netns exec` also bind-mounts /etc/netns/NAME/{hosts,resolv.conf} for the command.
         let arguments = ["ip", "netns", "exec", name] + command
         var argv = arguments.map { strdup($0) } + [nil]
         execvp("ip", &argv)
         throw CLIError("cannot run ip: \(String(cString: strerror(errno)))")
     }
-}
-
-import Addressing
-enum HostLabelCheck {
-    static func check(_ name: String) throws { _ = try HostLabel(name) }
 }

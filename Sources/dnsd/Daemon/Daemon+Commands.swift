@@ -201,9 +201,7 @@ extension Daemon {
         hosts.removeSandbox(name.text, deleteFiles: !local.adopted)
         if local.adopted {
             // The runtime's namespace stays; only dnsd's interfaces leave it.
-            for attachment in local.attachments {
-                if attachment.network.driver == .overlay { try? overlay.detach(attachment.endpoint) } else { try? bridges.detach(attachment.endpoint) }
-            }
+            for attachment in local.attachments { try? detachInterface(attachment) }
         } else {
             try factory.delete(local.sandbox)
         }
@@ -232,26 +230,14 @@ extension Daemon {
         }
         let address = try registry.allocateAddress(on: network, requested: requested, host: configuration.hostID, lease: lease)
         undo.append { [self] in try? registry.releaseAddress(address, on: label) }
+        try ensureNetwork(network)
         let endpoint: AttachedEndpoint
         switch network.driver {
-        case .overlay:
-            if !overlay.hasNetwork(label) {
-                try overlay.createNetwork(OverlaySpec(name: label, subnet: try network.parsedSubnet,
-                                                      gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni))
-                for remote in reconciler.remoteEndpoints(on: network.name) {
-                    if let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) {
-                        try? overlay.addPeer(ip, vtep: vtep, on: label)
-                    }
-                }
-            }
-            endpoint = try overlay.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
-            undo.append { [self] in try? overlay.detach(endpoint) }
-        case .bridge:
-            let spec = bridgeSpec(network)
-            try bridges.createBridge(spec)
-            endpoint = try bridges.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
-            undo.append { [self] in try? bridges.detach(endpoint) }
+        case .overlay: endpoint = try overlay.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
+        case .bridge: endpoint = try bridges.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
         }
+        let attached = LocalAttachment(network: network, endpoint: endpoint, published: nil)
+        undo.append { [self] in try? detachInterface(attached) }
         let state = EndpointState(id: "\(configuration.hostID)-\(local.name.text)", network: network.name, name: local.name.text,
                                   aliases: local.aliases.map(\.text), ipv4: address.description, mac: endpoint.mac.description,
                                   host: configuration.hostID, vtep: configuration.advertise.description)
@@ -261,7 +247,39 @@ extension Daemon {
         local.attachments.append(LocalAttachment(network: network, endpoint: endpoint, published: state))
     }
 
-    private func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
+    /// Makes `network` exist on this host: an overlay's hidden namespace (with the peers already
+    /// known on other hosts), or a bridge network's bridge. Adopts what is already there.
+    func ensureNetwork(_ network: NetworkRecord) throws {
+        let label = try network.label
+        switch network.driver {
+        case .overlay:
+            guard !overlay.hasNetwork(label) else { return }
+            try overlay.createNetwork(OverlaySpec(name: label, subnet: try network.parsedSubnet,
+                                                  gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni))
+            for remote in reconciler.remoteEndpoints(on: network.name) {
+                if let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) {
+                    try? overlay.addPeer(ip, vtep: vtep, on: label)
+                }
+            }
+        case .bridge:
+            try bridges.createBridge(bridgeSpec(network))
+        }
+    }
+
+    /// Removes an attachment's veth, with whichever driver made it.
+    func detachInterface(_ attachment: LocalAttachment) throws {
+        if attachment.network.driver == .overlay { try overlay.detach(attachment.endpoint) } else {
+            try bridges.detach(attachment.endpoint)
+        }
+    }
+
+    /// The record standing for one of the host's nameless bridges (never stored).
+    func localRecord(_ spec: LocalBridgeDriver.BridgeSpec) -> NetworkRecord {
+        NetworkRecord(name: spec.name.text, driver: .bridge, subnet: spec.subnet.description,
+                      gateway: spec.gateway.description, vni: 0, host: configuration.hostID)
+    }
+
+    func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
         LocalBridgeDriver.BridgeSpec(name: (try? network.label) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.name,
                                      device: "dnsb-" + String(network.name.prefix(10)),
                                      subnet: (try? network.parsedSubnet) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.subnet,
@@ -283,9 +301,7 @@ extension Daemon {
         let address = try self[keyPath: pool].allocate()
         undo.append { [self] in self[keyPath: pool].release(address) }
         let endpoint = try bridges.attach(local.sandbox, to: spec.name, address: address, defaultRoute: defaultRoute)
-        let record = NetworkRecord(name: spec.name.text, driver: .bridge, subnet: spec.subnet.description,
-                                   gateway: spec.gateway.description, vni: 0, host: configuration.hostID)
-        local.attachments.append(LocalAttachment(network: record, endpoint: endpoint, published: nil))
+        local.attachments.append(LocalAttachment(network: localRecord(spec), endpoint: endpoint, published: nil))
     }
 
     private func startDNS(_ local: LocalSandbox) throws {
@@ -307,10 +323,6 @@ extension Daemon {
         } else {
             gatewayPool.release(attachment.endpoint.address)
         }
-        if deleteLink {
-            if attachment.network.driver == .overlay, attachment.published != nil { try overlay.detach(attachment.endpoint) } else {
-                try bridges.detach(attachment.endpoint)
-            }
-        }
+        if deleteLink { try detachInterface(attachment) }
     }
 }

@@ -49,8 +49,8 @@ extension Daemon {
         let interfaces = try sandbox.interfaces()
         let aliases = (published.first?.aliases ?? []).compactMap { try? HostLabel($0) }
         var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: false)
-        // The name and addresses are re-taken under the new lease (the old one may still hold them).
-        try store.put(Keys.name(name), Array(#"{"host":"\#(configuration.hostID)","name":"\#(name.text)"}"#.utf8), lease: lease)
+        // The name and addresses are kept under the new lease (the old one may still hold them).
+        try registry.holdName(name, host: configuration.hostID, lease: lease)
         try hosts.addSandbox(name.text, files: .namedNamespace(name.text), hostname: name)
         for endpoint in published {
             let network = try registry.network(try HostLabel(endpoint.network, what: "network"))
@@ -60,22 +60,13 @@ extension Daemon {
                 if let address = IPv4Address(endpoint.ipv4) { try? registry.releaseAddress(address, on: label) }
                 continue
             }
-            switch network.driver {
-            case .overlay:
-                try overlay.createNetwork(OverlaySpec(name: label, subnet: try network.parsedSubnet,
-                                                      gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni))
-            case .bridge:
-                try bridges.createBridge(LocalBridgeDriver.BridgeSpec(
-                    name: label, device: "dnsb-" + String(network.name.prefix(10)), subnet: try network.parsedSubnet,
-                    gateway: network.gatewayAddress ?? IPv4Address(0)))
-            }
-            let attached = AttachedEndpoint(network: label, sandbox: name.text, interface: interface.name, address: address,
-                                            mac: interface.mac ?? MACAddress(derivedFrom: address),
-                                            bridgePort: AttachedEndpoint.bridgePortName(network.driver == .overlay ? "ve" : "vb", for: address))
-            try store.put(Keys.address(label, address), Array(configuration.hostID.utf8), lease: lease)
+            try ensureNetwork(network)
+            try registry.holdAddress(address, on: label, host: configuration.hostID, lease: lease)
             try registry.publish(endpoint, lease: lease)
             hosts.attach(name.text, to: label, ownAddresses: [address])
-            local.attachments.append(LocalAttachment(network: network, endpoint: attached, published: endpoint))
+            local.attachments.append(LocalAttachment(
+                network: network, endpoint: Self.endpoint(label, name, interface, portPrefix: network.driver == .overlay ? "ve" : "vb"),
+                published: endpoint))
         }
         // The nameless local bridges: their addresses are taken again in the local pools.
         for interface in interfaces {
@@ -83,18 +74,20 @@ extension Daemon {
                 where spec.subnet.contains(interface.address) {
                 try bridges.createBridge(spec)
                 try? self[keyPath: pool].reserve(interface.address)
-                let record = NetworkRecord(name: spec.name.text, driver: .bridge, subnet: spec.subnet.description,
-                                           gateway: spec.gateway.description, vni: 0, host: configuration.hostID)
                 local.attachments.append(LocalAttachment(
-                    network: record,
-                    endpoint: AttachedEndpoint(network: spec.name, sandbox: name.text, interface: interface.name, address: interface.address,
-                                               mac: interface.mac ?? MACAddress(derivedFrom: interface.address),
-                                               bridgePort: AttachedEndpoint.bridgePortName("vb", for: interface.address)),
-                    published: nil))
+                    network: localRecord(spec), endpoint: Self.endpoint(spec.name, name, interface, portPrefix: "vb"), published: nil))
             }
         }
         records.update { $0.attach(local.id, to: local.namedNetworks) }
         if let dns { try dns.serve(local.id, in: sandbox.namespace) }
         sandboxes[name.text] = local
+    }
+
+    /// The attachment as the drivers made it, read back from an interface of the sandbox.
+    private static func endpoint(_ network: HostLabel, _ sandbox: HostLabel,
+                                 _ interface: (name: String, address: IPv4Address, mac: MACAddress?), portPrefix: String) -> AttachedEndpoint {
+        AttachedEndpoint(network: network, sandbox: sandbox.text, interface: interface.name, address: interface.address,
+                         mac: interface.mac ?? MACAddress(derivedFrom: interface.address),
+                         bridgePort: AttachedEndpoint.bridgePortName(portPrefix, for: interface.address))
     }
 }

@@ -97,11 +97,10 @@ final class Daemon: @unchecked Sendable {
         lease = try store.grantLease(ttl: configuration.leaseTTL)
         try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
         for sandbox in sandboxes.values {
-            try? registry.claimName(sandbox.name, host: configuration.hostID, lease: lease)
+            try? registry.holdName(sandbox.name, host: configuration.hostID, lease: lease)
             for attachment in sandbox.attachments {
-                guard let published = attachment.published else { continue }
-                _ = try? registry.allocateAddress(on: attachment.network, requested: attachment.endpoint.address,
-                                                  host: configuration.hostID, lease: lease)
+                guard let published = attachment.published, let network = try? attachment.network.label else { continue }
+                try? registry.holdAddress(attachment.endpoint.address, on: network, host: configuration.hostID, lease: lease)
                 try registry.publish(published, lease: lease)
             }
         }
