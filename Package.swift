@@ -82,8 +82,13 @@ let package = Package(
         .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "ClusterState", "Addressing", "TestSupport"],
                     exclude: ["consul_double.py"]),
-        // Runs the `dnsd` executable (built alongside) as daemons on simulated hosts.
-        .testTarget(name: "EndToEndTests", dependencies: ["OverlayNet", "Netns", "TestSupport"]),
+        // Simulated clusters for the end-to-end and fault tests: daemons (the `dnsd` executable,
+        // built alongside) on simulated hosts, a real etcd or the Consul double, DNS probes.
+        .target(name: "ClusterHarness", dependencies: ["OverlayNet", "Netns", "TestSupport"], path: "Tests/ClusterHarness"),
+        .testTarget(name: "EndToEndTests", dependencies: ["ClusterHarness", "Netns", "TestSupport"]),
+        // Faults, load and hostile input (issue 6): store outage, host death, restarts at scale,
+        // races, hand-written store values, bad CLI input, a noisy neighbour. Each prints its figure.
+        .testTarget(name: "FaultTests", dependencies: ["ClusterHarness", "Netns", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

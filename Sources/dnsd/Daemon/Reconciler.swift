@@ -29,10 +29,26 @@ final class Reconciler: @unchecked Sendable {
         watch = try daemon.store.watch(prefix: Keys.endpoints, from: revision + 1, events: { [weak self] events in
             self?.apply(events)
         }, failed: { [weak self] error in
-            guard let self, !lock.withLock({ stopped }) else { return }
+            guard let self else { return }
             daemon.logger.warning("watch ended (\(error)); listing again")
-            DispatchQueue.global().async { try? self.start() }
+            DispatchQueue.global().async { self.restart() }
         })
+    }
+
+    /// Lists and watches again (after the store compacted the history the watch needed),
+    /// retrying while the store cannot be reached; the projections stay as they are meanwhile.
+    private func restart() {
+        var delay = 0.1
+        while !lock.withLock({ stopped }) {
+            do {
+                try start()
+                return
+            } catch {
+                daemon.logger.warning("listing the store failed (\(error)); retrying in \(delay) s")
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 2)
+            }
+        }
     }
 
     func stop() {

@@ -1,0 +1,92 @@
+import ClusterHarness
+import Foundation
+import Synchronization
+import TestSupport
+
+/// Sandboxes spread over a cluster's hosts on one overlay network, with the addresses their
+/// `dnsd run` reported: what the fault tests break and then check.
+struct Fleet {
+    struct Member: Hashable {
+        var name: String
+        var host: Int
+        var address: String
+    }
+
+    let cluster: ClusterHarness
+    let network: String
+    private(set) var members: [Member] = []
+
+    /// Creates `network` (overlay, `subnet`) and runs `count` sandboxes round-robin over the
+    /// hosts, one client thread per host.
+    init(_ cluster: ClusterHarness, network: String, subnet: String, count: Int, base: String = "s") throws {
+        self.cluster = cluster
+        self.network = network
+        let created = try cluster.dnsd(1, ["network", "create", "--subnet=\(subnet)", network])
+        guard created.status == 0 else { throw ShellError(command: "network create", status: created.status, stderr: created.stderr) }
+        let hosts = cluster.hosts.count
+        let started = Mutex<[Member]>([])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: hosts) { h in
+            for i in stride(from: h, to: count, by: hosts) {
+                let name = cluster.name("\(base)\(i)")
+                do {
+                    let address = try Self.run(cluster, host: h + 1, name: name, network: network)
+                    started.withLock { $0.append(Member(name: name, host: h + 1, address: address)) }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        let failed = failures.withLock { $0 }
+        guard failed.isEmpty else { throw ShellError(command: "dnsd run", status: 1, stderr: failed.prefix(3).joined(separator: "; ")) }
+        members = started.withLock { $0 }.sorted { $0.name < $1.name }
+    }
+
+    /// `dnsd run --name NAME --net NETWORK` on `host`; the address it got on `network`.
+    static func run(_ cluster: ClusterHarness, host: Int, name: String, network: String) throws -> String {
+        let result = try cluster.dnsd(host, ["run", "--name=\(name)", "--net=\(network)"])
+        guard result.status == 0, let address = address(in: result.stdout, network: network) else {
+            throw ShellError(command: "dnsd run \(name) on h\(host)", status: result.status, stderr: result.stderr)
+        }
+        return address
+    }
+
+    /// The address in `dnsd run`/`ps` output (`NET:eth0=IP`).
+    static func address(in output: String, network: String) -> String? {
+        output.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("\(network):eth") }
+            .flatMap { $0.split(separator: "=").last.map(String.init) }
+    }
+
+    func on(_ host: Int) -> [Member] { members.filter { $0.host == host } }
+
+    /// Waits until every member resolves by DNS to its address from a sandbox on each host
+    /// (`witness`), and every witness's hosts file lists every member; false after `seconds`.
+    func converged(within seconds: Double, witnesses: [String]) throws -> Bool {
+        let probes = try witnesses.map { try DNSProbe(sandbox: $0, thread: cluster.thread) }
+        defer { probes.forEach { $0.close() } }
+        return cluster.eventually(seconds) {
+            for probe in probes {
+                let hosts = cluster.hostsFile(probe.sandbox)
+                for member in members where member.name != probe.sandbox {
+                    guard probe.lookup("\(member.name).\(network)", timeoutMilliseconds: 500) == .addresses([member.address]),
+                          hosts.contains("\(member.address)\t\(member.name) \(member.name).\(network)")
+                    else { return false }
+                }
+            }
+            return true
+        }
+    }
+
+    /// One witness sandbox per host: the first member on each.
+    var witnesses: [String] { (1...cluster.hosts.count).compactMap { on($0).first?.name } }
+}
+
+/// Median and percentiles of a sample.
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
+}
+
+/// One figure line, easy to find in `make test` output.
+func figure(_ text: String) { print("FIGURE \(text)") }
