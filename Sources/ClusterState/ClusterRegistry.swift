@@ -123,6 +123,13 @@ public struct ClusterRegistry: Sendable {
 
     public func releaseName(_ name: HostLabel) throws { try store.delete(Keys.name(name)) }
 
+    /// Releases `name` only if `host` holds it (a host cleaning up after itself must never
+    /// drop a claim another host made meanwhile).
+    public func releaseName(_ name: HostLabel, heldBy host: String) throws {
+        guard let entry = try store.get(Keys.name(name)), JSON.decode(NameClaim.self, entry.value)?.host == host else { return }
+        try store.delete(Keys.name(name))
+    }
+
     // MARK: addresses
 
     /// An address of `network` for `host`: `requested` if free, else the first free one. Each
@@ -164,6 +171,12 @@ public struct ClusterRegistry: Sendable {
     }
 
     public func releaseAddress(_ address: IPv4Address, on network: HostLabel) throws {
+        try store.delete(Keys.address(network, address))
+    }
+
+    /// Releases `address` only if `host` holds it, like `releaseName(_:heldBy:)`.
+    public func releaseAddress(_ address: IPv4Address, on network: HostLabel, heldBy host: String) throws {
+        guard let entry = try store.get(Keys.address(network, address)), entry.text == host else { return }
         try store.delete(Keys.address(network, address))
     }
 

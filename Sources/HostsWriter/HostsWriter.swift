@@ -60,7 +60,9 @@ public final class HostsWriter: @unchecked Sendable {
 
     /// Starts managing `sandbox`'s files: writes its resolv.conf and a hosts file with the
     /// standard lines (keeping any lines already there, e.g. from a container runtime).
-    public func addSandbox(_ sandbox: String, files: Files, hostname: HostLabel) throws {
+    /// `resuming`: the sandbox was this daemon's before a restart; its hosts file is taken over
+    /// as it is, and lines no entry claims by `sweepUnclaimed()` are then removed.
+    public func addSandbox(_ sandbox: String, files: Files, hostname: HostLabel, resuming: Bool = false) throws {
         try lock.withLock {
             guard sandboxes[sandbox] == nil else { return }
             // The resolv.conf's directory is the one dnsd may have to make (/etc/netns/NAME); a
@@ -76,7 +78,7 @@ public final class HostsWriter: @unchecked Sendable {
             do {
                 let resolv = ResolvConfRenderer.render(mode: mode, host: hostResolvConf, upstreams: upstreams)
                 try InPlaceFile(path: files.resolvConf).replaceContent(Array(resolv.utf8))
-                let file = try ManagedHostsFile(path: files.hosts)
+                let file = try ManagedHostsFile(path: files.hosts, resuming: resuming)
                 sandboxes[sandbox] = Sandbox(files: files, hostname: hostname, file: file, createdDirectory: created)
             } catch {
                 if let created { try? FileManager.default.removeItem(atPath: created) }
@@ -165,6 +167,22 @@ public final class HostsWriter: @unchecked Sendable {
             var failures: [Failure] = []
             for (sandbox, entry) in sandboxes where entry.networks[network] != nil {
                 for (key, _) in Self.lines(id, old, network) { update(sandbox, key: key, nil, &failures) }
+            }
+            return failures
+        }
+    }
+
+    /// Removes the lines of resumed hosts files that no current entry claimed: peers that went
+    /// away while the daemon was down. Call once the store's endpoints have all been set.
+    @discardableResult
+    public func sweepUnclaimed() -> [Failure] {
+        lock.withLock {
+            var failures: [Failure] = []
+            for (sandbox, entry) in sandboxes {
+                do { try entry.file.sweepUnclaimed() } catch {
+                    logger.warning("hosts file not swept", metadata: ["sandbox": "\(sandbox)", "error": "\(error)"])
+                    failures.append(Failure(sandbox: sandbox, error: error))
+                }
             }
             return failures
         }

@@ -9,6 +9,11 @@
 /// an add writes bytes in proportion to the new line, not to the file. Free slots at the end
 /// are cut off, so the file never grows past its largest population.
 ///
+/// A file an earlier run of dnsd left (the daemon restarted) is taken over as it is: its live
+/// slots wait to be claimed by the entries the new run sets (no write when the line is the same),
+/// and `sweepUnclaimed()` frees the ones nobody claimed. A restart so rewrites nothing that did
+/// not change, and no reader ever sees a surviving peer's line missing.
+///
 /// Before each update the file's inode, size and mtime are compared with what dnsd last wrote:
 /// if someone else changed or replaced it, it is rebuilt (still in place) from the user's
 /// lines and dnsd's model, so an edit never loses the user's lines nor dnsd's entries.
@@ -35,6 +40,8 @@ final class ManagedHostsFile {
     private var slots: [Slot] = []
     private var slotOfKey: [String: Int] = [:]
     private var entries: [String: HostsEntry] = [:]
+    /// Live slots of an earlier run not claimed yet, by their line (trailing padding removed).
+    private var unclaimed: [String: [Int]] = [:]
     private var size = 0
     private var stamp: InPlaceFile.Stamp?
     /// Bytes this file has had written, for the benchmark and tests.
@@ -43,12 +50,59 @@ final class ManagedHostsFile {
 
     /// Adopts the file at `path`: keeps the lines a user or runtime already has in it (outside
     /// any previous dnsd part) and writes the managed part after them.
-    init(path: String) throws {
+    /// With `resuming` (a restarted daemon taking its sandboxes back), a file laid out by an
+    /// earlier run is taken over slot by slot instead.
+    init(path: String, resuming: Bool = false) throws {
         file = InPlaceFile(path: path)
-        // A file from an earlier run keeps what is above the marker; what is below was dnsd's
-        // and is rewritten from the current model.
-        if let existing = file.read() { userLines = Self.userLines(of: existing, ours: nil) }
+        let existing = file.read()
+        if resuming, let existing, adoptSlots(of: existing) { return }
+        // Any other file keeps its lines (above a marker, if it has one from an earlier dnsd)
+        // and gets the managed part written after them.
+        if let existing { userLines = Self.userLines(of: existing, ours: nil) }
         try rebuild()
+    }
+
+    /// Takes over a file laid out by an earlier run (marker, standard lines, slots): returns
+    /// false, changing nothing, for any other layout.
+    private func adoptSlots(of text: String) -> Bool {
+        guard let stamp = file.stamp(), stamp.size == text.utf8.count else { return false }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.last == "" else { return false }
+        lines.removeLast()
+        guard let markerIndex = lines.firstIndex(of: Self.marker),
+              Array(lines.dropFirst(markerIndex + 1).prefix(Self.standardLines.count)) == Self.standardLines
+        else { return false }
+        var offset = lines[...(markerIndex + Self.standardLines.count)].reduce(0) { $0 + $1.utf8.count + 1 }
+        var adopted: [Slot] = [], waiting: [String: [Int]] = [:]
+        for line in lines.dropFirst(markerIndex + 1 + Self.standardLines.count) {
+            let length = line.utf8.count + 1
+            if !line.hasPrefix("#") {
+                var trimmed = Substring(line)
+                while trimmed.last == " " { trimmed.removeLast() }
+                guard !trimmed.isEmpty else { return false }
+                waiting[String(trimmed), default: []].append(adopted.count)
+            }
+            adopted.append(Slot(offset: offset, capacity: length, key: nil))
+            offset += length
+        }
+        userLines = Array(lines[..<markerIndex])
+        slots = adopted
+        unclaimed = waiting
+        size = offset
+        self.stamp = stamp
+        return true
+    }
+
+    /// Frees the slots of an earlier run that no entry claimed (their peers are gone).
+    func sweepUnclaimed() throws {
+        let indices = unclaimed.values.flatMap { $0 }
+        unclaimed = [:]
+        for index in indices.sorted(by: >) {
+            let key = "unclaimed/\(index)"
+            slots[index].key = key
+            slotOfKey[key] = index
+            try kill(key)
+        }
     }
 
     var entryCount: Int { entries.count }
@@ -70,19 +124,31 @@ final class ManagedHostsFile {
             try kill(key)
         }
         guard let entry else { return }
+        if claim(key, entry) { return }
         try add(key, entry)
+    }
+
+    /// Gives `key` an earlier run's live slot holding exactly `entry`'s line, if there is one.
+    private func claim(_ key: String, _ entry: HostsEntry) -> Bool {
+        guard !unclaimed.isEmpty, var waiting = unclaimed[entry.line], let index = waiting.popLast() else { return false }
+        unclaimed[entry.line] = waiting.isEmpty ? nil : waiting
+        slots[index].key = key
+        slotOfKey[key] = index
+        entries[key] = entry
+        return true
     }
 
     /// Writes the whole file again from the model (first write and repairs).
     func rebuild(alsoOurs: [HostsEntry] = []) throws {
         if stamp != nil, let current = file.read() {
-            userLines = Self.userLines(of: current, ours: Array(entries.values) + alsoOurs)
+            userLines = Self.userLines(of: current, ours: Array(entries.values) + alsoOurs, alsoLines: Array(unclaimed.keys))
         }
         var text = userLines.map { $0 + "\n" }.joined()
         text += Self.marker + "\n" + Self.standardLines.map { $0 + "\n" }.joined()
         var bytes = Array(text.utf8)
         slots = []
         slotOfKey = [:]
+        unclaimed = [:]
         for key in entries.keys.sorted() {
             let line = Self.slotBytes(entries[key]!, live: true)
             slotOfKey[key] = slots.count
@@ -152,12 +218,12 @@ final class ManagedHostsFile {
     /// is neither a standard line, a free slot, nor one of dnsd's entries (a line the user
     /// appended at the end is kept, and moves above the marker).
     /// `ours` nil means: everything after the marker is dnsd's (a file from an earlier run).
-    static func userLines(of text: String, ours: [HostsEntry]?) -> [String] {
+    static func userLines(of text: String, ours: [HostsEntry]?, alsoLines: [String] = []) -> [String] {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if lines.last == "" { lines.removeLast() }
         guard let markerIndex = lines.firstIndex(of: marker) else { return lines }
         guard let ours else { return Array(lines[..<markerIndex]) }
-        let known = Set(standardLines.map(normalized) + ours.map { normalized($0.line) })
+        let known = Set(standardLines.map(normalized) + ours.map { normalized($0.line) } + alsoLines.map(normalized))
         let after = lines[(markerIndex + 1)...].filter { line in
             let trimmed = normalized(line)
             return !trimmed.isEmpty && !trimmed.hasPrefix("#") && !known.contains(trimmed)

@@ -82,7 +82,8 @@ struct DaemonCommand: ParsableCommand {
         do {
             daemon = try Daemon(configuration: .init(
                 hostID: hostId, advertise: IPv4Address(advertise)!, dnsMode: NameMode(rawValue: dnsMode)!,
-                upstreams: upstream.resolve(), leaseTTL: leaseTtl, hostResolvConf: resolv), store: kv, logger: logger)
+                upstreams: upstream.resolve(), leaseTTL: leaseTtl, hostResolvConf: resolv,
+                stateDirectory: stateDir), store: kv, logger: logger)
         } catch {
             throw CLIError("cannot start: \(error)")
         }

@@ -14,24 +14,25 @@ struct Fleet {
 
     let cluster: ClusterHarness
     let network: String
-    private(set) var members: [Member] = []
+    var members: [Member] = []
 
-    /// Creates `network` (overlay, `subnet`) and runs `count` sandboxes round-robin over the
-    /// hosts, one client thread per host.
-    init(_ cluster: ClusterHarness, network: String, subnet: String, count: Int, base: String = "s") throws {
+    /// Creates `network` (overlay, `subnet`) and runs `count` sandboxes round-robin over
+    /// `onHosts` (default: every host), from `clients` client threads at once.
+    init(_ cluster: ClusterHarness, network: String, subnet: String, count: Int, base: String = "s",
+         onHosts: [Int]? = nil, clients: Int = 3) throws {
         self.cluster = cluster
         self.network = network
         let created = try cluster.dnsd(1, ["network", "create", "--subnet=\(subnet)", network])
         guard created.status == 0 else { throw ShellError(command: "network create", status: created.status, stderr: created.stderr) }
-        let hosts = cluster.hosts.count
+        let hosts = onHosts ?? Array(1...cluster.hosts.count)
         let started = Mutex<[Member]>([])
         let failures = Mutex<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: hosts) { h in
-            for i in stride(from: h, to: count, by: hosts) {
-                let name = cluster.name("\(base)\(i)")
+        DispatchQueue.concurrentPerform(iterations: clients) { client in
+            for i in stride(from: client, to: count, by: clients) {
+                let name = cluster.name("\(base)\(i)"), host = hosts[i % hosts.count]
                 do {
-                    let address = try Self.run(cluster, host: h + 1, name: name, network: network)
-                    started.withLock { $0.append(Member(name: name, host: h + 1, address: address)) }
+                    let address = try Self.run(cluster, host: host, name: name, network: network)
+                    started.withLock { $0.append(Member(name: name, host: host, address: address)) }
                 } catch {
                     failures.withLock { $0.append("\(error)") }
                 }
@@ -66,10 +67,10 @@ struct Fleet {
         defer { probes.forEach { $0.close() } }
         return cluster.eventually(seconds) {
             for probe in probes {
-                let hosts = cluster.hostsFile(probe.sandbox)
+                let names = cluster.hostsNames(probe.sandbox)
                 for member in members where member.name != probe.sandbox {
                     guard probe.lookup("\(member.name).\(network)", timeoutMilliseconds: 500) == .addresses([member.address]),
-                          hosts.contains("\(member.address)\t\(member.name) \(member.name).\(network)")
+                          names["\(member.name).\(network)"] == member.address
                     else { return false }
                 }
             }
@@ -77,8 +78,22 @@ struct Fleet {
         }
     }
 
-    /// One witness sandbox per host: the first member on each.
+    /// One witness sandbox per host that has members: the first member on each.
     var witnesses: [String] { (1...cluster.hosts.count).compactMap { on($0).first?.name } }
+
+    /// Whether none of `gone` resolves by DNS or appears in the hosts file of any of `witnesses`.
+    func vanished(_ gone: [Member], from witnesses: [String]) throws -> Bool {
+        let probes = try witnesses.map { try DNSProbe(sandbox: $0, thread: cluster.thread) }
+        defer { probes.forEach { $0.close() } }
+        for probe in probes {
+            let names = cluster.hostsNames(probe.sandbox)
+            for member in gone {
+                guard names[member.name] == nil, probe.lookup("\(member.name).\(network)", timeoutMilliseconds: 500) == .rcode(3)
+                else { return false }
+            }
+        }
+        return true
+    }
 }
 
 /// Median and percentiles of a sample.

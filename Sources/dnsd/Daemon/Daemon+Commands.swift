@@ -108,7 +108,7 @@ extension Daemon {
                 try attachDefaultBridge(&local, undo: &undo)
             }
             try startDNS(local)
-            sandboxes[name.text] = local
+            remember(local)
             return describe(local)
         } catch {
             for step in undo.reversed() { step() }
@@ -130,7 +130,7 @@ extension Daemon {
         do {
             let sandbox = try factory.adopt(path: path, name: name.text)
             var local = LocalSandbox(name: name, hostname: name, aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") },
-                                     sandbox: sandbox, id: nextSandboxID(), adopted: true)
+                                     sandbox: sandbox, id: nextSandboxID(), adopted: true, hostsFile: request.hostsFile)
             var files = HostsWriter.Files.namedNamespace(name.text)
             if let hostsFile = request.hostsFile { files.hosts = hostsFile }
             try hosts.addSandbox(name.text, files: files, hostname: name)
@@ -141,7 +141,7 @@ extension Daemon {
                 // resolve through the hosts file.
                 logger.warning("no DNS responder in \(path): \(error)")
             }
-            sandboxes[name.text] = local
+            remember(local)
             return describe(local)
         } catch {
             for step in undo.reversed() { step() }
@@ -165,7 +165,7 @@ extension Daemon {
         do {
             try attach(&local, to: network, requested: requested, defaultRoute: false, undo: &undo)
             records.update { $0.attach(local.id, to: local.namedNetworks) }
-            sandboxes[name.text] = local
+            remember(local)
             return describe(local)
         } catch {
             for step in undo.reversed() { step() }
@@ -183,19 +183,22 @@ extension Daemon {
         let attachment = local.attachments.remove(at: index)
         try release(attachment, of: local)
         records.update { $0.attach(local.id, to: local.namedNetworks) }
-        sandboxes[name.text] = local
+        remember(local)
         return describe(local)
     }
 
     private func stop(_ request: ControlRequest) throws -> String {
         let name = try label(request.name, "name")
-        guard let local = sandboxes.removeValue(forKey: name.text) else {
+        guard let local = sandboxes[name.text] else {
             if request.command == "rm" { return name.text }
             throw CLIError("no sandbox '\(name)' on this host")
         }
-        // The store first: every host drops the names, then the local pieces go.
-        for attachment in local.attachments { try? release(attachment, of: local, deleteLink: false) }
-        try? registry.releaseName(name)
+        // The store first: every host drops the names, then the local pieces go. A store that
+        // cannot be reached refuses the stop before anything changed here (a retry finishes it).
+        for attachment in local.attachments where attachment.published != nil { try release(attachment, of: local, deleteLink: false) }
+        try registry.releaseName(name)
+        for attachment in local.attachments where attachment.published == nil { try? release(attachment, of: local, deleteLink: false) }
+        forget(name.text)
         dns?.stopServing(local.id)
         records.update { $0.detach(local.id) }
         hosts.removeSandbox(name.text, deleteFiles: !local.adopted)

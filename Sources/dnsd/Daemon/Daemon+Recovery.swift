@@ -5,69 +5,139 @@ import HostsWriter
 import OverlayNet
 import Resolver
 
-/// Start-up recovery: the store says which endpoints this host had; the kernel says which of
-/// their sandboxes still exist. Survivors are adopted with their interfaces and addresses
-/// unchanged and republished under the new lease; endpoints whose sandbox is gone are
-/// withdrawn (with their addresses and names), so nothing stale stays in the cluster.
+/// Start-up recovery. The journal (and, for sandboxes it lacks, the store) says which sandboxes
+/// this host had; the kernel says which still exist. Survivors are adopted with their
+/// interfaces and addresses unchanged, first locally (DNS answers again at once), then their
+/// names and addresses are held again under the new lease and republished, also when the old
+/// lease lapsed while the daemon was down. Sandboxes that are gone are withdrawn, so nothing
+/// stale stays in the cluster.
 extension Daemon {
-    func recover() {
-        guard let (endpoints, _) = try? registry.endpoints() else { return }
-        let mine = Dictionary(grouping: endpoints.filter { $0.host == configuration.hostID }, by: \.name)
-        for (name, published) in mine.sorted(by: { $0.key < $1.key }) {
-            guard let label = try? HostLabel(name), factory.namespaces.exists(name) else {
-                withdrawOrphans(published)
+    /// A sandbox adopted again whose name and endpoints still have to be held in the store.
+    struct Recovered {
+        var name: HostLabel
+        var endpoints: [EndpointState]
+    }
+
+    /// Phase one: the kernel and the local projections, one store listing of each kind.
+    func recoverLocally() -> [Recovered] {
+        let me = configuration.hostID
+        let stored = Dictionary(grouping: ((try? registry.endpoints().endpoints) ?? []).filter { $0.host == me }, by: \.name)
+        let networks = Dictionary(((try? registry.networks()) ?? []).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var entries = Dictionary(journal.load().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for (name, published) in stored where entries[name] == nil {
+            // Published by a daemon that kept no journal entry for it: a sandbox `run` made.
+            entries[name] = SandboxJournal.Entry(name: name, hostname: name, aliases: published.first?.aliases ?? [],
+                                                 netnsPath: factory.namespaces.path(name), hostsFile: nil, adopted: false,
+                                                 endpoints: published)
+        }
+        var recovered: [Recovered] = []
+        for entry in entries.values.sorted(by: { $0.name < $1.name }) {
+            let alsoStored = stored[entry.name] ?? []
+            guard let name = try? HostLabel(entry.name), FileManager.default.fileExists(atPath: entry.netnsPath) else {
+                logger.info("sandbox gone while the daemon was down; withdrawing it", metadata: ["sandbox": "\(entry.name)"])
+                withdraw(entry, alsoStored: alsoStored)
                 continue
             }
             do {
-                try adoptSurvivor(label, published: published)
-                logger.info("recovered sandbox", metadata: ["sandbox": "\(name)", "networks": "\(published.map(\.network))"])
+                recovered.append(try adoptSurvivor(name, entry, networks: networks, alsoStored: alsoStored))
             } catch {
-                logger.warning("could not recover sandbox, withdrawing it", metadata: ["sandbox": "\(name)", "error": "\(error)"])
-                withdrawOrphans(published)
+                logger.warning("could not recover sandbox, withdrawing it", metadata: ["sandbox": "\(entry.name)", "error": "\(error)"])
+                withdraw(entry, alsoStored: alsoStored)
+            }
+        }
+        // Every survivor's DNS scope in one table update, then its responder.
+        let survivors = recovered.compactMap { sandboxes[$0.name.text] }
+        records.update { table in
+            for local in survivors { table.attach(local.id, to: local.namedNetworks) }
+        }
+        if let dns {
+            for local in survivors {
+                do { try dns.serve(local.id, in: local.sandbox.namespace) } catch {
+                    // A runtime may hold 127.0.0.11:53 itself; names still resolve through the hosts file.
+                    logger.warning("no DNS responder", metadata: ["sandbox": "\(local.name)", "error": "\(error)"])
+                }
+            }
+        }
+        return recovered
+    }
+
+    /// Phase two: each survivor's name and addresses held under the current lease, its endpoints
+    /// published again. One that another host claimed meanwhile loses that network's interface
+    /// (two hosts must never answer for one name or address) and keeps running without it.
+    func republish(_ recovered: [Recovered]) {
+        for item in recovered {
+            do {
+                try registry.holdName(item.name, host: configuration.hostID, lease: lease)
+                for endpoint in item.endpoints {
+                    guard let address = IPv4Address(endpoint.ipv4) else { continue }
+                    try registry.holdAddress(address, on: try HostLabel(endpoint.network, what: "network"),
+                                             host: configuration.hostID, lease: lease)
+                    try registry.publish(endpoint, lease: lease)
+                }
+                logger.info("recovered sandbox", metadata: ["sandbox": "\(item.name)", "networks": "\(item.endpoints.map(\.network))"])
+            } catch {
+                logger.error("a recovered sandbox lost its name or address while this daemon was away; detaching it from its cluster networks",
+                             metadata: ["sandbox": "\(item.name)", "error": "\(error)"])
+                guard var local = sandboxes[item.name.text] else { continue }
+                for attachment in local.attachments where attachment.published != nil {
+                    if let published = attachment.published { withdrawEndpoint(published) }
+                    try? detachInterface(attachment)
+                    if let label = try? attachment.network.label { hosts.detach(local.name.text, from: label) }
+                }
+                try? registry.releaseName(item.name, heldBy: configuration.hostID)
+                local.attachments.removeAll { $0.published != nil }
+                records.update { $0.attach(local.id, to: local.namedNetworks) }
+                remember(local)
             }
         }
     }
 
-    private func withdrawOrphans(_ published: [EndpointState]) {
+    private func withdraw(_ entry: SandboxJournal.Entry, alsoStored: [EndpointState]) {
         // The files dnsd kept for a sandbox it made (/etc/netns/NAME) go with it.
-        if let name = published.first?.name, (try? HostLabel(name)) != nil {
-            let files = HostsWriter.Files.namedNamespace(name)
+        if !entry.adopted, (try? HostLabel(entry.name)) != nil {
+            let files = HostsWriter.Files.namedNamespace(entry.name)
             try? FileManager.default.removeItem(atPath: files.hosts)
             try? FileManager.default.removeItem(atPath: files.resolvConf)
             rmdir((files.hosts as NSString).deletingLastPathComponent)
         }
-        for endpoint in published {
-            guard let network = try? HostLabel(endpoint.network, what: "network") else { continue }
-            try? registry.withdraw(endpoint: endpoint.id, network: network)
-            if let address = IPv4Address(endpoint.ipv4) { try? registry.releaseAddress(address, on: network) }
-            if let name = try? HostLabel(endpoint.name) { try? registry.releaseName(name) }
-        }
+        for endpoint in entry.endpoints + alsoStored { withdrawEndpoint(endpoint) }
+        if let name = try? HostLabel(entry.name) { try? registry.releaseName(name, heldBy: configuration.hostID) }
+        journal.remove(entry.name)
     }
 
-    private func adoptSurvivor(_ name: HostLabel, published: [EndpointState]) throws {
-        let sandbox = try factory.reopen(name.text)
+    private func withdrawEndpoint(_ endpoint: EndpointState) {
+        guard let network = try? HostLabel(endpoint.network, what: "network") else { return }
+        try? registry.withdraw(endpoint: endpoint.id, network: network)
+        if let address = IPv4Address(endpoint.ipv4) { try? registry.releaseAddress(address, on: network, heldBy: configuration.hostID) }
+    }
+
+    private func adoptSurvivor(_ name: HostLabel, _ entry: SandboxJournal.Entry, networks: [String: NetworkRecord],
+                               alsoStored: [EndpointState]) throws -> Recovered {
+        let sandbox = entry.adopted ? try factory.adopt(path: entry.netnsPath, name: name.text) : try factory.reopen(name.text)
         let interfaces = try sandbox.interfaces()
-        let aliases = (published.first?.aliases ?? []).compactMap { try? HostLabel($0) }
-        var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: false)
-        // The name and addresses are kept under the new lease (the old one may still hold them).
-        try registry.holdName(name, host: configuration.hostID, lease: lease)
-        try hosts.addSandbox(name.text, files: .namedNamespace(name.text), hostname: name)
-        for endpoint in published {
-            let network = try registry.network(try HostLabel(endpoint.network, what: "network"))
-            let label = try network.label
-            guard let address = IPv4Address(endpoint.ipv4), let interface = interfaces.first(where: { $0.address == address }) else {
-                try? registry.withdraw(endpoint: endpoint.id, network: label)
-                if let address = IPv4Address(endpoint.ipv4) { try? registry.releaseAddress(address, on: label) }
+        let hostname = (try? HostLabel(entry.hostname)) ?? name
+        var local = LocalSandbox(name: name, hostname: hostname, aliases: entry.aliases.compactMap { try? HostLabel($0) },
+                                 sandbox: sandbox, id: nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile)
+        var files = HostsWriter.Files.namedNamespace(name.text)
+        if let hostsFile = entry.hostsFile { files.hosts = hostsFile }
+        try hosts.addSandbox(name.text, files: files, hostname: hostname, resuming: true)
+        var kept: [EndpointState] = []
+        for endpoint in entry.endpoints {
+            guard let network = networks[endpoint.network], let label = try? network.label, let address = IPv4Address(endpoint.ipv4),
+                  let interface = interfaces.first(where: { $0.address == address })
+            else {
+                // Its network was removed, or its interface went, while the daemon was down.
+                withdrawEndpoint(endpoint)
                 continue
             }
             try ensureNetwork(network)
-            try registry.holdAddress(address, on: label, host: configuration.hostID, lease: lease)
-            try registry.publish(endpoint, lease: lease)
             hosts.attach(name.text, to: label, ownAddresses: [address])
             local.attachments.append(LocalAttachment(
                 network: network, endpoint: Self.endpoint(label, name, interface, portPrefix: network.driver == .overlay ? "ve" : "vb"),
                 published: endpoint))
+            kept.append(endpoint)
         }
+        for stale in alsoStored where !kept.contains(where: { $0.id == stale.id }) { withdrawEndpoint(stale) }
         // The nameless local bridges: their addresses are taken again in the local pools.
         for interface in interfaces {
             for (spec, pool) in [(LocalBridgeDriver.BridgeSpec.defaultBridge, \Daemon.defaultPool), (.gatewayBridge, \Daemon.gatewayPool)]
@@ -78,9 +148,8 @@ extension Daemon {
                     network: localRecord(spec), endpoint: Self.endpoint(spec.name, name, interface, portPrefix: "vb"), published: nil))
             }
         }
-        records.update { $0.attach(local.id, to: local.namedNetworks) }
-        if let dns { try dns.serve(local.id, in: sandbox.namespace) }
-        sandboxes[name.text] = local
+        remember(local)
+        return Recovered(name: name, endpoints: kept)
     }
 
     /// The attachment as the drivers made it, read back from an interface of the sandbox.

@@ -19,6 +19,8 @@ final class Daemon: @unchecked Sendable {
         var upstreams: [SocketAddress]
         var leaseTTL: Int
         var hostResolvConf: ResolvConf
+        /// Where the journal of this host's sandboxes lives.
+        var stateDirectory: String
     }
 
     let configuration: Configuration
@@ -32,6 +34,7 @@ final class Daemon: @unchecked Sendable {
     let records = RecordStore()
     let dns: DNSServer?
     let hosts: HostsWriter
+    let journal: SandboxJournal
     private(set) var lease: LeaseID
     let lock = NSLock()
     var sandboxes: [String: LocalSandbox] = [:]
@@ -50,6 +53,7 @@ final class Daemon: @unchecked Sendable {
         factory = SandboxFactory(thread: thread)
         overlay = try OverlayDriver(host: .init(id: configuration.hostID, advertise: configuration.advertise), thread: thread, logger: logger)
         bridges = try LocalBridgeDriver(hostNamespace: nil, thread: thread, logger: logger)
+        journal = try SandboxJournal(directory: configuration.stateDirectory + "/sandboxes", logger: logger)
         hosts = HostsWriter(mode: configuration.dnsMode, hostResolvConf: configuration.hostResolvConf,
                             upstreams: configuration.upstreams.map(\.address.description), logger: logger)
         if configuration.dnsMode == .dns {
@@ -64,8 +68,16 @@ final class Daemon: @unchecked Sendable {
         lease = try store.grantLease(ttl: configuration.leaseTTL)
         try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
         reconciler = Reconciler(daemon: self)
-        lock.withLock { recover() }
+        // Local sandboxes answer DNS again before their records are written back to the store.
+        let started = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> String { "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000) ms" }
+        let recovered = lock.withLock { recoverLocally() }
+        logger.info("sandboxes adopted again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
         try reconciler.start()
+        hosts.sweepUnclaimed()
+        logger.info("records loaded from the store", metadata: ["after": "\(elapsed())"])
+        lock.withLock { republish(recovered) }
+        logger.info("sandboxes published again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
         startKeepAlive()
     }
 
@@ -84,7 +96,7 @@ final class Daemon: @unchecked Sendable {
                 do {
                     if try store.keepAlive(lease) { continue }
                     logger.warning("host lease expired; publishing this host again")
-                    try lock.withLock { try republish() }
+                    try lock.withLock { try publishAgain() }
                 } catch {
                     logger.warning("lease keep-alive failed: \(error)")
                 }
@@ -93,7 +105,7 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Under `lock`: a new lease, and everything of this host written again under it.
-    private func republish() throws {
+    private func publishAgain() throws {
         lease = try store.grantLease(ttl: configuration.leaseTTL)
         try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
         for sandbox in sandboxes.values {
@@ -104,6 +116,18 @@ final class Daemon: @unchecked Sendable {
                 try registry.publish(published, lease: lease)
             }
         }
+    }
+
+    /// Records `local` as this host's (in memory and in the journal).
+    func remember(_ local: LocalSandbox) {
+        sandboxes[local.name.text] = local
+        journal.save(local.journalEntry)
+    }
+
+    /// Drops `name` from this host's sandboxes (in memory and in the journal).
+    func forget(_ name: String) {
+        sandboxes[name] = nil
+        journal.remove(name)
     }
 
     /// The gateway bridge and default bridge exist before the first sandbox needs them.

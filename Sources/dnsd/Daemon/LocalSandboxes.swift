@@ -21,9 +21,19 @@ struct LocalSandbox {
     var attachments: [LocalAttachment] = []
     /// Whether dnsd made the namespace (run) or adopted it (attach).
     var adopted: Bool
+    /// A runtime's own hosts file (attach --hosts-file).
+    var hostsFile: String? = nil
 
     /// Networks whose names this sandbox resolves, in attachment order.
     var namedNetworks: [HostLabel] {
         attachments.compactMap { $0.published == nil ? nil : try? $0.network.label }
+    }
+}
+
+extension LocalSandbox {
+    /// What the journal keeps of this sandbox.
+    var journalEntry: SandboxJournal.Entry {
+        SandboxJournal.Entry(name: name.text, hostname: hostname.text, aliases: aliases.map(\.text), netnsPath: sandbox.namespace.path,
+                             hostsFile: hostsFile, adopted: adopted, endpoints: attachments.compactMap(\.published))
     }
 }

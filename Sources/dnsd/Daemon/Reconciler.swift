@@ -22,9 +22,9 @@ final class Reconciler: @unchecked Sendable {
     func start() throws {
         let (endpoints, revision) = try daemon.registry.endpoints()
         lock.withLock {
-            let current = Dictionary(uniqueKeysWithValues: endpoints.map { (key($0), $0) })
-            for (k, old) in applied where current[k] == nil { remove(old) }
-            for endpoint in endpoints { put(endpoint) }
+            let current = Dictionary(endpoints.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+            apply(removing: applied.filter { current[$0.key] == nil }.map(\.value),
+                  putting: endpoints.filter { applied[key($0)] != $0 })
         }
         watch = try daemon.store.watch(prefix: Keys.endpoints, from: revision + 1, events: { [weak self] events in
             self?.apply(events)
@@ -60,16 +60,20 @@ final class Reconciler: @unchecked Sendable {
 
     private func apply(_ events: [WatchEvent]) {
         lock.withLock {
+            // The last event of each key wins; nil: deleted.
+            var final: [String: EndpointState?] = [:]
             for event in events {
+                let k = String(event.entry.key.dropFirst(Keys.endpoints.count))
                 switch event.kind {
                 case .put:
                     guard let endpoint = ClusterRegistry.decodeEndpoint(event.entry, logger: daemon.logger) else { continue }
-                    put(endpoint)
+                    final[k] = .some(endpoint)
                 case .delete:
-                    let k = String(event.entry.key.dropFirst(Keys.endpoints.count))
-                    if let old = applied[k] { remove(old) }
+                    final[k] = .some(nil)
                 }
             }
+            apply(removing: final.compactMap { k, state in state == nil ? applied[k] : nil },
+                  putting: final.values.compactMap { $0 })
         }
     }
 
@@ -81,32 +85,41 @@ final class Reconciler: @unchecked Sendable {
         return record
     }
 
-    private func put(_ endpoint: EndpointState) {
-        let k = key(endpoint)
-        if let old = applied[k] {
-            if old == endpoint { return }
-            remove(old)
-        }
-        guard let record = endpoint.record, let networkLabel = try? HostLabel(endpoint.network, what: "network") else { return }
-        applied[k] = endpoint
-        if let network = network(endpoint.network), let subnet = try? network.parsedSubnet {
-            daemon.records.update {
-                $0.setNetwork(networkLabel, subnets: [subnet])
-                $0.setEndpoint(endpoint.id, on: networkLabel, record)
+    /// Under `lock`: DNS records first, all in one table update (names answer before files are
+    /// written), then hosts-file lines and kernel peers, endpoint by endpoint.
+    private func apply(removing: [EndpointState], putting: [EndpointState]) {
+        var gone = removing, added: [(EndpointState, HostLabel)] = []
+        for endpoint in putting {
+            let k = key(endpoint)
+            if let old = applied[k] {
+                if old == endpoint { continue }
+                gone.append(old)
             }
-        } else {
-            daemon.records.update { $0.setEndpoint(endpoint.id, on: networkLabel, record) }
+            guard endpoint.record != nil, let label = try? HostLabel(endpoint.network, what: "network") else { continue }
+            added.append((endpoint, label))
         }
-        daemon.hosts.setEndpoint(endpoint.id, on: networkLabel, record)
-        programPeer(endpoint, add: true)
-    }
-
-    private func remove(_ endpoint: EndpointState) {
-        applied[key(endpoint)] = nil
-        guard let networkLabel = try? HostLabel(endpoint.network, what: "network") else { return }
-        daemon.records.update { $0.removeEndpoint(endpoint.id, from: networkLabel) }
-        daemon.hosts.removeEndpoint(endpoint.id, from: networkLabel)
-        programPeer(endpoint, add: false)
+        guard !gone.isEmpty || !added.isEmpty else { return }
+        let subnets = Dictionary(added.map { ($0.0.network, (try? network($0.0.network)?.parsedSubnet).flatMap { $0 }) },
+                                 uniquingKeysWith: { first, _ in first })
+        daemon.records.update { table in
+            for old in gone {
+                if let label = try? HostLabel(old.network, what: "network") { table.removeEndpoint(old.id, from: label) }
+            }
+            for (endpoint, label) in added {
+                if let subnet = subnets[endpoint.network].flatMap({ $0 }) { table.setNetwork(label, subnets: [subnet]) }
+                table.setEndpoint(endpoint.id, on: label, endpoint.record!)
+            }
+        }
+        for old in gone {
+            applied[key(old)] = nil
+            if let label = try? HostLabel(old.network, what: "network") { daemon.hosts.removeEndpoint(old.id, from: label) }
+            programPeer(old, add: false)
+        }
+        for (endpoint, label) in added {
+            applied[key(endpoint)] = endpoint
+            daemon.hosts.setEndpoint(endpoint.id, on: label, endpoint.record!)
+            programPeer(endpoint, add: true)
+        }
     }
 
     private func programPeer(_ endpoint: EndpointState, add: Bool) {
