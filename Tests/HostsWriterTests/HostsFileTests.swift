@@ -124,3 +124,59 @@ struct HostsFileTests {
         }
     }
 }
+
+@Suite("Hosts files: a restarted daemon takes its files over")
+struct ResumeTests {
+    static let vnet = label("vnet")
+
+    @Test("resuming: lines still wanted are claimed without a write, the rest are swept, the user's lines stay, same inode")
+    func resume() throws {
+        try withHostsFixture { fx in
+            let files = fx.files("a")
+            let before = fx.writer()
+            try before.addSandbox("a", files: files, hostname: label("c01"))
+            before.attach("a", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            for n in 3...6 { before.setEndpoint("e\(n)", on: Self.vnet, record("c0\(n)", "192.168.0.\(n)")) }
+            before.removeEndpoint("e4", from: Self.vnet)  // leaves a free slot behind
+            let text = try String(contentsOfFile: files.hosts, encoding: .utf8)
+            try ("10.9.9.9 mine\n" + text).write(toFile: files.hosts, atomically: false, encoding: .utf8)
+            let node = inode(files.hosts)
+            let content = try String(contentsOfFile: files.hosts, encoding: .utf8)
+
+            // A new writer (the daemon restarted): c05 left meanwhile, c07 arrived.
+            let after = fx.writer()
+            try after.addSandbox("a", files: files, hostname: label("c01"), resuming: true)
+            after.attach("a", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            after.setEndpoint("e3", on: Self.vnet, record("c03", "192.168.0.3"))
+            after.setEndpoint("e6", on: Self.vnet, record("c06", "192.168.0.6"))
+            #expect(after.statistics("a")?.bytesWritten == 0, "claimed lines are not written again")
+            #expect(try String(contentsOfFile: files.hosts, encoding: .utf8) == content)
+            after.setEndpoint("e7", on: Self.vnet, record("c07", "192.168.0.7"))
+            after.sweepUnclaimed()
+            let lines = liveLines(files.hosts)
+            #expect(lines.contains("10.9.9.9 mine"))
+            #expect(lines.contains("192.168.0.2 c01") && lines.contains("192.168.0.3 c03 c03.vnet"))
+            #expect(lines.contains("192.168.0.6 c06 c06.vnet") && lines.contains("192.168.0.7 c07 c07.vnet"))
+            #expect(!lines.contains { $0.contains("c05") || $0.contains("c04") }, "\(lines)")
+            #expect(inode(files.hosts) == node)
+            // Later changes work on the taken-over slots as on any others.
+            after.removeEndpoint("e3", from: Self.vnet)
+            #expect(!liveLines(files.hosts).contains { $0.contains("c03") })
+        }
+    }
+
+    @Test("resuming a file of another layout (no dnsd marker) keeps its lines and writes the managed part")
+    func resumeForeign() throws {
+        try withHostsFixture { fx in
+            let files = fx.files("b")
+            try FileManager.default.createDirectory(atPath: (files.hosts as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try "127.0.0.1 localhost\n10.1.1.1 runtime\n".write(toFile: files.hosts, atomically: false, encoding: .utf8)
+            let writer = fx.writer()
+            try writer.addSandbox("b", files: files, hostname: label("c01"), resuming: true)
+            writer.attach("b", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            writer.sweepUnclaimed()
+            let lines = liveLines(files.hosts)
+            #expect(lines.contains("10.1.1.1 runtime") && lines.contains("192.168.0.2 c01"))
+        }
+    }
+}
