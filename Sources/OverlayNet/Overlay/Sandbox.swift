@@ -60,9 +60,16 @@ extension Sandbox {
         let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? nextInterface()
         let mac = MACAddress(derivedFrom: address)
         let port = AttachedEndpoint.bridgePortName(portPrefix, for: address)
-        try netlink.createLink(LinkSpec(
+        let spec = LinkSpec(
             name: port, kind: .veth(peer: VethPeer(name: next.name, namespaceFD: namespace.fd, mtu: mtu, mac: mac, index: next.index)),
-            mtu: mtu, master: master, up: true))
+            mtu: mtu, master: master, up: true)
+        do { try netlink.createLink(spec) } catch let error as NetlinkError where error.errno == EEXIST {
+            // The port is named after the address, which the caller now holds: a link by that
+            // name is the previous holder's, whose namespace the kernel is still tearing down
+            // in the background (or a leftover). It goes, then the new one is made.
+            try netlink.deleteLink(named: port)
+            try netlink.createLink(spec)
+        }
         do {
             let index = try next.index ?? self.netlink.linkIndex(next.name)
             try self.netlink.addAddress(address, prefixLength: prefixLength, to: index)
