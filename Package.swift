@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
         .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "ClusterState", "Addressing", "TestSupport"],
+        .testTarget(name: "StoreTests", dependencies: ["Store", "ClusterState", "Addressing", "TestSupport", .product(name: "Logging", package: "swift-log")],
                     exclude: ["consul_double.py"]),
         // Simulated clusters for the end-to-end and fault tests: daemons (the `dnsd` executable,
         // built alongside) on simulated hosts, a real etcd or the Consul double, DNS probes.

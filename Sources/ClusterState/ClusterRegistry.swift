@@ -75,18 +75,26 @@ public struct ClusterRegistry: Sendable {
     }
 
     public func networks() throws -> [NetworkRecord] {
-        try store.list(prefix: Keys.networks).entries.compactMap { entry in
-            guard let record = JSON.decode(NetworkRecord.self, entry.value) else {
-                logger.warning("skipping an unreadable network record", metadata: ["key": "\(entry.key)"])
-                return nil
-            }
-            return record
-        }
+        try store.list(prefix: Keys.networks).entries.compactMap { Self.decodeNetwork($0, logger: logger) }
     }
 
     public func network(_ name: HostLabel) throws -> NetworkRecord {
-        guard let entry = try store.get(Keys.network(name)), let record = JSON.decode(NetworkRecord.self, entry.value) else {
+        guard let entry = try store.get(Keys.network(name)), let record = Self.decodeNetwork(entry, logger: logger) else {
             throw ClusterError.noSuchNetwork(name.text)
+        }
+        return record
+    }
+
+    /// Decodes a stored network, or nil (logged) when it is corrupt or not what dnsd writes: its
+    /// name must be its key's, its subnet and gateway must parse, an overlay needs a VNI.
+    public static func decodeNetwork(_ entry: KeyValue, logger: Logger) -> NetworkRecord? {
+        guard let record = JSON.decode(NetworkRecord.self, entry.value), let label = try? record.label, label.text == record.name,
+              entry.key == Keys.network(label), let subnet = try? record.parsedSubnet,
+              record.gateway.isEmpty || record.gatewayAddress.map(subnet.contains) == true,
+              record.driver == .bridge || (1..<(1 << 24)).contains(record.vni)
+        else {
+            logger.warning("skipping an unreadable network record", metadata: ["key": "\(entry.key)"])
+            return nil
         }
         return record
     }

@@ -30,13 +30,14 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
         return (reply.status, reply.body, Int64(reply.headers["x-consul-index"] ?? "") ?? 0)
     }
 
-    fileprivate static func entries(_ body: Data, operation: String) throws -> [KeyValue] {
+    /// The entries of a KV reply (an entry without a key is left out, the others kept).
+    static func entries(_ body: Data, operation: String) throws -> [KeyValue] {
         guard !body.isEmpty else { return [] }
-        guard let list = try? JSONSerialization.jsonObject(with: body) as? [[String: Any]] else {
+        guard let list = try? JSONSerialization.jsonObject(with: body) as? [Any] else {
             throw StoreError.malformed(operation: operation, detail: "not a JSON list")
         }
-        return try list.map { item in
-            guard let key = item["Key"] as? String else { throw StoreError.malformed(operation: operation, detail: "entry without Key") }
+        return list.compactMap { element in
+            guard let item = element as? [String: Any], let key = item["Key"] as? String else { return nil }
             let value = (item["Value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data()
             let session = item["Session"] as? String
             return KeyValue(key: key, value: Array(value),

@@ -86,7 +86,7 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
     public func list(prefix: String) throws -> (entries: [KeyValue], revision: Int64) {
         let reply = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(prefix.prefixRangeEnd)])
-        let entries = try ((reply["kvs"] as? [Any]) ?? []).map { try Self.keyValue($0, operation: "list \(prefix)") }
+        let entries = ((reply["kvs"] as? [Any]) ?? []).compactMap { try? Self.keyValue($0, operation: "list \(prefix)") }
         return (entries, Self.revision(reply))
     }
 
@@ -146,16 +146,19 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return thread
     }
 
-    fileprivate static func decodeEvents(_ object: [String: Any]) throws -> (events: [WatchEvent], compacted: Int64?) {
+    /// One message of a watch stream: its events (an event without a readable key is left
+    /// out, the others kept), or the compaction that cancelled the watch.
+    static func decodeEvents(_ object: [String: Any]) -> (events: [WatchEvent], compacted: Int64?) {
         let result = object["result"] as? [String: Any] ?? object
         let compacted = int64(result["compact_revision"])
         if compacted > 0 { return ([], compacted) }
         let list = (result["events"] as? [Any]) ?? []
-        let events = try list.map { raw -> WatchEvent in
+        let events = list.compactMap { raw -> WatchEvent? in
             let event = raw as? [String: Any] ?? [:]
             // PUT events have no "type" (proto3 zero value); only "DELETE" appears.
             let kind: WatchEvent.Kind = (event["type"] as? String) == "DELETE" ? .delete : .put
-            return WatchEvent(kind: kind, entry: try keyValue(event["kv"], operation: "watch"))
+            guard let entry = try? keyValue(event["kv"], operation: "watch") else { return nil }
+            return WatchEvent(kind: kind, entry: entry)
         }
         return (events, nil)
     }
@@ -205,12 +208,11 @@ final class EtcdWatch: @unchecked Sendable {
                     let line = buffer[buffer.startIndex..<newline]
                     buffer.removeSubrange(buffer.startIndex...newline)
                     guard !line.isEmpty else { continue }
-                    guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                          let decoded = try? EtcdStore.decodeEvents(object)
-                    else {
+                    guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
                         logger.warning("etcd watch: skipping an unreadable message", metadata: ["prefix": "\(prefix)"])
                         continue
                     }
+                    let decoded = EtcdStore.decodeEvents(object)
                     if let compacted = decoded.compacted {
                         fatal = .compacted(revision: compacted)
                         return false

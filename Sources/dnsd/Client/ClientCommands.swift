@@ -1,6 +1,7 @@
 import Addressing
 import ArgumentParser
 import Foundation
+import Netns
 
 /// `--sock` for the client commands.
 struct SocketOption: ParsableArguments {
@@ -147,6 +148,7 @@ struct ExecCommand: ParsableCommand {
     func run() throws {
         guard !command.isEmpty else { throw CLIError("missing the command to run after '--'") }
         do { _ = try HostLabel(name) } catch { throw CLIError("\(error)") }
+        guard NamedNamespaces().exists(name) else { throw CLIError("no sandbox '\(name)' on this host") }
         // `ip netns exec` also bind-mounts /etc/netns/NAME/{hosts,resolv.conf} for the command.
         let arguments = ["ip", "netns", "exec", name] + command
         var argv = arguments.map { strdup($0) } + [nil]

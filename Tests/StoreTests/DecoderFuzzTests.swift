@@ -1,0 +1,123 @@
+import Addressing
+@testable import ClusterState
+import Foundation
+import Logging
+@testable import Store
+import Testing
+
+/// Random mutation of what the store hands the daemon: record values (endpoints, networks),
+/// etcd watch messages and Consul KV listings. Nothing may crash; a decoder returns nil (or
+/// leaves the bad entry out) rather than a record dnsd would not have written.
+/// `DNSD_STORE_FUZZ_ITERATIONS` sets the count (default 200k).
+@Suite("Fuzz: store decoders")
+struct DecoderFuzzTests {
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let logger = Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() }
+
+    static let endpoint = try! JSON.encode(EndpointState(id: "h1-c01", network: "vnet", name: "c01", aliases: ["db", "web"],
+                                                         ipv4: "192.168.0.2", mac: "02:42:c0:a8:00:02", host: "h1", vtep: "198.18.0.1"))
+    static let network = try! JSON.encode(NetworkRecord(name: "vnet", driver: .overlay, subnet: "192.168.0.0/24",
+                                                        gateway: "192.168.0.1", vni: 4097, host: nil))
+
+    /// Replacements that change a JSON value's type or size, or add structure nobody expects.
+    static let splices: [String] = [
+        "null", "true", "0", "-1", "4294967296", "1e308", "\"\"", "[]", "{}", "[[[[[[[[]]]]]]]]",
+        "\"\\u0000\"", "\"\\ud800\"", "\"c01\\n1.2.3.4 evil\"", "\"999.1.1.1\"", "\"192.168.0.0/33\"",
+        "{\"unknown\":{\"deeper\":[1,2,3]}}", "\"" + String(repeating: "a", count: 70_000) + "\"",
+        String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
+    ]
+
+    static func mutate(_ seed: [UInt8], _ rng: inout SplitMix) -> [UInt8] {
+        var p = seed
+        for _ in 0..<Int.random(in: 1...3, using: &rng) {
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0 where !p.isEmpty:
+                p[Int.random(in: 0..<p.count, using: &rng)] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
+            case 1 where !p.isEmpty:
+                p.removeLast(Int.random(in: 0...min(p.count, 20), using: &rng))
+            case 2 where !p.isEmpty:
+                p[Int.random(in: 0..<p.count, using: &rng)] = Array("{}[]\":,\\0-e ".utf8).randomElement(using: &rng)!
+            case 3:
+                // A value (after a colon) replaced by another type or size.
+                let colons = p.indices.filter { p[$0] == UInt8(ascii: ":") }
+                guard let colon = colons.randomElement(using: &rng) else { continue }
+                var end = colon + 1
+                var depth = 0, inString = false
+                while end < p.count {
+                    let c = p[end]
+                    if inString { if c == UInt8(ascii: "\"") { inString = false } } else if c == UInt8(ascii: "\"") { inString = true }
+                    else if c == UInt8(ascii: "[") || c == UInt8(ascii: "{") { depth += 1 }
+                    else if c == UInt8(ascii: "]") || c == UInt8(ascii: "}") { if depth == 0 { break }; depth -= 1 }
+                    else if c == UInt8(ascii: ","), depth == 0 { break }
+                    end += 1
+                }
+                p.replaceSubrange((colon + 1)..<end, with: Array(splices.randomElement(using: &rng)!.utf8))
+            case 4 where p.count > 2:
+                // An unknown key added.
+                p.insert(contentsOf: Array("\"extra\":[1,{\"a\":null}],".utf8), at: 1)
+            default:
+                p = Array(p.prefix(Int.random(in: 0...p.count, using: &rng))) + Array(splices.randomElement(using: &rng)!.utf8)
+            }
+        }
+        return p
+    }
+
+    @Test("mutated endpoint and network values: never a crash; whatever decodes is a record dnsd could have written")
+    func recordValues() throws {
+        let iterations = Int(ProcessInfo.processInfo.environment["DNSD_STORE_FUZZ_ITERATIONS"] ?? "") ?? 200_000
+        var rng = SplitMix(state: 0x5EED)
+        var accepted = 0, rejected = 0
+        for i in 0..<iterations {
+            if i.isMultiple(of: 2) {
+                let value = Self.mutate(Self.endpoint, &rng)
+                if let decoded = ClusterRegistry.decodeEndpoint(KeyValue(key: Keys.endpoints + "vnet/h1-c01", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
+                    accepted += 1
+                    // Only what a validated record can be: labels, an address, a VTEP.
+                    #expect(decoded.record != nil && IPv4Address(decoded.vtep) != nil && decoded.network == "vnet" && decoded.id == "h1-c01")
+                } else { rejected += 1 }
+            } else {
+                let value = Self.mutate(Self.network, &rng)
+                if let decoded = ClusterRegistry.decodeNetwork(KeyValue(key: Keys.networks + "vnet", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
+                    accepted += 1
+                    #expect(decoded.name == "vnet" && (try? decoded.parsedSubnet) != nil)
+                } else { rejected += 1 }
+            }
+        }
+        print("FIGURE store decoder fuzz: \(iterations) mutated record values, \(accepted) still valid, \(rejected) skipped, no crash")
+        #expect(rejected > 0 && accepted > 0)
+    }
+
+    @Test("mutated etcd watch messages and Consul listings: never a crash; a bad entry is left out, the good ones kept")
+    func wireMessages() throws {
+        let iterations = (Int(ProcessInfo.processInfo.environment["DNSD_STORE_FUZZ_ITERATIONS"] ?? "") ?? 200_000) / 4
+        var rng = SplitMix(state: 0xE7CD)
+        let kv = "{\"key\":\"\(Data("dnsd/v1/endpoints/vnet/h1-c01".utf8).base64EncodedString())\",\"value\":\"\(Data(Self.endpoint).base64EncodedString())\",\"mod_revision\":\"7\",\"lease\":\"694d77aa\"}"
+        let watch = Array("{\"result\":{\"header\":{\"revision\":\"7\"},\"events\":[{\"kv\":\(kv)},{\"type\":\"DELETE\",\"kv\":\(kv)}]}}".utf8)
+        let consul = Array("[{\"Key\":\"dnsd/v1/endpoints/vnet/h1-c01\",\"Value\":\"\(Data(Self.endpoint).base64EncodedString())\",\"ModifyIndex\":7,\"CreateIndex\":5,\"Session\":\"s-1\"},{\"Key\":\"dnsd/v1/names/c01\",\"Value\":null}]".utf8)
+        var events = 0, entries = 0
+        for i in 0..<iterations {
+            if i.isMultiple(of: 2) {
+                let message = Self.mutate(watch, &rng)
+                guard let object = try? JSONSerialization.jsonObject(with: Data(message)) as? [String: Any] else { continue }
+                events += EtcdStore.decodeEvents(object).events.count
+            } else {
+                entries += (try? ConsulStore.entries(Data(Self.mutate(consul, &rng)), operation: "fuzz"))?.count ?? 0
+            }
+        }
+        print("FIGURE store wire fuzz: \(iterations) mutated etcd/Consul messages, \(events) events and \(entries) entries still read, no crash")
+        // One bad event among good ones does not cost the good ones.
+        let mixed = try JSONSerialization.jsonObject(with: Data("{\"result\":{\"events\":[{\"kv\":{\"value\":\"AA==\"}},{\"kv\":\(kv)}]}}".utf8)) as! [String: Any]
+        #expect(EtcdStore.decodeEvents(mixed).events.count == 1)
+        #expect(try ConsulStore.entries(Data("[{\"Value\":\"AA==\"},{\"Key\":\"k\"}]".utf8), operation: "t").map(\.key) == ["k"])
+    }
+}
