@@ -7,7 +7,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 etcd-server etcd-client
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach bench-converge clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach bench-converge bench-noisy clean-test-leftovers clean
 
 all: build
 
@@ -30,11 +30,15 @@ build: deps
 release: deps
 	swift build -c release
 
-## Unit, namespace and end-to-end tests (root: they create network namespaces).
+## Unit, namespace, end-to-end and fault tests (root: they create network namespaces), then the
+## noisy-neighbour check (fails on a lost query; prints its latency bar). Lines starting FIGURE
+## are the measured figures.
 test: deps clean-test-leftovers
 	@[ "$$(id -u)" = 0 ] || { echo "make test needs root (network namespaces)"; exit 1; }
 	swift build --build-tests
-	swift test --skip-build
+	set -o pipefail; swift test --skip-build 2>&1 | tee .build/test.log
+	@echo "== figures"; grep -h '^FIGURE' .build/test.log || true
+	ROUNDS=3 bench/noisy.sh .build/debug/dnsd
 	@$(MAKE) --no-print-directory clean-test-leftovers
 
 ## A long fuzz run of the DNS query path (5M mutated packets; DNSD_FUZZ_ITERATIONS to change).
@@ -54,7 +58,7 @@ demo-resolver: release
 	scripts/demo-resolver.sh $(RELEASE_BIN)
 
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
-bench: bench-dns bench-hosts bench-attach bench-converge
+bench: bench-dns bench-hosts bench-attach bench-converge bench-noisy
 
 bench-dns: release
 	bench/dns.sh $(RELEASE_BIN)
@@ -67,6 +71,9 @@ bench-attach: release
 
 bench-converge: release
 	bench/converge.sh $(RELEASE_BIN)
+
+bench-noisy: release
+	bench/noisy.sh $(RELEASE_BIN)
 
 ## Namespaces and processes a killed test run may have left behind (test names start dnsdt-).
 clean-test-leftovers:

@@ -6,17 +6,18 @@ import Logging
 import Netns
 import Resolver
 
-/// `dnsd serve-dns`: the responder alone, for one sandbox, from a hosts-style records file.
+/// `dnsd serve-dns`: the responder alone, for one or more sandboxes, from a hosts-style records file.
 /// A debugging tool and what the DNS benchmark drives.
 struct ServeDNS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve-dns",
-        abstract: "Serve DNS at 127.0.0.11 inside one network namespace from a records file.",
+        abstract: "Serve DNS at 127.0.0.11 inside network namespaces from a records file.",
         discussion: """
             The records file has one endpoint per line: 'IP name [alias...]'; '#' starts a comment.
             Names answer as 'name' and 'name.NETWORK'. Other names are forwarded upstream.
             SIGHUP reloads the file (a bad file is refused and the old records stay);
-            SIGTERM or SIGINT stops serving and closes the sockets.
+            SIGTERM or SIGINT stops serving and closes the sockets. Several --netns are served by
+            one responder thread, as the daemon serves its sandboxes.
 
             Example:
               ip netns add c01
@@ -26,8 +27,8 @@ struct ServeDNS: ParsableCommand {
             """
     )
 
-    @Option(help: "Name of the network namespace to serve (as in /run/netns).")
-    var netns: String
+    @Option(help: "Name of a network namespace to serve (as in /run/netns); repeat for more.")
+    var netns: [String]
 
     @Option(help: "Directory of named namespaces.")
     var netnsDir: String = NamedNamespaces.defaultDirectory
@@ -49,14 +50,15 @@ struct ServeDNS: ParsableCommand {
 
     func validate() throws {
         do { _ = try HostLabel(network, what: "network") } catch { throw ValidationError("\(error)") }
-        guard !netns.isEmpty, !netns.contains("/") else { throw ValidationError("invalid --netns '\(netns)'") }
+        guard !netns.isEmpty else { throw ValidationError("missing --netns") }
+        for name in netns where name.isEmpty || name.contains("/") { throw ValidationError("invalid --netns '\(name)'") }
         guard (0...86400).contains(ttl) else { throw ValidationError("invalid --ttl \(ttl)") }
     }
 
     func run() throws {
         let logger = log.makeLogger("dnsd.serve-dns")
         let networkName = try HostLabel(network, what: "network")
-        let namespace = try NamespaceHandle(name: netns, directory: netnsDir)
+        let namespaces = try netns.map { try NamespaceHandle(name: $0, directory: netnsDir) }
         let store = RecordStore()
         try Self.load(records, network: networkName, into: store)
 
@@ -66,13 +68,17 @@ struct ServeDNS: ParsableCommand {
         configuration.upstreamTimeoutMilliseconds = upstream.upstreamTimeout
         let server = try DNSServer(records: store, configuration: configuration, logger: logger)
         server.start()
-        let sandbox = SandboxID(1)
-        store.update { $0.attach(sandbox, to: [networkName]) }
-        let listening = try server.serve(sandbox, in: namespace, mode: redirect ? .redirect : .direct)
-        logger.info("serving", metadata: [
-            "netns": "\(netns)", "network": "\(networkName)", "udp": "\(listening.udp)", "tcp": "\(listening.tcp)",
-            "upstreams": "\(configuration.upstreams.map(\.description).joined(separator: ","))",
-        ])
+        let sandboxes = namespaces.indices.map { SandboxID($0 + 1) }
+        store.update { table in
+            for sandbox in sandboxes { table.attach(sandbox, to: [networkName]) }
+        }
+        for (sandbox, namespace) in zip(sandboxes, namespaces) {
+            let listening = try server.serve(sandbox, in: namespace, mode: redirect ? .redirect : .direct)
+            logger.info("serving", metadata: [
+                "netns": "\(namespace.path)", "network": "\(networkName)", "udp": "\(listening.udp)", "tcp": "\(listening.tcp)",
+                "upstreams": "\(configuration.upstreams.map(\.description).joined(separator: ","))",
+            ])
+        }
 
         let signals = SignalHandlers()
         signals.on(SIGHUP) {
@@ -87,7 +93,7 @@ struct ServeDNS: ParsableCommand {
         signals.on(SIGTERM) { stop.signal() }
         signals.on(SIGINT) { stop.signal() }
         stop.wait()
-        server.stopServing(sandbox)
+        for sandbox in sandboxes { server.stopServing(sandbox) }
         server.shutdown()
         logger.info("stopped")
     }

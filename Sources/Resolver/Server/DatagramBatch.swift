@@ -52,14 +52,14 @@ final class DatagramBatch {
 
     /// Reads what is waiting on `fd` (non-blocking); returns the count, 0 when nothing was there.
     @inline(__always)
-    func receive(from fd: Int32) -> Int {
+    func receive(from fd: Int32, upTo limit: Int) -> Int {
         // The headers are built once; the kernel overwrites only the name length, flags and
         // length of the slots it filled last time, so only those are reset.
         for i in 0..<received {
             receiveHeaders[i].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
             receiveHeaders[i].msg_hdr.msg_flags = 0
         }
-        let n = dnsd_recvmmsg(fd, receiveHeaders, UInt32(capacity), Int32(MSG_DONTWAIT))
+        let n = dnsd_recvmmsg(fd, receiveHeaders, UInt32(min(limit, capacity)), Int32(MSG_DONTWAIT))
         received = max(0, Int(n))
         queued = 0
         return received
