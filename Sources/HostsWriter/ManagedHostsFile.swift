@@ -73,20 +73,25 @@ final class ManagedHostsFile {
               Array(lines.dropFirst(markerIndex + 1).prefix(Self.standardLines.count)) == Self.standardLines
         else { return false }
         var offset = lines[...(markerIndex + Self.standardLines.count)].reduce(0) { $0 + $1.utf8.count + 1 }
-        var adopted: [Slot] = [], waiting: [String: [Int]] = [:]
+        var adopted: [Slot] = [], waiting: [String: [Int]] = [:], placeholders: [String: Int] = [:]
         for line in lines.dropFirst(markerIndex + 1 + Self.standardLines.count) {
             let length = line.utf8.count + 1
+            var key: String?
             if !line.hasPrefix("#") {
                 var trimmed = Substring(line)
                 while trimmed.last == " " { trimmed.removeLast() }
                 guard !trimmed.isEmpty else { return false }
+                // Held under a placeholder key (so no add takes it as free) until claimed or swept.
+                key = Self.placeholder(adopted.count)
+                placeholders[key!] = adopted.count
                 waiting[String(trimmed), default: []].append(adopted.count)
             }
-            adopted.append(Slot(offset: offset, capacity: length, key: nil))
+            adopted.append(Slot(offset: offset, capacity: length, key: key))
             offset += length
         }
         userLines = Array(lines[..<markerIndex])
         slots = adopted
+        slotOfKey = placeholders
         unclaimed = waiting
         size = offset
         self.stamp = stamp
@@ -97,13 +102,11 @@ final class ManagedHostsFile {
     func sweepUnclaimed() throws {
         let indices = unclaimed.values.flatMap { $0 }
         unclaimed = [:]
-        for index in indices.sorted(by: >) {
-            let key = "unclaimed/\(index)"
-            slots[index].key = key
-            slotOfKey[key] = index
-            try kill(key)
-        }
+        // From the end: freeing the last slot cuts only free slots off, never a held one.
+        for index in indices.sorted(by: >) { try kill(Self.placeholder(index)) }
     }
+
+    private static func placeholder(_ index: Int) -> String { "unclaimed/\(index)" }
 
     var entryCount: Int { entries.count }
     var liveEntries: [String: HostsEntry] { entries }
@@ -132,6 +135,7 @@ final class ManagedHostsFile {
     private func claim(_ key: String, _ entry: HostsEntry) -> Bool {
         guard !unclaimed.isEmpty, var waiting = unclaimed[entry.line], let index = waiting.popLast() else { return false }
         unclaimed[entry.line] = waiting.isEmpty ? nil : waiting
+        slotOfKey[Self.placeholder(index)] = nil
         slots[index].key = key
         slotOfKey[key] = index
         entries[key] = entry

@@ -165,6 +165,30 @@ struct ResumeTests {
         }
     }
 
+    @Test("resuming: several unclaimed lines at the end are swept; a new entry never takes an unclaimed line's slot")
+    func resumeSweepsTail() throws {
+        try withHostsFixture { fx in
+            let files = fx.files("t")
+            let before = fx.writer()
+            try before.addSandbox("t", files: files, hostname: label("c01"))
+            before.attach("t", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            for n in 3...8 { before.setEndpoint("e\(n)", on: Self.vnet, record("c0\(n)", "192.168.0.\(n)")) }
+            let after = fx.writer()
+            try after.addSandbox("t", files: files, hostname: label("c01"), resuming: true)
+            after.attach("t", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            after.setEndpoint("e3", on: Self.vnet, record("c03", "192.168.0.3"))
+            // A new peer while c04..c08 still wait to be claimed: it must get a slot of its own.
+            after.setEndpoint("e9", on: Self.vnet, record("c09", "192.168.0.9"))
+            after.setEndpoint("e5", on: Self.vnet, record("c05", "192.168.0.5"))
+            after.sweepUnclaimed()
+            let lines = liveLines(files.hosts)
+            for kept in ["192.168.0.3 c03 c03.vnet", "192.168.0.5 c05 c05.vnet", "192.168.0.9 c09 c09.vnet"] {
+                #expect(lines.contains(kept), "\(lines)")
+            }
+            #expect(!lines.contains { $0.contains("c04") || $0.contains("c06") || $0.contains("c07") || $0.contains("c08") }, "\(lines)")
+        }
+    }
+
     @Test("resuming a file of another layout (no dnsd marker) keeps its lines and writes the managed part")
     func resumeForeign() throws {
         try withHostsFixture { fx in
