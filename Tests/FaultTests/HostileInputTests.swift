@@ -32,11 +32,17 @@ struct HostileInputTests {
             ("dnsd/v1/hosts/h9", Array("\u{0}\u{1}".utf8)),
             ("dnsd/v1/unknown/thing", Array("{}".utf8)),
         ]
+        var phases: [String] = []
+        var mark = Date()
+        func phase(_ name: String) { phases.append("\(name) \(String(format: "%.2f", Date().timeIntervalSince(mark))) s"); mark = Date() }
         for (key, value) in bad { try cluster.etcdPut(key, value) }
+        phase("puts")
 
         // Both daemons are alive and say why they skipped what they skipped.
         #expect(try cluster.eventually(3) { cluster.log(1).contains("skipping an unreadable endpoint record") })
+        phase("logged")
         for host in 1...2 { #expect(try cluster.dnsd(host, ["ps"]).status == 0, "h\(host) still answers") }
+        phase("ps")
         let networks = try cluster.dnsd(2, ["network", "ls"])
         #expect(networks.status == 0 && networks.stdout.contains("hnet") && !networks.stdout.contains("badnet")
                 && !networks.stdout.contains("evilnet") && !networks.stdout.contains("Upper_Net"), "\(networks.stdout)\(networks.stderr)")
@@ -48,15 +54,20 @@ struct HostileInputTests {
         // by a host, but the name is taken: it is refused cleanly), another one on h2 is seen on h1.
         let refused = try cluster.dnsd(2, ["run", "--name=\(c)", "--net=hnet"])
         #expect(refused.status != 0 && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+        phase("checks")
         let d = cluster.name("d")
         let addressD = try Fleet.run(cluster, host: 2, name: d, network: "hnet")
-        #expect(try cluster.eventually(2) { try cluster.exec(a, ["dig", "+short", "\(d).hnet", "@127.0.0.11"]).stdout.contains(addressD) })
+        phase("run d")
+        let started = Date()
+        let seen = try cluster.eventually(5) { try cluster.exec(a, ["dig", "+short", "\(d).hnet", "@127.0.0.11"]).stdout.contains(addressD) }
+        #expect(seen, "after \(Date().timeIntervalSince(started)) s; phases \(phases); h1: \(cluster.log(1).suffix(3000))")
         // A daemon restarting with all that in the store recovers as usual.
         cluster.kill(1)
         try cluster.restart(1)
         #expect(try cluster.eventually(3) { try cluster.exec(a, ["dig", "+short", "\(d).hnet", "@127.0.0.11"]).stdout.contains(addressD) })
         #expect(try cluster.dnsd(1, ["ps"]).stdout.contains(a))
-        figure("hostile store values: \(bad.count) hand-written keys skipped; DNS, run, watch and restart unaffected")
+        phase("restart")
+        figure("hostile store values: \(bad.count) hand-written keys skipped; DNS, run, watch and restart unaffected (\(phases.joined(separator: ", ")))")
     }
 
     @Test("bad CLI input: one clear line on stderr, a non-zero exit, nothing changed (store, sandboxes, namespaces, links)")
