@@ -1,5 +1,6 @@
 import Foundation
 @testable import Resolver
+import TestSupport
 import Testing
 
 /// Deterministic random-mutation fuzzing of the query path: seeds built by ldns, mutated by
@@ -8,17 +9,6 @@ import Testing
 /// the query's ID. `DNSD_FUZZ_ITERATIONS` sets the count (default 1M, `make fuzz` runs 5M optimised).
 @Suite("Fuzz: query path")
 struct FuzzTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func corpus() throws -> [[UInt8]] {
         var seeds: [[UInt8]] = []
         for (name, type) in [("c01.vnet", UInt16(1)), ("web", 28), ("many.vnet", 1), ("nosuch.vnet", 16),

@@ -3,6 +3,7 @@ import Addressing
 import Foundation
 import Logging
 @testable import Store
+import TestSupport
 import Testing
 
 /// Random mutation of what the store hands the daemon: record values (endpoints, networks),
@@ -11,17 +12,6 @@ import Testing
 /// `DNSD_STORE_FUZZ_ITERATIONS` sets the count (default 200k).
 @Suite("Fuzz: store decoders")
 struct DecoderFuzzTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let logger = Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() }
 
     static let endpoint = try! JSON.encode(EndpointState(id: "h1-c01", network: "vnet", name: "c01", aliases: ["db", "web"],
