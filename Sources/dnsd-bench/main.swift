@@ -3,7 +3,7 @@ import Foundation
 // Benchmark drivers for library-level figures (bench/*.sh call these). Not installed.
 let arguments = CommandLine.arguments
 func usage() -> Never {
-    FileHandle.standardError.write(Data("usage: dnsd-bench hosts DIR SANDBOXES PEERS ROUNDS | attach COUNT SCALE\n".utf8))
+    FileHandle.standardError.write(Data("usage: dnsd-bench hosts DIR SANDBOXES PEERS ROUNDS | attach COUNT SCALE [ROUNDS]\n".utf8))
     exit(2)
 }
 guard arguments.count >= 2 else { usage() }
@@ -18,9 +18,10 @@ case "hosts":
         exit(1)
     }
 case "attach":
-    guard arguments.count == 4, let count = Int(arguments[2]), let scale = Int(arguments[3]), count >= 50, scale >= 0 else { usage() }
+    guard (4...5).contains(arguments.count), let count = Int(arguments[2]), let scale = Int(arguments[3]), count >= 50, scale >= 0,
+          let rounds = arguments.count == 5 ? Int(arguments[4]) : 1, rounds >= 1 else { usage() }
     do {
-        try AttachBenchmark.run(count: count, scale: scale)
+        try AttachBenchmark.run(count: count, scale: scale, rounds: rounds)
     } catch {
         FileHandle.standardError.write(Data("dnsd-bench: \(error)\n".utf8))
         exit(1)

@@ -112,6 +112,12 @@ struct OverlayTests {
             let first = try driver.attach(c1, to: Self.vnet, address: ip("192.168.0.2"))
             let second = try driver.attach(c1, to: other.name, address: ip("192.168.2.2"), defaultRoute: true)
             #expect(first.interface == "eth0" && second.interface == "eth1")
+            // IPv4 networks: no IPv6 on the new interfaces (no link-local, no DAD or MLD flooded to
+            // every bridge port), while lo keeps ::1.
+            #expect(try Shell.check(["ip", "-n", c1.name, "-6", "-o", "addr", "show", "dev", "eth0"]).isEmpty)
+            #expect(try Shell.check(["ip", "-n", c1.name, "-6", "-o", "addr", "show", "dev", "lo"]).contains("::1"))
+            let overlayV6 = try Shell.check(["ip", "-n", driver.overlayNamespaceName(Self.vnet), "-6", "-o", "addr"])
+            #expect(overlayV6.split(separator: "\n").allSatisfy { $0.contains(": lo ") }, "\(overlayV6)")
             let routes = try Shell.check(["ip", "-n", c1.name, "route"])
             #expect(routes.contains("default via 192.168.2.1 dev eth1"))
             try driver.detach(first)

@@ -120,12 +120,7 @@ public final class LocalBridgeDriver: @unchecked Sendable {
     /// net.ipv4.ip_forward=1 in the host namespace (/proc/sys/net belongs to the namespace of
     /// the thread that opens it).
     private func enableForwarding() throws {
-        try thread.run(in: hostNamespace) {
-            let fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw SystemCallError.last("open ip_forward") }
-            defer { close(fd) }
-            guard write(fd, "1\n", 2) == 2 else { throw SystemCallError.last("write ip_forward") }
-        }
+        try thread.run(in: hostNamespace) { try NetworkSysctl.set("ipv4/ip_forward", "1") }
     }
 
     private func runNFT(_ script: String) throws {

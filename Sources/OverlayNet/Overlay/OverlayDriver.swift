@@ -127,9 +127,12 @@ public final class OverlayDriver: @unchecked Sendable {
                 networks[spec.name] = try adopt(spec, namespaceName: name)
                 return
             }
-            let handle = try namespaces.create(name, on: thread)
+            // No IPv6 on br0, vxlan0 and the ports to come (see NetworkSysctl).
+            let (handle, netlink) = try namespaces.create(name, on: thread, also: { () throws -> NetlinkSocket in
+                try NetworkSysctl.disableIPv6OnNewInterfaces()
+                return try NetlinkSocket()
+            })
             do {
-                let netlink = try NetlinkSocket.open(in: handle, using: thread)
                 try netlink.createLink(LinkSpec(name: "br0", kind: .bridge, mtu: Self.mtu, up: true))
                 let bridge = try netlink.linkIndex("br0")
                 // Setting the MTU again, as a change, marks it user-set: the bridge then stops

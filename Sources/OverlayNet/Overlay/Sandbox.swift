@@ -95,7 +95,11 @@ public struct SandboxFactory: Sendable {
 
     public func create(_ name: String) throws -> Sandbox {
         // The netlink socket is opened while the thread is still inside the new namespace.
-        let (handle, netlink) = try namespaces.create(name, on: thread, also: { try NetlinkSocket() })
+        // (No IPv6 on the interfaces to come: see NetworkSysctl.disableIPv6OnNewInterfaces.)
+        let (handle, netlink) = try namespaces.create(name, on: thread, also: { () throws -> NetlinkSocket in
+            try NetworkSysctl.disableIPv6OnNewInterfaces()
+            return try NetlinkSocket()
+        })
         return Sandbox(name: name, namespace: handle, netlink: netlink, owned: true)
     }
 
