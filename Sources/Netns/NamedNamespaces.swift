@@ -51,6 +51,37 @@ public struct NamedNamespaces: Sendable {
         }
     }
 
+    /// Creates an anonymous namespace (with `lo` up), runs `also` inside it, and returns a handle
+    /// that keeps it alive: it has no name until `name(_:as:)` gives it one, and vanishes when
+    /// the handle is dropped (a warm namespace, made before anyone asks for it).
+    public func createAnonymous<T>(on thread: NamespaceThread, also: @escaping () throws -> T) throws -> (NamespaceHandle, T) {
+        try thread.runInNewNamespace { () throws -> (NamespaceHandle, T) in
+            guard dnsd_link_set_up("lo") == 0 else { throw SystemCallError.last("set lo up in a new namespace") }
+            return (try NamespaceHandle.current(), try also())
+        }
+    }
+
+    /// Gives the namespace behind `handle` the name `name` (like `ip netns attach NAME`): a file
+    /// in the directory with the namespace bind-mounted onto it. Returns a handle opened by name.
+    /// Fails with EEXIST when the name is taken.
+    public func name(_ handle: NamespaceHandle, as name: String) throws -> NamespaceHandle {
+        try prepareDirectory()
+        let file = path(name)
+        let fd = open(file, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
+        guard fd >= 0 else { throw SystemCallError.last("create \(file)") }
+        close(fd)
+        guard mount("/proc/self/fd/\(handle.fd)", file, "none", UInt(MS_BIND), nil) == 0 else {
+            let error = SystemCallError.last("bind-mount netns onto \(file)")
+            unlink(file)
+            throw error
+        }
+        do { return try NamespaceHandle(path: file) } catch {
+            _ = umount2(file, Int32(MNT_DETACH))
+            unlink(file)
+            throw error
+        }
+    }
+
     /// Removes namespace `name`: unmount, then unlink. The namespace itself lives on while any
     /// process or socket still holds it.
     public func delete(_ name: String) throws {

@@ -66,7 +66,10 @@ enum AttachBenchmark {
             try driver.createNetwork(spec)
             try driver.createNetwork(ipSpec)
         }
-        let factory = SandboxFactory(namespaces: namespaces, thread: thread)
+        // As the daemon does: a few namespaces kept warm (DNSD_BENCH_WARM, default 4; 0: none).
+        let warm = Int(ProcessInfo.processInfo.environment["DNSD_BENCH_WARM"] ?? "") ?? 4
+        let factory = try SandboxFactory(namespaces: namespaces, thread: thread, warmNamespaces: warm)
+        defer { factory.shutdown() }
         let overlay = drivers.map { $0.overlayNamespaceName(ipnet) }
         let vtep1 = underlay.hosts[0].address
 

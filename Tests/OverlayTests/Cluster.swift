@@ -18,7 +18,7 @@ final class Cluster: @unchecked Sendable {
 
     init(hosts count: Int, fixture: NamespaceFixture) throws {
         self.fixture = fixture
-        factory = SandboxFactory(thread: fixture.thread)
+        factory = try SandboxFactory(thread: fixture.thread)
         underlay = try SimulatedUnderlay(prefix: fixture.prefix, thread: fixture.thread)
         var logger = Logger(label: "test")
         logger.logLevel = .critical

@@ -50,7 +50,8 @@ final class Daemon: @unchecked Sendable {
         self.logger = logger
         registry = ClusterRegistry(store: store, logger: logger)
         thread = try NamespaceThread(name: "dnsd-netns")
-        factory = SandboxFactory(thread: thread)
+        // A few namespaces kept warm: `run` then names one instead of making one.
+        factory = try SandboxFactory(thread: thread, warmNamespaces: 4)
         overlay = try OverlayDriver(host: .init(id: configuration.hostID, advertise: configuration.advertise), thread: thread, logger: logger)
         bridges = try LocalBridgeDriver(hostNamespace: nil, thread: thread, logger: logger)
         journal = try SandboxJournal(directory: configuration.stateDirectory + "/sandboxes", logger: logger)
@@ -135,6 +136,7 @@ final class Daemon: @unchecked Sendable {
 
     func shutdown() {
         reconciler.stop()
+        factory.shutdown()
         // Sandboxes keep running: their namespaces, interfaces and files stay; the lease lapses
         // unless the daemon comes back (issue 6 covers re-adoption).
         dns?.shutdown()
