@@ -124,4 +124,58 @@ struct StoreOutageTests {
             }
         }
     }
+
+    @Test("a daemon restarted while etcd is down answers DNS from what it knew; commands are refused in one line; when etcd is back it rejoins, republishes and watches")
+    func restartWithoutStore() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        let fleet = try Fleet(cluster, network: "cnet", subnet: "10.65.0.0/24", count: 10)
+        #expect(try fleet.converged(within: 10, witnesses: fleet.witnesses))
+        sleep(2)  // the cache is written at most once a second
+        let witness = fleet.on(1)[0]
+        let hostsBefore = cluster.hostsFile(witness.name)
+
+        cluster.stopStore()
+        cluster.kill(1)
+        let started = Date()
+        try cluster.startDaemon(1)
+        let probe = try DNSProbe(sandbox: witness.name, thread: cluster.thread)
+        defer { probe.close() }
+        var answering: Double?
+        while answering == nil, Date().timeIntervalSince(started) < 10 {
+            if fleet.members.allSatisfy({ $0.name == witness.name || probe.lookup("\($0.name).cnet", timeoutMilliseconds: 50) == .addresses([$0.address]) }) {
+                answering = Date().timeIntervalSince(started)
+            }
+        }
+        let after = try #require(answering, "h1 did not answer without the store: \(cluster.log(1).suffix(1500))")
+        figure("start without the store: every name of both hosts answered from the cache \(String(format: "%.0f", after * 1000)) ms after the daemon started")
+        #expect(after < 2)
+        #expect(cluster.hostsFile(witness.name) == hostsBefore, "hosts file unchanged")
+        let refused = try cluster.dnsd(1, ["run", "--name=\(cluster.name("x"))", "--net=cnet"])
+        #expect(refused.status != 0 && refused.stderr.split(separator: "\n").count == 1 && refused.stderr.contains("store unavailable"), "\(refused.stderr)")
+        #expect(try cluster.dnsd(1, ["ps"]).stdout.contains(witness.name), "ps works without the store")
+
+        // etcd returns: h1 rejoins (lease, watch), its names are published, changes flow both ways.
+        try cluster.startStore()
+        let back = Date()
+        var late: String?
+        while late == nil, Date().timeIntervalSince(back) < 10 {
+            late = try? Fleet.run(cluster, host: 1, name: cluster.name("late1"), network: "cnet")
+            if late == nil { usleep(100_000) }
+        }
+        let rejoined = Date().timeIntervalSince(back)
+        let address = try #require(late, "h1 never took commands again: \(cluster.log(1).suffix(1500))")
+        figure("start without the store: h1 took commands again \(String(format: "%.2f", rejoined)) s after etcd returned")
+        let h2Witness = fleet.on(2)[0].name
+        #expect(try cluster.eventually(5) {
+            try cluster.exec(h2Witness, ["dig", "+short", "\(cluster.name("late1")).cnet", "@127.0.0.11"]).stdout.contains(address)
+        })
+        let addressB = try Fleet.run(cluster, host: 2, name: cluster.name("late2"), network: "cnet")
+        #expect(cluster.eventually(3) { probe.lookup("\(cluster.name("late2")).cnet") == .addresses([addressB]) })
+        // h1's own sandboxes stay resolvable on h2 past the old lease's TTL (republished under the new one).
+        sleep(4)
+        for member in fleet.on(1) {
+            #expect(try cluster.exec(h2Witness, ["dig", "+short", "\(member.name).cnet", "@127.0.0.11"]).stdout.contains(member.address), "\(member.name)")
+        }
+    }
 }

@@ -11,6 +11,9 @@ extension Daemon {
     func handle(_ request: ControlRequest) -> ControlReply {
         do {
             let output: String = try lock.withLock {
+                if !connected, request.command != "ps" {
+                    throw CLIError("store unavailable: this daemon started without it and is still trying to reach it")
+                }
                 switch request.command {
                 case "network-create": return try networkCreate(request)
                 case "network-ls": return try networkList()

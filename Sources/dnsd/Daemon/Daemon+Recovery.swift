@@ -18,11 +18,14 @@ extension Daemon {
         var endpoints: [EndpointState]
     }
 
-    /// Phase one: the kernel and the local projections, one store listing of each kind.
-    func recoverLocally() -> [Recovered] {
+    /// Phase one: the kernel and the local projections, one store listing of each kind (or,
+    /// when the store is unreachable, the cached view `known`).
+    func recoverLocally(known: StoreCache.Snapshot?) -> [Recovered] {
         let me = configuration.hostID
-        let stored = Dictionary(grouping: ((try? registry.endpoints().endpoints) ?? []).filter { $0.host == me }, by: \.name)
-        let networks = Dictionary(((try? registry.networks()) ?? []).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let allEndpoints = known?.endpoints ?? (try? registry.endpoints().endpoints) ?? []
+        let allNetworks = known?.networks ?? (try? registry.networks()) ?? []
+        let stored = Dictionary(grouping: allEndpoints.filter { $0.host == me }, by: \.name)
+        let networks = Dictionary(allNetworks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var entries = Dictionary(journal.load().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for (name, published) in stored where entries[name] == nil {
             // Published by a daemon that kept no journal entry for it: a sandbox `run` made.

@@ -35,6 +35,9 @@ final class Daemon: @unchecked Sendable {
     let dns: DNSServer?
     let hosts: HostsWriter
     let journal: SandboxJournal
+    let cache: StoreCache
+    /// Whether the daemon holds a lease in the store (false while it started without the store).
+    private(set) var connected = false
     private(set) var lease: LeaseID
     let lock = NSLock()
     var sandboxes: [String: LocalSandbox] = [:]
@@ -66,20 +69,76 @@ final class Daemon: @unchecked Sendable {
         } else {
             dns = nil
         }
-        lease = try store.grantLease(ttl: configuration.leaseTTL)
-        try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
+        cache = StoreCache(path: configuration.stateDirectory + "/cluster-cache.json", logger: logger)
+        var unreachable: Error?
+        do {
+            lease = try store.grantLease(ttl: configuration.leaseTTL)
+            try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
+            connected = true
+        } catch let error as StoreError {
+            unreachable = error
+            lease = LeaseID("0")  // never used: every command is refused until connected
+        }
         reconciler = Reconciler(daemon: self)
-        // Local sandboxes answer DNS again before their records are written back to the store.
         let started = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> String { "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000) ms" }
-        let recovered = lock.withLock { recoverLocally() }
-        logger.info("sandboxes adopted again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
-        try reconciler.start()
-        hosts.sweepUnclaimed()
-        logger.info("records loaded from the store", metadata: ["after": "\(elapsed())"])
-        lock.withLock { republish(recovered) }
-        logger.info("sandboxes published again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
-        startKeepAlive()
+        if let unreachable {
+            // Without the store: what this host knew last, until the store is back.
+            guard let known = cache.load() else { throw unreachable }
+            logger.warning("store unreachable; serving what this host knew until it is back", metadata: ["error": "\(unreachable)"])
+            let recovered = lock.withLock { recoverLocally(known: known) }
+            reconciler.seed(known)
+            hosts.sweepUnclaimed()
+            logger.info("sandboxes adopted again from the journal and the cache", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
+            connectLater(recovered)
+        } else {
+            // Local sandboxes answer DNS again before their records are written back to the store.
+            let recovered = lock.withLock { recoverLocally(known: nil) }
+            logger.info("sandboxes adopted again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
+            try reconciler.start()
+            hosts.sweepUnclaimed()
+            logger.info("records loaded from the store", metadata: ["after": "\(elapsed())"])
+            lock.withLock { republish(recovered) }
+            logger.info("sandboxes published again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
+            startKeepAlive()
+        }
+        cache.start { [unowned self] in cacheSnapshot() }
+    }
+
+    /// Retries the store until it answers, then does what a start with the store does: a lease,
+    /// the host record, the listing and watch (reconciling the cached view), the republish.
+    private func connectLater(_ recovered: [Recovered]) {
+        Thread.detachNewThread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: 0.5)
+                do {
+                    let granted = try store.grantLease(ttl: configuration.leaseTTL)
+                    try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description),
+                                              lease: granted)
+                    try lock.withLock {
+                        lease = granted
+                        try reconciler.start()
+                        republish(recovered)
+                        connected = true
+                    }
+                    logger.info("store reachable again; this host is published and watching")
+                    startKeepAlive()
+                    return
+                } catch {
+                    logger.debug("store still unreachable: \(error)")
+                }
+            }
+        }
+    }
+
+    /// The networks and endpoints to cache: the reconciler's, and the networks of this host's
+    /// own attachments.
+    private func cacheSnapshot() -> StoreCache.Snapshot {
+        let local = lock.withLock { sandboxes.values.flatMap { $0.attachments.filter { $0.published != nil }.map(\.network) } }
+        let (endpoints, networks) = reconciler.known()
+        var byName: [String: NetworkRecord] = [:]
+        for network in networks + local { byName[network.name] = network }
+        return StoreCache.Snapshot(networks: byName.values.sorted { $0.name < $1.name }, endpoints: endpoints.sorted { $0.id < $1.id })
     }
 
     func nextSandboxID() -> SandboxID {
@@ -136,6 +195,7 @@ final class Daemon: @unchecked Sendable {
 
     func shutdown() {
         reconciler.stop()
+        cache.stop()
         factory.shutdown()
         // Sandboxes keep running: their namespaces, interfaces and files stay; the lease lapses
         // unless the daemon comes back (issue 6 covers re-adoption).

@@ -35,6 +35,20 @@ final class Reconciler: @unchecked Sendable {
         })
     }
 
+    /// Applies a cached view of the store (a start while the store is unreachable): records,
+    /// hosts files and peers as they were; `start()` later reconciles with the real store.
+    func seed(_ snapshot: StoreCache.Snapshot) {
+        lock.withLock {
+            for network in snapshot.networks { networks[network.name] = network }
+            apply(removing: [], putting: snapshot.endpoints)
+        }
+    }
+
+    /// What is applied now: every endpoint and the networks read so far.
+    func known() -> (endpoints: [EndpointState], networks: [NetworkRecord]) {
+        lock.withLock { (Array(applied.values), Array(networks.values)) }
+    }
+
     /// Lists and watches again (after the store compacted the history the watch needed),
     /// retrying while the store cannot be reached; the projections stay as they are meanwhile.
     private func restart() {
@@ -120,6 +134,7 @@ final class Reconciler: @unchecked Sendable {
             daemon.hosts.setEndpoint(endpoint.id, on: label, endpoint.record!)
             programPeer(endpoint, add: true)
         }
+        daemon.cache.markChanged()
     }
 
     private func programPeer(_ endpoint: EndpointState, add: Bool) {
