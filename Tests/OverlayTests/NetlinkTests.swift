@@ -13,7 +13,7 @@ struct NetlinkTests {
             let (_, a) = try fx.make("a")
             let (bName, b) = try fx.make("b")
             let nl = try fx.netlink(a)
-            try nl.createLink(LinkSpec(name: "br0", kind: .bridge, mtu: 1450, up: true))
+            try nl.createLink(LinkSpec(name: "br0", kind: .bridge(), mtu: 1450, up: true))
             let bridge = try nl.linkIndex("br0")
             let mac = MACAddress(derivedFrom: ip("192.168.0.5"))
             try nl.createLink(LinkSpec(
@@ -31,8 +31,8 @@ struct NetlinkTests {
             let shown = try Shell.check(["ip", "-n", bName, "-o", "link", "show", "eth0"])
             #expect(shown.contains("mtu 1450") && shown.contains(mac.description))
             // Creating the same name again is EEXIST, named in the error.
-            #expect(throws: NetlinkError.self) { try nl.createLink(LinkSpec(name: "br0", kind: .bridge)) }
-            do { try nl.createLink(LinkSpec(name: "br0", kind: .bridge)) } catch let error as NetlinkError {
+            #expect(throws: NetlinkError.self) { try nl.createLink(LinkSpec(name: "br0", kind: .bridge())) }
+            do { try nl.createLink(LinkSpec(name: "br0", kind: .bridge())) } catch let error as NetlinkError {
                 #expect(error.errno == EEXIST && error.description.contains("br0"))
             }
             try nl.createLink(LinkSpec(name: "vxlan0", kind: .vxlan(VXLANOptions(vni: 4097, l2miss: true, l3miss: true)), mtu: 1450))
@@ -53,7 +53,7 @@ struct NetlinkTests {
         try withNamespaces { fx in
             let (_, a) = try fx.make("a")
             let nl = try fx.netlink(a)
-            try nl.createLink(LinkSpec(name: "d0", kind: .bridge, up: true))
+            try nl.createLink(LinkSpec(name: "d0", kind: .bridge(), up: true))
             let index = try nl.linkIndex("d0")
             try nl.addAddress(ip("192.168.7.2"), prefixLength: 24, to: index)
             try nl.addAddress(ip("192.168.7.2"), prefixLength: 24, to: index)  // again: no error

@@ -116,6 +116,9 @@ struct OverlayTests {
             // every bridge port), while lo keeps ::1.
             #expect(try Shell.check(["ip", "-n", c1.name, "-6", "-o", "addr", "show", "dev", "eth0"]).isEmpty)
             #expect(try Shell.check(["ip", "-n", c1.name, "-6", "-o", "addr", "show", "dev", "lo"]).contains("::1"))
+            // br0: no multicast snooping (each port add would walk every port), its own MAC.
+            let bridge = try Shell.check(["ip", "-n", driver.overlayNamespaceName(Self.vnet), "-d", "link", "show", "br0"])
+            #expect(bridge.contains("mcast_snooping 0") && bridge.contains(MACAddress(derivedFrom: Self.spec.gateway).description), "\(bridge)")
             let overlayV6 = try Shell.check(["ip", "-n", driver.overlayNamespaceName(Self.vnet), "-6", "-o", "addr"])
             #expect(overlayV6.split(separator: "\n").allSatisfy { $0.contains(": lo ") }, "\(overlayV6)")
             let routes = try Shell.check(["ip", "-n", c1.name, "route"])

@@ -7,7 +7,7 @@ import Glibc
 /// What a new link is.
 public struct LinkSpec: Sendable {
     public enum Kind: Sendable {
-        case bridge
+        case bridge(BridgeOptions = BridgeOptions())
         case vxlan(VXLANOptions)
         case veth(peer: VethPeer)
 
@@ -64,6 +64,17 @@ public struct VethPeer: Sendable {
         self.mac = mac
         self.index = index
     }
+}
+
+/// Options of a new bridge.
+public struct BridgeOptions: Sendable {
+    /// IGMP/MLD snooping. With it on, every port added walks every port of the bridge to (re)arm
+    /// its multicast timers: O(ports) per port, the largest part of attaching the 200th sandbox.
+    /// Off, multicast is flooded like broadcast, which an overlay of a few hundred ports carries
+    /// easily (and dnsd's IPv4-only sandboxes send next to none).
+    public var multicastSnooping: Bool
+
+    public init(multicastSnooping: Bool = true) { self.multicastSnooping = multicastSnooping }
 }
 
 public struct VXLANOptions: Sendable {
@@ -139,8 +150,10 @@ extension NetlinkSocket {
                         if let fd = peer.namespaceFD { message.put(IFLA_NET_NS_FD, u32: UInt32(fd)) }
                     }
                 }
-            case .bridge:
-                break
+            case .bridge(let options):
+                message.nest(IFLA_INFO_DATA) {
+                    message.put(IFLA_BR_MCAST_SNOOPING, u8: options.multicastSnooping ? 1 : 0)
+                }
             }
         }
         try perform(message, "create \(spec.kind.name) link", spec.name)

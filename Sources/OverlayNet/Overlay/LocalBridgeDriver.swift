@@ -60,7 +60,7 @@ public final class LocalBridgeDriver: @unchecked Sendable {
             if bridges[spec.name] != nil { return }
             var created = false
             if try netlink.link(named: spec.device) == nil {
-                try netlink.createLink(LinkSpec(name: spec.device, kind: .bridge, up: true))
+                try netlink.createLink(LinkSpec(name: spec.device, kind: .bridge(BridgeOptions(multicastSnooping: false)), up: true))
                 created = true
             }
             do {

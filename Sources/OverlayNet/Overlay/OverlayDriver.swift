@@ -133,7 +133,10 @@ public final class OverlayDriver: @unchecked Sendable {
                 return try NetlinkSocket()
             })
             do {
-                try netlink.createLink(LinkSpec(name: "br0", kind: .bridge, mtu: Self.mtu, up: true))
+                // Its own MAC (from the gateway address): a bridge without one takes its lowest
+                // port's and recomputes its identity whenever a port with a lower MAC arrives.
+                try netlink.createLink(LinkSpec(name: "br0", kind: .bridge(BridgeOptions(multicastSnooping: false)), mtu: Self.mtu,
+                                                mac: MACAddress(derivedFrom: spec.gateway), up: true))
                 let bridge = try netlink.linkIndex("br0")
                 // Setting the MTU again, as a change, marks it user-set: the bridge then stops
                 // re-deriving its MTU from every port on each port added (O(ports) per attach).

@@ -26,7 +26,7 @@ public final class SimulatedUnderlay: @unchecked Sendable {
         let handle = try namespaces.create(prefix + "ul", on: thread)
         do {
             wire = try NetlinkSocket.open(in: handle, using: thread)
-            try wire.createLink(LinkSpec(name: "ul0", kind: .bridge, up: true))
+            try wire.createLink(LinkSpec(name: "ul0", kind: .bridge(), up: true))
             bridge = try wire.linkIndex("ul0")
         } catch {
             try? namespaces.delete(prefix + "ul")
