@@ -7,7 +7,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 etcd-server etcd-client
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach bench-converge bench-noisy clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale clean-test-leftovers clean
 
 all: build
 
@@ -61,7 +61,7 @@ demo-resolver: release
 	scripts/demo-resolver.sh $(RELEASE_BIN)
 
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
-bench: bench-dns bench-hosts bench-attach bench-converge bench-noisy
+bench: bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale
 
 bench-dns: release
 	bench/dns.sh $(RELEASE_BIN)
@@ -77,6 +77,9 @@ bench-converge: release
 
 bench-noisy: release
 	bench/noisy.sh $(RELEASE_BIN)
+
+bench-scale: release
+	bench/scale.sh $(RELEASE_BIN)
 
 ## Namespaces and processes a killed test run may have left behind (test names start dnsdt-).
 clean-test-leftovers:

@@ -15,6 +15,7 @@ final class Reconciler: @unchecked Sendable {
     private var applied: [String: EndpointState] = [:]
     private var networks: [String: NetworkRecord] = [:]
     private var watch: (any WatchHandle)?
+    private let filesQueue = DispatchQueue(label: "dnsd-hosts-files")
     private var stopped = false
 
     init(daemon: Daemon) { self.daemon = daemon }
@@ -24,7 +25,7 @@ final class Reconciler: @unchecked Sendable {
         lock.withLock {
             let current = Dictionary(endpoints.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
             apply(removing: applied.filter { current[$0.key] == nil }.map(\.value),
-                  putting: endpoints.filter { applied[key($0)] != $0 })
+                  putting: endpoints.filter { applied[key($0)] != $0 }, filesInline: true)
         }
         watch = try daemon.store.watch(prefix: Keys.endpoints, from: revision + 1, events: { [weak self] events in
             self?.apply(events)
@@ -40,7 +41,7 @@ final class Reconciler: @unchecked Sendable {
     func seed(_ snapshot: StoreCache.Snapshot) {
         lock.withLock {
             for network in snapshot.networks { networks[network.name] = network }
-            apply(removing: [], putting: snapshot.endpoints)
+            apply(removing: [], putting: snapshot.endpoints, filesInline: true)
         }
     }
 
@@ -99,9 +100,12 @@ final class Reconciler: @unchecked Sendable {
         return record
     }
 
-    /// Under `lock`: DNS records first, all in one table update (names answer before files are
-    /// written), then hosts-file lines and kernel peers, endpoint by endpoint.
-    private func apply(removing: [EndpointState], putting: [EndpointState]) {
+    /// Under `lock`: DNS records first, all in one table update, then kernel peers; then the
+    /// hosts-file lines, which for a watch batch are written on `filesQueue` so that a burst of
+    /// events (thousands of endpoints, each a line in hundreds of files) never holds the next
+    /// batch's DNS answers back. The queue is serial: files see the changes in store order.
+    /// A listing (`filesInline`) writes them before returning, as recovery's sweep expects.
+    private func apply(removing: [EndpointState], putting: [EndpointState], filesInline: Bool = false) {
         var gone = removing, added: [(EndpointState, HostLabel)] = []
         for endpoint in putting {
             let k = key(endpoint)
@@ -126,13 +130,24 @@ final class Reconciler: @unchecked Sendable {
         }
         for old in gone {
             applied[key(old)] = nil
-            if let label = try? HostLabel(old.network, what: "network") { daemon.hosts.removeEndpoint(old.id, from: label) }
             programPeer(old, add: false)
         }
-        for (endpoint, label) in added {
+        for (endpoint, _) in added {
             applied[key(endpoint)] = endpoint
-            daemon.hosts.setEndpoint(endpoint.id, on: label, endpoint.record!)
             programPeer(endpoint, add: true)
+        }
+        let hosts = daemon.hosts
+        let writeFiles = { @Sendable [gone, added] in
+            for old in gone {
+                if let label = try? HostLabel(old.network, what: "network") { hosts.removeEndpoint(old.id, from: label) }
+            }
+            for (endpoint, label) in added { hosts.setEndpoint(endpoint.id, on: label, endpoint.record!) }
+        }
+        if filesInline {
+            filesQueue.sync {}  // what is queued first
+            writeFiles()
+        } else {
+            filesQueue.async(execute: writeFiles)
         }
         daemon.cache.markChanged()
     }
