@@ -25,21 +25,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Underlay, etcd at .254, the host at .1.
-ip netns add "${P}ul"; ip -n "${P}ul" link add ul0 type bridge; ip -n "${P}ul" link set ul0 up
-addhost() {  # NAME ADDRESS
-    ip netns add "$1"; ip -n "$1" link set lo up
-    ip -n "${P}ul" link add "u$2" type veth peer name eth0 netns "$1"
-    ip -n "${P}ul" link set "u$2" master ul0 up
-    ip -n "$1" addr add "198.18.0.$2/24" dev eth0; ip -n "$1" link set eth0 up
-}
-addhost "${P}etcd" 254
-addhost "${P}h1" 1
-nsenter --net=/run/netns/${P}etcd etcd --name scale --data-dir "$WORK/etcd" --logger zap --log-level error \
-    --listen-client-urls http://198.18.0.254:2379 --advertise-client-urls http://198.18.0.254:2379 \
-    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster scale=http://127.0.0.1:2380 --quota-backend-bytes 4294967296 &
-PIDS+=($!)
-for _ in $(seq 100); do nsenter --net=/run/netns/${P}etcd curl -s -m 1 http://198.18.0.254:2379/health | grep -q true && break; sleep 0.1; done
+. "$(dirname "$0")/../scripts/underlay.sh"
+underlay_create
+underlay_addhost "${P}etcd" 198.18.0.254
+underlay_addhost "${P}h1" 198.18.0.1
+underlay_etcd "${P}etcd" --quota-backend-bytes 4294967296
 SOCK=$WORK/h1.sock
 nsenter --net=/run/netns/${P}h1 "$DNSD" daemon --store etcd://198.18.0.254:2379 --advertise 198.18.0.1 --host-id "${P}h1" \
     --state-dir "$WORK/state" --sock "$SOCK" --upstream 127.0.0.1:9 --log-level warning 2> "$WORK/daemon.log" &

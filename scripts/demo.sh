@@ -4,6 +4,7 @@
 # Shows each command and its output, then removes everything it made (also on failure).
 set -euo pipefail
 DNSD=$(cd "$(dirname "${1:-.build/release/dnsd}")" && pwd)/$(basename "${1:-.build/release/dnsd}")
+. "$(dirname "$0")/underlay.sh"
 P=demo$$
 WORK=$(mktemp -d /tmp/dnsd-demo-XXXXXX)
 PIDS=()
@@ -24,26 +25,15 @@ for n in c01 c02 c03; do
 done
 
 say "an underlay (198.18.0.0/24) with etcd at .254 and hosts h1, h2, h3 at .1-.3"
-ip netns add "${P}ul"; ip -n "${P}ul" link add ul0 type bridge; ip -n "${P}ul" link set ul0 up
-addhost() {  # NAME ADDRESS
-    ip netns add "$1"; ip -n "$1" link set lo up
-    ip -n "${P}ul" link add "u-$1" type veth peer name eth0 netns "$1"
-    ip -n "${P}ul" link set "u-$1" master ul0 up
-    ip -n "$1" addr add "$2/24" dev eth0; ip -n "$1" link set eth0 up
-}
-addhost "${P}etcd" 198.18.0.254
-nsenter --net=/run/netns/${P}etcd etcd --name demo --data-dir "$WORK/etcd" --logger zap --log-level error \
-    --listen-client-urls http://198.18.0.254:2379 --advertise-client-urls http://198.18.0.254:2379 \
-    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster demo=http://127.0.0.1:2380 --election-timeout 200 --heartbeat-interval 20 &
-PIDS+=($!)
+underlay_create
+underlay_addhost "${P}etcd" 198.18.0.254
+underlay_etcd "${P}etcd" --election-timeout 200 --heartbeat-interval 20
 # The hosts' upstream resolver for outside names (dnsmasq beside etcd).
 nsenter --net=/run/netns/${P}etcd dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
     --pid-file= --listen-address=198.18.0.254 --bind-interfaces --address=/example.test/203.0.113.10 --log-facility=/dev/null &
 PIDS+=($!)
-for _ in $(seq 100); do nsenter --net=/run/netns/${P}etcd curl -s -m 1 http://198.18.0.254:2379/health | grep -q true && break; sleep 0.1; done
 for n in 1 2 3; do
-    addhost "${P}h$n" "198.18.0.$n"
+    underlay_addhost "${P}h$n" "198.18.0.$n"
     echo "h$n\$ dnsd daemon --store etcd://198.18.0.254:2379 --advertise 198.18.0.$n --host-id h$n &"
     nsenter --net=/run/netns/${P}h$n "$DNSD" daemon --store etcd://198.18.0.254:2379 --advertise "198.18.0.$n" \
         --host-id "h$n" --state-dir "$WORK/state-h$n" --sock "$WORK/h$n.sock" --lease-ttl 3 --upstream 198.18.0.254 \
