@@ -19,6 +19,8 @@ final class StoreCache: @unchecked Sendable {
     private let condition = NSCondition()
     private var changed = false
     private var stopped = false
+    private var running = false
+    private let finished = DispatchSemaphore(value: 0)
 
     init(path: String, logger: Logger) {
         self.path = path
@@ -37,12 +39,20 @@ final class StoreCache: @unchecked Sendable {
 
     /// Starts the writer: `snapshot` is asked for the current state after each change.
     func start(snapshot: @escaping @Sendable () -> Snapshot) {
+        condition.lock()
+        running = true
+        condition.unlock()
         let thread = Thread { [self] in
+            defer { finished.signal() }
             while true {
                 condition.lock()
                 while !changed && !stopped { condition.wait() }
                 if stopped {
+                    // A clean stop writes what changed since the last write (a kill loses at most
+                    // a second, which the store's listing corrects on the next start).
+                    let pending = changed
                     condition.unlock()
+                    if pending { write(snapshot()) }
                     return
                 }
                 changed = false
@@ -62,11 +72,14 @@ final class StoreCache: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Stops the writer after a last write of what changed (waits up to 2 s for it).
     func stop() {
         condition.lock()
         stopped = true
+        let wait = running
         condition.signal()
         condition.unlock()
+        if wait { _ = finished.wait(timeout: .now() + 2) }
     }
 
     private func write(_ snapshot: Snapshot) {
