@@ -191,6 +191,9 @@ final class EtcdWatch: @unchecked Sendable {
             let endpoint = endpoints[attempt % endpoints.count]
             let client = HTTPClient(timeoutMilliseconds: 0)
             var buffer = Data()
+            // How much of `buffer` is known to hold no newline: a message arriving in many chunks
+            // (a 1 MB value) is scanned once, not once per chunk.
+            var scanned = 0
             var fatal: StoreError?
             let request: [String: Any] = ["create_request": [
                 "key": Data(prefix.utf8).base64EncodedString(),
@@ -204,9 +207,11 @@ final class EtcdWatch: @unchecked Sendable {
                 if thread.isCancelled { return false }
                 if chunk.isEmpty { return true }  // a progress tick
                 buffer.append(chunk)
-                while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                defer { scanned = buffer.count }
+                while let newline = buffer[(buffer.startIndex + scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
                     let line = buffer[buffer.startIndex..<newline]
                     buffer.removeSubrange(buffer.startIndex...newline)
+                    scanned = 0
                     guard !line.isEmpty else { continue }
                     guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
                         logger.warning("etcd watch: skipping an unreadable message", metadata: ["prefix": "\(prefix)"])
