@@ -2,7 +2,7 @@
 # The resolver's story on one machine: a sandbox asks dnsd at 127.0.0.11 for its peers' names,
 # gets NODATA/NXDOMAIN right, reaches outside names through an upstream, and sees a peer appear
 # and vanish. Removes everything it made, also on failure.
-# (The multi-host overlay story of DESIGN.md §1 joins this demo when the daemon lands.)
+# (The multi-host story of DESIGN.md §1 is `make demo`, scripts/demo.sh.)
 set -euo pipefail
 DNSD=${1:-.build/release/dnsd}
 NS=c01-demo-$$

@@ -28,27 +28,11 @@ public struct NamedNamespaces: Sendable {
     }
 
     /// Creates namespace `name` and, while the thread is still inside it, runs `also` (e.g. to
-    /// open a socket there without a second trip into the namespace).
+    /// open a socket there without a second trip into the namespace): an anonymous namespace
+    /// given its name at once.
     public func create<T>(_ name: String, on thread: NamespaceThread, also: @escaping () throws -> T) throws -> (NamespaceHandle, T) {
-        try prepareDirectory()
-        let file = path(name)
-        let fd = open(file, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
-        guard fd >= 0 else { throw SystemCallError.last("create \(file)") }
-        close(fd)
-        do {
-            let extra = try thread.runInNewNamespace { () throws -> T in
-                guard mount("/proc/thread-self/ns/net", file, "none", UInt(MS_BIND), nil) == 0 else {
-                    throw SystemCallError.last("bind-mount netns onto \(file)")
-                }
-                guard dnsd_link_set_up("lo") == 0 else { throw SystemCallError.last("set lo up in \(name)") }
-                return try also()
-            }
-            return (try NamespaceHandle(path: file), extra)
-        } catch {
-            _ = umount2(file, Int32(MNT_DETACH))
-            unlink(file)
-            throw error
-        }
+        let (anonymous, extra) = try createAnonymous(on: thread, also: also)
+        return (try self.name(anonymous, as: name), extra)
     }
 
     /// Creates an anonymous namespace (with `lo` up), runs `also` inside it, and returns a handle

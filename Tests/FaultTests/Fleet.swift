@@ -63,19 +63,8 @@ struct Fleet {
     /// Waits until every member resolves by DNS to its address from a sandbox on each host
     /// (`witness`), and every witness's hosts file lists every member; false after `seconds`.
     func converged(within seconds: Double, witnesses: [String]) throws -> Bool {
-        let probes = try witnesses.map { try DNSProbe(sandbox: $0, thread: cluster.thread) }
-        defer { probes.forEach { $0.close() } }
-        return cluster.eventually(seconds) {
-            for probe in probes {
-                let names = cluster.hostsNames(probe.sandbox)
-                for member in members where member.name != probe.sandbox {
-                    guard probe.lookup("\(member.name).\(network)", timeoutMilliseconds: 500) == .addresses([member.address]),
-                          names["\(member.name).\(network)"] == member.address
-                    else { return false }
-                }
-            }
-            return true
-        }
+        let expected = Dictionary(uniqueKeysWithValues: members.map { ($0.name, Optional($0.address)) })
+        return try cluster.eventually(seconds) { try witnessesAgree(cluster, witnesses, network: network, expected: expected) }
     }
 
     /// One witness sandbox per host that has members: the first member on each.
@@ -83,17 +72,26 @@ struct Fleet {
 
     /// Whether none of `gone` resolves by DNS or appears in the hosts file of any of `witnesses`.
     func vanished(_ gone: [Member], from witnesses: [String]) throws -> Bool {
-        let probes = try witnesses.map { try DNSProbe(sandbox: $0, thread: cluster.thread) }
-        defer { probes.forEach { $0.close() } }
-        for probe in probes {
-            let names = cluster.hostsNames(probe.sandbox)
-            for member in gone {
-                guard names[member.name] == nil, probe.lookup("\(member.name).\(network)", timeoutMilliseconds: 500) == .rcode(3)
-                else { return false }
-            }
-        }
-        return true
+        try witnessesAgree(cluster, witnesses, network: network,
+                           expected: Dictionary(uniqueKeysWithValues: gone.map { ($0.name, String?.none) }))
     }
+}
+
+/// Whether each witness sandbox sees exactly `expected` on `network`: a name with an address
+/// answers it by DNS (`name.network`) and has it in the witness's hosts file; a name with nil
+/// gets NXDOMAIN and has no line. (A witness's own name is not checked from itself.)
+func witnessesAgree(_ cluster: ClusterHarness, _ witnesses: [String], network: String, expected: [String: String?]) throws -> Bool {
+    for witness in witnesses {
+        let probe = try DNSProbe(sandbox: witness, thread: cluster.thread)
+        defer { probe.close() }
+        let names = cluster.hostsNames(witness)
+        for (name, address) in expected where name != witness {
+            guard names["\(name).\(network)"] == address,
+                  probe.lookup("\(name).\(network)", timeoutMilliseconds: 500) == (address.map { .addresses([$0]) } ?? .rcode(3))
+            else { return false }
+        }
+    }
+    return true
 }
 
 /// Median and percentiles of a sample.

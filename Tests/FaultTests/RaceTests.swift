@@ -88,7 +88,7 @@ struct RaceTests {
         let ipam = try cluster.etcdList("dnsd/v1/ipam/\(network)/").keys.map { String($0.split(separator: "/").last!) }
         #expect(Set(ipam).isSuperset(of: addresses) && ipam.count == liveNames.count, "\(ipam.count) addresses held for \(liveNames.count) sandboxes")
         // Every host's DNS and hosts files agree.
-        let converged = try cluster.eventually(10) { try Self.agree(cluster, witnesses, live: result.live, all: raced, network: network) }
+        let converged = try cluster.eventually(10) { try witnessesAgree(cluster, witnesses, network: network, expected: Self.expected(raced, live: result.live)) }
         #expect(converged)
 
         // Everyone stops everything, concurrently.
@@ -100,7 +100,7 @@ struct RaceTests {
         }
         #expect(outcome.withLock { $0.errors }.isEmpty, "\(outcome.withLock { $0.errors }.prefix(5))")
         let stoppedAt = Date()
-        let clean = try cluster.eventually(10) { try Self.agree(cluster, witnesses, live: [:], all: raced, network: network) }
+        let clean = try cluster.eventually(10) { try witnessesAgree(cluster, witnesses, network: network, expected: Self.expected(raced, live: [:])) }
         figure("race: after all stops, no name left in DNS or hosts files on 3 hosts \(String(format: "%.0f", Date().timeIntervalSince(stoppedAt) * 1000)) ms after the last stop")
         #expect(clean)
         #expect(Set(try cluster.etcdList("dnsd/v1/names/").keys.map { String($0.dropFirst("dnsd/v1/names/".count)) }) == Set(witnesses))
@@ -109,20 +109,8 @@ struct RaceTests {
         #expect(cluster.namespaces().filter { name in raced.contains(name) }.isEmpty, "namespaces left")
     }
 
-    /// Whether every witness resolves exactly the `live` names of `all` (by DNS and hosts file).
-    static func agree(_ cluster: ClusterHarness, _ witnesses: [String], live: [String: (host: Int, address: String)],
-                      all: [String], network: String) throws -> Bool {
-        for witness in witnesses {
-            let probe = try DNSProbe(sandbox: witness, thread: cluster.thread)
-            defer { probe.close() }
-            let names = cluster.hostsNames(witness)
-            for name in all {
-                let expected = live[name]?.address
-                guard names["\(name).\(network)"] == expected else { return false }
-                let answer = probe.lookup("\(name).\(network)", timeoutMilliseconds: 500)
-                guard answer == (expected.map { .addresses([$0]) } ?? .rcode(3)) else { return false }
-            }
-        }
-        return true
+    /// Every raced name: its address if live, nil if not.
+    static func expected(_ all: [String], live: [String: (host: Int, address: String)]) -> [String: String?] {
+        Dictionary(uniqueKeysWithValues: all.map { ($0, live[$0]?.address) })
     }
 }

@@ -74,10 +74,7 @@ final class NamespacePool: @unchecked Sendable {
             }
             condition.unlock()
             do {
-                let (handle, netlink) = try namespaces.createAnonymous(on: thread) { () throws -> NetlinkSocket in
-                    try NetworkSysctl.disableIPv6OnNewInterfaces()
-                    return try NetlinkSocket()
-                }
+                let (handle, netlink) = try namespaces.createAnonymous(on: thread, also: NetlinkSocket.inNewNamespace)
                 condition.lock()
                 if !stopped { warm.append(Warm(handle: handle, netlink: netlink)) }
                 condition.unlock()

@@ -127,11 +127,7 @@ public final class OverlayDriver: @unchecked Sendable {
                 networks[spec.name] = try adopt(spec, namespaceName: name)
                 return
             }
-            // No IPv6 on br0, vxlan0 and the ports to come (see NetworkSysctl).
-            let (handle, netlink) = try namespaces.create(name, on: thread, also: { () throws -> NetlinkSocket in
-                try NetworkSysctl.disableIPv6OnNewInterfaces()
-                return try NetlinkSocket()
-            })
+            let (handle, netlink) = try namespaces.create(name, on: thread, also: NetlinkSocket.inNewNamespace)
             do {
                 // Its own MAC (from the gateway address): a bridge without one takes its lowest
                 // port's and recomputes its identity whenever a port with a lower MAC arrives.

@@ -27,12 +27,7 @@ public struct SandboxFactory: Sendable {
             let handle = try namespaces.name(warm.handle, as: name)
             return Sandbox(name: name, namespace: handle, netlink: warm.netlink, owned: true)
         }
-        // The netlink socket is opened while the thread is still inside the new namespace.
-        // (No IPv6 on the interfaces to come: see NetworkSysctl.disableIPv6OnNewInterfaces.)
-        let (handle, netlink) = try namespaces.create(name, on: thread, also: { () throws -> NetlinkSocket in
-            try NetworkSysctl.disableIPv6OnNewInterfaces()
-            return try NetlinkSocket()
-        })
+        let (handle, netlink) = try namespaces.create(name, on: thread, also: NetlinkSocket.inNewNamespace)
         return Sandbox(name: name, namespace: handle, netlink: netlink, owned: true)
     }
 
@@ -60,5 +55,15 @@ public struct SandboxFactory: Sendable {
     public func delete(_ sandbox: Sandbox) throws {
         guard sandbox.owned else { return }
         try namespaces.delete(sandbox.name)
+    }
+}
+
+extension NetlinkSocket {
+    /// The set-up of every namespace dnsd makes (sandboxes, warm ones, overlay namespaces), run
+    /// on the thread while it is inside: no IPv6 on the interfaces to come (see
+    /// `NetworkSysctl.disableIPv6OnNewInterfaces`), and a netlink socket there.
+    static func inNewNamespace() throws -> NetlinkSocket {
+        try NetworkSysctl.disableIPv6OnNewInterfaces()
+        return try NetlinkSocket()
     }
 }

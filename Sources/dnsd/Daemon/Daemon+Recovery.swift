@@ -64,10 +64,12 @@ extension Daemon {
         return recovered
     }
 
-    /// Phase two: each survivor's name and addresses held under the current lease, its endpoints
-    /// published again. One that another host claimed meanwhile loses that network's interface
-    /// (two hosts must never answer for one name or address) and keeps running without it.
-    func republish(_ recovered: [Recovered]) {
+    /// Phase two, and what a new lease after an expired one needs too: each sandbox's name and
+    /// addresses held under the current lease, its endpoints published again. One whose name or
+    /// address another host claimed meanwhile loses its cluster interfaces (two hosts must never
+    /// answer for one name or address) and keeps running without them. A store error is thrown:
+    /// the caller tries the whole thing again later.
+    func republish(_ recovered: [Recovered]) throws {
         for item in recovered {
             do {
                 try registry.holdName(item.name, host: configuration.hostID, lease: lease)
@@ -77,9 +79,9 @@ extension Daemon {
                                              host: configuration.hostID, lease: lease)
                     try registry.publish(endpoint, lease: lease)
                 }
-                logger.info("recovered sandbox", metadata: ["sandbox": "\(item.name)", "networks": "\(item.endpoints.map(\.network))"])
-            } catch {
-                logger.error("a recovered sandbox lost its name or address while this daemon was away; detaching it from its cluster networks",
+                logger.info("sandbox published", metadata: ["sandbox": "\(item.name)", "networks": "\(item.endpoints.map(\.network))"])
+            } catch let error as ClusterError {
+                logger.error("a sandbox lost its name or address while this host was away; detaching it from its cluster networks",
                              metadata: ["sandbox": "\(item.name)", "error": "\(error)"])
                 guard var local = sandboxes[item.name.text] else { continue }
                 for attachment in local.attachments where attachment.published != nil {

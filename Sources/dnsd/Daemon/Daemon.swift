@@ -38,7 +38,9 @@ final class Daemon: @unchecked Sendable {
     let cache: StoreCache
     /// Whether the daemon holds a lease in the store (false while it started without the store).
     private(set) var connected = false
-    private(set) var lease: LeaseID
+    /// The host's lease; "0" (none) until the store first answers, and every command is refused
+    /// until then.
+    private(set) var lease = LeaseID("0")
     let lock = NSLock()
     var sandboxes: [String: LocalSandbox] = [:]
     private var nextSandbox = 1
@@ -72,12 +74,10 @@ final class Daemon: @unchecked Sendable {
         cache = StoreCache(path: configuration.stateDirectory + "/cluster-cache.json", logger: logger)
         var unreachable: Error?
         do {
-            lease = try store.grantLease(ttl: configuration.leaseTTL)
-            try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
+            lease = try takeLease()
             connected = true
         } catch let error as StoreError {
             unreachable = error
-            lease = LeaseID("0")  // never used: every command is refused until connected
         }
         reconciler = Reconciler(daemon: self)
         let started = DispatchTime.now().uptimeNanoseconds
@@ -98,9 +98,13 @@ final class Daemon: @unchecked Sendable {
             try reconciler.start()
             hosts.sweepUnclaimed()
             logger.info("records loaded from the store", metadata: ["after": "\(elapsed())"])
-            lock.withLock { republish(recovered) }
+            var published = true
+            do { try lock.withLock { try republish(recovered) } } catch {
+                logger.warning("publishing the recovered sandboxes failed; the keep-alive tries again", metadata: ["error": "\(error)"])
+                published = false
+            }
             logger.info("sandboxes published again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
-            startKeepAlive()
+            startKeepAlive(publishFirst: !published)
         }
         cache.start { [unowned self] in cacheSnapshot() }
     }
@@ -112,13 +116,11 @@ final class Daemon: @unchecked Sendable {
             while true {
                 Thread.sleep(forTimeInterval: 0.5)
                 do {
-                    let granted = try store.grantLease(ttl: configuration.leaseTTL)
-                    try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description),
-                                              lease: granted)
+                    let granted = try takeLease()
                     try lock.withLock {
                         lease = granted
                         try reconciler.start()
-                        republish(recovered)
+                        try republish(recovered)
                         connected = true
                     }
                     logger.info("store reachable again; this host is published and watching")
@@ -146,34 +148,34 @@ final class Daemon: @unchecked Sendable {
         return SandboxID(nextSandbox)
     }
 
+    /// A new lease with this host's record under it.
+    private func takeLease() throws -> LeaseID {
+        let granted = try store.grantLease(ttl: configuration.leaseTTL)
+        try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: granted)
+        return granted
+    }
+
     /// Keeps the host's lease alive; if it expired (the store was unreachable for longer than
-    /// the TTL), takes a new one and publishes this host and its endpoints again.
-    private func startKeepAlive() {
+    /// the TTL), or publishing failed before (`publishFirst`), takes a new one and publishes this
+    /// host and its sandboxes again, until that succeeds.
+    private func startKeepAlive(publishFirst: Bool = false) {
         let interval = max(0.5, Double(configuration.leaseTTL) / 3)
         Thread.detachNewThread { [self] in
+            var mustPublish = publishFirst
             while true {
                 Thread.sleep(forTimeInterval: interval)
                 do {
-                    if try store.keepAlive(lease) { continue }
-                    logger.warning("host lease expired; publishing this host again")
-                    try lock.withLock { try publishAgain() }
+                    if !mustPublish, try store.keepAlive(lease) { continue }
+                    logger.warning("publishing this host again (lease expired or an earlier attempt failed)")
+                    mustPublish = true
+                    try lock.withLock {
+                        lease = try takeLease()
+                        try republish(sandboxes.values.map { Recovered(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) })
+                    }
+                    mustPublish = false
                 } catch {
                     logger.warning("lease keep-alive failed: \(error)")
                 }
-            }
-        }
-    }
-
-    /// Under `lock`: a new lease, and everything of this host written again under it.
-    private func publishAgain() throws {
-        lease = try store.grantLease(ttl: configuration.leaseTTL)
-        try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: lease)
-        for sandbox in sandboxes.values {
-            try? registry.holdName(sandbox.name, host: configuration.hostID, lease: lease)
-            for attachment in sandbox.attachments {
-                guard let published = attachment.published, let network = try? attachment.network.label else { continue }
-                try? registry.holdAddress(attachment.endpoint.address, on: network, host: configuration.hostID, lease: lease)
-                try registry.publish(published, lease: lease)
             }
         }
     }

@@ -34,23 +34,13 @@ final class SandboxJournal {
 
     private func path(_ name: String) -> String { "\(directory)/\(name).json" }
 
-    /// Writes `entry` whole (temporary file, fsync, rename: never half-written).
+    /// Writes `entry` (atomically), unless it is what is on disk already.
     func save(_ entry: Entry) {
         guard written[entry.name] != entry else { return }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(entry)
-            let temporary = path(entry.name) + ".tmp"
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CLIError("open \(temporary): \(String(cString: strerror(errno)))") }
-            let count = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            fsync(fd)
-            close(fd)
-            guard count == data.count, rename(temporary, path(entry.name)) == 0 else {
-                unlink(temporary)
-                throw CLIError("write \(path(entry.name)): \(String(cString: strerror(errno)))")
-            }
+            try AtomicFile.write(try encoder.encode(entry), to: path(entry.name))
             written[entry.name] = entry
         } catch {
             // The store still has the sandbox; only a restart after a lapsed lease would miss it.

@@ -7,7 +7,7 @@ import Logging
 /// files from what it knew, until the store is back and it reconciles for real.
 ///
 /// Written by a background thread at most once a second, and only after a change
-/// (`markChanged`), whole (temporary file, fsync, rename).
+/// (`markChanged`), whole (`AtomicFile`).
 final class StoreCache: @unchecked Sendable {
     struct Snapshot: Codable {
         var networks: [NetworkRecord]
@@ -84,17 +84,7 @@ final class StoreCache: @unchecked Sendable {
 
     private func write(_ snapshot: Snapshot) {
         do {
-            let data = try JSONEncoder().encode(snapshot)
-            let temporary = path + ".tmp"
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CLIError("open \(temporary): \(String(cString: strerror(errno)))") }
-            let count = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            fsync(fd)
-            close(fd)
-            guard count == data.count, rename(temporary, path) == 0 else {
-                unlink(temporary)
-                throw CLIError("write \(path): \(String(cString: strerror(errno)))")
-            }
+            try AtomicFile.write(try JSONEncoder().encode(snapshot), to: path)
         } catch {
             logger.warning("store cache not written", metadata: ["error": "\(error)"])
         }

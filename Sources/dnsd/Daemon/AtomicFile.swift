@@ -1,0 +1,20 @@
+import Foundation
+
+/// The daemon's own state files (journal entries, the cluster cache): written whole to a
+/// temporary file, synced, then renamed over the old one, so a crash leaves the old file or the
+/// new one, never half of either.
+enum AtomicFile {
+    static func write(_ data: Data, to path: String) throws {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CLIError("open \(temporary): \(String(cString: strerror(errno)))") }
+        let count = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        fsync(fd)
+        close(fd)
+        guard count == data.count, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw CLIError("write \(path): \(reason)")
+        }
+    }
+}
