@@ -76,8 +76,23 @@ for _ in $(seq 600); do
 done
 seen=$(date +%s.%N)
 echo "$REMOTE remote endpoints written into etcd; the last one answered in a local sandbox $(python3 -c "print(f'{($seen - $written) * 1000:.0f}')") ms after the write finished"
-sleep 3  # the cluster cache is written at most once a second
-echo "daemon RSS: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$DAEMON/status) (bar < 100 MB); cluster cache $(du -k "$WORK/state/cluster-cache.json" | cut -f1) KiB"
+echo "daemon RSS: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$DAEMON/status) once DNS answers everything"
+# Every local sandbox's hosts file: the standard lines, its own line, one line per endpoint on its network.
+PER_NET=$((RECORDS / 4))
+complete() {
+    local short=0
+    for i in $(seq 0 $((SANDBOXES - 1))); do
+        [ "$(grep -c '^[0-9]' "/etc/netns/${P}s$i/hosts" 2>/dev/null)" -ge $((PER_NET + 2)) ] || { short=1; break; }
+    done
+    return $short
+}
+for _ in $(seq 1200); do complete && break; sleep 0.1; done
+filled=$(date +%s.%N)
+complete && state="complete" || state="NOT complete after 120 s"
+lines=$(cat /etc/netns/${P}s*/hosts | grep -c '^[0-9]')
+echo "hosts files $state $(python3 -c "print(f'{$filled - $written:.1f}')") s after the write: $lines lines in $SANDBOXES files"
+sleep 2  # the cluster cache is written at most once a second
+echo "daemon RSS: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$DAEMON/status) with every hosts file complete (bar < 100 MB); cluster cache $(du -k "$WORK/state/cluster-cache.json" | cut -f1) KiB"
 
 # DNS in the sandbox: names of every kind, 45% name, 45% name.net, 10% missing.
 python3 - "$REMOTE" "$SANDBOXES" "$P" > "$WORK/queries" <<'PY'
@@ -97,5 +112,5 @@ for _ in range(100000):
         print(f"missing{random.randrange(10**6)}.snet0 A")
 PY
 ip netns exec "${P}s0" dnsperf -s 127.0.0.11 -d "$WORK/queries" -l "$SECONDS_PER_RUN" 2>&1 | grep -E "Queries per second|Queries lost|Average Latency" | sed 's/^ */dnsperf in s0: /'
-echo "daemon RSS after the DNS run: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$DAEMON/status)"
+echo "daemon RSS after the DNS run: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$DAEMON/status) ($(awk '/^Anonymous/ {printf "%.0f MiB anonymous", $2 / 1024}' /proc/$DAEMON/smaps_rollup), $(ls /proc/$DAEMON/task | wc -l) threads, $(ls /proc/$DAEMON/fd | wc -l) fds)"
 grep -c . "$WORK/daemon.log" | sed 's/^/daemon log lines (warnings and errors): /'

@@ -7,6 +7,8 @@ import Addressing
 public struct HostsEntry: Hashable, Sendable, CustomStringConvertible {
     public let address: String
     public let names: [String]
+    /// `IP<TAB>names...`, made once: every file holding the line writes these bytes.
+    public let line: String
 
     /// `IP name name.net alias alias.net ...`: the peer line of DESIGN.md §5, with each alias
     /// also qualified by the network so the hosts path answers what DNS answers.
@@ -17,6 +19,7 @@ public struct HostsEntry: Hashable, Sendable, CustomStringConvertible {
             names += [alias.text, "\(alias.text).\(network.text)"]
         }
         self.names = names
+        line = Self.line(self.address, names)
     }
 
     /// The same for an IPv6 address.
@@ -24,15 +27,20 @@ public struct HostsEntry: Hashable, Sendable, CustomStringConvertible {
         let v4 = HostsEntry(address: IPv4Address(0), name: name, network: network, aliases: aliases)
         self.address = address.description
         self.names = v4.names
+        line = Self.line(self.address, names)
     }
 
     /// The sandbox's own line: `IP hostname`.
     public init(address: IPv4Address, hostname: HostLabel) {
         self.address = address.description
         self.names = [hostname.text]
+        line = Self.line(self.address, names)
     }
 
-    public var line: String { "\(address)\t\(names.joined(separator: " "))" }
+    private static func line(_ address: String, _ names: [String]) -> String { "\(address)\t\(names.joined(separator: " "))" }
+
+    /// The line's first byte: writing it over a `#` turns a prepared slot live.
+    var firstByte: UInt8 { line.utf8.first! }
     public var description: String { line }
 }
 

@@ -48,8 +48,9 @@ public final class HostsWriter: @unchecked Sendable {
     private let logger: Logger
     private let lock = NSLock()
     private var sandboxes: [String: Sandbox] = [:]
-    /// Network -> endpoint id -> record.
-    private var endpoints: [HostLabel: [String: EndpointRecord]] = [:]
+    /// Every network's lines, by table number (a network keeps its number for the writer's life).
+    private var tables: [NetworkLines] = []
+    private var tableOfNetwork: [HostLabel: Int] = [:]
 
     public init(mode: NameMode, hostResolvConf: ResolvConf, upstreams: [String] = [], logger: Logger) {
         self.mode = mode
@@ -92,6 +93,9 @@ public final class HostsWriter: @unchecked Sendable {
     public func removeSandbox(_ sandbox: String, deleteFiles: Bool) {
         lock.withLock {
             guard let entry = sandboxes.removeValue(forKey: sandbox) else { return }
+            for (network, own) in entry.networks {
+                _ = tables[tableOfNetwork[network]!].removeOwn(sandbox, addresses: own)
+            }
             if deleteFiles {
                 try? FileManager.default.removeItem(atPath: entry.files.hosts)
                 try? FileManager.default.removeItem(atPath: entry.files.resolvConf)
@@ -114,15 +118,15 @@ public final class HostsWriter: @unchecked Sendable {
     public func attach(_ sandbox: String, to network: HostLabel, ownAddresses: [IPv4Address]) -> [Failure] {
         lock.withLock {
             guard var entry = sandboxes[sandbox] else { return [] }
-            entry.networks[network] = ownAddresses
+            let table = table(of: network)
+            let before = entry.networks.updateValue(ownAddresses, forKey: network)
             sandboxes[sandbox] = entry
+            let added = tables[table].setOwn(sandbox, hostname: entry.hostname, addresses: ownAddresses)
+            var changes = tables[table].removeOwn(sandbox, addresses: (before ?? []).filter { !ownAddresses.contains($0) }) + added
+            // Attached already: the file has every endpoint line; only its own lines changed.
+            if before == nil { changes += tables[table].endpointLines() }
             var failures: [Failure] = []
-            for address in ownAddresses {
-                update(sandbox, key: Self.ownKey(network, address), HostsEntry(address: address, hostname: entry.hostname), &failures)
-            }
-            for (id, record) in endpoints[network] ?? [:] {
-                for (key, line) in Self.lines(id, record, network) { update(sandbox, key: key, line, &failures) }
-            }
+            apply(changes, to: sandbox, &failures)
             return failures
         }
     }
@@ -133,11 +137,11 @@ public final class HostsWriter: @unchecked Sendable {
         lock.withLock {
             guard var entry = sandboxes[sandbox], let own = entry.networks.removeValue(forKey: network) else { return [] }
             sandboxes[sandbox] = entry
+            let table = table(of: network)
+            var changes = tables[table].removeOwn(sandbox, addresses: own)
+            changes += tables[table].endpointLines().map { LineChange(id: $0.id, old: $0.new, new: nil) }
             var failures: [Failure] = []
-            for address in own { update(sandbox, key: Self.ownKey(network, address), nil, &failures) }
-            for (id, record) in endpoints[network] ?? [:] {
-                for (key, _) in Self.lines(id, record, network) { update(sandbox, key: key, nil, &failures) }
-            }
+            apply(changes, to: sandbox, &failures)
             return failures
         }
     }
@@ -146,16 +150,8 @@ public final class HostsWriter: @unchecked Sendable {
     @discardableResult
     public func setEndpoint(_ id: String, on network: HostLabel, _ record: EndpointRecord) -> [Failure] {
         lock.withLock {
-            let old = endpoints[network]?[id]
-            endpoints[network, default: [:]][id] = record
-            let oldKeys = old.map { Set(Self.lines(id, $0, network).map(\.key)) } ?? []
-            let new = Self.lines(id, record, network)
-            var failures: [Failure] = []
-            for (sandbox, entry) in sandboxes where entry.networks[network] != nil {
-                for key in oldKeys.subtracting(new.map(\.key)) { update(sandbox, key: key, nil, &failures) }
-                for (key, line) in new { update(sandbox, key: key, line, &failures) }
-            }
-            return failures
+            let changes = tables[table(of: network)].setEndpoint(id, record)
+            return applyToAttached(changes, network)
         }
     }
 
@@ -163,12 +159,8 @@ public final class HostsWriter: @unchecked Sendable {
     @discardableResult
     public func removeEndpoint(_ id: String, from network: HostLabel) -> [Failure] {
         lock.withLock {
-            guard let old = endpoints[network]?.removeValue(forKey: id) else { return [] }
-            var failures: [Failure] = []
-            for (sandbox, entry) in sandboxes where entry.networks[network] != nil {
-                for (key, _) in Self.lines(id, old, network) { update(sandbox, key: key, nil, &failures) }
-            }
-            return failures
+            guard let table = tableOfNetwork[network] else { return [] }
+            return applyToAttached(tables[table].removeEndpoint(id), network)
         }
     }
 
@@ -193,21 +185,32 @@ public final class HostsWriter: @unchecked Sendable {
         lock.withLock { sandboxes[sandbox].map { ($0.file.bytesWritten, $0.file.repairs) } }
     }
 
-    private func update(_ sandbox: String, key: String, _ line: HostsEntry?, _ failures: inout [Failure]) {
-        guard let file = sandboxes[sandbox]?.file else { return }
-        do { try file.set(key, line) } catch {
+    private func table(of network: HostLabel) -> Int {
+        if let table = tableOfNetwork[network] { return table }
+        tables.append(NetworkLines(network: network, table: tables.count))
+        tableOfNetwork[network] = tables.count - 1
+        return tables.count - 1
+    }
+
+    private func applyToAttached(_ changes: [LineChange], _ network: HostLabel) -> [Failure] {
+        guard !changes.isEmpty else { return [] }
+        var failures: [Failure] = []
+        for (sandbox, entry) in sandboxes where entry.networks[network] != nil { apply(changes, to: sandbox, &failures) }
+        return failures
+    }
+
+    /// Applies `changes` (the model already holds them) to `sandbox`'s hosts file.
+    private func apply(_ changes: [LineChange], to sandbox: String, _ failures: inout [Failure]) {
+        guard !changes.isEmpty, let file = sandboxes[sandbox]?.file else { return }
+        do { try file.apply(changes, from: self) } catch {
             logger.warning("hosts file not updated, will repair on the next change", metadata: [
                 "sandbox": "\(sandbox)", "path": "\(file.file.path)", "error": "\(error)",
             ])
             failures.append(Failure(sandbox: sandbox, error: error))
         }
     }
+}
 
-    private static func ownKey(_ network: HostLabel, _ address: IPv4Address) -> String {
-        "own/\(network)/\(address)"
-    }
-
-    private static func lines(_ id: String, _ record: EndpointRecord, _ network: HostLabel) -> [(key: String, line: HostsEntry)] {
-        record.entries(on: network).map { ("peer/\(network)/\(id)/\($0.address)", $0) }
-    }
+extension HostsWriter: HostsLineSource {
+    func entry(_ id: LineID) -> HostsEntry? { tables[id.table].entry(at: id.index) }
 }

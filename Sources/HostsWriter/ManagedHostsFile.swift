@@ -17,6 +17,12 @@
 /// Before each update the file's inode, size and mtime are compared with what dnsd last wrote:
 /// if someone else changed or replaced it, it is rebuilt (still in place) from the user's
 /// lines and dnsd's model, so an edit never loses the user's lines nor dnsd's entries.
+///
+/// The file keeps no text of its own lines, nor a list of its slots: per line it holds only the
+/// line's slot (offset and size, 8 bytes) in a flat index by `LineID`, plus a short sorted list
+/// of free slots; the text comes from the writer's model (`HostsLineSource`) when it is
+/// written. At 1000 sandboxes x 2,500 peers that is 2.5M slots. A failed write leaves the file
+/// to be rebuilt by the next update.
 final class ManagedHostsFile {
     static let marker = "# dnsd: the lines below are managed by dnsd and change as peers come and go; add your own lines above"
     static let standardLines = [
@@ -29,19 +35,50 @@ final class ManagedHostsFile {
     ]
     static let slotAlignment = 16
 
-    private struct Slot {
-        var offset: Int
-        var capacity: Int
-        var key: String?
+    /// A slot's extent in the file: 8 bytes, one per line of every file. In the index, capacity
+    /// 0 means the file does not hold the line, `unwritten` that it holds it but has not written
+    /// it yet (to be done by a rebuild).
+    private struct Slot: Equatable {
+        var offset: UInt32
+        var capacity: UInt32
+
+        static let none = Slot(offset: 0, capacity: 0)
+        static let unwritten = Slot(offset: 0, capacity: .max)
+
+        init(offset: UInt32, capacity: UInt32) {
+            self.offset = offset
+            self.capacity = capacity
+        }
+
+        init(at offset: Int, capacity: Int) throws {
+            guard offset + capacity < Int(UInt32.max) else { throw TooLarge(size: offset + capacity) }
+            self.offset = UInt32(offset)
+            self.capacity = UInt32(capacity)
+        }
+
+        var end: Int { Int(offset) + Int(capacity) }
+        var isPlaced: Bool { capacity != 0 && capacity != .max }
+    }
+
+    struct TooLarge: Error, CustomStringConvertible {
+        var size: Int
+        var description: String { "hosts file would grow past 4 GiB (\(size) bytes)" }
     }
 
     let file: InPlaceFile
     private(set) var userLines: [String] = []
-    private var slots: [Slot] = []
-    private var slotOfKey: [String: Int] = [:]
-    private var entries: [String: HostsEntry] = [:]
+    /// Per table, per line index: the slot holding that line in this file, in pages grown one at
+    /// a time (an array grown by copying would leave 1000s of files' old copies as heap holes).
+    private var slotOfLine: [[[Slot]]] = []
+    private static let pageSize = 512
+    /// Free slots (their first byte is `#`), by offset; the last one never ends the file.
+    private var free: [Slot] = []
     /// Live slots of an earlier run not claimed yet, by their line (trailing padding removed).
-    private var unclaimed: [String: [Int]] = [:]
+    private var unclaimed: [String: [Slot]] = [:]
+    /// The file needs rebuilding from the model (an earlier write failed), and the lines it may
+    /// still show that are dnsd's (so they are not taken for the user's).
+    private var needsRebuild = false
+    private var pendingOldLines: [HostsEntry] = []
     private var size = 0
     private var stamp: InPlaceFile.Stamp?
     /// Bytes this file has had written, for the benchmark and tests.
@@ -59,7 +96,11 @@ final class ManagedHostsFile {
         // Any other file keeps its lines (above a marker, if it has one from an earlier dnsd)
         // and gets the managed part written after them.
         if let existing { userLines = Self.userLines(of: existing, ours: nil) }
-        try rebuild()
+        try rebuild(NoLines())
+    }
+
+    private struct NoLines: HostsLineSource {
+        func entry(_ id: LineID) -> HostsEntry? { nil }
     }
 
     /// Takes over a file laid out by an earlier run (marker, standard lines, slots): returns
@@ -73,136 +114,176 @@ final class ManagedHostsFile {
               Array(lines.dropFirst(markerIndex + 1).prefix(Self.standardLines.count)) == Self.standardLines
         else { return false }
         var offset = lines[...(markerIndex + Self.standardLines.count)].reduce(0) { $0 + $1.utf8.count + 1 }
-        var adopted: [Slot] = [], waiting: [String: [Int]] = [:], placeholders: [String: Int] = [:]
+        var freeSlots: [Slot] = [], waiting: [String: [Slot]] = [:]
         for line in lines.dropFirst(markerIndex + 1 + Self.standardLines.count) {
-            let length = line.utf8.count + 1
-            var key: String?
-            if !line.hasPrefix("#") {
+            guard let slot = try? Slot(at: offset, capacity: line.utf8.count + 1) else { return false }
+            if line.hasPrefix("#") {
+                freeSlots.append(slot)
+            } else {
                 var trimmed = Substring(line)
                 while trimmed.last == " " { trimmed.removeLast() }
                 guard !trimmed.isEmpty else { return false }
-                // Held under a placeholder key (so no add takes it as free) until claimed or swept.
-                key = Self.placeholder(adopted.count)
-                placeholders[key!] = adopted.count
-                waiting[String(trimmed), default: []].append(adopted.count)
+                // Held as unclaimed (so no add takes it as free) until claimed or swept.
+                waiting[String(trimmed), default: []].append(slot)
             }
-            adopted.append(Slot(offset: offset, capacity: length, key: key))
-            offset += length
+            offset += line.utf8.count + 1
         }
         userLines = Array(lines[..<markerIndex])
-        slots = adopted
-        slotOfKey = placeholders
+        free = freeSlots
         unclaimed = waiting
         size = offset
         self.stamp = stamp
+        // Free slots ending the file are cut like any other (an earlier run left none).
+        if let last = free.last, last.end == size {
+            do { try release(free.removeLast()) } catch { needsRebuild = true }
+        }
         return true
     }
 
     /// Frees the slots of an earlier run that no entry claimed (their peers are gone).
     func sweepUnclaimed() throws {
-        let indices = unclaimed.values.flatMap { $0 }
+        let slots = unclaimed.values.flatMap { $0 }
         unclaimed = [:]
         // From the end: freeing the last slot cuts only free slots off, never a held one.
-        for index in indices.sorted(by: >) { try kill(Self.placeholder(index)) }
+        do {
+            for slot in slots.sorted(by: { $0.offset > $1.offset }) { try release(slot) }
+        } catch {
+            needsRebuild = true
+            throw error
+        }
     }
 
-    private static func placeholder(_ index: Int) -> String { "unclaimed/\(index)" }
-
-    var entryCount: Int { entries.count }
-    var liveEntries: [String: HostsEntry] { entries }
-
-    /// Adds, replaces (`entry` non-nil) or removes (`entry` nil) the entry under `key`.
-    func set(_ key: String, _ entry: HostsEntry?) throws {
-        if file.stamp() != stamp {
-            // Changed or replaced behind dnsd's back: apply to the model, then rebuild in place,
-            // keeping whatever the user added (old and new entries are both dnsd's, not theirs).
-            let previous = Array(entries.values)
-            entries[key] = entry
-            repairs += 1
-            try rebuild(alsoOurs: previous)
+    /// Applies `changes` to the lines this file holds; `source` is the model after them.
+    /// Throws on the first failed write: the file is then rebuilt by the next call.
+    func apply(_ changes: [LineChange], from source: some HostsLineSource) throws {
+        if needsRebuild || file.stamp() != stamp {
+            // Changed or replaced behind dnsd's back: take the changes into the model, then
+            // rebuild in place, keeping whatever the user added (the lines before the changes
+            // are dnsd's, not theirs).
+            for change in changes { setSlot(change.id, change.new != nil ? .unwritten : .none) }
+            if !needsRebuild { repairs += 1 }
+            try rebuild(source, recognising: changes.compactMap(\.old))
             return
         }
-        if let old = entries[key] {
-            if old == entry { return }
-            try kill(key)
+        for (done, change) in changes.enumerated() {
+            do {
+                let old = slot(change.id)
+                if old != .none {
+                    setSlot(change.id, .none)
+                    if old.isPlaced { try release(old) }
+                }
+                if let new = change.new, !claim(change.id, new) { try add(change.id, new) }
+            } catch {
+                // Whatever is half done is redone from the model by the next update.
+                for change in changes[done...] { setSlot(change.id, change.new != nil ? .unwritten : .none) }
+                pendingOldLines += changes[done...].compactMap(\.old)
+                needsRebuild = true
+                throw error
+            }
         }
-        guard let entry else { return }
-        if claim(key, entry) { return }
-        try add(key, entry)
     }
 
-    /// Gives `key` an earlier run's live slot holding exactly `entry`'s line, if there is one.
-    private func claim(_ key: String, _ entry: HostsEntry) -> Bool {
-        guard !unclaimed.isEmpty, var waiting = unclaimed[entry.line], let index = waiting.popLast() else { return false }
+    private func slot(_ id: LineID) -> Slot {
+        let (page, at) = id.index.quotientAndRemainder(dividingBy: Self.pageSize)
+        guard id.table < slotOfLine.count, page < slotOfLine[id.table].count else { return .none }
+        return slotOfLine[id.table][page][at]
+    }
+
+    private func setSlot(_ id: LineID, _ slot: Slot) {
+        let (page, at) = id.index.quotientAndRemainder(dividingBy: Self.pageSize)
+        if id.table >= slotOfLine.count {
+            guard slot != .none else { return }
+            slotOfLine += Array(repeating: [], count: id.table + 1 - slotOfLine.count)
+        }
+        while page >= slotOfLine[id.table].count {
+            guard slot != .none else { return }
+            slotOfLine[id.table].append(Array(repeating: .none, count: Self.pageSize))
+        }
+        slotOfLine[id.table][page][at] = slot
+    }
+
+    /// Gives `id` an earlier run's live slot holding exactly `entry`'s line, if there is one.
+    private func claim(_ id: LineID, _ entry: HostsEntry) -> Bool {
+        guard !unclaimed.isEmpty, var waiting = unclaimed[entry.line], let slot = waiting.popLast() else { return false }
         unclaimed[entry.line] = waiting.isEmpty ? nil : waiting
-        slotOfKey[Self.placeholder(index)] = nil
-        slots[index].key = key
-        slotOfKey[key] = index
-        entries[key] = entry
+        setSlot(id, slot)
         return true
     }
 
-    /// Writes the whole file again from the model (first write and repairs).
-    func rebuild(alsoOurs: [HostsEntry] = []) throws {
+    /// Writes the whole file again from the model (first write and repairs): every line held,
+    /// in line order. `recognising`: dnsd's lines the file may still show that the model no
+    /// longer has.
+    private func rebuild(_ source: some HostsLineSource, recognising old: [HostsEntry] = []) throws {
+        var held: [LineID] = []
+        for (table, pages) in slotOfLine.enumerated() {
+            for (page, slots) in pages.enumerated() {
+                for (at, slot) in slots.enumerated() where slot != .none {
+                    held.append(LineID(table: table, index: page * Self.pageSize + at))
+                }
+            }
+        }
+        let entries = held.map { source.entry($0) }
         if stamp != nil, let current = file.read() {
-            userLines = Self.userLines(of: current, ours: Array(entries.values) + alsoOurs, alsoLines: Array(unclaimed.keys))
+            userLines = Self.userLines(of: current, ours: entries.compactMap { $0 } + old + pendingOldLines, alsoLines: Array(unclaimed.keys))
         }
         var text = userLines.map { $0 + "\n" }.joined()
         text += Self.marker + "\n" + Self.standardLines.map { $0 + "\n" }.joined()
         var bytes = Array(text.utf8)
-        slots = []
-        slotOfKey = [:]
-        unclaimed = [:]
-        for key in entries.keys.sorted() {
-            let line = Self.slotBytes(entries[key]!, live: true)
-            slotOfKey[key] = slots.count
-            slots.append(Slot(offset: bytes.count, capacity: line.count, key: key))
+        for (id, entry) in zip(held, entries) {
+            guard let entry else { setSlot(id, .none); continue }
+            let line = Self.slotBytes(entry, live: true)
+            setSlot(id, try Slot(at: bytes.count, capacity: line.count))
             bytes += line
         }
-        stamp = try file.replaceContent(bytes)
+        free = []
+        unclaimed = [:]
+        do {
+            stamp = try file.replaceContent(bytes)
+        } catch {
+            needsRebuild = true
+            throw error
+        }
+        needsRebuild = false
+        pendingOldLines = []
         size = bytes.count
         bytesWritten += bytes.count
     }
 
-    private func add(_ key: String, _ entry: HostsEntry) throws {
+    private func add(_ id: LineID, _ entry: HostsEntry) throws {
         var line = Self.slotBytes(entry, live: false)
-        let index: Int
-        if let free = slots.firstIndex(where: { $0.key == nil && $0.capacity >= line.count }) {
-            index = free
+        var slot = try Slot(at: size, capacity: line.count)
+        let reused = free.firstIndex { Int($0.capacity) >= line.count }
+        if let reused {
+            slot = free[reused]
             // Pad to the free slot's size so the slot keeps its exact extent.
-            line = Self.padded(line, to: slots[free].capacity)
-        } else {
-            index = slots.count
-            slots.append(Slot(offset: size, capacity: line.count, key: nil))
-            size += line.count
+            line = Self.padded(line, to: Int(slot.capacity))
         }
-        let offset = slots[index].offset
-        let first = Array(entry.line.utf8.prefix(1))
         // 1) the line, still commented out; 2) its first byte: live.
-        stamp = try file.write([(offset, line), (offset, first)])
+        stamp = try file.write([(Int(slot.offset), line), (Int(slot.offset), [entry.firstByte])])
         bytesWritten += line.count + 1
-        slots[index].key = key
-        slotOfKey[key] = index
-        entries[key] = entry
+        if let reused { free.remove(at: reused) } else { size = slot.end }
+        setSlot(id, slot)
     }
 
-    private func kill(_ key: String) throws {
-        guard let index = slotOfKey.removeValue(forKey: key) else { return }
-        entries[key] = nil
-        slots[index].key = nil
-        // Free slots at the end are cut off rather than kept.
-        var cut = slots.count
-        while cut > 0 && slots[cut - 1].key == nil { cut -= 1 }
-        if cut < slots.count {
-            let newSize = slots[cut].offset
-            stamp = try file.write(index < cut ? [(slots[index].offset, [UInt8(ascii: "#")])] : [], truncateTo: newSize)
-            bytesWritten += index < cut ? 1 : 0
-            slots.removeSubrange(cut...)
-            size = newSize
-        } else {
-            stamp = try file.write([(slots[index].offset, [UInt8(ascii: "#")])])
+    /// Frees `slot` (`#` over its first byte); free slots at the end are cut off rather than
+    /// kept.
+    private func release(_ slot: Slot) throws {
+        guard slot.end == size else {
+            stamp = try file.write([(Int(slot.offset), [UInt8(ascii: "#")])])
             bytesWritten += 1
+            let at = free.firstIndex { $0.offset > slot.offset } ?? free.endIndex
+            free.insert(slot, at: at)
+            return
         }
+        var newSize = Int(slot.offset)
+        var cut = free.endIndex
+        while cut > free.startIndex, free[cut - 1].end == newSize {
+            cut -= 1
+            newSize = Int(free[cut].offset)
+        }
+        stamp = try file.write([], truncateTo: newSize)
+        free.removeSubrange(cut...)
+        size = newSize
     }
 
     /// `line` + spaces to the slot alignment + newline; the first byte `#` unless `live`.

@@ -17,11 +17,13 @@ enum HostsBenchmark {
             try writer.addSandbox("s\(s)", files: files, hostname: try HostLabel("s\(s)"))
             writer.attach("s\(s)", to: network, ownAddresses: [address(s)])
         }
+        let rssBefore = residentMiB()
         let setupStart = Date()
         for p in 0..<peers {
             writer.setEndpoint("p\(p)", on: network, EndpointRecord(name: try HostLabel("peer\(p)"), aliases: [try HostLabel("svc\(p % 10)")], ipv4: [address(1000 + p)]))
         }
         let setup = Date().timeIntervalSince(setupStart)
+        let rssAfter = residentMiB()
         let fileSize = (try FileManager.default.attributesOfItem(atPath: "\(directory)/s0/hosts")[.size] as? Int) ?? 0
 
         func bytes() -> Int { (0..<sandboxes).reduce(0) { $0 + (writer.statistics("s\($1)")?.bytesWritten ?? 0) } }
@@ -78,6 +80,8 @@ enum HostsBenchmark {
         func medianInt(_ values: [Int]) -> Int { values.sorted()[values.count / 2] }
         let perFile = { (t: Double) in t / Double(sandboxes) * 1e6 }
         print("hosts files: \(sandboxes) sandboxes on one network, \(peers) peers, each file \(fileSize) bytes; set-up \(String(format: "%.2f", setup)) s")
+        print(String(format: "memory: RSS %.0f MiB before the peers, %.0f MiB after: %.1f bytes per hosts-file line (%d lines)",
+                     rssBefore, rssAfter, (rssAfter - rssBefore) * 1_048_576 / Double(max(1, sandboxes * peers)), sandboxes * peers))
         func row(_ label: String, _ columns: [String]) {
             print(label.padding(toLength: 34, withPad: " ", startingAt: 0)
                 + columns.map { String(repeating: " ", count: max(0, 16 - $0.count)) + $0 }.joined())
@@ -95,4 +99,12 @@ enum HostsBenchmark {
                      median(naiveTimes) / median(addTimes), Double(naiveBytes) / Double(max(1, medianInt(addBytes))),
                      (perFile(median(addTimes)) < 1000 ? "PASS" : "FAIL") as NSString))
     }
+}
+
+/// This process's resident memory (VmRSS) in MiB.
+func residentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kib / 1024
 }

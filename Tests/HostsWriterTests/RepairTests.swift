@@ -81,6 +81,22 @@ struct RepairTests {
         }
     }
 
+    @Test("an update that cannot be written is reported, and the next update writes it too")
+    func failedWrite() throws {
+        try withHostsFixture { fx in
+            let (writer, path) = try setUp(fx)
+            try FileManager.default.removeItem(atPath: path)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)  // open(O_WRONLY) fails
+            #expect(writer.setEndpoint("e12", on: Self.vnet, record("c12", "192.168.0.13")).count == 1)
+            #expect(writer.removeEndpoint("e2", from: Self.vnet).count == 1)
+            try FileManager.default.removeItem(atPath: path)
+            #expect(writer.setEndpoint("e13", on: Self.vnet, record("c13", "192.168.0.14")).isEmpty)
+            expectIntact(path, user: [], peers: 3...13)
+            #expect(!liveLines(path).contains { $0.contains("c2 ") })
+            #expect(liveLines(path).contains("192.168.0.2 c01"), "own line")
+        }
+    }
+
     @Test("a deleted file is recreated on the next update")
     func deletedFile() throws {
         try withHostsFixture { fx in
