@@ -4,6 +4,14 @@ import Logging
 import Store
 
 /// A refusal by the cluster: one line a user can act on.
+/// A key that kept changing between reading and writing it: not a refusal (nobody else holds
+/// it for sure), so the caller retries later like after a store error.
+public struct ContendedKey: Error, CustomStringConvertible {
+    public var key: String
+    public var attempts: Int
+    public var description: String { "\(key) changed on every one of \(attempts) attempts to write it" }
+}
+
 public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case networkExists(String)
     case noSuchNetwork(String)
@@ -120,13 +128,16 @@ public struct ClusterRegistry: Sendable {
     /// Keeps `name` for `host` under `lease` (a new lease after a restart or an expiry): written
     /// again if absent or already `host`'s, refused if another host holds it.
     public func holdName(_ name: HostLabel, host: String, lease: LeaseID?) throws {
-        if let holder = try holder(of: name), holder != host { throw ClusterError.nameTaken(name.text, host: holder) }
-        try store.put(Keys.name(name), JSON.encode(NameClaim(name: name.text, host: host)), lease: lease)
+        if let other = try hold(Keys.name(name), JSON.encode(NameClaim(name: name.text, host: host)), lease: lease,
+                                ours: { Self.nameHolder($0) == host }) {
+            throw ClusterError.nameTaken(name.text, host: Self.nameHolder(other))
+        }
     }
 
+    private static func nameHolder(_ entry: KeyValue) -> String { JSON.decode(NameClaim.self, entry.value)?.host ?? "?" }
+
     private func holder(of name: HostLabel) throws -> String? {
-        guard let entry = try store.get(Keys.name(name)) else { return nil }
-        return JSON.decode(NameClaim.self, entry.value)?.host ?? "?"
+        try store.get(Keys.name(name)).map(Self.nameHolder)
     }
 
     public func releaseName(_ name: HostLabel) throws { try store.delete(Keys.name(name)) }
@@ -134,8 +145,7 @@ public struct ClusterRegistry: Sendable {
     /// Releases `name` only if `host` holds it (a host cleaning up after itself must never
     /// drop a claim another host made meanwhile).
     public func releaseName(_ name: HostLabel, heldBy host: String) throws {
-        guard let entry = try store.get(Keys.name(name)), JSON.decode(NameClaim.self, entry.value)?.host == host else { return }
-        try store.delete(Keys.name(name))
+        try release(Keys.name(name)) { Self.nameHolder($0) == host }
     }
 
     // MARK: addresses
@@ -172,10 +182,9 @@ public struct ClusterRegistry: Sendable {
 
     /// Keeps `address` for `host` under `lease`, like `holdName`.
     public func holdAddress(_ address: IPv4Address, on network: HostLabel, host: String, lease: LeaseID?) throws {
-        if let entry = try store.get(Keys.address(network, address)), entry.text != host {
+        if try hold(Keys.address(network, address), Array(host.utf8), lease: lease, ours: { $0.text == host }) != nil {
             throw ClusterError.addressTaken(address.description)
         }
-        try store.put(Keys.address(network, address), Array(host.utf8), lease: lease)
     }
 
     public func releaseAddress(_ address: IPv4Address, on network: HostLabel) throws {
@@ -184,9 +193,39 @@ public struct ClusterRegistry: Sendable {
 
     /// Releases `address` only if `host` holds it, like `releaseName(_:heldBy:)`.
     public func releaseAddress(_ address: IPv4Address, on network: HostLabel, heldBy host: String) throws {
-        guard let entry = try store.get(Keys.address(network, address)), entry.text == host else { return }
-        try store.delete(Keys.address(network, address))
+        try release(Keys.address(network, address)) { $0.text == host }
     }
+
+    // MARK: holding a claim
+
+    /// Writes `value` under `lease` if `key` is absent or holds a claim `ours` accepts, in one
+    /// atomic step against what was read (create-if-absent, or compare-and-swap on its
+    /// revision), so a claim another host makes between the read and the write is never
+    /// overwritten. Returns the other host's entry when refused, nil when written.
+    private func hold(_ key: String, _ value: [UInt8], lease: LeaseID?, ours: (KeyValue) -> Bool) throws -> KeyValue? {
+        for _ in 0..<Self.contentionRetries {
+            if let entry = try store.get(key) {
+                guard ours(entry) else { return entry }
+                if try store.compareAndSwap(key, expected: entry.modRevision, value, lease: lease) { return nil }
+            } else if try store.create(key, value, lease: lease) {
+                return nil
+            }
+            // Changed between the read and the write: read it again.
+        }
+        throw ContendedKey(key: key, attempts: Self.contentionRetries)
+    }
+
+    /// Deletes `key` if it holds a claim `ours` accepts, atomically against what was read: a
+    /// claim another host made meanwhile stays.
+    private func release(_ key: String, ours: (KeyValue) -> Bool) throws {
+        for _ in 0..<Self.contentionRetries {
+            guard let entry = try store.get(key), ours(entry) else { return }
+            if try store.delete(key, ifUnchangedSince: entry.modRevision) { return }
+        }
+        throw ContendedKey(key: key, attempts: Self.contentionRetries)
+    }
+
+    static let contentionRetries = 8
 
     // MARK: hosts and endpoints
 

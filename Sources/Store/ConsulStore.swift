@@ -78,6 +78,13 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
         return existed
     }
 
+    /// `DELETE ?cas=INDEX`: deleted only while the key's ModifyIndex is INDEX (Consul takes no
+    /// action on cas=0, and neither is 0 a revision a key can have).
+    public func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool {
+        guard expected > 0 else { return false }
+        return Self.truth(try call("DELETE", "/v1/kv/\(key)", query: "cas=\(expected)").body)
+    }
+
     public func create(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Bool {
         try compareAndSwap(key, expected: 0, value, lease: lease)
     }

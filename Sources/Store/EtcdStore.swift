@@ -117,6 +117,17 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return reply["succeeded"] as? Bool ?? false
     }
 
+    public func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool {
+        let reply = try call("/v3/kv/txn", [
+            "compare": [["target": "MOD", "result": "EQUAL", "key": Self.b64(key), "mod_revision": String(expected)]],
+            "success": [["request_delete_range": ["key": Self.b64(key)]]],
+        ])
+        // An absent key compares as mod_revision 0: the txn succeeds having deleted nothing.
+        guard reply["succeeded"] as? Bool ?? false, let responses = reply["responses"] as? [[String: Any]],
+              let deleted = responses.first?["response_delete_range"] as? [String: Any] else { return false }
+        return Self.int64(deleted["deleted"]) > 0
+    }
+
     public func grantLease(ttl seconds: Int) throws -> LeaseID {
         let reply = try call("/v3/lease/grant", ["TTL": String(seconds)])
         let id = Self.int64(reply["ID"])

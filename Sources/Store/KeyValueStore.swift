@@ -76,6 +76,8 @@ public protocol KeyValueStore: Sendable {
     func create(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Bool
     /// Writes only if the key's modRevision is still `expected`; true when written.
     func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID?) throws -> Bool
+    /// Deletes only if the key's modRevision is still `expected`; true when deleted.
+    func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool
     /// Calls `events` with each batch of changes under `prefix` from `revision` on, in order;
     /// `failed` once if the watch cannot go on (compacted history, malformed stream).
     func watch(prefix: String, from revision: Int64,

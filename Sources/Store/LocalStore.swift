@@ -216,6 +216,13 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
+    public func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool {
+        try lock.withLock {
+            guard let current = data[key], current.modRevision == expected else { return false }
+            return try deleteLocked(key)
+        }
+    }
+
     public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
         try lock.withLock {
             guard (data[key]?.modRevision ?? 0) == expected else { return false }

@@ -44,6 +44,46 @@ struct ClusterRegistryTests {
         }
     }
 
+    @Test("holding a name or address again never overwrites a claim another host made after the read", arguments: [Backend.local, .etcd, .consul])
+    func holdRace(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            let name = try HostLabel("c01")
+            let nameKey = "dnsd/v1/names/c01"
+            let rivalClaim = Array(#"{"host":"h2","name":"c01"}"#.utf8)
+            // Absent when read (h1's lease lapsed), claimed by h2 before h1's write: refused.
+            #expect(throws: ClusterError.nameTaken("c01", host: "h2")) {
+                try registry(RivalStore(store, key: nameKey, rivalValue: rivalClaim)).holdName(name, host: "h1", lease: nil)
+            }
+            #expect(try store.get(nameKey)?.value == rivalClaim)
+            // h1's own claim when read, taken over by h2 before h1's write: refused, h2 keeps it.
+            try store.put(nameKey, Array(#"{"host":"h1","name":"c01"}"#.utf8), lease: nil)
+            #expect(throws: ClusterError.nameTaken("c01", host: "h2")) {
+                try registry(RivalStore(store, key: nameKey, rivalValue: rivalClaim)).holdName(name, host: "h1", lease: nil)
+            }
+            // Releasing h1's claim after h2 took it over: h2's stays.
+            try store.put(nameKey, Array(#"{"host":"h1","name":"c01"}"#.utf8), lease: nil)
+            try registry(RivalStore(store, key: nameKey, rivalValue: rivalClaim)).releaseName(name, heldBy: "h1")
+            #expect(try store.get(nameKey)?.value == rivalClaim)
+            // The same for an address.
+            let address = IPv4Address("192.168.0.7")!
+            let addressKey = "dnsd/v1/ipam/vnet/192.168.0.7"
+            #expect(throws: ClusterError.addressTaken("192.168.0.7")) {
+                try registry(RivalStore(store, key: addressKey, rivalValue: Array("h2".utf8))).holdAddress(address, on: Self.vnet, host: "h1", lease: nil)
+            }
+            #expect(try store.get(addressKey)?.text == "h2")
+            try store.put(addressKey, Array("h1".utf8), lease: nil)
+            try registry(RivalStore(store, key: addressKey, rivalValue: Array("h2".utf8))).releaseAddress(address, on: Self.vnet, heldBy: "h1")
+            #expect(try store.get(addressKey)?.text == "h2")
+            // Without a rival: held when absent or ours, released when ours.
+            try store.delete(nameKey)
+            try registry(store).holdName(name, host: "h1", lease: nil)
+            try registry(store).holdName(name, host: "h1", lease: nil)
+            #expect(try store.get(nameKey)?.text.contains("h1") == true)
+            try registry(store).releaseName(name, heldBy: "h1")
+            #expect(try store.get(nameKey) == nil)
+        }
+    }
+
     @Test("two hosts racing to allocate 50 addresses each on one network get 100 distinct ones", arguments: [Backend.local, .etcd])
     func addressRace(backend: Backend) throws {
         try withStore(backend) { store, another in

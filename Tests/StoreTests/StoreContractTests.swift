@@ -92,6 +92,22 @@ struct StoreContractTests {
         }
     }
 
+    @Test("compare-and-delete deletes at the current revision only", arguments: Backend.allCases)
+    func compareAndDelete(backend: Backend) throws {
+        try withStore(backend) { store, another in
+            try store.put("k", Array("1".utf8))
+            let first = try #require(try store.get("k"))
+            try another().put("k", Array("2".utf8))
+            #expect(try !store.delete("k", ifUnchangedSince: first.modRevision), "changed since: kept")
+            #expect(try store.get("k")?.text == "2")
+            let second = try #require(try store.get("k"))
+            #expect(try store.delete("k", ifUnchangedSince: second.modRevision))
+            #expect(try store.get("k") == nil)
+            #expect(try !store.delete("k", ifUnchangedSince: second.modRevision), "absent: nothing to delete")
+            #expect(try !store.delete("absent", ifUnchangedSince: 0))
+        }
+    }
+
     @Test("leases: keys vanish on revoke; keep-alive says when a lease is gone", arguments: Backend.allCases)
     func leases(backend: Backend) throws {
         try withStore(backend) { store, another in

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A test double of Consul's HTTP API, the subset dnsd uses, written from Consul's public API
 reference (no Consul binary can be installed here). KV: GET (recurse, blocking index/wait),
-PUT (cas, acquire), DELETE; sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
+PUT (cas, acquire), DELETE (cas); sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
 X-Consul-Index on every KV answer. Usage: consul_double.py PORT [ADDRESS]"""
 import base64, json, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -116,8 +116,13 @@ class Handler(BaseHTTPRequestHandler):
         path, q = self.route()
         if not path.startswith("/v1/kv/"):
             return self.reply(404, b"")
+        key = unquote(path[len("/v1/kv/"):])
         with lock:
-            if kv.pop(unquote(path[len("/v1/kv/"):]), None) is not None:
+            if "cas" in q:
+                cas = int(q["cas"])
+                if cas == 0 or key not in kv or kv[key]["ModifyIndex"] != cas:
+                    return self.reply(200, b"false")
+            if kv.pop(key, None) is not None:
                 bump()
         self.reply(200, b"true")
 
