@@ -78,18 +78,20 @@ seen=$(date +%s.%N)
 echo "$REMOTE remote endpoints written into etcd; the last one answered in a local sandbox $(python3 -c "print(f'{($seen - $written) * 1000:.0f}')") ms after the write finished"
 echo "daemon RSS: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$DAEMON/status) once DNS answers everything"
 # Every local sandbox's hosts file: the standard lines, its own line, one line per endpoint on its network.
+# Each batch reaches every file before the next, so poll the last sandbox of each network, then check all.
 PER_NET=$((RECORDS / 4))
-complete() {
-    local short=0
-    for i in $(seq 0 $((SANDBOXES - 1))); do
-        [ "$(grep -c '^[0-9]' "/etc/netns/${P}s$i/hosts" 2>/dev/null)" -ge $((PER_NET + 2)) ] || { short=1; break; }
-    done
-    return $short
-}
-for _ in $(seq 1200); do complete && break; sleep 0.1; done
+lines_in() { grep -c '^[0-9]' "/etc/netns/${P}s$1/hosts" 2>/dev/null || true; }
+for _ in $(seq 2400); do
+    done_nets=0
+    for n in 0 1 2 3; do [ "$(lines_in $((SANDBOXES - 4 + n)))" -ge $((PER_NET + 2)) ] && done_nets=$((done_nets + 1)); done
+    [ $done_nets = 4 ] && break
+    sleep 0.05
+done
 filled=$(date +%s.%N)
-complete && state="complete" || state="NOT complete after 120 s"
+short=$(for i in $(seq 0 $((SANDBOXES - 1))); do echo "/etc/netns/${P}s$i/hosts"; done | xargs awk -v want=$((PER_NET + 2)) \
+    'FNR == 1 && NR > 1 && n < want {short++} FNR == 1 {n = 0} /^[0-9]/ {n++} END {if (n < want) short++; print short + 0}')
 lines=$(cat /etc/netns/${P}s*/hosts | grep -c '^[0-9]')
+[ "$short" = 0 ] && state="complete" || state="NOT complete ($short files short)"
 echo "hosts files $state $(python3 -c "print(f'{$filled - $written:.1f}')") s after the write: $lines lines in $SANDBOXES files"
 sleep 2  # the cluster cache is written at most once a second
 echo "daemon RSS: $(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$DAEMON/status) with every hosts file complete (bar < 100 MB); cluster cache $(du -k "$WORK/state/cluster-cache.json" | cut -f1) KiB"

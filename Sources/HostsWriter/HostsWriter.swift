@@ -149,18 +149,42 @@ public final class HostsWriter: @unchecked Sendable {
     /// Adds or changes endpoint `id` on `network`, in every attached sandbox's file.
     @discardableResult
     public func setEndpoint(_ id: String, on network: HostLabel, _ record: EndpointRecord) -> [Failure] {
-        lock.withLock {
-            let changes = tables[table(of: network)].setEndpoint(id, record)
-            return applyToAttached(changes, network)
-        }
+        update(removing: [], setting: [(id, network, record)])
     }
 
     /// Removes endpoint `id` from `network`, in every attached sandbox's file.
     @discardableResult
     public func removeEndpoint(_ id: String, from network: HostLabel) -> [Failure] {
+        update(removing: [(id, network)], setting: [])
+    }
+
+    /// A batch of endpoint changes (the removals, then the additions or changes), each
+    /// attached sandbox's file written once for all of them: one open file for any number of
+    /// lines, which is what makes a burst of thousands of endpoints cheap.
+    @discardableResult
+    public func update(removing: [(id: String, network: HostLabel)],
+                       setting: [(id: String, network: HostLabel, record: EndpointRecord)]) -> [Failure] {
         lock.withLock {
-            guard let table = tableOfNetwork[network] else { return [] }
-            return applyToAttached(tables[table].removeEndpoint(id), network)
+            var changes: [HostLabel: [LineChange]] = [:]
+            for (id, network) in removing {
+                guard let table = tableOfNetwork[network] else { continue }
+                changes[network, default: []] += tables[table].removeEndpoint(id)
+            }
+            for (id, network, record) in setting {
+                changes[network, default: []] += tables[table(of: network)].setEndpoint(id, record)
+            }
+            changes = changes.filter { !$0.value.isEmpty }
+            guard !changes.isEmpty else { return [] }
+            var failures: [Failure] = []
+            for (sandbox, entry) in sandboxes {
+                let networks = entry.networks.keys.filter { changes[$0] != nil }
+                if networks.count == 1 {
+                    apply(changes[networks[0]]!, to: sandbox, &failures)
+                } else if !networks.isEmpty {
+                    apply(networks.flatMap { changes[$0]! }, to: sandbox, &failures)
+                }
+            }
+            return failures
         }
     }
 
@@ -190,13 +214,6 @@ public final class HostsWriter: @unchecked Sendable {
         tables.append(NetworkLines(network: network, table: tables.count))
         tableOfNetwork[network] = tables.count - 1
         return tables.count - 1
-    }
-
-    private func applyToAttached(_ changes: [LineChange], _ network: HostLabel) -> [Failure] {
-        guard !changes.isEmpty else { return [] }
-        var failures: [Failure] = []
-        for (sandbox, entry) in sandboxes where entry.networks[network] != nil { apply(changes, to: sandbox, &failures) }
-        return failures
     }
 
     /// Applies `changes` (the model already holds them) to `sandbox`'s hosts file.

@@ -23,23 +23,34 @@ struct InPlaceFile {
         return Stamp(st)
     }
 
-    /// Writes `pieces` (offset, bytes), in order, then cuts the file to `truncateTo` if given.
-    /// Returns the stamp after the last write.
-    @discardableResult
-    func write(_ pieces: [(offset: Int, bytes: [UInt8])], truncateTo: Int? = nil, create: Bool = false) throws -> Stamp {
-        let fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
-        guard fd >= 0 else { throw SystemCallError.last("open \(path)") }
-        defer { close(fd) }
-        for piece in pieces {
+    /// An open file to make several writes through: one open, one fstat, one close for them all.
+    struct Editor {
+        fileprivate let fd: Int32
+        let path: String
+
+        /// Writes `bytes` at `offset`, all of them.
+        func write(_ bytes: [UInt8], at offset: Int) throws {
             var done = 0
-            while done < piece.bytes.count {
-                let n = piece.bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(piece.offset + done)) }
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else { throw SystemCallError.last("write \(path)") }
                 done += n
             }
         }
-        if let truncateTo, ftruncate(fd, off_t(truncateTo)) != 0 { throw SystemCallError.last("truncate \(path)") }
+
+        func truncate(to size: Int) throws {
+            if ftruncate(fd, off_t(size)) != 0 { throw SystemCallError.last("truncate \(path)") }
+        }
+    }
+
+    /// Opens the file, lets `body` write through it, and returns the stamp after the last write.
+    @discardableResult
+    func edit(create: Bool = false, _ body: (Editor) throws -> Void) throws -> Stamp {
+        let fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
+        guard fd >= 0 else { throw SystemCallError.last("open \(path)") }
+        defer { close(fd) }
+        try body(Editor(fd: fd, path: path))
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SystemCallError.last("fstat \(path)") }
         return Stamp(st)
@@ -48,7 +59,10 @@ struct InPlaceFile {
     /// Replaces the whole content in place (for first writes and repairs).
     @discardableResult
     func replaceContent(_ bytes: [UInt8]) throws -> Stamp {
-        try write([(0, bytes)], truncateTo: bytes.count, create: true)
+        try edit(create: true) { editor in
+            try editor.write(bytes, at: 0)
+            try editor.truncate(to: bytes.count)
+        }
     }
 
     func read() -> String? {

@@ -135,7 +135,8 @@ final class ManagedHostsFile {
         self.stamp = stamp
         // Free slots ending the file are cut like any other (an earlier run left none).
         if let last = free.last, last.end == size {
-            do { try release(free.removeLast()) } catch { needsRebuild = true }
+            let slot = free.removeLast()
+            try? edit { try release(slot, $0) }
         }
         return true
     }
@@ -145,11 +146,8 @@ final class ManagedHostsFile {
         let slots = unclaimed.values.flatMap { $0 }
         unclaimed = [:]
         // From the end: freeing the last slot cuts only free slots off, never a held one.
-        do {
-            for slot in slots.sorted(by: { $0.offset > $1.offset }) { try release(slot) }
-        } catch {
-            needsRebuild = true
-            throw error
+        try edit { editor in
+            for slot in slots.sorted(by: { $0.offset > $1.offset }) { try release(slot, editor) }
         }
     }
 
@@ -165,21 +163,35 @@ final class ManagedHostsFile {
             try rebuild(source, recognising: changes.compactMap(\.old))
             return
         }
-        for (done, change) in changes.enumerated() {
-            do {
-                let old = slot(change.id)
-                if old != .none {
-                    setSlot(change.id, .none)
-                    if old.isPlaced { try release(old) }
+        var done = 0
+        do {
+            try edit { editor in
+                for change in changes {
+                    let old = slot(change.id)
+                    if old != .none {
+                        setSlot(change.id, .none)
+                        if old.isPlaced { try release(old, editor) }
+                    }
+                    if let new = change.new, !claim(change.id, new) { try add(change.id, new, editor) }
+                    done += 1
                 }
-                if let new = change.new, !claim(change.id, new) { try add(change.id, new) }
-            } catch {
-                // Whatever is half done is redone from the model by the next update.
-                for change in changes[done...] { setSlot(change.id, change.new != nil ? .unwritten : .none) }
-                pendingOldLines += changes[done...].compactMap(\.old)
-                needsRebuild = true
-                throw error
             }
+        } catch {
+            // Whatever is half done is redone from the model by the next update.
+            for change in changes[done...] { setSlot(change.id, change.new != nil ? .unwritten : .none) }
+            pendingOldLines += changes[done...].compactMap(\.old)
+            throw error
+        }
+    }
+
+    /// Writes through one open file (one open, fstat and close for any number of lines); a
+    /// failure leaves the file to be rebuilt by the next update.
+    private func edit(_ body: (InPlaceFile.Editor) throws -> Void) throws {
+        do {
+            stamp = try file.edit(body)
+        } catch {
+            needsRebuild = true
+            throw error
         }
     }
 
@@ -249,7 +261,7 @@ final class ManagedHostsFile {
         bytesWritten += bytes.count
     }
 
-    private func add(_ id: LineID, _ entry: HostsEntry) throws {
+    private func add(_ id: LineID, _ entry: HostsEntry, _ editor: InPlaceFile.Editor) throws {
         var line = Self.slotBytes(entry, live: false)
         var slot = try Slot(at: size, capacity: line.count)
         let reused = free.firstIndex { Int($0.capacity) >= line.count }
@@ -259,7 +271,8 @@ final class ManagedHostsFile {
             line = Self.padded(line, to: Int(slot.capacity))
         }
         // 1) the line, still commented out; 2) its first byte: live.
-        stamp = try file.write([(Int(slot.offset), line), (Int(slot.offset), [entry.firstByte])])
+        try editor.write(line, at: Int(slot.offset))
+        try editor.write([entry.firstByte], at: Int(slot.offset))
         bytesWritten += line.count + 1
         if let reused { free.remove(at: reused) } else { size = slot.end }
         setSlot(id, slot)
@@ -267,9 +280,9 @@ final class ManagedHostsFile {
 
     /// Frees `slot` (`#` over its first byte); free slots at the end are cut off rather than
     /// kept.
-    private func release(_ slot: Slot) throws {
+    private func release(_ slot: Slot, _ editor: InPlaceFile.Editor) throws {
         guard slot.end == size else {
-            stamp = try file.write([(Int(slot.offset), [UInt8(ascii: "#")])])
+            try editor.write([UInt8(ascii: "#")], at: Int(slot.offset))
             bytesWritten += 1
             let at = free.firstIndex { $0.offset > slot.offset } ?? free.endIndex
             free.insert(slot, at: at)
@@ -281,7 +294,7 @@ final class ManagedHostsFile {
             cut -= 1
             newSize = Int(free[cut].offset)
         }
-        stamp = try file.write([], truncateTo: newSize)
+        try editor.truncate(to: newSize)
         free.removeSubrange(cut...)
         size = newSize
     }

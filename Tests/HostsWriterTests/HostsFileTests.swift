@@ -8,6 +8,34 @@ import Testing
 struct HostsFileTests {
     static let vnet = label("vnet"), net2 = label("net2")
 
+    @Test("a batch of changes on two networks: each file gets its networks' lines, a removal's slot goes to an addition of the same batch")
+    func batch() throws {
+        try withHostsFixture { fx in
+            let writer = fx.writer()
+            for (sandbox, networks) in [("a", [Self.vnet]), ("b", [Self.net2]), ("both", [Self.vnet, Self.net2])] {
+                try writer.addSandbox(sandbox, files: fx.files(sandbox), hostname: label(sandbox))
+                for (i, network) in networks.enumerated() { writer.attach(sandbox, to: network, ownAddresses: [IPv4Address("10.9.\(i).\(sandbox.count)")!]) }
+            }
+            #expect(writer.update(removing: [], setting: (1...40).map { ("e\($0)", $0 % 2 == 0 ? Self.vnet : Self.net2, record("c\($0)", "192.168.0.\($0)")) }).isEmpty)
+            let size = try FileManager.default.attributesOfItem(atPath: fx.files("both").hosts)[.size] as! Int
+            let before = writer.statistics("both")!.bytesWritten
+            // e40's line goes and e41 (a line of the same length) comes, in one batch: same slot, the file does not grow.
+            #expect(writer.update(removing: [("e40", Self.vnet), ("nosuch", Self.vnet), ("e1", label("other"))],
+                                  setting: [("e41", Self.vnet, record("c41", "192.168.0.41")), ("e2", Self.vnet, record("c2", "192.168.0.2"))]).isEmpty)
+            #expect(try FileManager.default.attributesOfItem(atPath: fx.files("both").hosts)[.size] as! Int == size)
+            #expect(writer.statistics("both")!.bytesWritten - before <= 64, "one '#' and one line")
+            for (sandbox, wanted) in [("a", [Self.vnet]), ("b", [Self.net2]), ("both", [Self.vnet, Self.net2])] {
+                let lines = liveLines(fx.files(sandbox).hosts)
+                for i in 1...41 where i != 40 {
+                    let network = i % 2 == 0 || i == 41 ? Self.vnet : Self.net2
+                    #expect(lines.contains("192.168.0.\(i) c\(i) c\(i).\(network)") == wanted.contains(network), "\(sandbox): c\(i)")
+                }
+                #expect(!lines.contains { $0.contains("c40") })
+                #expect(writer.statistics(sandbox)!.repairs == 0)
+            }
+        }
+    }
+
     @Test("standard lines, own line, one line per peer on each attached network, nothing from other networks")
     func content() throws {
         try withHostsFixture { fx in

@@ -138,10 +138,8 @@ final class Reconciler: @unchecked Sendable {
         }
         let hosts = daemon.hosts
         let writeFiles = { @Sendable [gone, added] in
-            for old in gone {
-                if let label = try? HostLabel(old.network, what: "network") { hosts.removeEndpoint(old.id, from: label) }
-            }
-            for (endpoint, label) in added { hosts.setEndpoint(endpoint.id, on: label, endpoint.record!) }
+            _ = hosts.update(removing: gone.compactMap { old in (try? HostLabel(old.network, what: "network")).map { (old.id, $0) } },
+                         setting: added.map { ($0.0.id, $0.1, $0.0.record!) })
         }
         if filesInline {
             filesQueue.sync {}  // what is queued first
