@@ -19,22 +19,11 @@
 /// lines and dnsd's model, so an edit never loses the user's lines nor dnsd's entries.
 ///
 /// The file keeps no text of its own lines, nor a list of its slots: per line it holds only the
-/// line's slot (offset and size, 8 bytes) in a flat index by `LineID`, plus a short sorted list
-/// of free slots; the text comes from the writer's model (`HostsLineSource`) when it is
+/// line's slot (offset and size, 8 bytes) in an index by `LineID` (pages of 512, grown a page at
+/// a time), plus a short sorted list of free slots (the text layout is `HostsFileLayout`); the text comes from the writer's model (`HostsLineSource`) when it is
 /// written. At 1000 sandboxes x 2,500 peers that is 2.5M slots. A failed write leaves the file
 /// to be rebuilt by the next update.
 final class ManagedHostsFile {
-    static let marker = "# dnsd: the lines below are managed by dnsd and change as peers come and go; add your own lines above"
-    static let standardLines = [
-        "127.0.0.1\tlocalhost",
-        "::1\tlocalhost ip6-localhost ip6-loopback",
-        "fe00::0\tip6-localnet",
-        "ff00::0\tip6-mcastprefix",
-        "ff02::1\tip6-allnodes",
-        "ff02::2\tip6-allrouters",
-    ]
-    static let slotAlignment = 16
-
     /// A slot's extent in the file: 8 bytes, one per line of every file. In the index, capacity
     /// 0 means the file does not hold the line, `unwritten` that it holds it but has not written
     /// it yet (to be done by a rebuild).
@@ -95,7 +84,7 @@ final class ManagedHostsFile {
         if resuming, let existing, adoptSlots(of: existing) { return }
         // Any other file keeps its lines (above a marker, if it has one from an earlier dnsd)
         // and gets the managed part written after them.
-        if let existing { userLines = Self.userLines(of: existing, ours: nil) }
+        if let existing { userLines = HostsFileLayout.userLines(of: existing, ours: nil) }
         try rebuild(NoLines())
     }
 
@@ -106,32 +95,17 @@ final class ManagedHostsFile {
     /// Takes over a file laid out by an earlier run (marker, standard lines, slots): returns
     /// false, changing nothing, for any other layout.
     private func adoptSlots(of text: String) -> Bool {
-        guard let stamp = file.stamp(), stamp.size == text.utf8.count else { return false }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard lines.last == "" else { return false }
-        lines.removeLast()
-        guard let markerIndex = lines.firstIndex(of: Self.marker),
-              Array(lines.dropFirst(markerIndex + 1).prefix(Self.standardLines.count)) == Self.standardLines
-        else { return false }
-        var offset = lines[...(markerIndex + Self.standardLines.count)].reduce(0) { $0 + $1.utf8.count + 1 }
+        guard let stamp = file.stamp(), stamp.size == text.utf8.count, let layout = HostsFileLayout.parse(text) else { return false }
         var freeSlots: [Slot] = [], waiting: [String: [Slot]] = [:]
-        for line in lines.dropFirst(markerIndex + 1 + Self.standardLines.count) {
-            guard let slot = try? Slot(at: offset, capacity: line.utf8.count + 1) else { return false }
-            if line.hasPrefix("#") {
-                freeSlots.append(slot)
-            } else {
-                var trimmed = Substring(line)
-                while trimmed.last == " " { trimmed.removeLast() }
-                guard !trimmed.isEmpty else { return false }
-                // Held as unclaimed (so no add takes it as free) until claimed or swept.
-                waiting[String(trimmed), default: []].append(slot)
-            }
-            offset += line.utf8.count + 1
+        for line in layout.slots {
+            guard let slot = try? Slot(at: line.offset, capacity: line.length) else { return false }
+            // A live line is held as unclaimed (so no add takes it as free) until claimed or swept.
+            if let live = line.live { waiting[live, default: []].append(slot) } else { freeSlots.append(slot) }
         }
-        userLines = Array(lines[..<markerIndex])
+        userLines = layout.userLines
         free = freeSlots
         unclaimed = waiting
-        size = offset
+        size = layout.size
         self.stamp = stamp
         // Free slots ending the file are cut like any other (an earlier run left none).
         if let last = free.last, last.end == size {
@@ -236,14 +210,12 @@ final class ManagedHostsFile {
         }
         let entries = held.map { source.entry($0) }
         if stamp != nil, let current = file.read() {
-            userLines = Self.userLines(of: current, ours: entries.compactMap { $0 } + old + pendingOldLines, alsoLines: Array(unclaimed.keys))
+            userLines = HostsFileLayout.userLines(of: current, ours: entries.compactMap { $0 } + old + pendingOldLines, alsoLines: Array(unclaimed.keys))
         }
-        var text = userLines.map { $0 + "\n" }.joined()
-        text += Self.marker + "\n" + Self.standardLines.map { $0 + "\n" }.joined()
-        var bytes = Array(text.utf8)
+        var bytes = HostsFileLayout.header(userLines: userLines)
         for (id, entry) in zip(held, entries) {
             guard let entry else { setSlot(id, .none); continue }
-            let line = Self.slotBytes(entry, live: true)
+            let line = HostsFileLayout.slotBytes(entry, live: true)
             setSlot(id, try Slot(at: bytes.count, capacity: line.count))
             bytes += line
         }
@@ -262,13 +234,13 @@ final class ManagedHostsFile {
     }
 
     private func add(_ id: LineID, _ entry: HostsEntry, _ editor: InPlaceFile.Editor) throws {
-        var line = Self.slotBytes(entry, live: false)
+        var line = HostsFileLayout.slotBytes(entry, live: false)
         var slot = try Slot(at: size, capacity: line.count)
         let reused = free.firstIndex { Int($0.capacity) >= line.count }
         if let reused {
             slot = free[reused]
             // Pad to the free slot's size so the slot keeps its exact extent.
-            line = Self.padded(line, to: Int(slot.capacity))
+            line = HostsFileLayout.padded(line, to: Int(slot.capacity))
         }
         // 1) the line, still commented out; 2) its first byte: live.
         try editor.write(line, at: Int(slot.offset))
@@ -297,39 +269,5 @@ final class ManagedHostsFile {
         try editor.truncate(to: newSize)
         free.removeSubrange(cut...)
         size = newSize
-    }
-
-    /// `line` + spaces to the slot alignment + newline; the first byte `#` unless `live`.
-    private static func slotBytes(_ entry: HostsEntry, live: Bool) -> [UInt8] {
-        var bytes = Array(entry.line.utf8)
-        if !live { bytes[0] = UInt8(ascii: "#") }
-        let length = (bytes.count + 1 + slotAlignment - 1) / slotAlignment * slotAlignment
-        return padded(bytes + [UInt8(ascii: "\n")], to: length)
-    }
-
-    private static func padded(_ line: [UInt8], to length: Int) -> [UInt8] {
-        guard line.count < length else { return line }
-        return Array(line.dropLast()) + [UInt8](repeating: UInt8(ascii: " "), count: length - line.count) + [UInt8(ascii: "\n")]
-    }
-
-    /// The user's lines of `text`: everything before dnsd's marker, and anything after it that
-    /// is neither a standard line, a free slot, nor one of dnsd's entries (a line the user
-    /// appended at the end is kept, and moves above the marker).
-    /// `ours` nil means: everything after the marker is dnsd's (a file from an earlier run).
-    static func userLines(of text: String, ours: [HostsEntry]?, alsoLines: [String] = []) -> [String] {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        guard let markerIndex = lines.firstIndex(of: marker) else { return lines }
-        guard let ours else { return Array(lines[..<markerIndex]) }
-        let known = Set(standardLines.map(normalized) + ours.map { normalized($0.line) } + alsoLines.map(normalized))
-        let after = lines[(markerIndex + 1)...].filter { line in
-            let trimmed = normalized(line)
-            return !trimmed.isEmpty && !trimmed.hasPrefix("#") && !known.contains(trimmed)
-        }
-        return Array(lines[..<markerIndex]) + after
-    }
-
-    private static func normalized(_ line: String) -> String {
-        line.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
     }
 }
