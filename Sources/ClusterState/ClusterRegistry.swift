@@ -134,7 +134,7 @@ public struct ClusterRegistry: Sendable {
         }
     }
 
-    private static func nameHolder(_ entry: KeyValue) -> String { JSON.decode(NameClaim.self, entry.value)?.host ?? "?" }
+    static func nameHolder(_ entry: KeyValue) -> String { JSON.decode(NameClaim.self, entry.value)?.host ?? "?" }
 
     private func holder(of name: HostLabel) throws -> String? {
         try store.get(Keys.name(name)).map(Self.nameHolder)

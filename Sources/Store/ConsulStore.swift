@@ -22,9 +22,9 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
     }
 
     private func call(_ method: String, _ path: String, query: String = "", body: Data? = nil,
-                      timeoutMilliseconds: Int? = nil, http: HTTPClient? = nil) throws -> (status: Int, body: Data, index: Int64) {
+                      timeoutMilliseconds: Int? = nil, http: HTTPClient? = nil, accepting: Set<Int> = [200, 404]) throws -> (status: Int, body: Data, index: Int64) {
         let reply = try (http ?? client).request(method, url(path, query), body: body, timeoutMilliseconds: timeoutMilliseconds)
-        guard reply.status == 200 || reply.status == 404 else {
+        guard accepting.contains(reply.status) else {
             throw StoreError.refused(operation: "\(method) \(path)", status: reply.status, detail: String(decoding: reply.body.prefix(300), as: UTF8.self))
         }
         return (reply.status, reply.body, Int64(reply.headers["x-consul-index"] ?? "") ?? 0)
@@ -83,6 +83,24 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
     public func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool {
         guard expected > 0 else { return false }
         return Self.truth(try call("DELETE", "/v1/kv/\(key)", query: "cas=\(expected)").body)
+    }
+
+    /// `PUT /v1/txn`: `check-not-exists` / `check-index` for the conditions, then `lock` (under
+    /// the session, like `?acquire=`) or `set` per put; 200 when applied, 409 when rolled back.
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
+        var operations: [[String: Any]] = conditions.map { condition in
+            switch condition {
+            case .absent(let key): ["KV": ["Verb": "check-not-exists", "Key": key]]
+            case .unchanged(let key, let revision): ["KV": ["Verb": "check-index", "Key": key, "Index": revision]]
+            }
+        }
+        for (key, value) in puts {
+            var operation: [String: Any] = ["Verb": lease == nil ? "set" : "lock", "Key": key, "Value": Data(value).base64EncodedString()]
+            if let lease { operation["Session"] = lease.raw }
+            operations.append(["KV": operation])
+        }
+        let body = try JSONSerialization.data(withJSONObject: operations)
+        return try call("PUT", "/v1/txn", body: body, accepting: [200, 409]).status == 200
     }
 
     public func create(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Bool {

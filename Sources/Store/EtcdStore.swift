@@ -128,6 +128,17 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return Self.int64(deleted["deleted"]) > 0
     }
 
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
+        let compares: [[String: Any]] = conditions.map { condition in
+            switch condition {
+            case .absent(let key): ["target": "CREATE", "result": "EQUAL", "key": Self.b64(key), "create_revision": "0"]
+            case .unchanged(let key, let revision): ["target": "MOD", "result": "EQUAL", "key": Self.b64(key), "mod_revision": String(revision)]
+            }
+        }
+        let reply = try call("/v3/kv/txn", ["compare": compares, "success": puts.map { ["request_put": Self.putRequest($0.key, $0.value, lease)] }])
+        return reply["succeeded"] as? Bool ?? false
+    }
+
     public func grantLease(ttl seconds: Int) throws -> LeaseID {
         let reply = try call("/v3/lease/grant", ["TTL": String(seconds)])
         let id = Self.int64(reply["ID"])

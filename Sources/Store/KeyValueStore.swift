@@ -57,6 +57,18 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
 }
 
 /// A running watch; `cancel()` stops it and waits until no handler call is in progress.
+/// What must be true of a key for `KeyValueStore.commit` to write.
+public enum KeyCondition: Sendable, Equatable {
+    /// The key does not exist.
+    case absent(String)
+    /// The key exists and was last changed at this revision.
+    case unchanged(String, modRevision: Int64)
+
+    /// Conditions and puts one commit may carry (Consul takes 64 operations per transaction in
+    /// older versions, 128 now; etcd 128 by default).
+    public static let maximumOperations = 64
+}
+
 public protocol WatchHandle: Sendable {
     func cancel()
 }
@@ -78,6 +90,10 @@ public protocol KeyValueStore: Sendable {
     func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID?) throws -> Bool
     /// Deletes only if the key's modRevision is still `expected`; true when deleted.
     func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool
+    /// Writes every `(key, value)` of `puts` under `lease` in one atomic step if all
+    /// `conditions` hold, and nothing otherwise; true when written. At most
+    /// `KeyCondition.maximumOperations` conditions and puts together (Consul's limit).
+    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool
     /// Calls `events` with each batch of changes under `prefix` from `revision` on, in order;
     /// `failed` once if the watch cannot go on (compacted history, malformed stream).
     func watch(prefix: String, from revision: Int64,

@@ -223,6 +223,22 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
+        try lock.withLock {
+            for condition in conditions {
+                switch condition {
+                case .absent(let key): guard data[key] == nil else { return false }
+                case .unchanged(let key, let revision): guard data[key]?.modRevision == revision else { return false }
+                }
+            }
+            if let lease, leases[Int64(lease.raw) ?? 0] == nil {
+                throw StoreError.refused(operation: "commit", status: 404, detail: "lease \(lease) not found")
+            }
+            for (key, value) in puts { _ = try putLocked(key, value, lease: lease) }
+            return true
+        }
+    }
+
     public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
         try lock.withLock {
             guard (data[key]?.modRevision ?? 0) == expected else { return false }

@@ -84,6 +84,41 @@ struct ClusterRegistryTests {
         }
     }
 
+    @Test("republish: names and addresses held and endpoints published in batched commits; another host's claims refused, a rival's late claim kept", arguments: [Backend.local, .etcd, .consul])
+    func republishBatched(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            func endpoint(_ i: Int) -> EndpointState {
+                EndpointState(id: "h1-s\(i)", network: "vnet", name: "s\(i)", aliases: [], ipv4: "192.168.0.\(i + 2)",
+                              mac: "02:42:c0:a8:00:\(String(i + 2, radix: 16))", host: "h1", vtep: "198.18.0.1")
+            }
+            let sandboxes = try (0..<40).map { Republication(name: try HostLabel("s\($0)"), endpoints: [endpoint($0)]) }
+            // s1 is already h1's (its old lease), s2's name is h2's, s3's address is h2's, s5's name is claimed
+            // by h2 between the listing and the commit.
+            try store.put("dnsd/v1/names/s1", Array(#"{"host":"h1","name":"s1"}"#.utf8), lease: nil)
+            try store.put("dnsd/v1/ipam/vnet/192.168.0.3", Array("h1".utf8), lease: nil)
+            try store.put("dnsd/v1/names/s2", Array(#"{"host":"h2","name":"s2"}"#.utf8), lease: nil)
+            try store.put("dnsd/v1/ipam/vnet/192.168.0.5", Array("h2".utf8), lease: nil)
+            let rival = RivalStore(store, key: "dnsd/v1/names/s5", rivalValue: Array(#"{"host":"h2","name":"s5"}"#.utf8))
+            let lease = try store.grantLease(ttl: 10)
+            let refused = try registry(rival).republish(sandboxes, host: "h1", lease: lease)
+            #expect(refused == [try HostLabel("s2"): .nameTaken("s2", host: "h2"), try HostLabel("s3"): .addressTaken("192.168.0.5"),
+                                try HostLabel("s5"): .nameTaken("s5", host: "h2")])
+            let published = try registry(store).endpoints().endpoints.map(\.id)
+            #expect(Set(published) == Set((0..<40).filter { ![2, 3, 5].contains($0) }.map { "h1-s\($0)" }))
+            for i in (0..<40) where ![2, 3, 5].contains(i) {
+                #expect(try store.get("dnsd/v1/names/s\(i)")?.text.contains("\"h1\"") == true, "s\(i) held")
+                #expect(try store.get("dnsd/v1/ipam/vnet/192.168.0.\(i + 2)")?.text == "h1")
+            }
+            #expect(try store.get("dnsd/v1/names/s5")?.text.contains("h2") == true, "the rival's claim stays")
+            #expect(try store.get("dnsd/v1/names/s2")?.text.contains("h2") == true)
+            // All of it under the new lease.
+            try store.revoke(lease)
+            for _ in 0..<100 where try store.get("dnsd/v1/names/s0") != nil { usleep(20_000) }
+            #expect(try store.get("dnsd/v1/names/s0") == nil && store.get("dnsd/v1/names/s1") == nil)
+            #expect(try registry(store).endpoints().endpoints.isEmpty)
+        }
+    }
+
     @Test("two hosts racing to allocate 50 addresses each on one network get 100 distinct ones", arguments: [Backend.local, .etcd])
     func addressRace(backend: Backend) throws {
         try withStore(backend) { store, another in

@@ -36,6 +36,14 @@ final class RivalStore: KeyValueStore {
         try rivalMoves(key)
         return try inner.delete(key, ifUnchangedSince: expected)
     }
+    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
+        for condition in conditions {
+            switch condition {
+            case .absent(let key), .unchanged(let key, _): try rivalMoves(key)
+            }
+        }
+        return try inner.commit(conditions, puts: puts, lease: lease)
+    }
     func watch(prefix: String, from revision: Int64, events: @escaping @Sendable ([WatchEvent]) -> Void,
                failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
         try inner.watch(prefix: prefix, from: revision, events: events, failed: failed)

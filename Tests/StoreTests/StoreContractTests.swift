@@ -92,6 +92,32 @@ struct StoreContractTests {
         }
     }
 
+    @Test("commit: all puts under the lease when every condition holds, none when one fails", arguments: Backend.allCases)
+    func commit(backend: Backend) throws {
+        try withStore(backend) { store, another in
+            try store.put("held", Array("1".utf8))
+            let held = try #require(try store.get("held"))
+            let lease = try store.grantLease(ttl: 10)
+            // One condition false (the key is not absent): nothing written.
+            #expect(try !store.commit([.absent("new"), .absent("held")], puts: [("new", Array("a".utf8)), ("held", Array("b".utf8))], lease: lease))
+            #expect(try store.get("new") == nil && store.get("held")?.text == "1")
+            // A revision that moved on: nothing written.
+            try another().put("held", Array("2".utf8))
+            #expect(try !store.commit([.unchanged("held", modRevision: held.modRevision)], puts: [("new", Array("a".utf8))], lease: lease))
+            #expect(try store.get("new") == nil)
+            // Every condition true: every put, under the lease.
+            let now = try #require(try store.get("held"))
+            #expect(try store.commit([.absent("new"), .unchanged("held", modRevision: now.modRevision)],
+                                     puts: [("new", Array("a".utf8)), ("held", Array("b".utf8)), ("third", Array("c".utf8))], lease: lease))
+            #expect(try store.get("new")?.text == "a" && store.get("held")?.text == "b" && store.get("third")?.text == "c")
+            // .unchanged on an absent key is false.
+            #expect(try !store.commit([.unchanged("nosuch", modRevision: now.modRevision)], puts: [("x", Array("x".utf8))], lease: nil))
+            try store.revoke(lease)
+            for _ in 0..<100 where try store.get("third") != nil { usleep(20_000) }
+            #expect(try store.get("new") == nil && store.get("held") == nil && store.get("third") == nil, "all three under the lease")
+        }
+    }
+
     @Test("compare-and-delete deletes at the current revision only", arguments: Backend.allCases)
     func compareAndDelete(backend: Backend) throws {
         try withStore(backend) { store, another in

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A test double of Consul's HTTP API, the subset dnsd uses, written from Consul's public API
 reference (no Consul binary can be installed here). KV: GET (recurse, blocking index/wait),
-PUT (cas, acquire), DELETE (cas); sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
+PUT (cas, acquire), DELETE (cas), PUT /v1/txn (check-not-exists, check-index, lock, set); sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
 X-Consul-Index on every KV answer. Usage: consul_double.py PORT [ADDRESS]"""
 import base64, json, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
                 kv[key] = {"Value": data, "CreateIndex": current["CreateIndex"] if current else new, "ModifyIndex": new,
                            "Session": session if session is not None else (current or {}).get("Session")}
                 return self.reply(200, b"true")
+            if path == "/v1/txn":
+                return self.txn(json.loads(data or b"[]"))
             if path == "/v1/session/create":
                 spec = json.loads(data or b"{}")
                 sid = str(uuid.uuid4())
@@ -111,6 +113,34 @@ class Handler(BaseHTTPRequestHandler):
                 invalidate(path.rsplit("/", 1)[1])
                 return self.reply(200, b"true")
         self.reply(404, b"")
+
+    def txn(self, operations):
+        """Called with the lock held: every check first, then the writes; 409 and nothing written
+        when a check (or a lock by another session) fails."""
+        errors = []
+        for i, op in enumerate(o["KV"] for o in operations):
+            current = kv.get(op["Key"])
+            if op["Verb"] == "check-not-exists" and current is not None:
+                errors.append({"OpIndex": i, "What": "key exists"})
+            elif op["Verb"] == "check-index" and (current is None or current["ModifyIndex"] != op["Index"]):
+                errors.append({"OpIndex": i, "What": "index mismatch"})
+            elif op["Verb"] == "lock" and (op.get("Session") not in sessions or
+                                           (current and current.get("Session") not in (None, op.get("Session")))):
+                errors.append({"OpIndex": i, "What": "lock failed"})
+            elif op["Verb"] not in ("check-not-exists", "check-index", "lock", "set"):
+                return self.reply(400, b"unsupported verb")
+        if errors:
+            return self.reply(409, {"Results": None, "Errors": errors})
+        results = []
+        for op in (o["KV"] for o in operations):
+            if op["Verb"] in ("lock", "set"):
+                current = kv.get(op["Key"])
+                new = bump()
+                session = op.get("Session") if op["Verb"] == "lock" else (current or {}).get("Session")
+                kv[op["Key"]] = {"Value": base64.b64decode(op.get("Value") or ""), "CreateIndex": current["CreateIndex"] if current else new,
+                                 "ModifyIndex": new, "Session": session}
+                results.append({"KV": {"Key": op["Key"], "Value": None, "CreateIndex": kv[op["Key"]]["CreateIndex"], "ModifyIndex": new}})
+        return self.reply(200, {"Results": results, "Errors": None})
 
     def do_DELETE(self):
         path, q = self.route()

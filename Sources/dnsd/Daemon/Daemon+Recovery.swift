@@ -70,30 +70,22 @@ extension Daemon {
     /// answer for one name or address) and keeps running without them. A store error is thrown:
     /// the caller tries the whole thing again later.
     func republish(_ recovered: [Recovered]) throws {
-        for item in recovered {
-            do {
-                try registry.holdName(item.name, host: configuration.hostID, lease: lease)
-                for endpoint in item.endpoints {
-                    guard let address = IPv4Address(endpoint.ipv4) else { continue }
-                    try registry.holdAddress(address, on: try HostLabel(endpoint.network, what: "network"),
+        let refused = try registry.republish(recovered.map { Republication(name: $0.name, endpoints: $0.endpoints) },
                                              host: configuration.hostID, lease: lease)
-                    try registry.publish(endpoint, lease: lease)
-                }
-                logger.info("sandbox published", metadata: ["sandbox": "\(item.name)", "networks": "\(item.endpoints.map(\.network))"])
-            } catch let error as ClusterError {
-                logger.error("a sandbox lost its name or address while this host was away; detaching it from its cluster networks",
-                             metadata: ["sandbox": "\(item.name)", "error": "\(error)"])
-                guard var local = sandboxes[item.name.text] else { continue }
-                for attachment in local.attachments where attachment.published != nil {
-                    if let published = attachment.published { withdrawEndpoint(published) }
-                    try? detachInterface(attachment)
-                    if let label = try? attachment.network.label { hosts.detach(local.name.text, from: label) }
-                }
-                try? registry.releaseName(item.name, heldBy: configuration.hostID)
-                local.attachments.removeAll { $0.published != nil }
-                records.update { $0.attach(local.id, to: local.namedNetworks) }
-                remember(local)
+        logger.info("sandboxes published", metadata: ["count": "\(recovered.count - refused.count)", "refused": "\(refused.count)"])
+        for (name, error) in refused {
+            logger.error("a sandbox lost its name or address while this host was away; detaching it from its cluster networks",
+                         metadata: ["sandbox": "\(name)", "error": "\(error)"])
+            guard var local = sandboxes[name.text] else { continue }
+            for attachment in local.attachments where attachment.published != nil {
+                if let published = attachment.published { withdrawEndpoint(published) }
+                try? detachInterface(attachment)
+                if let label = try? attachment.network.label { hosts.detach(local.name.text, from: label) }
             }
+            try? registry.releaseName(name, heldBy: configuration.hostID)
+            local.attachments.removeAll { $0.published != nil }
+            records.update { $0.attach(local.id, to: local.namedNetworks) }
+            remember(local)
         }
     }
 
