@@ -12,12 +12,12 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 [ "$(id -u)" = 0 ] || { echo "bench/scale.sh needs root (network namespaces)"; exit 1; }
 [ -x "$DNSD" ] || { echo "no dnsd binary at $DNSD (make release)"; exit 1; }
 
+. "$(dirname "$0")/../scripts/underlay.sh"
 P=dnsdb-sc$$-
 WORK=$(mktemp -d /tmp/dnsdb-XXXXXX)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    underlay_stop_processes
     for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${P}" || true); do ip netns del "$n" 2>/dev/null || true; done
     for n in $(ls /etc/netns 2>/dev/null | grep "$P" || true); do rm -rf "/etc/netns/$n"; done
     rm -rf "$WORK"
@@ -25,7 +25,6 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Underlay, etcd at .254, the host at .1.
-. "$(dirname "$0")/../scripts/underlay.sh"
 underlay_create
 underlay_addhost "${P}etcd" 198.18.0.254
 underlay_addhost "${P}h1" 198.18.0.1

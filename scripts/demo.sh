@@ -10,8 +10,7 @@ WORK=$(mktemp -d /tmp/dnsd-demo-XXXXXX)
 PIDS=()
 cleanup() {
     set +e
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    underlay_stop_processes
     for n in $(ip netns list | awk '{print $1}' | grep -E "^(${P}|c01$|c02$|c03$|h[123]-ov-)"); do ip netns del "$n"; rm -rf "/etc/netns/$n"; done
     rm -rf "$WORK"
 }
