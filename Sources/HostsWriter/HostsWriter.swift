@@ -51,6 +51,8 @@ public final class HostsWriter: @unchecked Sendable {
     /// Every network's lines, by table number (a network keeps its number for the writer's life).
     private var tables: [NetworkLines] = []
     private var tableOfNetwork: [HostLabel: Int] = [:]
+    /// Table numbers of networks no longer in use, for the next new network.
+    private var freeTables: [Int] = []
 
     public init(mode: NameMode, hostResolvConf: ResolvConf, upstreams: [String] = [], logger: Logger) {
         self.mode = mode
@@ -95,6 +97,7 @@ public final class HostsWriter: @unchecked Sendable {
             guard let entry = sandboxes.removeValue(forKey: sandbox) else { return }
             for (network, own) in entry.networks {
                 _ = tables[tableOfNetwork[network]!].removeOwn(sandbox, addresses: own)
+                recycleIfUnused(network)
             }
             if deleteFiles {
                 try? FileManager.default.removeItem(atPath: entry.files.hosts)
@@ -142,6 +145,7 @@ public final class HostsWriter: @unchecked Sendable {
             changes += tables[table].endpointLines().map { LineChange(id: $0.id, old: $0.new, new: nil) }
             var failures: [Failure] = []
             apply(changes, to: sandbox, &failures)
+            recycleIfUnused(network)
             return failures
         }
     }
@@ -184,6 +188,7 @@ public final class HostsWriter: @unchecked Sendable {
                     apply(networks.flatMap { changes[$0]! }, to: sandbox, &failures)
                 }
             }
+            for network in changes.keys { recycleIfUnused(network) }
             return failures
         }
     }
@@ -211,9 +216,31 @@ public final class HostsWriter: @unchecked Sendable {
 
     private func table(of network: HostLabel) -> Int {
         if let table = tableOfNetwork[network] { return table }
-        tables.append(NetworkLines(network: network, table: tables.count))
-        tableOfNetwork[network] = tables.count - 1
-        return tables.count - 1
+        let table: Int
+        if let free = freeTables.popLast() {
+            table = free
+            tables[table] = NetworkLines(network: network, table: table)
+        } else {
+            table = tables.count
+            tables.append(NetworkLines(network: network, table: table))
+        }
+        tableOfNetwork[network] = table
+        return table
+    }
+
+    /// Gives a network's table back once it has no line and no sandbox is attached to it (a
+    /// daemon that sees many networks come and go keeps only those in use).
+    private func recycleIfUnused(_ network: HostLabel) {
+        guard let table = tableOfNetwork[network], tables[table].isEmpty,
+              !sandboxes.values.contains(where: { $0.networks[network] != nil }) else { return }
+        tableOfNetwork[network] = nil
+        tables[table] = NetworkLines(network: network, table: table)
+        freeTables.append(table)
+    }
+
+    /// Networks with a table, and index pages all files keep (for tests).
+    var retained: (tables: Int, pages: Int) {
+        lock.withLock { (tableOfNetwork.count, sandboxes.values.reduce(0) { $0 + $1.file.indexPages }) }
     }
 
     /// Applies `changes` (the model already holds them) to `sandbox`'s hosts file.

@@ -60,6 +60,11 @@ final class ManagedHostsFile {
     /// a time (an array grown by copying would leave 1000s of files' old copies as heap holes).
     private var slotOfLine: [[[Slot]]] = []
     private static let pageSize = 512
+    /// Per table, how many lines this file holds: at 0 the table's pages go.
+    private var heldCount: [Int] = []
+
+    /// Index pages kept (for tests).
+    var indexPages: Int { slotOfLine.reduce(0) { $0 + $1.count } }
     /// Free slots (their first byte is `#`), by offset; the last one never ends the file.
     private var free: [Slot] = []
     /// Live slots of an earlier run not claimed yet, by their line (trailing padding removed).
@@ -180,12 +185,22 @@ final class ManagedHostsFile {
         if id.table >= slotOfLine.count {
             guard slot != .none else { return }
             slotOfLine += Array(repeating: [], count: id.table + 1 - slotOfLine.count)
+            heldCount += Array(repeating: 0, count: id.table + 1 - heldCount.count)
         }
         while page >= slotOfLine[id.table].count {
             guard slot != .none else { return }
             slotOfLine[id.table].append(Array(repeating: .none, count: Self.pageSize))
         }
+        let old = slotOfLine[id.table][page][at]
         slotOfLine[id.table][page][at] = slot
+        if old == .none, slot != .none {
+            heldCount[id.table] += 1
+        } else if old != .none, slot == .none {
+            heldCount[id.table] -= 1
+            // The file holds no line of this table any more (it left the network, or the network
+            // emptied): its pages go.
+            if heldCount[id.table] == 0 { slotOfLine[id.table] = [] }
+        }
     }
 
     /// Gives `id` an earlier run's live slot holding exactly `entry`'s line, if there is one.

@@ -42,8 +42,8 @@ struct NetworkLines {
         self.table = table
     }
 
-    /// How many line numbers are in use or free: a file's index for this table never needs more.
-    var capacity: Int { entries.count }
+    /// No endpoint and no sandbox's own line.
+    var isEmpty: Bool { records.isEmpty && indexOfKey.isEmpty }
 
     func entry(at index: Int) -> HostsEntry? { index < entries.count ? entries[index] : nil }
 
@@ -115,11 +115,17 @@ struct NetworkLines {
 
     private mutating func release(_ key: String) -> LineChange? {
         guard let index = indexOfKey.removeValue(forKey: key) else { return nil }
-        defer {
-            entries[index] = nil
-            freeIndices.append(index)
+        let change = LineChange(id: LineID(table: table, index: index), old: entries[index], new: nil)
+        entries[index] = nil
+        freeIndices.append(index)
+        if indexOfKey.isEmpty {
+            // The last line went: start numbering again from nothing, giving back the storage a
+            // large population left (files hold no line of this table once the change is applied).
+            entries = []
+            freeIndices = []
+            indexOfKey = [:]
         }
-        return LineChange(id: LineID(table: table, index: index), old: entries[index], new: nil)
+        return change
     }
 
     private static func peerKey(_ id: String, _ address: String) -> String { "peer/\(id)/\(address)" }

@@ -36,6 +36,47 @@ struct HostsFileTests {
         }
     }
 
+    @Test("networks that come and go leave no table and no index page behind; a network in use keeps working")
+    func networksComeAndGo() throws {
+        try withHostsFixture { fx in
+            let writer = fx.writer()
+            try writer.addSandbox("a", files: fx.files("a"), hostname: label("a"))
+            writer.attach("a", to: Self.vnet, ownAddresses: [IPv4Address("192.168.0.2")!])
+            writer.setEndpoint("keep", on: Self.vnet, record("keeper", "192.168.0.9"))
+            for n in 0..<20 {
+                let network = label("churn\(n)")
+                writer.attach("a", to: network, ownAddresses: [IPv4Address("10.\(n).0.2")!])
+                writer.update(removing: [], setting: (0..<600).map { ("e\($0)", network, record("p\($0)", "10.\(n).\($0 / 250 + 1).\($0 % 250 + 1)")) })
+                #expect(liveLines(fx.files("a").hosts).count == 6 + 2 + 1 + 600)
+                if n % 2 == 0 {
+                    // The network's endpoints go first, then the sandbox leaves it.
+                    writer.update(removing: (0..<600).map { ("e\($0)", network) }, setting: [])
+                    writer.detach("a", from: network)
+                } else {
+                    // The sandbox leaves first, then the endpoints go.
+                    writer.detach("a", from: network)
+                    writer.update(removing: (0..<600).map { ("e\($0)", network) }, setting: [])
+                }
+            }
+            #expect(writer.retained.tables == 1, "only vnet's")
+            #expect(writer.retained.pages == 1, "vnet's one page")
+            #expect(liveLines(fx.files("a").hosts) == HostsFileLayout.standardLines.map { $0.replacingOccurrences(of: "\t", with: " ") }
+                + ["192.168.0.2 a", "192.168.0.9 keeper keeper.vnet"])
+            // A recycled table number serves a new network correctly.
+            writer.attach("a", to: Self.net2, ownAddresses: [IPv4Address("192.168.2.2")!])
+            writer.setEndpoint("x", on: Self.net2, record("x", "192.168.2.3"))
+            writer.setEndpoint("keep", on: Self.vnet, record("keeper2", "192.168.0.9"))
+            let lines = liveLines(fx.files("a").hosts)
+            #expect(lines.contains("192.168.2.3 x x.net2") && lines.contains("192.168.2.2 a") && lines.contains("192.168.0.9 keeper2 keeper2.vnet"))
+            #expect(lines.count == 6 + 4)
+            writer.removeSandbox("a", deleteFiles: true)
+            #expect(writer.retained.tables == 2, "vnet and net2 keep their endpoints")
+            writer.removeEndpoint("keep", from: Self.vnet)
+            writer.removeEndpoint("x", from: Self.net2)
+            #expect(writer.retained.tables == 0)
+        }
+    }
+
     @Test("standard lines, own line, one line per peer on each attached network, nothing from other networks")
     func content() throws {
         try withHostsFixture { fx in
