@@ -30,15 +30,16 @@ extension ClusterRegistry {
             for entry in try store.list(prefix: Keys.ipam(label.text)).entries { claims[entry.key] = entry }
         }
         var refused: [HostLabel: ClusterError] = [:]
+        func oneByOne(_ sandbox: Republication) throws {
+            do { try republishOne(sandbox, host: host, lease: lease) } catch let error as ClusterError { refused[sandbox.name] = error }
+        }
         var chunk: [(sandbox: Republication, plan: Plan)] = []
         func flush() throws {
             defer { chunk = [] }
             guard !chunk.isEmpty else { return }
             let conditions = chunk.flatMap(\.plan.conditions), puts = chunk.flatMap(\.plan.puts)
             if try store.commit(conditions, puts: puts, lease: lease) { return }
-            for (sandbox, _) in chunk {
-                do { try republishOne(sandbox, host: host, lease: lease) } catch let error as ClusterError { refused[sandbox.name] = error }
-            }
+            for (sandbox, _) in chunk { try oneByOne(sandbox) }
         }
         for sandbox in sandboxes {
             let plan: Plan
@@ -50,7 +51,7 @@ extension ClusterRegistry {
                 plan = planned
             }
             guard plan.operations <= KeyCondition.maximumOperations else {
-                do { try republishOne(sandbox, host: host, lease: lease) } catch let error as ClusterError { refused[sandbox.name] = error }
+                try oneByOne(sandbox)
                 continue
             }
             if chunk.reduce(0, { $0 + $1.plan.operations }) + plan.operations > KeyCondition.maximumOperations { try flush() }

@@ -163,11 +163,16 @@ final class ManagedHostsFile {
         }
     }
 
-    /// Writes through one open file (one open, fstat and close for any number of lines); a
-    /// failure leaves the file to be rebuilt by the next update.
+    /// Writes through one open file (one open, fstat and close for any number of lines).
     private func edit(_ body: (InPlaceFile.Editor) throws -> Void) throws {
+        try writing { try file.edit(body) }
+    }
+
+    /// Runs a write of the file: its stamp is what dnsd wrote last; a failure leaves the file to
+    /// be rebuilt by the next update.
+    private func writing(_ write: () throws -> InPlaceFile.Stamp) throws {
         do {
-            stamp = try file.edit(body)
+            stamp = try write()
         } catch {
             needsRebuild = true
             throw error
@@ -236,12 +241,7 @@ final class ManagedHostsFile {
         }
         free = []
         unclaimed = [:]
-        do {
-            stamp = try file.replaceContent(bytes)
-        } catch {
-            needsRebuild = true
-            throw error
-        }
+        try writing { try file.replaceContent(bytes) }
         needsRebuild = false
         pendingOldLines = []
         size = bytes.count

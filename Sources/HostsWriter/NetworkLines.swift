@@ -50,26 +50,19 @@ struct NetworkLines {
     /// Sets endpoint `id`'s record: the changes of its lines (none when nothing changed).
     mutating func setEndpoint(_ id: String, _ record: EndpointRecord) -> [LineChange] {
         let old = records.updateValue(record, forKey: id)
-        var added: [LineChange] = []
-        var newKeys: Set<String> = []
-        for entry in record.entries(on: network) {
-            let key = Self.peerKey(id, entry.address)
-            newKeys.insert(key)
-            added += set(key, entry).map { [$0] } ?? []
-        }
+        let entries = record.entries(on: network)
+        let added = entries.compactMap { set(Self.peerKey(id, $0.address), $0) }
         // Released after the new ones are numbered (a number is never reused within one
         // change), but removed first in the files, so an add can take the slot a removal freed.
-        var removed: [LineChange] = []
-        for entry in old?.entries(on: network) ?? [] where !newKeys.contains(Self.peerKey(id, entry.address)) {
-            removed += release(Self.peerKey(id, entry.address)).map { [$0] } ?? []
-        }
+        let kept = Set(entries.map(\.address))
+        let removed = (old.map(Self.addresses) ?? []).filter { !kept.contains($0) }.compactMap { release(Self.peerKey(id, $0)) }
         return removed + added
     }
 
     /// Removes endpoint `id`: the removal of each of its lines.
     mutating func removeEndpoint(_ id: String) -> [LineChange] {
         guard let old = records.removeValue(forKey: id) else { return [] }
-        return old.entries(on: network).compactMap { release(Self.peerKey(id, $0.address)) }
+        return Self.addresses(old).compactMap { release(Self.peerKey(id, $0)) }
     }
 
     /// Every endpoint's lines, as additions: what a sandbox attaching to the network gets.
@@ -77,7 +70,7 @@ struct NetworkLines {
         var changes: [LineChange] = []
         changes.reserveCapacity(records.count)
         for (id, record) in records {
-            for address in record.ipv4.map(\.description) + record.ipv6.map(\.description) {
+            for address in Self.addresses(record) {
                 guard let index = indexOfKey[Self.peerKey(id, address)] else { continue }
                 changes.append(LineChange(id: LineID(table: table, index: index), old: nil, new: entries[index]))
             }
@@ -126,6 +119,11 @@ struct NetworkLines {
             indexOfKey = [:]
         }
         return change
+    }
+
+    /// An endpoint's addresses as its lines show them: one line each.
+    private static func addresses(_ record: EndpointRecord) -> [String] {
+        record.ipv4.map(\.description) + record.ipv6.map(\.description)
     }
 
     private static func peerKey(_ id: String, _ address: String) -> String { "peer/\(id)/\(address)" }

@@ -101,25 +101,16 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
     }
 
     public func create(_ key: String, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
-        // A failed txn has no "succeeded" at all (proto3 omits false).
-        let reply = try call("/v3/kv/txn", [
-            "compare": [["target": "CREATE", "result": "EQUAL", "key": Self.b64(key), "create_revision": "0"]],
-            "success": [["request_put": Self.putRequest(key, value, lease)]],
-        ])
-        return reply["succeeded"] as? Bool ?? false
+        try commit([.absent(key)], puts: [(key, value)], lease: lease)
     }
 
     public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
-        let reply = try call("/v3/kv/txn", [
-            "compare": [["target": "MOD", "result": "EQUAL", "key": Self.b64(key), "mod_revision": String(expected)]],
-            "success": [["request_put": Self.putRequest(key, value, lease)]],
-        ])
-        return reply["succeeded"] as? Bool ?? false
+        try commit([.unchanged(key, modRevision: expected)], puts: [(key, value)], lease: lease)
     }
 
     public func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool {
         let reply = try call("/v3/kv/txn", [
-            "compare": [["target": "MOD", "result": "EQUAL", "key": Self.b64(key), "mod_revision": String(expected)]],
+            "compare": [Self.compare(.unchanged(key, modRevision: expected))],
             "success": [["request_delete_range": ["key": Self.b64(key)]]],
         ])
         // An absent key compares as mod_revision 0: the txn succeeds having deleted nothing.
@@ -129,14 +120,18 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
     }
 
     public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
-        let compares: [[String: Any]] = conditions.map { condition in
-            switch condition {
-            case .absent(let key): ["target": "CREATE", "result": "EQUAL", "key": Self.b64(key), "create_revision": "0"]
-            case .unchanged(let key, let revision): ["target": "MOD", "result": "EQUAL", "key": Self.b64(key), "mod_revision": String(revision)]
-            }
-        }
-        let reply = try call("/v3/kv/txn", ["compare": compares, "success": puts.map { ["request_put": Self.putRequest($0.key, $0.value, lease)] }])
+        let reply = try call("/v3/kv/txn", ["compare": conditions.map(Self.compare),
+                                            "success": puts.map { ["request_put": Self.putRequest($0.key, $0.value, lease)] }])
+        // A failed txn has no "succeeded" at all (proto3 omits false).
         return reply["succeeded"] as? Bool ?? false
+    }
+
+    /// A txn compare: absent is "created at revision 0", unchanged "last modified at revision N".
+    private static func compare(_ condition: KeyCondition) -> [String: Any] {
+        switch condition {
+        case .absent(let key): ["target": "CREATE", "result": "EQUAL", "key": b64(key), "create_revision": "0"]
+        case .unchanged(let key, let revision): ["target": "MOD", "result": "EQUAL", "key": b64(key), "mod_revision": String(revision)]
+        }
     }
 
     public func grantLease(ttl seconds: Int) throws -> LeaseID {

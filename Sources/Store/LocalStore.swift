@@ -209,11 +209,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
     public func delete(_ key: String) throws -> Bool { try lock.withLock { try deleteLocked(key) } }
 
     public func create(_ key: String, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
-        try lock.withLock {
-            guard data[key] == nil else { return false }
-            _ = try putLocked(key, value, lease: lease)
-            return true
-        }
+        try commit([.absent(key)], puts: [(key, value)], lease: lease)
     }
 
     public func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool {
@@ -231,8 +227,9 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
                 case .unchanged(let key, let revision): guard data[key]?.modRevision == revision else { return false }
                 }
             }
-            if let lease, leases[Int64(lease.raw) ?? 0] == nil {
-                throw StoreError.refused(operation: "commit", status: 404, detail: "lease \(lease) not found")
+            // Checked before the first put, so a missing lease writes nothing.
+            if let lease, let first = puts.first, leases[Int64(lease.raw) ?? 0] == nil {
+                throw StoreError.refused(operation: "put \(first.key)", status: 404, detail: "lease \(lease) not found")
             }
             for (key, value) in puts { _ = try putLocked(key, value, lease: lease) }
             return true
@@ -240,11 +237,8 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
     }
 
     public func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID? = nil) throws -> Bool {
-        try lock.withLock {
-            guard (data[key]?.modRevision ?? 0) == expected else { return false }
-            _ = try putLocked(key, value, lease: lease)
-            return true
-        }
+        // Revision 0 is the revision of a key that does not exist, as in etcd.
+        try commit([expected == 0 ? .absent(key) : .unchanged(key, modRevision: expected)], puts: [(key, value)], lease: lease)
     }
 
     public func grantLease(ttl seconds: Int) throws -> LeaseID {

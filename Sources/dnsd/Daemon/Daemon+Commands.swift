@@ -39,6 +39,14 @@ extension Daemon {
         return try HostLabel(text, what: what)
     }
 
+    /// `--ip`, if given.
+    private func requestedAddress(_ request: ControlRequest) throws -> IPv4Address? {
+        try request.ip.map { text in
+            guard let address = IPv4Address(text) else { throw CLIError("invalid --ip '\(text)'") }
+            return address
+        }
+    }
+
     // MARK: networks
 
     private func networkCreate(_ request: ControlRequest) throws -> String {
@@ -86,10 +94,7 @@ extension Daemon {
         let hostname = try request.hostname.map { try HostLabel($0, what: "hostname") } ?? name
         let aliases = try (request.aliases ?? []).map { try HostLabel($0, what: "alias") }
         let network = try request.network.map { try registry.network(try label($0, "network")) }
-        let requested = try request.ip.map { text -> IPv4Address in
-            guard let address = IPv4Address(text) else { throw CLIError("invalid --ip '\(text)'") }
-            return address
-        }
+        let requested = try requestedAddress(request)
         // The cluster first (names are unique there), then this host's namespaces.
         try registry.claimName(name, host: configuration.hostID, lease: lease)
         var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name) }]
@@ -134,9 +139,7 @@ extension Daemon {
             let sandbox = try factory.adopt(path: path, name: name.text)
             var local = LocalSandbox(name: name, hostname: name, aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") },
                                      sandbox: sandbox, id: nextSandboxID(), adopted: true, hostsFile: request.hostsFile)
-            var files = HostsWriter.Files.namedNamespace(name.text)
-            if let hostsFile = request.hostsFile { files.hosts = hostsFile }
-            try hosts.addSandbox(name.text, files: files, hostname: name)
+            try hosts.addSandbox(name.text, files: local.files, hostname: name)
             undo.append { [self] in hosts.removeSandbox(name.text, deleteFiles: false) }
             try attach(&local, to: network, requested: nil, defaultRoute: false, undo: &undo)
             do { try startDNS(local) } catch {
@@ -159,10 +162,7 @@ extension Daemon {
         guard !local.attachments.contains(where: { $0.network.name == network.name }) else {
             throw CLIError("'\(name)' is already connected to '\(network.name)'")
         }
-        let requested = try request.ip.map { text -> IPv4Address in
-            guard let address = IPv4Address(text) else { throw CLIError("invalid --ip '\(text)'") }
-            return address
-        }
+        let requested = try requestedAddress(request)
         if let aliases = request.aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
         var undo: [() -> Void] = []
         do {

@@ -12,15 +12,9 @@ import Resolver
 /// lease lapsed while the daemon was down. Sandboxes that are gone are withdrawn, so nothing
 /// stale stays in the cluster.
 extension Daemon {
-    /// A sandbox adopted again whose name and endpoints still have to be held in the store.
-    struct Recovered {
-        var name: HostLabel
-        var endpoints: [EndpointState]
-    }
-
     /// Phase one: the kernel and the local projections, one store listing of each kind (or,
     /// when the store is unreachable, the cached view `known`).
-    func recoverLocally(known: StoreCache.Snapshot?) -> [Recovered] {
+    func recoverLocally(known: StoreCache.Snapshot?) -> [Republication] {
         let me = configuration.hostID
         let allEndpoints = known?.endpoints ?? (try? registry.endpoints().endpoints) ?? []
         let allNetworks = known?.networks ?? (try? registry.networks()) ?? []
@@ -33,7 +27,7 @@ extension Daemon {
                                                  netnsPath: factory.namespaces.path(name), hostsFile: nil, adopted: false,
                                                  endpoints: published)
         }
-        var recovered: [Recovered] = []
+        var recovered: [Republication] = []
         for entry in entries.values.sorted(by: { $0.name < $1.name }) {
             let alsoStored = stored[entry.name] ?? []
             guard let name = try? HostLabel(entry.name), FileManager.default.fileExists(atPath: entry.netnsPath) else {
@@ -69,9 +63,8 @@ extension Daemon {
     /// address another host claimed meanwhile loses its cluster interfaces (two hosts must never
     /// answer for one name or address) and keeps running without them. A store error is thrown:
     /// the caller tries the whole thing again later.
-    func republish(_ recovered: [Recovered]) throws {
-        let refused = try registry.republish(recovered.map { Republication(name: $0.name, endpoints: $0.endpoints) },
-                                             host: configuration.hostID, lease: lease)
+    func republish(_ recovered: [Republication]) throws {
+        let refused = try registry.republish(recovered, host: configuration.hostID, lease: lease)
         logger.info("sandboxes published", metadata: ["count": "\(recovered.count - refused.count)", "refused": "\(refused.count)"])
         for (name, error) in refused {
             logger.error("a sandbox lost its name or address while this host was away; detaching it from its cluster networks",
@@ -109,15 +102,13 @@ extension Daemon {
     }
 
     private func adoptSurvivor(_ name: HostLabel, _ entry: SandboxJournal.Entry, networks: [String: NetworkRecord],
-                               alsoStored: [EndpointState]) throws -> Recovered {
+                               alsoStored: [EndpointState]) throws -> Republication {
         let sandbox = entry.adopted ? try factory.adopt(path: entry.netnsPath, name: name.text) : try factory.reopen(name.text)
         let interfaces = try sandbox.interfaces()
         let hostname = (try? HostLabel(entry.hostname)) ?? name
         var local = LocalSandbox(name: name, hostname: hostname, aliases: entry.aliases.compactMap { try? HostLabel($0) },
                                  sandbox: sandbox, id: nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile)
-        var files = HostsWriter.Files.namedNamespace(name.text)
-        if let hostsFile = entry.hostsFile { files.hosts = hostsFile }
-        try hosts.addSandbox(name.text, files: files, hostname: hostname, resuming: true)
+        try hosts.addSandbox(name.text, files: local.files, hostname: hostname, resuming: true)
         var kept: [EndpointState] = []
         for endpoint in entry.endpoints {
             guard let network = networks[endpoint.network], let label = try? network.label, let address = IPv4Address(endpoint.ipv4),
@@ -146,7 +137,7 @@ extension Daemon {
             }
         }
         remember(local)
-        return Recovered(name: name, endpoints: kept)
+        return Republication(name: name, endpoints: kept)
     }
 
     /// The attachment as the drivers made it, read back from an interface of the sandbox.

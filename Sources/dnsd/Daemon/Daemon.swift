@@ -111,7 +111,7 @@ final class Daemon: @unchecked Sendable {
 
     /// Retries the store until it answers, then does what a start with the store does: a lease,
     /// the host record, the listing and watch (reconciling the cached view), the republish.
-    private func connectLater(_ recovered: [Recovered]) {
+    private func connectLater(_ recovered: [Republication]) {
         Thread.detachNewThread { [self] in
             while true {
                 Thread.sleep(forTimeInterval: 0.5)
@@ -170,7 +170,7 @@ final class Daemon: @unchecked Sendable {
                     mustPublish = true
                     try lock.withLock {
                         lease = try takeLease()
-                        try republish(sandboxes.values.map { Recovered(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) })
+                        try republish(sandboxes.values.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) })
                     }
                     mustPublish = false
                 } catch {

@@ -1,5 +1,6 @@
 import Addressing
 import ClusterState
+import HostsWriter
 import OverlayNet
 import Resolver
 
@@ -23,6 +24,14 @@ struct LocalSandbox {
     var adopted: Bool
     /// A runtime's own hosts file (attach --hosts-file).
     var hostsFile: String? = nil
+
+    /// Its hosts file and resolv.conf: /etc/netns/NAME, with a runtime's own hosts file instead
+    /// when it has one.
+    var files: HostsWriter.Files {
+        var files = HostsWriter.Files.namedNamespace(name.text)
+        if let hostsFile { files.hosts = hostsFile }
+        return files
+    }
 
     /// Networks whose names this sandbox resolves, in attachment order.
     var namedNetworks: [HostLabel] {
