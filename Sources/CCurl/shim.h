@@ -8,12 +8,6 @@ static inline CURLcode dnsd_curl_set_slist(CURL *h, CURLoption o, struct curl_sl
 typedef size_t (*dnsd_curl_write_callback)(char *data, size_t size, size_t count, void *context);
 static inline CURLcode dnsd_curl_set_write(CURL *h, dnsd_curl_write_callback f) { return curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, f); }
 static inline CURLcode dnsd_curl_response_code(CURL *h, long *code) { return curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code); }
-typedef int (*dnsd_curl_progress_callback)(void *context, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
-static inline CURLcode dnsd_curl_set_progress(CURL *h, dnsd_curl_progress_callback f, void *context) {
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, context);
-    return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, f);
-}
 static inline CURLcode dnsd_curl_set_header(CURL *h, dnsd_curl_write_callback f, void *context) {
     curl_easy_setopt(h, CURLOPT_HEADERDATA, context);
     return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, f);

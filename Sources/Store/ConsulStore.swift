@@ -170,10 +170,12 @@ final class ConsulWatch: @unchecked Sendable {
     }
 
     func run(_ thread: WatchThread) {
-        let http = HTTPClient(timeoutMilliseconds: 5000)
+        let http = HTTPClient(timeoutMilliseconds: 5000, interruptible: true)
+        thread.onCancel { http.interrupt() }
         while !thread.isCancelled {
             let listing: (entries: [KeyValue], index: Int64)
             do { listing = try store.blockingList(prefix, after: index, http: http) } catch {
+                if thread.isCancelled { return }
                 logger.debug("consul watch: \(error)")
                 Thread.sleep(forTimeInterval: 0.1)
                 continue

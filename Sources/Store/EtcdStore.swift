@@ -206,7 +206,8 @@ final class EtcdWatch: @unchecked Sendable {
         var attempt = 0
         while !thread.isCancelled {
             let endpoint = endpoints[attempt % endpoints.count]
-            let client = HTTPClient(timeoutMilliseconds: 0)
+            let client = HTTPClient(timeoutMilliseconds: 0, interruptible: true)
+            thread.onCancel { client.interrupt() }
             var buffer = Data()
             // How much of `buffer` is known to hold no newline: a message arriving in many chunks
             // (a 1 MB value) is scanned once, not once per chunk.
@@ -218,11 +219,10 @@ final class EtcdWatch: @unchecked Sendable {
                 "start_revision": String(nextRevision),
             ]]
             let body = (try? JSONSerialization.data(withJSONObject: request)) ?? Data()
-            // The transfer has no overall timeout; a stream that stays silent is normal. The
-            // write callback returns false to end it when cancelled.
+            // The transfer has no overall timeout; a stream that stays silent is normal. A cancel
+            // interrupts it.
             _ = try? client.post("http://\(endpoint)/v3/watch", body: body, timeoutMilliseconds: 0) { [self] chunk in
                 if thread.isCancelled { return false }
-                if chunk.isEmpty { return true }  // a progress tick
                 buffer.append(chunk)
                 defer { scanned = buffer.count }
                 while let newline = buffer[(buffer.startIndex + scanned)...].firstIndex(of: UInt8(ascii: "\n")) {

@@ -3,19 +3,61 @@ import Foundation
 
 /// A small libcurl client: one easy handle, so the connection is kept alive between requests
 /// (an etcdctl process per call costs 11-15 ms; a kept-alive POST well under one).
+///
+/// An `interruptible` client (a watch's: a stream that stays silent, a blocking query) runs its
+/// transfers through curl's multi interface, waiting in `curl_multi_poll`, so `interrupt()`
+/// from another thread ends the transfer at once (`curl_multi_wakeup`) instead of whenever the
+/// server next sends something.
 final class HTTPClient: @unchecked Sendable {
     private let handle: UnsafeMutableRawPointer
     private let lock = NSLock()
     private var headers: UnsafeMutablePointer<curl_slist>?
     let timeoutMilliseconds: Int
+    private let interruptible: Bool
+    /// Guards `transfer` and `interrupted` (taken by `interrupt()` while a request runs).
+    private let wakeLock = NSLock()
+    private var transfer: UnsafeMutableRawPointer?
+    private var interrupted = false
 
     private static let initialize: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    init(timeoutMilliseconds: Int) {
+    init(timeoutMilliseconds: Int, interruptible: Bool = false) {
         _ = Self.initialize
         handle = curl_easy_init()!
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.interruptible = interruptible
         headers = curl_slist_append(nil, "Content-Type: application/json")
+    }
+
+    /// Ends the running transfer of an interruptible client, and every later one.
+    func interrupt() {
+        wakeLock.withLock {
+            interrupted = true
+            if let transfer { curl_multi_wakeup(transfer) }
+        }
+    }
+
+    /// One transfer through a multi handle, polled until done or interrupted.
+    private func performInterruptibly() -> CURLcode {
+        guard let multi = curl_multi_init() else { return CURLE_OUT_OF_MEMORY }
+        curl_multi_add_handle(multi, handle)
+        wakeLock.withLock { transfer = multi }
+        defer {
+            wakeLock.withLock { transfer = nil }
+            curl_multi_remove_handle(multi, handle)
+            curl_multi_cleanup(multi)
+        }
+        var running: Int32 = 1
+        while running > 0 {
+            if wakeLock.withLock({ interrupted }) { return CURLE_ABORTED_BY_CALLBACK }
+            guard curl_multi_perform(multi, &running) == CURLM_OK else { return CURLE_RECV_ERROR }
+            if running > 0, curl_multi_poll(multi, nil, 0, 1000, nil) != CURLM_OK { return CURLE_RECV_ERROR }
+        }
+        var left: Int32 = 0
+        while let message = curl_multi_info_read(multi, &left) {
+            if message.pointee.msg == CURLMSG_DONE { return message.pointee.data.result }
+        }
+        return CURLE_OK
     }
 
     deinit {
@@ -59,14 +101,6 @@ final class HTTPClient: @unchecked Sendable {
                 sink.data.append(chunk)
                 return size * count
             }
-            if stream != nil {
-                // Called about once a second even on a silent stream: lets a cancelled watch
-                // end its transfer without waiting for data.
-                dnsd_curl_set_progress(handle, { context, _, _, _, _ in
-                    let sink = Unmanaged<AnyObject>.fromOpaque(context!).takeUnretainedValue() as! Sink
-                    return sink.stream?(Data()) == false ? 1 : 0
-                }, context)
-            }
             dnsd_curl_set_header(handle, { data, size, count, context in
                 let sink = Unmanaged<AnyObject>.fromOpaque(context!).takeUnretainedValue() as! Sink
                 let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
@@ -85,7 +119,7 @@ final class HTTPClient: @unchecked Sendable {
                     dnsd_curl_set_long(handle, CURLOPT_HTTPGET, 1)
                     if method != "GET" { dnsd_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method) }
                 }
-                return curl_easy_perform(handle)
+                return interruptible ? performInterruptibly() : curl_easy_perform(handle)
             }
             guard result == CURLE_OK || (stream != nil && (result == CURLE_WRITE_ERROR || result == CURLE_ABORTED_BY_CALLBACK)) else {
                 throw StoreError.unavailable(operation: url, detail: String(cString: curl_easy_strerror(result)))

@@ -58,7 +58,11 @@ final class StoreCache: @unchecked Sendable {
                 changed = false
                 condition.unlock()
                 write(snapshot())
-                Thread.sleep(forTimeInterval: 1)
+                // At most one write a second; a stop ends the pause (a change does not).
+                condition.lock()
+                let until = Date().addingTimeInterval(1)
+                while !stopped, condition.wait(until: until) {}
+                condition.unlock()
             }
         }
         thread.name = "dnsd-store-cache"
