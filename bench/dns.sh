@@ -19,14 +19,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 NS=dnsdb-$$
 WORK=$(mktemp -d /tmp/dnsdb-XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$HERE/../scripts/cleanup.sh"
+CLEANUP_NETNS+=("$NS")
 
 gcc -O2 -o "$WORK/udp-echo" "$HERE/udp-echo.c"
 
@@ -69,9 +63,7 @@ start_servers() {  # PREFIX
 }
 
 stop_servers() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    PIDS=()
+    stop_processes
     ip netns del "$NS"
 }
 

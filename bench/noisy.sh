@@ -31,15 +31,8 @@ fi
 VICTIM=dnsdb-victim-$$
 FLOODER=dnsdb-flood-$$
 WORK=$(mktemp -d /tmp/dnsdb-XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$VICTIM" 2>/dev/null || true
-    ip netns del "$FLOODER" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/../scripts/cleanup.sh"
+CLEANUP_NETNS+=("$VICTIM" "$FLOODER")
 
 python3 - "$WORK" <<'PY'
 import random, sys

@@ -15,14 +15,8 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 . "$(dirname "$0")/../scripts/underlay.sh"
 P=dnsdb-sc$$-
 WORK=$(mktemp -d /tmp/dnsdb-XXXXXX)
-PIDS=()
-cleanup() {
-    underlay_stop_processes
-    for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${P}" || true); do ip netns del "$n" 2>/dev/null || true; done
-    for n in $(ls /etc/netns 2>/dev/null | grep "$P" || true); do rm -rf "/etc/netns/$n"; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/../scripts/cleanup.sh"
+CLEANUP_NETNS+=("${P}.*")
 
 # Underlay, etcd at .254, the host at .1.
 underlay_create

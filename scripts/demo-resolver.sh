@@ -7,14 +7,8 @@ set -euo pipefail
 DNSD=${1:-.build/release/dnsd}
 NS=c01-demo-$$
 WORK=$(mktemp -d /tmp/dnsd-demo-XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/cleanup.sh"
+CLEANUP_NETNS+=("$NS")
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }

@@ -7,14 +7,8 @@ DNSD=$(cd "$(dirname "${1:-.build/release/dnsd}")" && pwd)/$(basename "${1:-.bui
 . "$(dirname "$0")/underlay.sh"
 P=demo$$
 WORK=$(mktemp -d /tmp/dnsd-demo-XXXXXX)
-PIDS=()
-cleanup() {
-    set +e
-    underlay_stop_processes
-    for n in $(ip netns list | awk '{print $1}' | grep -E "^(${P}|c01$|c02$|c03$|h[123]-ov-)"); do ip netns del "$n"; rm -rf "/etc/netns/$n"; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/cleanup.sh"
+CLEANUP_NETNS+=("${P}.*" c01 c02 c03 "h[123]-ov-.*")
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 on() { local h=$1; shift; printf '\033[36m%s$\033[0m %s\n' "$h" "$*"; DNSD_SOCK="$WORK/$h.sock" "$@"; }

@@ -1,6 +1,6 @@
 # Simulated hosts for the demo and the benchmarks (sourced): network namespaces on an underlay
 # bridge in 198.18.0.0/24, and etcd on one of them. The caller sets P (a name prefix) and WORK,
-# keeps PIDS (underlay_stop_processes stops them, newest first), and removes the namespaces "${P}*" when done.
+# keeps PIDS, and removes the namespaces "${P}*" when done (scripts/cleanup.sh does both).
 
 underlay_create() {  # the underlay namespace "${P}ul" with bridge ul0
     ip netns add "${P}ul"; ip -n "${P}ul" link add ul0 type bridge; ip -n "${P}ul" link set ul0 up
@@ -23,15 +23,4 @@ underlay_etcd() {  # NAME [ETCD OPTIONS...]: etcd at 198.18.0.254:2379 in host N
     for _ in $(seq 100); do nsenter --net=/run/netns/"$host" curl -s -m 1 http://198.18.0.254:2379/health | grep -q true && return 0; sleep 0.1; done
     echo "etcd did not become healthy" >&2
     return 1
-}
-
-underlay_stop_processes() {  # stops $PIDS newest first, each given 5 s: the daemons stop while etcd still answers
-    local i p
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        p=${PIDS[i]}
-        kill "$p" 2>/dev/null || continue
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
 }
