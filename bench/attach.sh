@@ -12,14 +12,11 @@ ROUNDS=${3:-5}
 [ "$(id -u)" = 0 ] || { echo "bench/attach.sh needs root (network namespaces)"; exit 1; }
 BIN=.build/release/dnsd-bench
 [ -x "$BIN" ] || swift build -c release --product dnsd-bench >/dev/null
-cleanup() {
-    for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^dnsdb-" || true); do ip netns del "$n" 2>/dev/null || true; done
-}
-trap cleanup EXIT INT TERM
+WORK=$(mktemp -d /tmp/dnsdb-XXXXXX)
+. "$(dirname "$0")/../scripts/cleanup.sh"
+CLEANUP_NETNS+=("dnsdb-.*")
 # The kernel's own floor for the namespace step, before and after: on this kernel it drifts
 # upward with every namespace ever created (dnsd's and ip's alike), so compare within a run.
-WORK=$(mktemp -d /tmp/dnsdb-XXXXXX)
-trap 'cleanup; rm -rf "$WORK"' EXIT INT TERM
 gcc -O2 -o "$WORK/netns-floor" "$(dirname "$0")/netns-floor.c"
 mkdir -p /run/netns
 echo "before: $("$WORK/netns-floor" "$COUNT" /run/netns "dnsdb-floor-$$-")"
