@@ -71,6 +71,15 @@ struct DaemonCommand: ParsableCommand {
 
     func run() throws {
         let logger = log.makeLogger("dnsd")
+        ProcessSetup.ignoreBrokenPipes()
+        ProcessSetup.raiseFileLimit(logger: logger)
+        // Signals are taken before anything is built: a SIGTERM during start-up waits for it.
+        let signals = SignalHandlers()
+        let stop = DispatchSemaphore(value: 0)
+        signals.on(SIGTERM) { stop.signal() }
+        signals.on(SIGINT) { stop.signal() }
+        // A daemon started from a terminal outlives the terminal: SIGHUP changes nothing.
+        signals.on(SIGHUP) { logger.info("SIGHUP ignored: the daemon keeps running (stop it with SIGTERM)") }
         let kv: any KeyValueStore
         switch try Self.parseStore(store) {
         case .local: kv = try LocalStore(directory: stateDir, logger: logger)
@@ -82,20 +91,20 @@ struct DaemonCommand: ParsableCommand {
         do {
             daemon = try Daemon(configuration: .init(
                 hostID: hostId, advertise: IPv4Address(advertise)!, dnsMode: NameMode(rawValue: dnsMode)!,
-                upstreams: upstream.resolve(), leaseTTL: leaseTtl, hostResolvConf: resolv,
-                stateDirectory: stateDir), store: kv, logger: logger)
+                upstreams: upstream.resolve(), upstreamTimeoutMilliseconds: upstream.upstreamTimeout,
+                leaseTTL: leaseTtl, hostResolvConf: resolv, stateDirectory: stateDir), store: kv, logger: logger)
         } catch {
             throw CLIError("cannot start: \(error)")
         }
         let control = try ControlServer(path: sock, logger: logger)
         control.serve { request in daemon.handle(request) }
         logger.info("dnsd daemon ready", metadata: ["host": "\(hostId)", "store": "\(store)", "socket": "\(sock)", "mode": "\(dnsMode)"])
-        let signals = SignalHandlers()
-        let stop = DispatchSemaphore(value: 0)
-        signals.on(SIGTERM) { stop.signal() }
-        signals.on(SIGINT) { stop.signal() }
         stop.wait()
+        // A command under way finishes (or rolls back) before the daemon goes: no new clients,
+        // then the command lock taken for good, then the replies of those served meanwhile.
         control.stop()
+        daemon.refuseCommands()
+        control.waitForClients(seconds: 2)
         daemon.shutdown()
         logger.info("dnsd daemon stopped")
     }

@@ -57,6 +57,8 @@ struct ServeDNS: ParsableCommand {
 
     func run() throws {
         let logger = log.makeLogger("dnsd.serve-dns")
+        ProcessSetup.ignoreBrokenPipes()
+        ProcessSetup.raiseFileLimit(logger: logger)
         let networkName = try HostLabel(network, what: "network")
         let namespaces = try netns.map { try NamespaceHandle(name: $0, directory: netnsDir) }
         let store = RecordStore()

@@ -85,6 +85,8 @@ public final class DNSServer: @unchecked Sendable {
     private let batch = DatagramBatch()
     private let tcpScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
     private var forwarder: Forwarder!
+    /// The epoll token of each upstream socket (index-aligned with `forwarder.sockets`).
+    private var upstreamTokens: [Int] = []
     private var running = true
     private var redirectPaths: [SandboxID: String] = [:]
     private let redirectLock = NSLock()
@@ -111,7 +113,7 @@ public final class DNSServer: @unchecked Sendable {
             wake: { Self.signal(wakeFD) })
         forwarder.onTCPAnswer = { [unowned self] connection in self.flush(connection) }
         _ = register(.wake, fd: wakeFD)
-        for (index, fd) in forwarder.sockets.enumerated() { _ = register(.upstream(index), fd: fd) }
+        upstreamTokens = forwarder.sockets.enumerated().map { index, fd in register(.upstream(index), fd: fd) }
     }
 
     deinit {
@@ -226,6 +228,9 @@ public final class DNSServer: @unchecked Sendable {
             if let deadline = forwarder.nextDeadline {
                 timeout = deadline <= before ? 0 : Int32(min(1000, (deadline - before + 999_999) / 1_000_000))
             }
+            if !pausedListeners.isEmpty {
+                timeout = min(timeout, resumeAcceptingAt <= before ? 0 : Int32((resumeAcceptingAt - before + 999_999) / 1_000_000))
+            }
             let count = events.withUnsafeMutableBufferPointer { dnsd_epoll_wait(epoll, $0.baseAddress, 64, timeout) }
             let now = Sockets.now()
             if count > 0 {
@@ -237,8 +242,14 @@ public final class DNSServer: @unchecked Sendable {
                 }
             }
             forwarder.expire(now: now)
+            if !pausedListeners.isEmpty, now >= resumeAcceptingAt { resumeAccepting() }
             if now >= nextSweep {
                 closeIdleConnections(now: now)
+                // New source ports for the forwarder, a few sockets per second.
+                forwarder.recycleSockets(count: 4) { index, old, new in
+                    unregister(upstreamTokens[index], fd: old)
+                    upstreamTokens[index] = register(.upstream(index), fd: new)
+                }
                 nextSweep = now + 1_000_000_000
             }
         }
@@ -253,7 +264,7 @@ public final class DNSServer: @unchecked Sendable {
         case .connection(let connection):
             serveConnection(connection, events: events, table: table, now: now)
         case .tcpListener(let fd, let sandbox):
-            accept(on: fd, for: sandbox, now: now)
+            accept(on: fd, for: sandbox, token: token, now: now)
         case .upstream(let index):
             forwarder.readAnswers(from: index, now: now)
         case .wake:
@@ -332,30 +343,90 @@ public final class DNSServer: @unchecked Sendable {
     private static let sharedWindowNanoseconds: UInt64 = 2_000_000
     private static let sharedBatch = 4
 
-    private func accept(on fd: Int32, for sandbox: SandboxID, now: UInt64) {
+    private func accept(on fd: Int32, for sandbox: SandboxID, token listenerToken: Int, now: UInt64) {
         for _ in 0..<16 {
             let client = Glibc.accept(fd, nil, nil)
-            guard client >= 0 else { return }
+            if client >= 0 { acceptFailureLogged = false }
+            guard client >= 0 else {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM: pauseAccepting(fd, token: listenerToken, sandbox: sandbox, now: now)
+                default: break
+                }
+                return
+            }
             _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            guard var entry = served[sandbox], entry.connections.count < configuration.maxTCPConnectionsPerSandbox else {
-                logger.debug("TCP connection limit reached", metadata: ["sandbox": "\(sandbox)"])
+            guard served[sandbox] != nil else {
                 close(client)
                 continue
+            }
+            if served[sandbox]!.connections.count >= configuration.maxTCPConnectionsPerSandbox {
+                // RFC 7766 §6.2.3: under pressure the longest-idle connection makes room, so a
+                // client that needs TCP now (after a truncated answer) is served at once.
+                guard let victim = longestIdleConnection(of: sandbox) else {
+                    close(client)
+                    continue
+                }
+                logger.debug("TCP connection limit reached: closing the longest-idle one", metadata: ["sandbox": "\(sandbox)"])
+                closeConnection(victim)
             }
             let token = freeTokens.last ?? sources.count
             let connection = TCPConnection(fd: client, sandbox: sandbox, token: token, now: now)
             let registered = register(.connection(connection), fd: client)
             precondition(registered == token)
-            entry.connections.insert(token)
-            served[sandbox] = entry
+            served[sandbox]!.connections.insert(token)
         }
     }
+
+    /// The connection of `sandbox` that was active least recently, preferring those that owe
+    /// the client nothing.
+    private func longestIdleConnection(of sandbox: SandboxID) -> TCPConnection? {
+        var best: TCPConnection?
+        for token in served[sandbox]?.connections ?? [] {
+            guard case .connection(let connection) = sources[token] else { continue }
+            guard let current = best else {
+                best = connection
+                continue
+            }
+            let idle = connection.pendingForwards == 0 && connection.pendingOutput == 0
+            let currentIdle = current.pendingForwards == 0 && current.pendingOutput == 0
+            if (idle && !currentIdle) || (idle == currentIdle && connection.lastActive < current.lastActive) { best = connection }
+        }
+        return best
+    }
+
+    /// Out of file descriptors (or kernel memory): stop watching this listener for a moment
+    /// rather than spin on a connection that cannot be accepted; it waits in the backlog.
+    private func pauseAccepting(_ fd: Int32, token: Int, sandbox: SandboxID, now: UInt64) {
+        if pausedListeners.isEmpty {
+            if !acceptFailureLogged {
+                logger.error("DNS over TCP: cannot accept (\(String(cString: strerror(errno)))); pausing the listeners, retrying every 100 ms")
+                acceptFailureLogged = true
+            }
+            resumeAcceptingAt = now + Self.acceptPauseNanoseconds
+        }
+        _ = dnsd_epoll_mod(epoll, fd, 0, UInt64(token))
+        pausedListeners.append((fd, token, sandbox))
+    }
+
+    private func resumeAccepting() {
+        for (fd, token, sandbox) in pausedListeners where served[sandbox]?.tcpToken == token {
+            _ = dnsd_epoll_mod(epoll, fd, dnsd_EPOLLIN, UInt64(token))
+        }
+        pausedListeners.removeAll()
+    }
+
+    private var pausedListeners: [(fd: Int32, token: Int, sandbox: SandboxID)] = []
+    private var resumeAcceptingAt: UInt64 = 0
+    private var acceptFailureLogged = false
+    private static let acceptPauseNanoseconds: UInt64 = 100_000_000
 
     private func serveConnection(_ connection: TCPConnection, events: UInt32, table: RecordTable, now: UInt64) {
         connection.lastActive = now
         if events & dnsd_EPOLLOUT != 0 { flush(connection) }
-        guard connection.isOpen, events & (dnsd_EPOLLIN | dnsd_EPOLLHUP | dnsd_EPOLLERR) != 0 else { return }
+        guard connection.isOpen else { return }
+        guard events & (dnsd_EPOLLIN | dnsd_EPOLLHUP | dnsd_EPOLLERR) != 0 || connection.hasBufferedMessage else { return }
         let keep = connection.readMessages { packet in
             switch responder.respond(to: packet, from: connection.sandbox, table: table, into: tcpScratch, overUDP: false) {
             case .reply(let length):
@@ -373,16 +444,26 @@ public final class DNSServer: @unchecked Sendable {
         flush(connection)
     }
 
-    /// Writes what a connection owes; watches for writability while some remains.
+    /// Writes what a connection owes. Watches for writability while some remains; stops
+    /// reading while the client lets answers pile up; closes it past the output limit.
     private func flush(_ connection: TCPConnection) {
         guard connection.isOpen else { return }
+        if connection.overflowed {
+            logger.debug("TCP client does not read its answers: closing", metadata: ["sandbox": "\(connection.sandbox)"])
+            closeConnection(connection)
+            return
+        }
         let pending = connection.flush()
         if connection.isFinished {
             closeConnection(connection)
             return
         }
-        let events = pending ? dnsd_EPOLLIN | dnsd_EPOLLOUT : dnsd_EPOLLIN
-        _ = dnsd_epoll_mod(epoll, connection.fd, connection.readClosed ? events & ~dnsd_EPOLLIN : events, UInt64(connection.token))
+        var events: UInt32 = 0
+        if !connection.readClosed && !connection.isBackedUp { events |= dnsd_EPOLLIN }
+        // Queries left buffered while the output was backed up: a writable socket brings the
+        // loop back to them even if the client sends nothing more.
+        if pending || connection.hasBufferedMessage { events |= dnsd_EPOLLOUT }
+        _ = dnsd_epoll_mod(epoll, connection.fd, events, UInt64(connection.token))
     }
 
     private func closeConnection(_ connection: TCPConnection, forget: Bool = true) {

@@ -8,11 +8,16 @@ import Glibc
 
 /// Sends queries dnsd does not answer itself to the upstream servers and relays their answers.
 ///
-/// Lives on the serving loop's thread: one connected UDP socket per upstream, created in the
-/// daemon's own namespace (so an upstream on the host's loopback works), registered in the
+/// Lives on the serving loop's thread: a pool of connected UDP sockets per upstream, created in
+/// the daemon's own namespace (so an upstream on the host's loopback works), registered in the
 /// loop's epoll. Each query in flight holds one of `maxInFlight` slots; a full table answers
-/// SERVFAIL at once instead of queueing without bound. Every query gets a fresh random ID, and
-/// an answer must come from the server that was asked and repeat the question, or it is ignored.
+/// SERVFAIL at once instead of queueing without bound.
+///
+/// Spoofing (RFC 5452): every try gets a fresh random ID and goes out through a socket picked
+/// at random from its server's pool, each bound by the kernel to a random source port; sockets
+/// with nothing in flight are replaced by new ones (new ports) as the loop sweeps. An answer
+/// counts only if it arrives on the socket that sent the try (so from that server, to that
+/// port), carries the try's ID and repeats the question byte for byte, case included.
 ///
 /// Tries: the preferred server first, then each other server once, each try bounded by
 /// `timeout`; a server that refuses (ICMP port unreachable) or times out stops being preferred.
@@ -35,6 +40,10 @@ final class Forwarder {
         var query: [UInt8] = []
         var questionEnd = 0
         var server = 0
+        /// The socket (index into `sockets`) the current try went out on.
+        var socket = 0
+        /// Whether the current try counts in `triesOnSocket[socket]`.
+        var onSocket = false
         var triesLeft = 0
         /// Bumped on every try, so a stale deadline or TCP result is recognised.
         var attempt: UInt32 = 0
@@ -54,8 +63,13 @@ final class Forwarder {
     }
 
     let configuration: Configuration
-    /// Upstream sockets, index-aligned with `configuration.upstreams`.
-    let sockets: [Int32]
+    /// Sockets per upstream server.
+    static let poolSize = 16
+    /// Upstream sockets: `poolSize` per server, server `s` owning `s * poolSize ..< (s + 1) * poolSize`.
+    private(set) var sockets: [Int32]
+    /// Tries in flight per socket (a socket is replaced only when it has none).
+    private var triesOnSocket: [Int]
+    private var nextRecycled = 0
     private var slots: [Slot]
     private var freeSlots: [Int]
     private var byID: [UInt16: Int] = [:]
@@ -85,10 +99,13 @@ final class Forwarder {
         var sockets: [Int32] = []
         var usable: [SocketAddress] = []
         for upstream in configuration.upstreams {
+            var pool: [Int32] = []
             do {
-                sockets.append(try Sockets.connectedUDP(to: upstream))
+                for _ in 0..<Self.poolSize { pool.append(try Sockets.connectedUDP(to: upstream)) }
+                sockets += pool
                 usable.append(upstream)
             } catch {
+                pool.forEach { close($0) }
                 logger.warning("upstream \(upstream) left out: \(error)")
             }
         }
@@ -96,6 +113,7 @@ final class Forwarder {
         adjusted.upstreams = usable
         self.configuration = adjusted
         self.sockets = sockets
+        triesOnSocket = Array(repeating: 0, count: sockets.count)
         slots = Array(repeating: Slot(), count: configuration.maxInFlight)
         freeSlots = Array((0..<configuration.maxInFlight).reversed())
     }
@@ -106,6 +124,8 @@ final class Forwarder {
     }
 
     var inFlight: Int { configuration.maxInFlight - freeSlots.count }
+
+    private var serverCount: Int { configuration.upstreams.count }
 
     /// Starts forwarding `packet` (already parsed as `query`) for `client`.
     func forward(_ packet: UnsafeRawBufferPointer, query: Query, for client: ForwardClient, now: UInt64) {
@@ -127,13 +147,17 @@ final class Forwarder {
         slot.query = buffer
         slot.questionEnd = query.questionEnd
         slot.server = preferred
-        slot.triesLeft = sockets.count
+        slot.triesLeft = serverCount
+        // The attempt counter carries on from the slot's previous query: a deadline or a TCP
+        // result still queued for that query must never be taken for this one's.
+        slot.attempt = slots[index].attempt
         slots[index] = slot
         send(index, now: now)
     }
 
     /// Sends slot `index` to its current server with a new ID, or fails it when no tries remain.
     private func send(_ index: Int, now: UInt64) {
+        leaveSocket(index)
         while slots[index].triesLeft > 0 {
             slots[index].triesLeft -= 1
             slots[index].attempt &+= 1
@@ -145,26 +169,57 @@ final class Forwarder {
             slots[index].query[1] = UInt8(truncatingIfNeeded: id)
             byID[id] = index
             let server = slots[index].server
-            let n = slots[index].query.withUnsafeBytes { Glibc.send(sockets[server], $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+            let socket = server * Self.poolSize + Int.random(in: 0..<Self.poolSize, using: &random)
+            slots[index].socket = socket
+            let n = slots[index].query.withUnsafeBytes { Glibc.send(sockets[socket], $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
             if n >= 0 {
+                triesOnSocket[socket] += 1
+                slots[index].onSocket = true
                 deadlines.append(Deadline(slot: index, attempt: slots[index].attempt, at: now + timeoutNanoseconds))
                 return
             }
             logger.debug("upstream \(configuration.upstreams[server]): \(SystemCallError.last("send"))")
             demote(server)
-            slots[index].server = (server + 1) % sockets.count
+            slots[index].server = (server + 1) % serverCount
         }
         fail(index)
     }
 
-    /// Stop preferring `server` after it failed.
-    private func demote(_ server: Int) {
-        if preferred == server { preferred = (server + 1) % max(1, sockets.count) }
+    /// The slot's try no longer waits on its socket.
+    private func leaveSocket(_ index: Int) {
+        guard slots[index].onSocket else { return }
+        slots[index].onSocket = false
+        triesOnSocket[slots[index].socket] -= 1
     }
 
-    /// Reads answers waiting on upstream socket `server`.
-    func readAnswers(from server: Int, now: UInt64) {
-        let fd = sockets[server]
+    /// Replaces up to `count` sockets that have nothing in flight with new ones (so new random
+    /// source ports), calling `replaced(index, old, new)` for each so the loop can watch the
+    /// new one. A socket that cannot be made is kept.
+    func recycleSockets(count: Int, _ replaced: (Int, Int32, Int32) -> Void) {
+        guard !sockets.isEmpty else { return }
+        var done = 0
+        for _ in 0..<sockets.count where done < count {
+            let index = nextRecycled
+            nextRecycled = (nextRecycled + 1) % sockets.count
+            guard triesOnSocket[index] == 0,
+                  let fresh = try? Sockets.connectedUDP(to: configuration.upstreams[index / Self.poolSize]) else { continue }
+            let old = sockets[index]
+            sockets[index] = fresh
+            replaced(index, old, fresh)
+            close(old)
+            done += 1
+        }
+    }
+
+    /// Stop preferring `server` after it failed.
+    private func demote(_ server: Int) {
+        if preferred == server { preferred = (server + 1) % max(1, serverCount) }
+    }
+
+    /// Reads answers waiting on upstream socket `socket`.
+    func readAnswers(from socket: Int, now: UInt64) {
+        let fd = sockets[socket]
+        let server = socket / Self.poolSize
         for _ in 0..<64 {
             let n = recv(fd, scratch.baseAddress!, scratch.count, Int32(MSG_DONTWAIT))
             if n < 0 {
@@ -173,8 +228,8 @@ final class Forwarder {
                     // rather than at its deadline.
                     logger.debug("upstream \(configuration.upstreams[server]) refused")
                     demote(server)
-                    for index in slots.indices where slots[index].inUse && !slots[index].viaTCP && slots[index].server == server {
-                        slots[index].server = (server + 1) % sockets.count
+                    for index in slots.indices where slots[index].inUse && !slots[index].viaTCP && slots[index].socket == socket {
+                        slots[index].server = (server + 1) % serverCount
                         send(index, now: now)
                     }
                     continue
@@ -184,7 +239,7 @@ final class Forwarder {
             guard n >= HeaderBits.headerSize else { continue }
             let reply = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<n])
             let id = UnsafeRawBufferPointer(reply).loadBigEndianUInt16(at: 0)
-            guard let index = byID[id], slots[index].inUse, !slots[index].viaTCP, slots[index].server == server,
+            guard let index = byID[id], slots[index].inUse, !slots[index].viaTCP, slots[index].onSocket, slots[index].socket == socket,
                   sameQuestion(UnsafeRawBufferPointer(reply), slots[index])
             else { continue }
             let flags = UnsafeRawBufferPointer(reply).loadBigEndianUInt16(at: 2)
@@ -196,22 +251,19 @@ final class Forwarder {
         }
     }
 
-    /// Whether `reply` repeats the question of slot's query (names compared without case).
+    /// Whether `reply` repeats the question of the slot's query byte for byte: the case of the
+    /// name as sent included (RFC 5452 §9.1: a forger must also guess the client's spelling).
     private func sameQuestion(_ reply: UnsafeRawBufferPointer, _ slot: Slot) -> Bool {
         let end = slot.questionEnd
         guard reply.count >= end, reply.loadBigEndianUInt16(at: 4) == 1 else { return false }
         return slot.query.withUnsafeBytes { query in
-            for i in HeaderBits.headerSize..<end {
-                var a = query[i], b = reply[i]
-                if a >= 0x41 && a <= 0x5A { a |= 0x20 }
-                if b >= 0x41 && b <= 0x5A { b |= 0x20 }
-                if a != b { return false }
-            }
-            return true
+            memcmp(query.baseAddress! + HeaderBits.headerSize, reply.baseAddress! + HeaderBits.headerSize,
+                   end - HeaderBits.headerSize) == 0
         }
     }
 
     private func retryOverTCP(_ index: Int, server: Int) {
+        leaveSocket(index)
         slots[index].viaTCP = true
         slots[index].attempt &+= 1
         byID[slots[index].upstreamID] = nil
@@ -255,7 +307,7 @@ final class Forwarder {
             let server = slots[due.slot].server
             logger.debug("upstream \(configuration.upstreams[server]) timed out")
             demote(server)
-            slots[due.slot].server = (server + 1) % sockets.count
+            slots[due.slot].server = (server + 1) % serverCount
             send(due.slot, now: now)
         }
         if deadlineHead > 1024 && deadlineHead * 2 > deadlines.count {
@@ -320,6 +372,7 @@ final class Forwarder {
     /// Frees a slot; a TCP client owes one answer less (the connection closes only when it
     /// owes none).
     private func release(_ index: Int) {
+        leaveSocket(index)
         if case .tcp(let connection) = slots[index].client { connection.pendingForwards -= 1 }
         if byID[slots[index].upstreamID] == index { byID[slots[index].upstreamID] = nil }
         slots[index].inUse = false

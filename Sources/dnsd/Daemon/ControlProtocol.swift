@@ -45,7 +45,8 @@ enum ControlSocket {
             throw CLIError("cannot reach the dnsd daemon at \(path) (\(String(cString: strerror(errno)))); is `dnsd daemon` running?")
         }
         let data = try JSONEncoder().encode(request) + Data("\n".utf8)
-        _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        // MSG_NOSIGNAL: a daemon that closed the connection is an error here, not a SIGPIPE.
+        _ = data.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         shutdown(fd, Int32(SHUT_WR))
         var reply = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)

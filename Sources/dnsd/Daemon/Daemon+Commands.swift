@@ -11,6 +11,7 @@ extension Daemon {
     func handle(_ request: ControlRequest) -> ControlReply {
         do {
             let output: String = try lock.withLock {
+                if stopping { throw CLIError("the daemon is stopping") }
                 if !connected, request.command != "ps" {
                     throw CLIError("store unavailable: this daemon started without it and is still trying to reach it")
                 }

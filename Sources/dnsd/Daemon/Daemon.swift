@@ -17,6 +17,7 @@ final class Daemon: @unchecked Sendable {
         var advertise: IPv4Address
         var dnsMode: NameMode
         var upstreams: [SocketAddress]
+        var upstreamTimeoutMilliseconds: Int
         var leaseTTL: Int
         var hostResolvConf: ResolvConf
         /// Where the journal of this host's sandboxes lives.
@@ -38,6 +39,8 @@ final class Daemon: @unchecked Sendable {
     let cache: StoreCache
     /// Whether the daemon holds a lease in the store (false while it started without the store).
     private(set) var connected = false
+    /// Set (under `lock`) once the daemon is stopping: later commands are refused.
+    private(set) var stopping = false
     /// The host's lease; "0" (none) until the store first answers, and every command is refused
     /// until then.
     private(set) var lease = LeaseID("0")
@@ -65,6 +68,7 @@ final class Daemon: @unchecked Sendable {
         if configuration.dnsMode == .dns {
             var dnsConfiguration = DNSServer.Configuration()
             dnsConfiguration.upstreams = configuration.upstreams
+            dnsConfiguration.upstreamTimeoutMilliseconds = configuration.upstreamTimeoutMilliseconds
             let server = try DNSServer(records: records, configuration: dnsConfiguration, logger: logger)
             server.start()
             dns = server
@@ -194,6 +198,11 @@ final class Daemon: @unchecked Sendable {
 
     /// The gateway bridge and default bridge exist before the first sandbox needs them.
     func ensureBridge(_ spec: LocalBridgeDriver.BridgeSpec) throws { try bridges.createBridge(spec) }
+
+    /// Waits for the command under way to finish (or roll back), then refuses every later one.
+    func refuseCommands() {
+        lock.withLock { stopping = true }
+    }
 
     func shutdown() {
         reconciler.stop()
