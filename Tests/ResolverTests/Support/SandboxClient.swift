@@ -34,15 +34,39 @@ struct SandboxClient {
         return answers
     }
 
+    /// A TCP connection to the responder, with a send timeout (seconds).
+    func connectTCP(sendTimeout: Double) throws -> Int32 {
+        let fd = try socketInNamespace(type: SOCK_STREAM, timeout: sendTimeout)
+        var tv = timeval(tv_sec: Int(sendTimeout), tv_usec: Int((sendTimeout - Double(Int(sendTimeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
     /// One TCP exchange per message on one connection (pipelined); returns the answers in order
-    /// of arrival.
-    func tcp(_ messages: [[UInt8]], timeout: Double = 3) throws -> [[UInt8]] {
+    /// of arrival. `readConcurrently`: the answers are read while the queries are still being
+    /// sent (a burst larger than the socket buffers needs that).
+    func tcp(_ messages: [[UInt8]], timeout: Double = 3, readConcurrently: Bool = false) throws -> [[UInt8]] {
         let fd = try socketInNamespace(type: SOCK_STREAM, timeout: timeout)
         defer { close(fd) }
         var framed: [UInt8] = []
         for m in messages { framed += [UInt8(m.count >> 8), UInt8(m.count & 0xFF)] + m }
-        let sent = framed.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == framed.count else { throw SystemCallError.last("send tcp") }
+        let bytes = framed
+        let sender = Thread {
+            var offset = 0
+            let framed = bytes
+            while offset < framed.count {
+                let n = framed.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return }
+                offset += n
+            }
+        }
+        if readConcurrently {
+            sender.start()
+        } else {
+            let sent = framed.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent == framed.count else { throw SystemCallError.last("send tcp") }
+        }
+        defer { while readConcurrently && !sender.isFinished { usleep(1000) } }
         var answers: [[UInt8]] = []
         while answers.count < messages.count {
             guard let header = try readExactly(fd, 2) else { break }
