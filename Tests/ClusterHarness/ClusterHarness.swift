@@ -31,7 +31,10 @@ public final class ClusterHarness: @unchecked Sendable {
 
     /// `hosts` daemons on `store` ("etcd", "consul" or "local"), in `dnsMode`; `logLevel` is the
     /// daemons' `--log-level` (their logs are `work/daemon-hN.log`).
-    public init(hosts count: Int, store: String = "etcd", dnsMode: String = "dns", logLevel: String = "warning") throws {
+    /// `launcher` goes before each daemon's command line (e.g. `prlimit --nofile=...`; it must
+    /// exec the daemon, so the process stays the same); `environment` is added to theirs.
+    public init(hosts count: Int, store: String = "etcd", dnsMode: String = "dns", logLevel: String = "warning",
+                launcher: [String] = [], environment: [String] = []) throws {
         prefix = "e\(getpid() % 10000)x\(Self.counter.add(1, ordering: .relaxed).newValue)"
         self.store = store
         thread = try NamespaceThread(name: "e2e")
@@ -63,7 +66,8 @@ public final class ClusterHarness: @unchecked Sendable {
             for n in 1...count {
                 let host = try underlay.addHost(address: .init(198, 18, 0, UInt8(n)))
                 hosts.append(host)
-                daemonArguments.append([
+                let prefix = environment.isEmpty ? launcher : ["env"] + environment + launcher
+                daemonArguments.append(prefix + [
                     "nsenter", "--net=/run/netns/\(host.name)", Self.dnsdBinary, "daemon", "--store", storeURL,
                     "--host-id", hostID(n), "--advertise", "198.18.0.\(n)", "--state-dir", work + "/state-h\(n)",
                     "--sock", socket(n), "--dns-mode", dnsMode, "--lease-ttl", "3", "--upstream", "127.0.0.1:9", "--log-level", logLevel,
@@ -143,6 +147,12 @@ public final class ClusterHarness: @unchecked Sendable {
         }
         guard up else { throw ShellError(command: "dnsd daemon h\(n)", status: -1, stderr: log(n)) }
     }
+
+    /// Host n's daemon process (nil once killed).
+    public func daemon(_ n: Int) -> ChildProcess? { daemons[n - 1] }
+
+    /// The daemon's state directory on host n.
+    public func stateDirectory(_ n: Int) -> String { work + "/state-h\(n)" }
 
     /// Kills host n's daemon without warning (its lease then lapses).
     public func kill(_ n: Int) {

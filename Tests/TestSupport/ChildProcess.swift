@@ -8,6 +8,8 @@ import Foundation
 public final class ChildProcess {
     public let pid: pid_t
     private var reaped = false
+    /// The raw wait status once the child was reaped here (nil if it runs, or was reaped elsewhere).
+    public private(set) var waitStatus: Int32?
 
     public init(_ arguments: [String], output: String = "/dev/null") throws {
         var actions = posix_spawn_file_actions_t()
@@ -49,9 +51,26 @@ public final class ChildProcess {
         let rc = waitpid(pid, &status, WNOHANG)
         if rc == pid || (rc < 0 && errno == ECHILD) {
             reaped = true
+            if rc == pid { waitStatus = status }
             return false
         }
         return true
+    }
+
+    /// Waits up to `seconds` for the child to exit; true when it did.
+    public func waitForExit(seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while isRunning {
+            if Date() > deadline { return false }
+            usleep(5000)
+        }
+        return true
+    }
+
+    /// How it ended, for messages: "exit N", "signal N" or "running".
+    public var ending: String {
+        guard let status = waitStatus else { return isRunning ? "running" : "reaped elsewhere" }
+        return status & 0x7F == 0 ? "exit \((status >> 8) & 0xFF)" : "signal \(status & 0x7F)"
     }
 
     public func stop() {
