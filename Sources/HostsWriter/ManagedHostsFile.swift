@@ -4,7 +4,8 @@
 /// entry's line padded with spaces to a multiple of 16 bytes. A slot whose first byte is `#` is
 /// free. Adding an entry fills a free slot (or a new one at the end) while its first byte is
 /// still `#` — a reader seeing it half-written sees a comment — then turns it live by writing
-/// its first byte, one byte, which no reader can see torn. Removing writes `#` over that byte.
+/// its first byte, one byte, which no reader can see torn. Removing writes `#` over that byte,
+/// then blanks the rest of the line, so a departed peer's name leaves no trace in the file.
 /// So a reader at any moment sees every entry that exists both before and after an update, and
 /// an add writes bytes in proportion to the new line, not to the file. Free slots at the end
 /// are cut off, so the file never grows past its largest population.
@@ -269,8 +270,11 @@ final class ManagedHostsFile {
     /// kept.
     private func release(_ slot: Slot, _ editor: InPlaceFile.Editor) throws {
         guard slot.end == size else {
+            // 1) `#`: the line is dead at once for every reader; 2) spaces over the rest (a
+            // reader in between sees a comment, never a torn live line).
             try editor.write([UInt8(ascii: "#")], at: Int(slot.offset))
-            bytesWritten += 1
+            try editor.write([UInt8](repeating: UInt8(ascii: " "), count: Int(slot.capacity) - 2), at: Int(slot.offset) + 1)
+            bytesWritten += Int(slot.capacity) - 1
             let at = free.firstIndex { $0.offset > slot.offset } ?? free.endIndex
             free.insert(slot, at: at)
             return
