@@ -140,10 +140,9 @@ public struct ClusterRegistry: Sendable {
         try store.get(Keys.name(name)).map(Self.nameHolder)
     }
 
-    public func releaseName(_ name: HostLabel) throws { try store.delete(Keys.name(name)) }
-
-    /// Releases `name` only if `host` holds it (a host cleaning up after itself must never
-    /// drop a claim another host made meanwhile).
+    /// Releases `name` only if `host` holds it, with compare-and-delete: a host cleaning up
+    /// after itself (a `stop` on a host that was cut off past its lease, a rollback, recovery)
+    /// never drops a claim another host made meanwhile. There is no unconditional release.
     public func releaseName(_ name: HostLabel, heldBy host: String) throws {
         try release(Keys.name(name)) { Self.nameHolder($0) == host }
     }
@@ -185,10 +184,6 @@ public struct ClusterRegistry: Sendable {
         if try hold(Keys.address(network, address), Array(host.utf8), lease: lease, ours: { $0.text == host }) != nil {
             throw ClusterError.addressTaken(address.description)
         }
-    }
-
-    public func releaseAddress(_ address: IPv4Address, on network: HostLabel) throws {
-        try store.delete(Keys.address(network, address))
     }
 
     /// Releases `address` only if `host` holds it, like `releaseName(_:heldBy:)`.

@@ -98,7 +98,7 @@ extension Daemon {
         let requested = try requestedAddress(request)
         // The cluster first (names are unique there), then this host's namespaces.
         try registry.claimName(name, host: configuration.hostID, lease: lease)
-        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name) }]
+        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name, heldBy: configuration.hostID) }]
         guard sandboxes[name.text] == nil, !factory.namespaces.exists(name.text) else {
             for step in undo.reversed() { step() }
             throw CLIError("a network namespace named '\(name)' already exists on this host")
@@ -135,7 +135,7 @@ extension Daemon {
         let network = try registry.network(try label(request.network, "network"))
         guard sandboxes[name.text] == nil else { throw CLIError("'\(name)' is already managed on this host") }
         try registry.claimName(name, host: configuration.hostID, lease: lease)
-        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name) }]
+        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name, heldBy: configuration.hostID) }]
         do {
             let sandbox = try factory.adopt(path: path, name: name.text)
             var local = LocalSandbox(name: name, hostname: name, aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") },
@@ -200,7 +200,7 @@ extension Daemon {
         // The store first: every host drops the names, then the local pieces go. A store that
         // cannot be reached refuses the stop before anything changed here (a retry finishes it).
         for attachment in local.attachments where attachment.published != nil { try release(attachment, of: local, deleteLink: false) }
-        try registry.releaseName(name)
+        try registry.releaseName(name, heldBy: configuration.hostID)
         for attachment in local.attachments where attachment.published == nil { try? release(attachment, of: local, deleteLink: false) }
         forget(name.text)
         dns?.stopServing(local.id)
@@ -236,7 +236,7 @@ extension Daemon {
             throw CLIError("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
         }
         let address = try registry.allocateAddress(on: network, requested: requested, host: configuration.hostID, lease: lease)
-        undo.append { [self] in try? registry.releaseAddress(address, on: label) }
+        undo.append { [self] in try? registry.releaseAddress(address, on: label, heldBy: configuration.hostID) }
         try ensureNetwork(network)
         let endpoint: AttachedEndpoint
         switch network.driver {
@@ -323,7 +323,7 @@ extension Daemon {
         let label = try attachment.network.label
         if let published = attachment.published {
             try registry.withdraw(endpoint: published.id, network: label)
-            try registry.releaseAddress(attachment.endpoint.address, on: label)
+            try registry.releaseAddress(attachment.endpoint.address, on: label, heldBy: configuration.hostID)
             hosts.detach(local.name.text, from: label)
         } else if attachment.network.name == LocalBridgeDriver.BridgeSpec.defaultBridge.name.text {
             defaultPool.release(attachment.endpoint.address)
