@@ -36,6 +36,9 @@ public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible {
 
     public func contains(_ address: IPv4Address) -> Bool { address.value & mask == network.value }
 
+    /// Whether the two subnets share an address (one contains the other).
+    public func overlaps(_ other: IPv4Subnet) -> Bool { contains(other.network) || other.contains(network) }
+
     /// Number of addresses in the prefix (2^(32-N)).
     public var size: UInt64 { UInt64(1) << UInt64(32 - prefixLength) }
 

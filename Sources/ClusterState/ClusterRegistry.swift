@@ -22,6 +22,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case addressOutside(String, subnet: String)
     case addressReserved(String)
     case vniExhausted
+    case subnetOverlaps(String, with: String)
 
     public var description: String {
         switch self {
@@ -34,6 +35,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
         case .addressOutside(let address, let subnet): "address \(address) is not in subnet \(subnet)"
         case .addressReserved(let address): "address \(address) is reserved (network, broadcast or gateway)"
         case .vniExhausted: "no free VXLAN network identifier"
+        case .subnetOverlaps(let subnet, let other): "subnet \(subnet) overlaps \(other)"
         }
     }
 }
@@ -53,19 +55,32 @@ public struct ClusterRegistry: Sendable {
 
     // MARK: networks
 
+    /// Creates a network. Its subnet may overlap no other network of the cluster, nor any of
+    /// `reserved` (described as `what` in the refusal: built-in pools, the host's routes).
+    /// Every network gets a number unique in the cluster (`vni`): an overlay's VXLAN network
+    /// identifier, a bridge network's device name.
     public func createNetwork(name: HostLabel, driver: NetworkRecord.Driver, subnet: IPv4Subnet,
-                              gateway: IPv4Address?, host: String?) throws -> NetworkRecord {
+                              gateway: IPv4Address?, host: String?,
+                              reserved: [(subnet: IPv4Subnet, what: String)] = []) throws -> NetworkRecord {
         guard subnet.prefixLength <= 30 else { throw ClusterError.subnetExhausted(subnet.description) }
         let gateway = gateway ?? IPv4Address(subnet.network.value + 1)
         guard subnet.contains(gateway), gateway != subnet.network,
               gateway.value != subnet.network.value + UInt32(subnet.size - 1)
         else { throw ClusterError.addressOutside(gateway.description, subnet: subnet.description) }
         if try store.get(Keys.network(name)) != nil { throw ClusterError.networkExists(name.text) }
-        let vni = driver == .overlay ? try claimVNI(for: name) : 0
+        for other in try networks() {
+            if let otherSubnet = try? other.parsedSubnet, otherSubnet.overlaps(subnet) {
+                throw ClusterError.subnetOverlaps(subnet.description, with: "network '\(other.name)' (\(otherSubnet))")
+            }
+        }
+        if let clash = reserved.first(where: { $0.subnet.overlaps(subnet) }) {
+            throw ClusterError.subnetOverlaps(subnet.description, with: "\(clash.what) (\(clash.subnet))")
+        }
+        let vni = try claimVNI(for: name)
         let record = NetworkRecord(name: name.text, driver: driver, subnet: subnet.description, gateway: gateway.description,
                                    vni: vni, host: driver == .bridge ? host : nil)
         guard try store.create(Keys.network(name), JSON.encode(record)) else {
-            if vni != 0 { _ = try? store.delete(Keys.vni(vni)) }
+            _ = try? store.delete(Keys.vni(vni))
             throw ClusterError.networkExists(name.text)
         }
         return record

@@ -27,7 +27,8 @@ public struct NetworkRecord: Codable, Sendable, Equatable {
     public var driver: Driver
     public var subnet: String
     public var gateway: String
-    /// VXLAN network identifier (overlay only; unique in the cluster).
+    /// The network's number, unique in the cluster: an overlay's VXLAN network identifier, a
+    /// bridge network's device number (0 for a bridge network made before numbers were given).
     public var vni: UInt32
     /// For a bridge network: the one host it lives on.
     public var host: String?

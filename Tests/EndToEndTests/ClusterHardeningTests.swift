@@ -27,3 +27,34 @@ struct ClusterHardeningTests {
         #expect(ipam["dnsd/v1/ipam/cnet/\(address)"].map { String(decoding: $0, as: UTF8.self) } == other, "\(ipam)")
     }
 }
+
+extension ClusterHardeningTests {
+    @Test("bridge networks whose names share a prefix get their own bridges and NAT; overlapping subnets are refused in one line")
+    func bridgeNetworks() throws {
+        let cluster = try ClusterHarness(hosts: 1, store: "local")
+        defer { cluster.close() }
+        let host = cluster.hosts[0].name
+        #expect(try cluster.dnsd(1, ["network", "create", "--driver=bridge", "--subnet=192.168.91.0/24", "frontend-a1"]).status == 0)
+        #expect(try cluster.dnsd(1, ["network", "create", "--driver=bridge", "--subnet=192.168.92.0/24", "frontend-a2"]).status == 0)
+        let a = cluster.name("a"), b = cluster.name("b")
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=frontend-a1"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(b)", "--net=frontend-a2"]).status == 0)
+        let addresses = try Shell.check(["ip", "-n", host, "-o", "-4", "addr", "show"])
+        let gatewayDevices = ["192.168.91.1", "192.168.92.1"].map { gw in
+            addresses.split(separator: "\n").first { $0.contains("inet \(gw)/24") }.map { String($0.split(separator: " ")[1]) }
+        }
+        #expect(gatewayDevices[0] != nil && gatewayDevices[1] != nil && gatewayDevices[0] != gatewayDevices[1], "\(gatewayDevices)")
+        let nat = try Shell.check(["ip", "netns", "exec", host, "nft", "list", "table", "ip", "dnsd_nat"])
+        #expect(nat.contains("192.168.91.0/24") && nat.contains("192.168.92.0/24"), "\(nat)")
+        // Each sandbox reaches its own gateway.
+        #expect(try cluster.exec(a, ["busybox", "ping", "-c", "1", "-w", "2", "192.168.91.1"]).status == 0)
+        #expect(try cluster.exec(b, ["busybox", "ping", "-c", "1", "-w", "2", "192.168.92.1"]).status == 0)
+        let before = try cluster.dnsd(1, ["network", "ls"]).stdout
+        for (subnet, word) in [("192.168.91.128/25", "frontend-a1"), ("192.168.0.0/16", "frontend-a"), ("172.17.9.0/24", "built-in"),
+                               ("172.18.0.0/24", "built-in"), ("198.18.0.0/16", "route")] {
+            let refused = try cluster.dnsd(1, ["network", "create", "--subnet=\(subnet)", "clash"])
+            #expect(refused.status != 0 && refused.stderr.split(separator: "\n").count == 1 && refused.stderr.contains(word), "\(subnet): \(refused.stderr)")
+        }
+        #expect(try cluster.dnsd(1, ["network", "ls"]).stdout == before)
+    }
+}

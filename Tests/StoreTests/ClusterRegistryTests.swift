@@ -33,6 +33,28 @@ struct ClusterRegistryTests {
         }
     }
 
+    @Test("a subnet overlapping another network or a reserved one is refused; bridge networks get numbers too", arguments: [Backend.local, .etcd])
+    func overlaps(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            let r = registry(store)
+            let a = try r.createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "10.20.0.0/16"), gateway: nil, host: nil)
+            for text in ["10.20.5.0/24", "10.0.0.0/8", "10.20.0.0/16"] {
+                #expect(throws: ClusterError.subnetOverlaps(text, with: "network 'vnet' (10.20.0.0/16)")) {
+                    try r.createNetwork(name: try HostLabel("other"), driver: .bridge, subnet: try IPv4Subnet(parsing: text), gateway: nil, host: "h1")
+                }
+            }
+            let reserved = [(subnet: try IPv4Subnet(parsing: "172.17.0.0/16"), what: "the built-in bridge pool")]
+            #expect(throws: ClusterError.subnetOverlaps("172.17.3.0/24", with: "the built-in bridge pool (172.17.0.0/16)")) {
+                try r.createNetwork(name: try HostLabel("other"), driver: .bridge, subnet: try IPv4Subnet(parsing: "172.17.3.0/24"),
+                                    gateway: nil, host: "h1", reserved: reserved)
+            }
+            #expect(try r.networks().map(\.name) == ["vnet"], "a refusal creates nothing")
+            let b1 = try r.createNetwork(name: try HostLabel("frontend-a1"), driver: .bridge, subnet: try IPv4Subnet(parsing: "10.21.0.0/24"), gateway: nil, host: "h1")
+            let b2 = try r.createNetwork(name: try HostLabel("frontend-a2"), driver: .bridge, subnet: try IPv4Subnet(parsing: "10.22.0.0/24"), gateway: nil, host: "h1")
+            #expect(Set([a.vni, b1.vni, b2.vni]).count == 3 && b1.vni != 0)
+        }
+    }
+
     @Test("a name is unique in the cluster: a second host is refused with a clear line", arguments: [Backend.local, .etcd, .consul])
     func names(backend: Backend) throws {
         try withStore(backend) { store, another in

@@ -37,6 +37,19 @@ public final class LocalBridgeDriver: @unchecked Sendable {
         public static let gatewayBridge = BridgeSpec(
             name: try! HostLabel("gwbridge"), device: "dnsd_gwbridge", subnet: try! IPv4Subnet(parsing: "172.18.0.0/16"),
             gateway: IPv4Address(172, 18, 0, 1))
+
+        /// The device of a user-defined bridge network: from its number, unique in the cluster
+        /// (a prefix of the name would let `frontend-a1` and `frontend-a2` share one bridge).
+        public static func device(forNetworkNumber number: UInt32) -> String { "dnsb-\(number)" }
+
+        /// Subnets no user-defined network may overlap: the built-in bridges'.
+        public static let reservedSubnets = [defaultBridge.subnet, gatewayBridge.subnet]
+    }
+
+    /// The subnets routed in the host namespace (main table, the default route left out): a
+    /// new network overlapping one would make the host's own traffic ambiguous.
+    public func hostRoutes() throws -> [IPv4Subnet] {
+        try netlink.routes().filter { $0.prefixLength > 0 }.map { IPv4Subnet(network: $0.destination, prefixLength: $0.prefixLength) }
     }
 
     private let hostNamespace: NamespaceHandle?

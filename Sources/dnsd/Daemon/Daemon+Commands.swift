@@ -62,9 +62,11 @@ extension Daemon {
         }
         let driver = NetworkRecord.Driver(rawValue: request.driver ?? "overlay")
         guard let driver else { throw CLIError("invalid --driver '\(request.driver ?? "")': expected overlay or bridge") }
+        var reserved = LocalBridgeDriver.BridgeSpec.reservedSubnets.map { (subnet: $0, what: "the built-in bridge pool") }
+        reserved += try bridges.hostRoutes().map { (subnet: $0, what: "a route of host \(configuration.hostID)") }
         let record = try registry.createNetwork(name: name, driver: driver, subnet: subnet, gateway: gateway,
-                                                host: configuration.hostID)
-        return "\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.vni != 0 ? " vni \(record.vni)" : "")
+                                                host: configuration.hostID, reserved: reserved)
+        return "\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.driver == .overlay ? " vni \(record.vni)" : "")
     }
 
     private func networkList() throws -> String {
@@ -288,7 +290,8 @@ extension Daemon {
 
     func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
         LocalBridgeDriver.BridgeSpec(name: (try? network.label) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.name,
-                                     device: "dnsb-" + String(network.name.prefix(10)),
+                                     device: network.vni != 0 ? LocalBridgeDriver.BridgeSpec.device(forNetworkNumber: network.vni)
+                                         : "dnsb-" + String(network.name.prefix(10)),
                                      subnet: (try? network.parsedSubnet) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.subnet,
                                      gateway: network.gatewayAddress ?? IPv4Address(0))
     }
