@@ -16,6 +16,8 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case networkExists(String)
     case noSuchNetwork(String)
     case networkInUse(String, endpoints: Int)
+    case addressesInUse(String, count: Int)
+    case networkChanged(String)
     case nameTaken(String, host: String)
     case addressTaken(String)
     case subnetExhausted(String)
@@ -29,6 +31,8 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
         case .networkExists(let name): "network '\(name)' already exists"
         case .noSuchNetwork(let name): "no network '\(name)'"
         case .networkInUse(let name, let count): "network '\(name)' still has \(count) endpoint(s)"
+        case .addressesInUse(let name, let count): "network '\(name)' still has \(count) address(es) in use"
+        case .networkChanged(let name): "network '\(name)' was removed or re-created meanwhile; try again"
         case .nameTaken(let name, let host): "name '\(name)' is already used in the cluster (on host \(host))"
         case .addressTaken(let address): "address \(address) is already in use"
         case .subnetExhausted(let subnet): "no free address left in \(subnet)"
@@ -97,8 +101,34 @@ public struct ClusterRegistry: Sendable {
         throw ClusterError.vniExhausted
     }
 
-    public func networks() throws -> [NetworkRecord] {
-        try store.list(prefix: Keys.networks).entries.compactMap { Self.decodeNetwork($0, logger: logger) }
+    public func networks() throws -> [NetworkRecord] { try networksWithRevision().networks }
+
+    /// Every readable network, and the revision to watch from (+1).
+    public func networksWithRevision() throws -> (networks: [NetworkRecord], revision: Int64) {
+        let (entries, revision) = try store.list(prefix: Keys.networks)
+        return (entries.compactMap { Self.decodeNetwork($0, logger: logger) }, revision)
+    }
+
+    /// A watch event under `Keys.root`, read: a network or an endpoint put (decoded, or nil when
+    /// unreadable: logged), a deletion of either, or nil for any other key.
+    public enum Change {
+        case network(name: String, NetworkRecord?)
+        case endpoint(key: String, EndpointState?)
+    }
+
+    /// What `event` changes, or nil for a key that is neither a network nor an endpoint (names,
+    /// addresses, hosts: not projected). A corrupt value reads as a deletion of what it was.
+    public static func change(_ event: WatchEvent, logger: Logger) -> Change? {
+        let key = event.entry.key
+        if key.hasPrefix(Keys.networks) {
+            let name = String(key.dropFirst(Keys.networks.count))
+            return .network(name: name, event.kind == .put ? decodeNetwork(event.entry, logger: logger) : nil)
+        }
+        if key.hasPrefix(Keys.endpoints) {
+            let k = String(key.dropFirst(Keys.endpoints.count))
+            return .endpoint(key: k, event.kind == .put ? decodeEndpoint(event.entry, logger: logger) : nil)
+        }
+        return nil
     }
 
     public func network(_ name: HostLabel) throws -> NetworkRecord {
@@ -111,7 +141,7 @@ public struct ClusterRegistry: Sendable {
     /// Decodes a stored network, or nil (logged) when it is corrupt or not what dnsd writes: its
     /// name must be its key's, its subnet and gateway must parse, an overlay needs a VNI.
     public static func decodeNetwork(_ entry: KeyValue, logger: Logger) -> NetworkRecord? {
-        guard let record = JSON.decode(NetworkRecord.self, entry.value), let label = try? record.label, label.text == record.name,
+        guard var record = JSON.decode(NetworkRecord.self, entry.value), let label = try? record.label, label.text == record.name,
               entry.key == Keys.network(label), let subnet = try? record.parsedSubnet,
               record.gateway.isEmpty || record.gatewayAddress.map(subnet.contains) == true,
               record.driver == .bridge || (1..<(1 << 24)).contains(record.vni)
@@ -119,16 +149,32 @@ public struct ClusterRegistry: Sendable {
             logger.warning("skipping an unreadable network record", metadata: ["key": "\(entry.key)"])
             return nil
         }
+        record.revision = entry.modRevision
         return record
     }
 
+    /// Removes a network, its number and its claims marker in one atomic commit, refused while
+    /// an endpoint or an address claim exists. The commit is conditioned on the network record
+    /// and the claims marker being as read: an address claimed meanwhile (every claim rewrites
+    /// the marker) makes it fail, and the removal looks again.
     public func deleteNetwork(_ name: HostLabel) throws {
-        let record = try network(name)
-        let endpoints = try store.list(prefix: Keys.endpoints + name.text + "/").entries.count
-        guard endpoints == 0 else { throw ClusterError.networkInUse(name.text, endpoints: endpoints) }
-        try store.delete(Keys.network(name))
-        if record.vni != 0 { try store.delete(Keys.vni(record.vni)) }
-        for entry in try store.list(prefix: Keys.ipam(name.text)).entries { try store.delete(entry.key) }
+        for _ in 0..<Self.contentionRetries {
+            guard let entry = try store.get(Keys.network(name)) else { throw ClusterError.noSuchNetwork(name.text) }
+            let marker = try store.get(Keys.claimsMarker(name))
+            let endpoints = try store.list(prefix: Keys.endpoints + name.text + "/").entries.count
+            guard endpoints == 0 else { throw ClusterError.networkInUse(name.text, endpoints: endpoints) }
+            let claims = try store.list(prefix: Keys.ipam(name.text)).entries.count
+            guard claims == 0 else { throw ClusterError.addressesInUse(name.text, count: claims) }
+            var deletes = [Keys.network(name), Keys.claimsMarker(name)]
+            // The number goes with the record that names it (an unreadable record keeps it).
+            if let record = Self.decodeNetwork(entry, logger: logger), record.vni != 0 { deletes.append(Keys.vni(record.vni)) }
+            let conditions: [KeyCondition] = [
+                .unchanged(Keys.network(name), modRevision: entry.modRevision),
+                marker.map { .unchanged(Keys.claimsMarker(name), modRevision: $0.modRevision) } ?? .absent(Keys.claimsMarker(name)),
+            ]
+            if try store.commit(conditions, puts: [], deletes: deletes, lease: nil) { return }
+        }
+        throw ContendedKey(key: Keys.network(name), attempts: Self.contentionRetries)
     }
 
     // MARK: names
@@ -173,8 +219,21 @@ public struct ClusterRegistry: Sendable {
         let first = subnet.network.value + 1
         let last = subnet.network.value + UInt32(subnet.size - 2)
         let label = try network.label
+        var revision = network.revision
+        if revision == 0 {
+            guard let entry = try store.get(Keys.network(label)) else { throw ClusterError.noSuchNetwork(network.name) }
+            revision = entry.modRevision
+        }
+        // Each claim is conditioned on the network being as read (not removed, not re-created)
+        // and rewrites the network's claims marker, which a concurrent removal checks.
         func take(_ address: IPv4Address) throws -> Bool {
-            try store.create(Keys.address(label, address), Array(host.utf8), lease: lease)
+            let key = Keys.address(label, address)
+            if try store.commit([.unchanged(Keys.network(label), modRevision: revision), .absent(key)],
+                                puts: [(key, Array(host.utf8)), (Keys.claimsMarker(label), Array(host.utf8))], lease: lease) {
+                return true
+            }
+            guard try store.get(Keys.network(label))?.modRevision == revision else { throw ClusterError.networkChanged(network.name) }
+            return false
         }
         if let requested {
             guard subnet.contains(requested) else { throw ClusterError.addressOutside(requested.description, subnet: subnet.description) }

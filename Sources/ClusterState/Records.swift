@@ -11,6 +11,9 @@ public enum Keys {
     public static let hosts = root + "hosts/"
     public static let endpoints = root + "endpoints/"
     public static func ipam(_ network: String) -> String { root + "ipam/\(network)/" }
+    /// Rewritten by every address claim on a network, so that a removal which found no claims
+    /// can tell, atomically, that none was made since (`ClusterRegistry.deleteNetwork`).
+    public static func claimsMarker(_ network: HostLabel) -> String { root + "ipam-marker/\(network.text)" }
 
     public static func network(_ name: HostLabel) -> String { networks + name.text }
     public static func vni(_ vni: UInt32) -> String { vnis + String(vni) }
@@ -32,6 +35,15 @@ public struct NetworkRecord: Codable, Sendable, Equatable {
     public var vni: UInt32
     /// For a bridge network: the one host it lives on.
     public var host: String?
+    /// The store revision the record was read at (0: not read from the store); not stored, and
+    /// not part of equality.
+    public var revision: Int64 = 0
+
+    private enum CodingKeys: String, CodingKey { case name, driver, subnet, gateway, vni, host }
+
+    public static func == (a: NetworkRecord, b: NetworkRecord) -> Bool {
+        a.name == b.name && a.driver == b.driver && a.subnet == b.subnet && a.gateway == b.gateway && a.vni == b.vni && a.host == b.host
+    }
 
     public init(name: String, driver: Driver, subnet: String, gateway: String, vni: UInt32, host: String?) {
         self.name = name

@@ -87,7 +87,7 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
 
     /// `PUT /v1/txn`: `check-not-exists` / `check-index` for the conditions, then `lock` (under
     /// the session, like `?acquire=`) or `set` per put; 200 when applied, 409 when rolled back.
-    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool {
         var operations: [[String: Any]] = conditions.map { condition in
             switch condition {
             case .absent(let key): ["KV": ["Verb": "check-not-exists", "Key": key]]
@@ -99,6 +99,7 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
             if let lease { operation["Session"] = lease.raw }
             operations.append(["KV": operation])
         }
+        for key in deletes { operations.append(["KV": ["Verb": "delete", "Key": key]]) }
         let body = try JSONSerialization.data(withJSONObject: operations)
         return try call("PUT", "/v1/txn", body: body, accepting: [200, 409]).status == 200
     }

@@ -90,10 +90,11 @@ public protocol KeyValueStore: Sendable {
     func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID?) throws -> Bool
     /// Deletes only if the key's modRevision is still `expected`; true when deleted.
     func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool
-    /// Writes every `(key, value)` of `puts` under `lease` in one atomic step if all
-    /// `conditions` hold, and nothing otherwise; true when written. At most
-    /// `KeyCondition.maximumOperations` conditions and puts together (Consul's limit).
-    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool
+    /// Writes every `(key, value)` of `puts` under `lease` and deletes every key of `deletes`,
+    /// in one atomic step if all `conditions` hold, and nothing otherwise; true when done. At
+    /// most `KeyCondition.maximumOperations` conditions, puts and deletes together (Consul's
+    /// limit).
+    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool
     /// Calls `events` with each batch of changes under `prefix` from `revision` on, in order;
     /// `failed` once if the watch cannot go on (compacted history, malformed stream).
     func watch(prefix: String, from revision: Int64,
@@ -122,6 +123,11 @@ extension String {
 }
 
 extension KeyValueStore {
+    /// `commit` with puts only.
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
+        try commit(conditions, puts: puts, deletes: [], lease: lease)
+    }
+
     /// Writes without a lease.
     @discardableResult
     public func put(_ key: String, _ value: [UInt8]) throws -> Int64 { try put(key, value, lease: nil) }

@@ -58,3 +58,34 @@ extension ClusterHardeningTests {
         #expect(try cluster.dnsd(1, ["network", "ls"]).stdout == before)
     }
 }
+
+extension ClusterHardeningTests {
+    @Test("network rm is cluster-wide and atomic: refused while in use; every host drops its devices; a re-created network works everywhere")
+    func networkRemoveClusterWide() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        let a = cluster.name("a"), b = cluster.name("b")
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.83.0/24", "rmnet"]).status == 0)
+        #expect(try cluster.dnsd(1, ["run", "--name=\(a)", "--net=rmnet"]).status == 0)
+        #expect(try cluster.dnsd(2, ["run", "--name=\(b)", "--net=rmnet"]).status == 0)
+        let overlay2 = "\(cluster.hostID(2))-ov-rmnet", overlay1 = "\(cluster.hostID(1))-ov-rmnet"
+        #expect(cluster.namespaces().contains(overlay2) && cluster.namespaces().contains(overlay1))
+        // In use (an endpoint on h2): refused on h1, nothing changes.
+        #expect(try cluster.dnsd(1, ["stop", a]).status == 0)
+        let refused = try cluster.dnsd(1, ["network", "rm", "rmnet"])
+        #expect(refused.status != 0 && refused.stderr.contains("still has 1 endpoint"), "\(refused.stderr)")
+        #expect(try cluster.dnsd(2, ["network", "ls"]).stdout.contains("rmnet"))
+        #expect(try cluster.dnsd(2, ["stop", b]).status == 0)
+        let removed = try cluster.dnsd(1, ["network", "rm", "rmnet"])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(!cluster.namespaces().contains(overlay1), "h1 keeps its overlay namespace")
+        #expect(cluster.eventually(3) { !cluster.namespaces().contains(overlay2) }, "h2 keeps its overlay namespace")
+        #expect(try cluster.etcdList("dnsd/v1/vni/").isEmpty && cluster.etcdList("dnsd/v1/networks/").isEmpty)
+        // The same name again with another subnet: both hosts build it afresh.
+        #expect(try cluster.dnsd(2, ["network", "create", "--subnet=10.83.0.0/24", "rmnet"]).status == 0)
+        let ra = try cluster.dnsd(1, ["run", "--name=\(a)2", "--net=rmnet"])
+        let rb = try cluster.dnsd(2, ["run", "--name=\(b)2", "--net=rmnet"])
+        #expect(ra.status == 0 && rb.status == 0, "\(ra.stderr) \(rb.stderr)")
+        #expect(try cluster.exec("\(a)2", ["busybox", "ping", "-c", "1", "-w", "3", "\(b)2"]).status == 0)
+    }
+}

@@ -33,7 +33,7 @@ struct LocalBridgeTests {
             #expect(try ping(from: c1, cluster.vtep(2)))        // another host: leaves h1 masqueraded
             let rules = try Shell.check(["ip", "netns", "exec", cluster.hosts[0].name, "nft", "list", "table", "ip", "dnsd_nat"])
             #expect(rules.contains("ip saddr 172.18.0.0/16 oifname != \"dnsd_gwbridge\" masquerade"))
-            try bridges.deleteBridge(LocalBridgeDriver.BridgeSpec.gatewayBridge.name)
+            try bridges.deleteBridge(LocalBridgeDriver.BridgeSpec.gatewayBridge)
             #expect(try Shell.run(["ip", "-n", cluster.hosts[0].name, "link", "show", "dnsd_gwbridge"]).status != 0)
         }
     }

@@ -55,6 +55,26 @@ struct ClusterRegistryTests {
         }
     }
 
+    @Test("network removal is atomic: an address claimed between its check and its commit makes it refuse", arguments: [Backend.local, .etcd, .consul])
+    func atomicRemoval(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            let r = registry(store)
+            let network = try r.createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "10.30.0.0/24"), gateway: nil, host: nil)
+            // h2 claims an address (and so rewrites the claims marker) just before the commit.
+            let rival = RivalStore(store, key: Keys.claimsMarker(Self.vnet), rivalValue: Array("h2".utf8),
+                                   alsoWrites: [(Keys.address(Self.vnet, IPv4Address("10.30.0.9")!), Array("h2".utf8))])
+            #expect(throws: ClusterError.addressesInUse("vnet", count: 1)) { try registry(rival).deleteNetwork(Self.vnet) }
+            #expect(try store.get(Keys.network(Self.vnet)) != nil && store.get(Keys.vni(network.vni)) != nil)
+            // An address claimed on a network removed after it was read is refused.
+            try store.delete(Keys.address(Self.vnet, IPv4Address("10.30.0.9")!))
+            let read = try r.network(Self.vnet)
+            try r.deleteNetwork(Self.vnet)
+            #expect(try store.get(Keys.network(Self.vnet)) == nil && store.get(Keys.vni(network.vni)) == nil)
+            #expect(throws: ClusterError.networkChanged("vnet")) { try r.allocateAddress(on: read, host: "h1", lease: nil) }
+            #expect(try store.list(prefix: Keys.ipam("vnet")).entries.isEmpty)
+        }
+    }
+
     @Test("a name is unique in the cluster: a second host is refused with a clear line", arguments: [Backend.local, .etcd, .consul])
     func names(backend: Backend) throws {
         try withStore(backend) { store, another in

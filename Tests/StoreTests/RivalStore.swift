@@ -8,16 +8,21 @@ final class RivalStore: KeyValueStore {
     let inner: any KeyValueStore
     let key: String
     let rivalValue: [UInt8]
+    /// Other keys the rival writes in the same move.
+    let alsoWrites: [(key: String, value: [UInt8])]
     private let armed = Atomic<Bool>(true)
 
-    init(_ inner: any KeyValueStore, key: String, rivalValue: [UInt8]) {
+    init(_ inner: any KeyValueStore, key: String, rivalValue: [UInt8], alsoWrites: [(key: String, value: [UInt8])] = []) {
         self.inner = inner
         self.key = key
         self.rivalValue = rivalValue
+        self.alsoWrites = alsoWrites
     }
 
     private func rivalMoves(_ key: String) throws {
-        if key == self.key, armed.exchange(false, ordering: .relaxed) { try inner.put(key, rivalValue, lease: nil) }
+        guard key == self.key, armed.exchange(false, ordering: .relaxed) else { return }
+        for (other, value) in alsoWrites { try inner.put(other, value, lease: nil) }
+        try inner.put(key, rivalValue, lease: nil)
     }
 
     func get(_ key: String) throws -> KeyValue? { try inner.get(key) }
@@ -36,13 +41,13 @@ final class RivalStore: KeyValueStore {
         try rivalMoves(key)
         return try inner.delete(key, ifUnchangedSince: expected)
     }
-    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
+    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool {
         for condition in conditions {
             switch condition {
             case .absent(let key), .unchanged(let key, _): try rivalMoves(key)
             }
         }
-        return try inner.commit(conditions, puts: puts, lease: lease)
+        return try inner.commit(conditions, puts: puts, deletes: deletes, lease: lease)
     }
     func watch(prefix: String, from revision: Int64, events: @escaping @Sendable ([WatchEvent]) -> Void,
                failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {

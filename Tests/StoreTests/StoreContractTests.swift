@@ -92,6 +92,22 @@ struct StoreContractTests {
         }
     }
 
+    @Test("commit with deletes: puts and deletes together when the conditions hold, nothing otherwise", arguments: Backend.allCases)
+    func commitDeletes(backend: Backend) throws {
+        try withStore(backend) { store, another in
+            try store.put("net", Array("n".utf8))
+            try store.put("vni", Array("v".utf8))
+            let net = try #require(try store.get("net"))
+            try another().put("net", Array("moved".utf8))
+            #expect(try !store.commit([.unchanged("net", modRevision: net.modRevision)], puts: [("marker", Array("m".utf8))], deletes: ["net", "vni"], lease: nil))
+            #expect(try store.get("net")?.text == "moved" && store.get("vni") != nil && store.get("marker") == nil)
+            let now = try #require(try store.get("net"))
+            #expect(try store.commit([.unchanged("net", modRevision: now.modRevision), .absent("marker")], puts: [("marker", Array("m".utf8))],
+                                     deletes: ["net", "vni", "never-existed"], lease: nil))
+            #expect(try store.get("net") == nil && store.get("vni") == nil && store.get("marker")?.text == "m")
+        }
+    }
+
     @Test("commit: all puts under the lease when every condition holds, none when one fails", arguments: Backend.allCases)
     func commit(backend: Backend) throws {
         try withStore(backend) { store, another in

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A test double of Consul's HTTP API, the subset dnsd uses, written from Consul's public API
 reference (no Consul binary can be installed here). KV: GET (recurse, blocking index/wait),
-PUT (cas, acquire), DELETE (cas), PUT /v1/txn (check-not-exists, check-index, lock, set); sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
+PUT (cas, acquire), DELETE (cas), PUT /v1/txn (check-not-exists, check-index, lock, set, delete); sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
 X-Consul-Index on every KV answer. Usage: consul_double.py PORT [ADDRESS]"""
 import base64, json, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,12 +127,15 @@ class Handler(BaseHTTPRequestHandler):
             elif op["Verb"] == "lock" and (op.get("Session") not in sessions or
                                            (current and current.get("Session") not in (None, op.get("Session")))):
                 errors.append({"OpIndex": i, "What": "lock failed"})
-            elif op["Verb"] not in ("check-not-exists", "check-index", "lock", "set"):
+            elif op["Verb"] not in ("check-not-exists", "check-index", "lock", "set", "delete"):
                 return self.reply(400, b"unsupported verb")
         if errors:
             return self.reply(409, {"Results": None, "Errors": errors})
         results = []
         for op in (o["KV"] for o in operations):
+            if op["Verb"] == "delete":
+                if kv.pop(op["Key"], None) is not None:
+                    bump()
             if op["Verb"] in ("lock", "set"):
                 current = kv.get(op["Key"])
                 new = bump()

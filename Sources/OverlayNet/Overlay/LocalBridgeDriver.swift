@@ -90,12 +90,15 @@ public final class LocalBridgeDriver: @unchecked Sendable {
         }
     }
 
-    /// Removes the bridge and its NAT rule.
-    public func deleteBridge(_ name: HostLabel) throws {
+    /// Removes the bridge and its NAT rule, also when an earlier run made them. Idempotent.
+    public func deleteBridge(_ spec: BridgeSpec) throws {
         try lock.withLock {
-            guard let bridge = bridges.removeValue(forKey: name) else { return }
-            try? runNFT("delete chain ip dnsd_nat \(chainName(bridge.spec))\n")
-            try netlink.deleteLink(named: bridge.spec.device)
+            let known = bridges.removeValue(forKey: spec.name)?.spec ?? spec
+            if try netlink.link(named: known.device) != nil { try netlink.deleteLink(named: known.device) }
+            do { try runNFT("delete chain ip dnsd_nat \(chainName(known))\n") } catch {
+                // Absent already (nothing was ever installed): nothing to remove.
+                logger.debug("no NAT chain to remove for \(known.device): \(error)")
+            }
         }
     }
 

@@ -115,6 +115,12 @@ public final class OverlayDriver: @unchecked Sendable {
     /// Whether `network` exists on this host (created or adopted by this driver).
     public func hasNetwork(_ name: HostLabel) -> Bool { lock.withLock { networks[name] != nil } }
 
+    /// The spec `network` was created or adopted with on this host.
+    public func spec(of name: HostLabel) -> OverlaySpec? { lock.withLock { networks[name]?.spec } }
+
+    /// Whether the hidden namespace of `network` exists (made by this run or an earlier one).
+    public func hasNamespace(_ name: HostLabel) -> Bool { namespaces.exists(overlayNamespaceName(name)) }
+
     /// The hidden namespace of `network` on this host.
     public func overlayNamespaceName(_ network: HostLabel) -> String { "\(host.id)-ov-\(network.text)" }
 

@@ -83,10 +83,13 @@ extension Daemon {
         return String(decoding: try encoder.encode(Inspect(network: record, endpoints: endpoints)), as: UTF8.self)
     }
 
+    /// Removes the network from the store (every host then removes its devices, from the
+    /// watch); this host's go before the command returns.
     private func networkRemove(_ request: ControlRequest) throws -> String {
         let name = try label(request.network, "network")
+        let record = try registry.network(name)
         try registry.deleteNetwork(name)
-        if overlay.hasNetwork(name) { try overlay.deleteNetwork(name) }
+        try removeDevices(of: record)
         return name.text
     }
 
@@ -257,21 +260,67 @@ extension Daemon {
     }
 
     /// Makes `network` exist on this host: an overlay's hidden namespace (with the peers already
-    /// known on other hosts), or a bridge network's bridge. Adopts what is already there.
+    /// known on other hosts), or a bridge network's bridge. Adopts what is already there; an
+    /// overlay left from an earlier network of the same name (removed and re-created with
+    /// another subnet or VNI) is replaced when no sandbox here uses it.
     func ensureNetwork(_ network: NetworkRecord) throws {
         let label = try network.label
         switch network.driver {
         case .overlay:
-            guard !overlay.hasNetwork(label) else { return }
-            try overlay.createNetwork(OverlaySpec(name: label, subnet: try network.parsedSubnet,
-                                                  gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni))
+            let spec = try overlaySpec(network)
+            if let existing = overlay.spec(of: label) {
+                if existing == spec { return }
+                guard !isInUse(network.name) else {
+                    throw CLIError("network '\(network.name)' changed in the store while sandboxes here still use its old form")
+                }
+                try overlay.deleteNetwork(label)
+            }
+            try overlay.createNetwork(spec)
             for remote in reconciler.remoteEndpoints(on: network.name) {
-                if let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) {
-                    try? overlay.addPeer(ip, vtep: vtep, on: label)
+                guard let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) else { continue }
+                do { try overlay.addPeer(ip, vtep: vtep, on: label) } catch {
+                    logger.warning("peer add failed", metadata: ["endpoint": "\(remote.id)", "error": "\(error)"])
                 }
             }
         case .bridge:
             try bridges.createBridge(bridgeSpec(network))
+        }
+    }
+
+    func overlaySpec(_ network: NetworkRecord) throws -> OverlaySpec {
+        OverlaySpec(name: try network.label, subnet: try network.parsedSubnet,
+                    gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni)
+    }
+
+    /// Whether a local sandbox is attached to the network named `name`.
+    func isInUse(_ name: String) -> Bool {
+        sandboxes.values.contains { $0.attachments.contains { $0.network.name == name } }
+    }
+
+    /// Under `lock`: removes this host's devices of `network` (an overlay's namespace, a bridge
+    /// network's bridge and NAT rule) unless a local sandbox still uses them.
+    func removeDevices(of network: NetworkRecord) throws {
+        let label = try network.label
+        guard !isInUse(network.name) else {
+            logger.warning("network left the store but a sandbox here still uses it; its devices stay", metadata: ["network": "\(network.name)"])
+            return
+        }
+        switch network.driver {
+        case .overlay:
+            if overlay.hasNetwork(label) || overlay.hasNamespace(label) { try overlay.deleteNetwork(label) }
+        case .bridge:
+            if network.host == configuration.hostID { try bridges.deleteBridge(bridgeSpec(network)) }
+        }
+    }
+
+    /// A network that left the store (or was re-created differently): its devices here go,
+    /// unless the store now has an identical network of that name.
+    func removeLocalDevices(of network: NetworkRecord) {
+        lock.withLock {
+            if let current = reconciler.network(named: network.name), current == network { return }
+            do { try removeDevices(of: network) } catch {
+                logger.warning("removing a network's devices failed", metadata: ["network": "\(network.name)", "error": "\(error)"])
+            }
         }
     }
 

@@ -4,15 +4,18 @@ import Foundation
 import Logging
 import Store
 
-/// Projects the store onto this host, for every change, this host's own included: DNS records
-/// and hosts-file lines for every endpoint, and for endpoints on other hosts, one neighbour and
-/// one FDB entry on each overlay network that exists here. Starts from a listing and watches
-/// from the revision after it; if the store compacted that history, it lists again.
+/// Projects the store onto this host, for every change, this host's own included: for each
+/// network, its DNS zone (every cluster network is in scope for the resolver as soon as the
+/// store has it, with or without endpoints) and, when it goes, its devices here; for each
+/// endpoint, DNS records and hosts-file lines, and for endpoints on other hosts one neighbour
+/// and one FDB entry on each overlay network that exists here. Starts from a listing and
+/// watches from the revision after it; if the store compacted that history, it lists again.
 final class Reconciler: @unchecked Sendable {
     private unowned let daemon: Daemon
     private let lock = NSLock()
     /// The endpoints as last applied, by store key.
     private var applied: [String: EndpointState] = [:]
+    /// The networks as last applied, by name.
     private var networks: [String: NetworkRecord] = [:]
     private var watch: (any WatchHandle)?
     private let filesQueue = DispatchQueue(label: "dnsd-hosts-files")
@@ -20,35 +23,58 @@ final class Reconciler: @unchecked Sendable {
 
     init(daemon: Daemon) { self.daemon = daemon }
 
+    /// Lists networks, then endpoints, and watches both from the revision after the first
+    /// listing (events the second listing already has are applied again, which changes nothing).
     func start() throws {
-        let (endpoints, revision) = try daemon.registry.endpoints()
-        lock.withLock {
-            let current = Dictionary(endpoints.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
-            apply(removing: applied.filter { current[$0.key] == nil }.map(\.value),
+        let (networkList, revision) = try daemon.registry.networksWithRevision()
+        let (endpoints, _) = try daemon.registry.endpoints()
+        let gone: [NetworkRecord] = lock.withLock {
+            var changes: [String: NetworkRecord?] = Dictionary(networkList.map { ($0.name, .some($0)) }, uniquingKeysWith: { a, _ in a })
+            for name in networks.keys where changes[name] == nil { changes[name] = .some(nil) }
+            let gone = applyNetworks(changes)
+            let byKey = Dictionary(endpoints.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+            apply(removing: applied.filter { byKey[$0.key] == nil }.map(\.value),
                   putting: endpoints.filter { applied[key($0)] != $0 }, filesInline: true)
+            return gone
         }
-        watch = try daemon.store.watch(prefix: Keys.endpoints, from: revision + 1, events: { [weak self] events in
+        tearDown(gone)
+        let previous = lock.withLock { () -> (any WatchHandle)? in
+            defer { watch = nil }
+            return watch
+        }
+        // A watch that ended (or one a restart replaces) is released: its thread and connection.
+        previous?.cancel()
+        let handle = try daemon.store.watch(prefix: Keys.root, from: revision + 1, events: { [weak self] events in
             self?.apply(events)
         }, failed: { [weak self] error in
             guard let self else { return }
             daemon.logger.warning("watch ended (\(error)); listing again")
             DispatchQueue.global().async { self.restart() }
         })
+        let keep = lock.withLock { () -> Bool in
+            guard !stopped else { return false }
+            watch = handle
+            return true
+        }
+        if !keep { handle.cancel() }
     }
 
     /// Applies a cached view of the store (a start while the store is unreachable): records,
     /// hosts files and peers as they were; `start()` later reconciles with the real store.
     func seed(_ snapshot: StoreCache.Snapshot) {
         lock.withLock {
-            for network in snapshot.networks { networks[network.name] = network }
+            _ = applyNetworks(Dictionary(snapshot.networks.map { ($0.name, Optional($0)) }, uniquingKeysWith: { a, _ in a }))
             apply(removing: [], putting: snapshot.endpoints, filesInline: true)
         }
     }
 
-    /// What is applied now: every endpoint and the networks read so far.
+    /// What is applied now: every endpoint and network.
     func known() -> (endpoints: [EndpointState], networks: [NetworkRecord]) {
         lock.withLock { (Array(applied.values), Array(networks.values)) }
     }
+
+    /// The network record as last seen in the store, if any.
+    func network(named name: String) -> NetworkRecord? { lock.withLock { networks[name] } }
 
     /// Lists and watches again (after the store compacted the history the watch needed),
     /// retrying while the store cannot be reached; the projections stay as they are meanwhile.
@@ -67,38 +93,77 @@ final class Reconciler: @unchecked Sendable {
     }
 
     func stop() {
-        lock.withLock { stopped = true }
-        watch?.cancel()
+        let handle = lock.withLock { () -> (any WatchHandle)? in
+            stopped = true
+            defer { watch = nil }
+            return watch
+        }
+        handle?.cancel()
     }
 
     private func key(_ endpoint: EndpointState) -> String { "\(endpoint.network)/\(endpoint.id)" }
 
     private func apply(_ events: [WatchEvent]) {
-        lock.withLock {
-            // The last event of each key wins; nil: deleted.
-            var final: [String: EndpointState?] = [:]
+        let gone: [NetworkRecord] = lock.withLock {
+            // The last event of each key wins; nil: deleted (or unreadable).
+            var finalNetworks: [String: NetworkRecord?] = [:]
+            var finalEndpoints: [String: EndpointState?] = [:]
             for event in events {
-                let k = String(event.entry.key.dropFirst(Keys.endpoints.count))
-                switch event.kind {
-                case .put:
-                    guard let endpoint = ClusterRegistry.decodeEndpoint(event.entry, logger: daemon.logger) else { continue }
-                    final[k] = .some(endpoint)
-                case .delete:
-                    final[k] = .some(nil)
+                switch ClusterRegistry.change(event, logger: daemon.logger) {
+                case .network(let name, let record)?: finalNetworks[name] = .some(record)
+                case .endpoint(let k, let state)?: finalEndpoints[k] = .some(state)
+                case nil: continue
                 }
             }
-            apply(removing: final.compactMap { k, state in state == nil ? applied[k] : nil },
-                  putting: final.values.compactMap { $0 })
+            // Networks first: an endpoint's network is known (and its zone in scope) before its records.
+            let gone = applyNetworks(finalNetworks)
+            apply(removing: finalEndpoints.compactMap { k, state in state == nil ? applied[k] : nil },
+                  putting: finalEndpoints.values.compactMap { $0 })
+            return gone
         }
+        tearDown(gone)
     }
 
-    /// The network an endpoint is on (read once from the store).
-    private func network(_ name: String) -> NetworkRecord? {
-        if let known = networks[name] { return known }
-        guard let label = try? HostLabel(name, what: "network"), let record = try? daemon.registry.network(label) else { return nil }
-        networks[name] = record
-        return record
+    /// Under `lock`: takes network changes (nil: removed) into the DNS scope and the known
+    /// networks, and programs the peers of a network that just became known. Returns the
+    /// records whose local devices must go (removed, or re-created with other parameters),
+    /// for `tearDown` outside the lock.
+    private func applyNetworks(_ changes: [String: NetworkRecord?]) -> [NetworkRecord] {
+        var gone: [NetworkRecord] = []
+        var appeared: [NetworkRecord] = []
+        daemon.records.update { table in
+            for (name, record) in changes {
+                let old = networks[name]
+                if let old, old == record { continue }
+                if let old { gone.append(old) }
+                guard let label = try? HostLabel(name, what: "network") else { continue }
+                if let record, let subnet = try? record.parsedSubnet {
+                    networks[name] = record
+                    table.setNetwork(label, subnets: [subnet])
+                    appeared.append(record)
+                } else {
+                    networks[name] = nil
+                    table.removeNetwork(label)
+                }
+            }
+        }
+        for record in appeared {
+            for endpoint in applied.values where endpoint.network == record.name { programPeer(endpoint, add: true) }
+        }
+        if !changes.isEmpty { daemon.cache.markChanged() }
+        return gone
     }
+
+    /// Removes what this host has of networks that left the store (or changed identity):
+    /// overlay namespaces and bridge devices no local sandbox uses. On a queue of its own: it
+    /// takes the daemon's command lock, which a caller of `start()` may hold.
+    private func tearDown(_ records: [NetworkRecord]) {
+        guard !records.isEmpty else { return }
+        let daemon = self.daemon
+        teardownQueue.async { for record in records { daemon.removeLocalDevices(of: record) } }
+    }
+
+    private let teardownQueue = DispatchQueue(label: "dnsd-network-teardown")
 
     /// Under `lock`: DNS records first, all in one table update, then kernel peers; then the
     /// hosts-file lines, which for a watch batch are written on `filesQueue` so that a burst of
@@ -117,16 +182,11 @@ final class Reconciler: @unchecked Sendable {
             added.append((endpoint, label))
         }
         guard !gone.isEmpty || !added.isEmpty else { return }
-        let subnets = Dictionary(added.map { ($0.0.network, (try? network($0.0.network)?.parsedSubnet).flatMap { $0 }) },
-                                 uniquingKeysWith: { first, _ in first })
         daemon.records.update { table in
             for old in gone {
                 if let label = try? HostLabel(old.network, what: "network") { table.removeEndpoint(old.id, from: label) }
             }
-            for (endpoint, label) in added {
-                if let subnet = subnets[endpoint.network].flatMap({ $0 }) { table.setNetwork(label, subnets: [subnet]) }
-                table.setEndpoint(endpoint.id, on: label, endpoint.record!)
-            }
+            for (endpoint, label) in added { table.setEndpoint(endpoint.id, on: label, endpoint.record!) }
         }
         for old in gone {
             applied[key(old)] = nil
@@ -150,8 +210,10 @@ final class Reconciler: @unchecked Sendable {
         daemon.cache.markChanged()
     }
 
+    /// One remote endpoint's neighbour and FDB entry, on an overlay that exists here. An
+    /// endpoint whose network is not known yet is programmed when the network arrives.
     private func programPeer(_ endpoint: EndpointState, add: Bool) {
-        guard endpoint.host != daemon.configuration.hostID, network(endpoint.network)?.driver == .overlay,
+        guard endpoint.host != daemon.configuration.hostID, networks[endpoint.network]?.driver == .overlay,
               let label = try? HostLabel(endpoint.network, what: "network"), let address = IPv4Address(endpoint.ipv4),
               let vtep = IPv4Address(endpoint.vtep), daemon.overlay.hasNetwork(label)
         else { return }
