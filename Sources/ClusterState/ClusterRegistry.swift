@@ -229,7 +229,8 @@ public struct ClusterRegistry: Sendable {
         func take(_ address: IPv4Address) throws -> Bool {
             let key = Keys.address(label, address)
             if try store.commit([.unchanged(Keys.network(label), modRevision: revision), .absent(key)],
-                                puts: [(key, Array(host.utf8)), (Keys.claimsMarker(label), Array(host.utf8))], lease: lease) {
+                                puts: [(key, Array(host.utf8))], unleasedPuts: [(Keys.claimsMarker(label), Array(host.utf8))],
+                                deletes: [], lease: lease) {
                 return true
             }
             guard try store.get(Keys.network(label))?.modRevision == revision else { throw ClusterError.networkChanged(network.name) }

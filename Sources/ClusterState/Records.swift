@@ -13,6 +13,7 @@ public enum Keys {
     public static func ipam(_ network: String) -> String { root + "ipam/\(network)/" }
     /// Rewritten by every address claim on a network, so that a removal which found no claims
     /// can tell, atomically, that none was made since (`ClusterRegistry.deleteNetwork`).
+    /// Under no lease: every host rewrites it.
     public static func claimsMarker(_ network: HostLabel) -> String { root + "ipam-marker/\(network.text)" }
 
     public static func network(_ name: HostLabel) -> String { networks + name.text }

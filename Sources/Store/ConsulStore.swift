@@ -87,7 +87,8 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
 
     /// `PUT /v1/txn`: `check-not-exists` / `check-index` for the conditions, then `lock` (under
     /// the session, like `?acquire=`) or `set` per put; 200 when applied, 409 when rolled back.
-    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool {
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], unleasedPuts: [(key: String, value: [UInt8])],
+                       deletes: [String], lease: LeaseID?) throws -> Bool {
         var operations: [[String: Any]] = conditions.map { condition in
             switch condition {
             case .absent(let key): ["KV": ["Verb": "check-not-exists", "Key": key]]
@@ -98,6 +99,9 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
             var operation: [String: Any] = ["Verb": lease == nil ? "set" : "lock", "Key": key, "Value": Data(value).base64EncodedString()]
             if let lease { operation["Session"] = lease.raw }
             operations.append(["KV": operation])
+        }
+        for (key, value) in unleasedPuts {
+            operations.append(["KV": ["Verb": "set", "Key": key, "Value": Data(value).base64EncodedString()]])
         }
         for key in deletes { operations.append(["KV": ["Verb": "delete", "Key": key]]) }
         let body = try JSONSerialization.data(withJSONObject: operations)

@@ -119,8 +119,10 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return Self.int64(deleted["deleted"]) > 0
     }
 
-    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool {
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], unleasedPuts: [(key: String, value: [UInt8])],
+                       deletes: [String], lease: LeaseID?) throws -> Bool {
         let requests: [[String: Any]] = puts.map { ["request_put": Self.putRequest($0.key, $0.value, lease)] }
+            + unleasedPuts.map { ["request_put": Self.putRequest($0.key, $0.value, nil)] }
             + deletes.map { ["request_delete_range": ["key": Self.b64($0)]] }
         let reply = try call("/v3/kv/txn", ["compare": conditions.map(Self.compare), "success": requests])
         // A failed txn has no "succeeded" at all (proto3 omits false).

@@ -90,11 +90,13 @@ public protocol KeyValueStore: Sendable {
     func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID?) throws -> Bool
     /// Deletes only if the key's modRevision is still `expected`; true when deleted.
     func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool
-    /// Writes every `(key, value)` of `puts` under `lease` and deletes every key of `deletes`,
-    /// in one atomic step if all `conditions` hold, and nothing otherwise; true when done. At
-    /// most `KeyCondition.maximumOperations` conditions, puts and deletes together (Consul's
-    /// limit).
-    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool
+    /// Writes every `(key, value)` of `puts` under `lease` and of `unleasedPuts` under none, and
+    /// deletes every key of `deletes`, in one atomic step if all `conditions` hold, and nothing
+    /// otherwise; true when done. At most `KeyCondition.maximumOperations` conditions, puts and
+    /// deletes together (Consul's limit). (A key several hosts rewrite must be unleased: in
+    /// Consul a key held by one session cannot be written under another.)
+    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], unleasedPuts: [(key: String, value: [UInt8])],
+                deletes: [String], lease: LeaseID?) throws -> Bool
     /// Calls `events` with each batch of changes under `prefix` from `revision` on, in order;
     /// `failed` once if the watch cannot go on (compacted history, malformed stream).
     func watch(prefix: String, from revision: Int64,
@@ -125,7 +127,12 @@ extension String {
 extension KeyValueStore {
     /// `commit` with puts only.
     public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
-        try commit(conditions, puts: puts, deletes: [], lease: lease)
+        try commit(conditions, puts: puts, unleasedPuts: [], deletes: [], lease: lease)
+    }
+
+    /// `commit` with puts under `lease` and deletes.
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool {
+        try commit(conditions, puts: puts, unleasedPuts: [], deletes: deletes, lease: lease)
     }
 
     /// Writes without a lease.

@@ -219,7 +219,8 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
-    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool {
+    public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], unleasedPuts: [(key: String, value: [UInt8])],
+                       deletes: [String], lease: LeaseID?) throws -> Bool {
         try lock.withLock {
             for condition in conditions {
                 switch condition {
@@ -232,6 +233,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
                 throw StoreError.refused(operation: "put \(first.key)", status: 404, detail: "lease \(lease) not found")
             }
             for (key, value) in puts { _ = try putLocked(key, value, lease: lease) }
+            for (key, value) in unleasedPuts { _ = try putLocked(key, value, lease: nil) }
             for key in deletes { _ = try deleteLocked(key) }
             return true
         }

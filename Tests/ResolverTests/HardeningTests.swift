@@ -13,21 +13,22 @@ struct ResolverHardeningTests {
     @Test("a reused forwarding slot gets its own deadline: a slow answer within the timeout is relayed")
     func reusedSlotDeadline() throws {
         let upstream = try ScriptedUpstream { name in
-            name == "slow.test" ? .answer(IPv4Address(203, 0, 113, 9), after: 0.6) : .answer(IPv4Address(203, 0, 113, 8), after: 0)
+            name == "slow.test" ? .answer(IPv4Address(203, 0, 113, 9), after: 1.0) : .answer(IPv4Address(203, 0, 113, 8), after: 0)
         }
         defer { upstream.close() }
         try withFixture(upstream: false, configure: { config in
             config.upstreams = [upstream.address]
-            config.upstreamTimeoutMilliseconds = 1500
+            config.upstreamTimeoutMilliseconds = 3000
         }) { fx in
             let s = try fx.sandbox(on: [ResolverFixture.vnet])
             let fast = try LDNSReply(#require(try s.client.udp(LDNSQuery.make("fast.test", id: 1))))
             #expect(fast.addresses == ["203.0.113.8"])
-            // The fast query's deadline (1.5 s after it was sent) is still queued when the slow
-            // query takes the same slot; it must not cut the slow one short.
-            Thread.sleep(forTimeInterval: 1.2)
+            // The fast query's deadline (3 s after it was sent) is still queued when the slow
+            // query takes the same slot 2.4 s later; it must not cut the slow one (answered
+            // after 1 s) short.
+            Thread.sleep(forTimeInterval: 2.4)
             let start = Date()
-            let slow = try LDNSReply(#require(try s.client.udp(LDNSQuery.make("slow.test", id: 2), timeout: 3)))
+            let slow = try LDNSReply(#require(try s.client.udp(LDNSQuery.make("slow.test", id: 2), timeout: 5)))
             #expect(slow.rcode == 0, "SERVFAIL after \(Date().timeIntervalSince(start)) s")
             #expect(slow.addresses == ["203.0.113.9"])
         }

@@ -41,13 +41,14 @@ final class RivalStore: KeyValueStore {
         try rivalMoves(key)
         return try inner.delete(key, ifUnchangedSince: expected)
     }
-    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], deletes: [String], lease: LeaseID?) throws -> Bool {
+    func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], unleasedPuts: [(key: String, value: [UInt8])],
+                deletes: [String], lease: LeaseID?) throws -> Bool {
         for condition in conditions {
             switch condition {
             case .absent(let key), .unchanged(let key, _): try rivalMoves(key)
             }
         }
-        return try inner.commit(conditions, puts: puts, deletes: deletes, lease: lease)
+        return try inner.commit(conditions, puts: puts, unleasedPuts: unleasedPuts, deletes: deletes, lease: lease)
     }
     func watch(prefix: String, from revision: Int64, events: @escaping @Sendable ([WatchEvent]) -> Void,
                failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {

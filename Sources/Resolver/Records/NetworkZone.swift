@@ -8,6 +8,8 @@ import Addressing
 public final class NetworkZone: Sendable {
     public let name: HostLabel
     public let subnets: [IPv4Subnet]
+    /// The zone's apex (`net.`) in wire form, for SOA records written without a pointer.
+    let apexWire: [UInt8]
 
     struct Entry: Sendable {
         var v4Start: Int32, v4Count: Int32
@@ -27,6 +29,7 @@ public final class NetworkZone: Sendable {
     public init(name: HostLabel, subnets: [IPv4Subnet], endpoints: some Sequence<EndpointRecord>) {
         self.name = name
         self.subnets = subnets
+        apexWire = [UInt8(name.text.utf8.count)] + Array(name.text.utf8) + [0]
 
         // Gather addresses per label; several endpoints may share an alias.
         var byLabel: [String: (v4: [UInt32], v6: [IPv6Address])] = [:]

@@ -47,6 +47,11 @@ public struct QueryName {
         return UnsafeRawBufferPointer(rebasing: wire[(offset + 1)..<(offset + 1 + length)])
     }
 
+    /// Where label `i` (its length byte) sits in the query packet, and so in an answer that
+    /// copies the question: a question name is never compressed, and starts at offset 12.
+    @inline(__always)
+    public func labelPosition(_ i: Int) -> Int { HeaderBits.headerSize + Int(offsets[i]) }
+
     /// The whole name in wire form, root byte included.
     public var wireBytes: UnsafeRawBufferPointer { wire }
 

@@ -11,12 +11,14 @@ public struct ResponseWriter {
     private var position = 0
     private var questionEnd = 0
     private var answers: UInt16 = 0
+    private var authorities: UInt16 = 0
     private var flags: UInt16 = 0
     private var withOPT = false
     public private(set) var overflowed = false
 
     /// Bytes of the OPT record dnsd appends: root name, type, class, TTL, empty rdata.
     static let optSize = 11
+    private static let hostmaster: [UInt8] = Array("hostmaster".utf8)
     /// Compression pointer to the question name at offset 12.
     private static let questionPointer: UInt16 = 0xC00C
 
@@ -39,8 +41,64 @@ public struct ResponseWriter {
         position = HeaderBits.headerSize + questionLength
         questionEnd = position
         answers = 0
+        authorities = 0
         overflowed = false
         withOPT = query.edns != nil
+    }
+
+    /// Records in the answer section so far.
+    public var answerCount: UInt16 { answers }
+
+    /// Where a zone's apex name comes from for `appendSOA`.
+    public enum Apex {
+        /// At this offset in the message (a label of the copied question).
+        case at(Int)
+        /// Not in the message: written out (wire form, root byte included).
+        case name(UnsafeRawBufferPointer)
+    }
+
+    /// The synthesized SOA of a network's zone (RFC 2308: what a negative answer carries so
+    /// caches know how long to keep it): `net. SOA net. hostmaster.net. 1 3600 600 86400 ttl`,
+    /// in the answer section (a SOA query) or the authority section (NXDOMAIN, NODATA). Must
+    /// come after every answer record.
+    public mutating func appendSOA(apex: Apex, ttl: UInt32, inAnswer: Bool) {
+        let ownerLength: Int
+        switch apex {
+        case .at: ownerLength = 2
+        case .name(let wire): ownerLength = wire.count
+        }
+        // owner + type/class/ttl/length + MNAME pointer + RNAME ("hostmaster" + pointer) + 5 numbers
+        let rdataLength = 2 + 1 + 10 + 2 + 20
+        guard reserve(ownerLength + 10 + rdataLength) else { return }
+        let target: Int
+        switch apex {
+        case .at(let offset):
+            target = offset
+            buffer.storeBigEndian(UInt16(0xC000 | offset), at: position)
+        case .name(let wire):
+            target = position
+            UnsafeMutableRawBufferPointer(rebasing: buffer[position..<(position + wire.count)]).copyMemory(from: wire)
+        }
+        position += ownerLength
+        buffer.storeBigEndian(RecordType.soa.rawValue, at: position)
+        buffer.storeBigEndian(RecordClass.internet.rawValue, at: position + 2)
+        buffer.storeBigEndian(ttl, at: position + 4)
+        buffer.storeBigEndian(UInt16(rdataLength), at: position + 8)
+        position += 10
+        let pointer = UInt16(0xC000 | target)
+        buffer.storeBigEndian(pointer, at: position)
+        buffer[position + 2] = 10
+        for i in 0..<10 { buffer[position + 3 + i] = Self.hostmaster[i] }
+        buffer.storeBigEndian(pointer, at: position + 13)
+        position += 15
+        // serial, refresh, retry, expire, minimum (the negative-caching TTL: the record TTL)
+        buffer.storeBigEndian(UInt32(1), at: position)
+        buffer.storeBigEndian(UInt32(3600), at: position + 4)
+        buffer.storeBigEndian(UInt32(600), at: position + 8)
+        buffer.storeBigEndian(UInt32(86400), at: position + 12)
+        buffer.storeBigEndian(ttl, at: position + 16)
+        position += 20
+        if inAnswer { answers += 1 } else { authorities += 1 }
     }
 
     @inline(__always)
@@ -96,11 +154,12 @@ public struct ResponseWriter {
         if overflowed {
             position = questionEnd
             answers = 0
+            authorities = 0
             flags |= HeaderBits.truncated
         }
         buffer.storeBigEndian(flags | (code.rawValue & 0x0F), at: 2)
         buffer.storeBigEndian(answers, at: 6)
-        buffer.storeBigEndian(UInt16(0), at: 8)
+        buffer.storeBigEndian(authorities, at: 8)
         buffer.storeBigEndian(UInt16(withOPT ? 1 : 0), at: 10)
         if withOPT {
             buffer[position] = 0

@@ -110,8 +110,15 @@ final class ScriptedUpstream: @unchecked Sendable {
         }
     }
 
+    /// A delayed answer on a thread of its own (the global queue can be slow to run a timer
+    /// while other suites load the machine).
     private func later(_ delay: Double, _ work: @escaping @Sendable () -> Void) {
-        if delay <= 0 { work() } else { DispatchQueue.global().asyncAfter(deadline: .now() + delay, execute: work) }
+        if delay <= 0 { work() } else {
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: delay)
+                work()
+            }
+        }
     }
 
     private func send(_ packet: [UInt8], from socket: Int32, to address: sockaddr_in) {
