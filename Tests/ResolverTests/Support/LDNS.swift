@@ -9,7 +9,9 @@ struct LDNSReply: CustomStringConvertible {
         var type: UInt16
         var ttl: UInt32
         var data: String
-        var description: String { "\(owner) \(ttl) TYPE\(type) \(data)" }
+        /// Every rdata field (the first is `data`).
+        var fields: [String] = []
+        var description: String { "\(owner) \(ttl) TYPE\(type) \(fields.joined(separator: " "))" }
     }
 
     var id: UInt16
@@ -20,7 +22,8 @@ struct LDNSReply: CustomStringConvertible {
     var questionName: String
     var questionType: UInt16
     var answers: [Record]
-    var authorities: Int
+    var authorities: Int { authorityRecords.count }
+    var authorityRecords: [Record]
     var ednsUDPSize: Int?
     var text: String
 
@@ -54,19 +57,20 @@ struct LDNSReply: CustomStringConvertible {
             questionName = ""
             questionType = 0
         }
-        var answers: [Record] = []
-        let list = ldns_pkt_answer(packet)
+        answers = Self.records(ldns_pkt_answer(packet))
+        authorityRecords = Self.records(ldns_pkt_authority(packet))
+        text = Self.string(ldns_pkt2str(packet))
+    }
+
+    private static func records(_ list: UnsafeMutablePointer<ldns_rr_list>?) -> [Record] {
+        var records: [Record] = []
         for i in 0..<ldns_rr_list_rr_count(list) {
             guard let rr = ldns_rr_list_rr(list, i) else { continue }
-            answers.append(Record(
-                owner: Self.string(ldns_rdf2str(ldns_rr_owner(rr))),
-                type: UInt16(ldns_rr_get_type(rr).rawValue),
-                ttl: ldns_rr_ttl(rr),
-                data: ldns_rr_rd_count(rr) > 0 ? Self.string(ldns_rdf2str(ldns_rr_rdf(rr, 0))) : ""))
+            let fields = (0..<ldns_rr_rd_count(rr)).map { Self.string(ldns_rdf2str(ldns_rr_rdf(rr, $0))) }
+            records.append(Record(owner: Self.string(ldns_rdf2str(ldns_rr_owner(rr))), type: UInt16(ldns_rr_get_type(rr).rawValue),
+                                  ttl: ldns_rr_ttl(rr), data: fields.first ?? "", fields: fields))
         }
-        self.answers = answers
-        authorities = Int(ldns_rr_list_rr_count(ldns_pkt_authority(packet)))
-        text = Self.string(ldns_pkt2str(packet))
+        return records
     }
 
     private static func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
