@@ -186,7 +186,17 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
 /// One streaming watch: a thread that keeps a `/v3/watch` POST open, splits the stream on
 /// newlines, and reconnects (to the next member) from the revision after the last one seen.
+///
+/// A silent stream is normal (nothing changed), and so it cannot tell a quiet cluster from a
+/// member that vanished without a reset (power loss, a partition): the stream would wait
+/// forever while other requests quietly move to other members. So while the stream is silent
+/// a liveness check asks the same member for a one-key count every `idleCheckSeconds`; when it
+/// does not answer within `probeTimeoutMilliseconds`, the stream is dropped and the watch
+/// resumes on the next member from the last revision seen: a blackholed member costs at most
+/// about 5 s of staleness.
 final class EtcdWatch: @unchecked Sendable {
+    static let idleCheckSeconds = 3.0
+    static let probeTimeoutMilliseconds = 2000
     private let endpoints: [String]
     private let prefix: String
     private let logger: Logger
@@ -211,6 +221,9 @@ final class EtcdWatch: @unchecked Sendable {
             let endpoint = endpoints[attempt % endpoints.count]
             let client = HTTPClient(timeoutMilliseconds: 0, interruptible: true)
             thread.onCancel { client.interrupt() }
+            let liveness = Liveness(endpoint: endpoint, prefix: prefix, stream: client, logger: logger)
+            liveness.start()
+            defer { liveness.stop() }
             var buffer = Data()
             // How much of `buffer` is known to hold no newline: a message arriving in many chunks
             // (a 1 MB value) is scanned once, not once per chunk.
@@ -226,6 +239,7 @@ final class EtcdWatch: @unchecked Sendable {
             // interrupts it.
             _ = try? client.post("http://\(endpoint)/v3/watch", body: body, timeoutMilliseconds: 0) { [self] chunk in
                 if thread.isCancelled { return false }
+                liveness.heard()
                 buffer.append(chunk)
                 defer { scanned = buffer.count }
                 while let newline = buffer[(buffer.startIndex + scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
@@ -261,3 +275,60 @@ final class EtcdWatch: @unchecked Sendable {
         }
     }
 }
+
+/// The liveness check of one watch stream (see `EtcdWatch`): a thread that, while the stream
+/// has been silent for `EtcdWatch.idleCheckSeconds`, probes its member and interrupts the
+/// stream when the member does not answer.
+private final class Liveness: @unchecked Sendable {
+    private let endpoint: String
+    private let body: Data
+    private let stream: HTTPClient
+    private let logger: Logger
+    private let lock = NSLock()
+    private var lastHeard = Date()
+    private var stopped = false
+    private let done = DispatchSemaphore(value: 0)
+
+    init(endpoint: String, prefix: String, stream: HTTPClient, logger: Logger) {
+        self.endpoint = endpoint
+        self.stream = stream
+        self.logger = logger
+        body = (try? JSONSerialization.data(withJSONObject: [
+            "key": Data(prefix.utf8).base64EncodedString(), "range_end": Data(prefix.prefixRangeEnd).base64EncodedString(),
+            "count_only": true,
+        ])) ?? Data()
+    }
+
+    func heard() { lock.withLock { lastHeard = Date() } }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            defer { done.signal() }
+            let probe = HTTPClient(timeoutMilliseconds: EtcdWatch.probeTimeoutMilliseconds)
+            while true {
+                // Wake often enough to stop promptly.
+                for _ in 0..<Int(EtcdWatch.idleCheckSeconds * 10) {
+                    if lock.withLock({ stopped }) { return }
+                    Thread.sleep(forTimeInterval: 0.1)
+                }
+                guard Date().timeIntervalSince(lock.withLock { lastHeard }) >= EtcdWatch.idleCheckSeconds else { continue }
+                do {
+                    let (status, _) = try probe.post("http://\(endpoint)/v3/kv/range", body: body)
+                    guard status == 200 else { throw StoreError.refused(operation: "watch liveness check", status: status, detail: "") }
+                    heard()
+                } catch {
+                    if lock.withLock({ stopped }) { return }
+                    logger.warning("etcd watch: member \(endpoint) does not answer (\(error)); resuming the watch on another member")
+                    stream.interrupt()
+                    return
+                }
+            }
+        }
+    }
+
+    func stop() {
+        lock.withLock { stopped = true }
+        done.wait()
+    }
+}
+

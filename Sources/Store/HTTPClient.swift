@@ -89,7 +89,10 @@ final class HTTPClient: @unchecked Sendable {
             dnsd_curl_set_string(handle, CURLOPT_URL, url)
             dnsd_curl_set_slist(handle, CURLOPT_HTTPHEADER, headers)
             dnsd_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
-            dnsd_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(timeoutMilliseconds ?? self.timeoutMilliseconds, 2000)))
+            // A transfer without an overall timeout (a watch) still gives up connecting after
+            // 2 s (curl's own default is 300 s: a member that vanished would hold it that long).
+            let overall = timeoutMilliseconds ?? self.timeoutMilliseconds
+            dnsd_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, overall > 0 ? min(overall, 2000) : 2000)
             dnsd_curl_set_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds ?? self.timeoutMilliseconds)
             dnsd_curl_set_long(handle, CURLOPT_TCP_NODELAY, 1)
             dnsd_curl_set_pointer(handle, CURLOPT_WRITEDATA, context)

@@ -83,7 +83,10 @@ struct DaemonCommand: ParsableCommand {
         let kv: any KeyValueStore
         switch try Self.parseStore(store) {
         case .local: kv = try LocalStore(directory: stateDir, logger: logger)
-        case .etcd(let endpoints): kv = EtcdStore(endpoints: endpoints, logger: logger)
+        case .etcd(let endpoints):
+            // A member that stops answering costs each request this long before the next member
+            // is tried: well under the lease TTL, so one dead member never lets the lease lapse.
+            kv = EtcdStore(endpoints: endpoints, timeoutMilliseconds: max(500, min(2000, leaseTtl * 1000 / 4)), logger: logger)
         case .consul(let address): kv = ConsulStore(address: address, logger: logger)
         }
         let resolv = ResolvConf(parsing: (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "")

@@ -17,8 +17,11 @@ public final class ClusterHarness: @unchecked Sendable {
     public let store: String
     public private(set) var daemons: [ChildProcess?] = []
     private var daemonArguments: [[String]] = []
-    private var storeProcess: ChildProcess?
-    private var storeArguments: [String] = []
+    /// One process per store member (one, except for "etcd-cluster": three).
+    private var storeProcesses: [ChildProcess] = []
+    private var storeCommands: [[String]] = []
+    /// Each member's namespace and address (`storeHost` is the first).
+    public private(set) var storeMembers: [(host: SimulatedUnderlay.Host, address: String)] = []
     public let etcdPort: UInt16 = 2379
     public private(set) var hosts: [SimulatedUnderlay.Host] = []
     /// The namespace the store listens in (198.18.0.254).
@@ -29,7 +32,8 @@ public final class ClusterHarness: @unchecked Sendable {
             .appendingPathComponent(".build/debug/dnsd").path
     }
 
-    /// `hosts` daemons on `store` ("etcd", "consul" or "local"), in `dnsMode`; `logLevel` is the
+    /// `hosts` daemons on `store` ("etcd", "etcd-cluster": three members at 198.18.0.251-253,
+    /// "consul" or "local"), in `dnsMode`; `logLevel` is the
     /// daemons' `--log-level` (their logs are `work/daemon-hN.log`).
     /// `launcher` goes before each daemon's command line (e.g. `prlimit --nofile=...`; it must
     /// exec the daemon, so the process stays the same); `environment` is added to theirs.
@@ -43,22 +47,40 @@ public final class ClusterHarness: @unchecked Sendable {
         underlay = try SimulatedUnderlay(prefix: "dnsdt-\(prefix)-", thread: thread)
         do {
             var storeURL = "local"
-            if store != "local" {
+            if store == "etcd-cluster" {
+                let addresses = (1...3).map { "198.18.0.\(250 + $0)" }
+                let cluster = addresses.enumerated().map { "m\($0.offset + 1)=http://\($0.element):2380" }.joined(separator: ",")
+                for (i, address) in addresses.enumerated() {
+                    let host = try underlay.addHost(address: .init(198, 18, 0, UInt8(251 + i)))
+                    storeMembers.append((host, address))
+                    storeCommands.append([
+                        "nsenter", "--net=/run/netns/\(host.name)", "etcd", "--name", "m\(i + 1)", "--data-dir", work + "/etcd-m\(i + 1)",
+                        "--listen-client-urls", "http://\(address):\(etcdPort)", "--advertise-client-urls", "http://\(address):\(etcdPort)",
+                        "--listen-peer-urls", "http://\(address):2380", "--initial-advertise-peer-urls", "http://\(address):2380",
+                        "--initial-cluster", cluster, "--initial-cluster-state", "new", "--election-timeout", "500", "--heartbeat-interval", "50",
+                        "--logger", "zap", "--log-level", "error",
+                    ])
+                }
+                storeHost = storeMembers[0].host
+                storeURL = "etcd://" + addresses.map { "\($0):\(etcdPort)" }.joined(separator: ",")
+                try startStore()
+            } else if store != "local" {
                 let host = try underlay.addHost(address: .init(198, 18, 0, 254))
                 storeHost = host
+                storeMembers = [(host, "198.18.0.254")]
                 if store == "consul" {
                     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                         .appendingPathComponent("StoreTests/consul_double.py").path
-                    storeArguments = ["nsenter", "--net=/run/netns/\(host.name)", "python3", script, "8500", "198.18.0.254"]
+                    storeCommands = [["nsenter", "--net=/run/netns/\(host.name)", "python3", script, "8500", "198.18.0.254"]]
                     storeURL = "consul://198.18.0.254:8500"
                 } else {
-                    storeArguments = [
+                    storeCommands = [[
                         "nsenter", "--net=/run/netns/\(host.name)", "etcd", "--name", "e", "--data-dir", work + "/etcd",
                         "--listen-client-urls", "http://198.18.0.254:\(etcdPort)", "--advertise-client-urls", "http://198.18.0.254:\(etcdPort)",
                         "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
                         "--initial-cluster", "e=http://127.0.0.1:2380", "--election-timeout", "200", "--heartbeat-interval", "20",
                         "--logger", "zap", "--log-level", "error",
-                    ]
+                    ]]
                     storeURL = "etcd://198.18.0.254:\(etcdPort)"
                 }
                 try startStore()
@@ -87,35 +109,39 @@ public final class ClusterHarness: @unchecked Sendable {
 
     // MARK: the store
 
-    /// Starts the store (again, on the same data) and returns when it answers.
+    /// Starts the store (again, on the same data) and returns when every member answers.
     public func startStore() throws {
-        guard let storeHost, storeProcess == nil else { return }
-        storeProcess = try ChildProcess(storeArguments, output: work + "/store.log")
-        let probe = store == "consul" ? "http://198.18.0.254:8500/v1/kv/probe" : "http://198.18.0.254:\(etcdPort)/health"
-        var up = false
-        for _ in 0..<300 where !up {
-            let reply = try? Shell.run(["nsenter", "--net=/run/netns/\(storeHost.name)", "curl", "-s", "-m", "1", probe])
-            up = store == "consul" ? reply?.status == 0 : reply?.stdout.contains("true") == true
-            if !up { usleep(20_000) }
+        guard storeProcesses.isEmpty, !storeCommands.isEmpty else { return }
+        for (i, command) in storeCommands.enumerated() {
+            storeProcesses.append(try ChildProcess(command, output: work + "/store-\(i + 1).log"))
         }
-        guard up else { throw ShellError(command: store, status: -1, stderr: "the store did not come up") }
+        for (host, address) in storeMembers {
+            let probe = store == "consul" ? "http://\(address):8500/v1/kv/probe" : "http://\(address):\(etcdPort)/health"
+            var up = false
+            for _ in 0..<500 where !up {
+                let reply = try? Shell.run(["nsenter", "--net=/run/netns/\(host.name)", "curl", "-s", "-m", "1", probe])
+                up = store == "consul" ? reply?.status == 0 : reply?.stdout.contains("true") == true
+                if !up { usleep(20_000) }
+            }
+            guard up else { throw ShellError(command: store, status: -1, stderr: "store member \(address) did not come up") }
+        }
     }
 
     /// Stops the store (SIGTERM, waits for it to exit); its data stays for `startStore()`.
     public func stopStore() {
-        storeProcess?.stop()
-        storeProcess = nil
+        for process in storeProcesses { process.stop() }
+        storeProcesses.removeAll()
     }
 
     /// POSTs a JSON body to etcd's gateway from the store's namespace (for values written by hand).
     @discardableResult
     public func etcd(_ path: String, _ body: [String: Any]) throws -> [String: Any] {
-        guard let storeHost else { throw ShellError(command: "etcd", status: -1, stderr: "no store host") }
+        guard let (storeHost, address) = storeMembers.first else { throw ShellError(command: "etcd", status: -1, stderr: "no store host") }
         let data = try JSONSerialization.data(withJSONObject: body)
         let file = work + "/etcd-body.json"
         try data.write(to: URL(fileURLWithPath: file))
         let reply = try Shell.check(["nsenter", "--net=/run/netns/\(storeHost.name)", "curl", "-s", "-m", "5", "-X", "POST",
-                                     "--data-binary", "@\(file)", "http://198.18.0.254:\(etcdPort)\(path)"])
+                                     "--data-binary", "@\(file)", "http://\(address):\(etcdPort)\(path)"])
         return (try JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any]) ?? [:]
     }
 
