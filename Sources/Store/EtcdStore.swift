@@ -217,6 +217,8 @@ final class EtcdWatch: @unchecked Sendable {
 
     func run(_ thread: WatchThread) {
         var attempt = 0
+        // A failing stream is logged once per episode (not on every reconnect while a member is down).
+        var failureLogged = false
         while !thread.isCancelled {
             let endpoint = endpoints[attempt % endpoints.count]
             let client = HTTPClient(timeoutMilliseconds: 0, interruptible: true)
@@ -237,9 +239,11 @@ final class EtcdWatch: @unchecked Sendable {
             let body = (try? JSONSerialization.data(withJSONObject: request)) ?? Data()
             // The transfer has no overall timeout; a stream that stays silent is normal. A cancel
             // interrupts it.
-            _ = try? client.post("http://\(endpoint)/v3/watch", body: body, timeoutMilliseconds: 0) { [self] chunk in
+            var streamError: Error?
+            do { _ = try client.post("http://\(endpoint)/v3/watch", body: body, timeoutMilliseconds: 0) { [self] chunk in
                 if thread.isCancelled { return false }
                 liveness.heard()
+                failureLogged = false
                 buffer.append(chunk)
                 defer { scanned = buffer.count }
                 while let newline = buffer[(buffer.startIndex + scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
@@ -263,12 +267,16 @@ final class EtcdWatch: @unchecked Sendable {
                     events(decoded.events)
                 }
                 return true
-            }
+            } } catch { streamError = error }
             if let fatal {
                 failed(fatal)
                 return
             }
             if thread.isCancelled { return }
+            if !failureLogged {
+                logger.warning("etcd watch: the stream from \(endpoint) ended (\(streamError.map { "\($0)" } ?? "closed by the member")); resuming from revision \(nextRevision) on the next member")
+                failureLogged = true
+            }
             attempt += 1
             // The member went away or the stream ended: back off briefly, then resume.
             Thread.sleep(forTimeInterval: 0.1)

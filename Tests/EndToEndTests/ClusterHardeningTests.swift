@@ -89,3 +89,37 @@ extension ClusterHardeningTests {
         #expect(try cluster.exec("\(a)2", ["busybox", "ping", "-c", "1", "-w", "3", "\(b)2"]).status == 0)
     }
 }
+
+extension ClusterHardeningTests {
+    @Test("a leftover overlay namespace is verified and repaired: without devices, without vxlan0, with a wrong VNI")
+    func leftoverOverlayRepaired() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet=192.168.85.0/24", "lnet"]).status == 0)
+        let overlay1 = "\(cluster.hostID(1))-ov-lnet"
+        // A daemon killed between making the namespace and its devices left this behind.
+        try Shell.check(["ip", "netns", "add", overlay1])
+        let a = cluster.name("a"), b = cluster.name("b")
+        let runA = try cluster.dnsd(1, ["run", "--name=\(a)", "--net=lnet"])
+        #expect(runA.status == 0, "\(runA.stderr)")
+        #expect(try cluster.dnsd(2, ["run", "--name=\(b)", "--net=lnet"]).status == 0)
+        #expect(try cluster.exec(a, ["busybox", "ping", "-c", "1", "-w", "3", b]).status == 0)
+        let vni = try Shell.check(["ip", "-d", "-n", overlay1, "link", "show", "vxlan0"])
+        #expect(vni.contains("vxlan id ") && vni.contains("nolearning") && vni.contains("proxy") && vni.contains("mtu 1450"), "\(vni)")
+        // While h1's daemon is down, its vxlan0 is deleted and replaced by one with another VNI.
+        cluster.kill(1)
+        try Shell.check(["ip", "-n", overlay1, "link", "del", "vxlan0"])
+        try Shell.check(["ip", "-n", cluster.hosts[0].name, "link", "add", "vxlan0", "type", "vxlan", "id", "999", "dstport", "4789",
+                         "local", "198.18.0.1", "nolearning"])
+        try Shell.check(["ip", "-n", cluster.hosts[0].name, "link", "set", "vxlan0", "netns", overlay1])
+        try cluster.restart(1)
+        let c = cluster.name("c")
+        let runC = try cluster.dnsd(1, ["run", "--name=\(c)", "--net=lnet"])
+        #expect(runC.status == 0, "\(runC.stderr)")
+        let repaired = try Shell.check(["ip", "-d", "-n", overlay1, "link", "show", "vxlan0"])
+        #expect(!repaired.contains("vxlan id 999") && repaired.contains("proxy") && repaired.contains("master br0"), "\(repaired)")
+        // Both the survivor and the new sandbox reach h2 again (peers programmed on the new device).
+        #expect(try cluster.exec(a, ["busybox", "ping", "-c", "1", "-w", "3", b]).status == 0)
+        #expect(try cluster.exec(c, ["busybox", "ping", "-c", "1", "-w", "3", b]).status == 0)
+    }
+}

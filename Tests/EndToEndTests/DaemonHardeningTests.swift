@@ -147,3 +147,23 @@ struct DaemonHardeningTests {
         print("FIGURE SIGTERM during run: \(completed) of 12 runs completed, the others refused, none half-done")
     }
 }
+
+extension DaemonHardeningTests {
+    @Test("--upstream-timeout bounds each forwarded try of the daemon's responder")
+    func upstreamTimeout() throws {
+        // A silent upstream on the host's loopback (after 127.0.0.1:9, which refuses at once).
+        let cluster = try ClusterHarness(hosts: 1, store: "local", daemonOptions: ["--upstream", "127.0.0.1:5399", "--upstream-timeout", "300"])
+        defer { cluster.close() }
+        let silent = try ChildProcess(["nsenter", "--net=/run/netns/\(cluster.hosts[0].name)", "python3", "-c",
+                                       "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',5399))\ntime.sleep(60)"])
+        defer { silent.stop() }
+        let s = cluster.name("s")
+        #expect(try cluster.dnsd(1, ["run", "--name=\(s)"]).status == 0)
+        usleep(200_000)
+        let start = Date()
+        let out = try cluster.exec(s, ["dig", "+time=5", "+tries=1", "outside.test", "@127.0.0.11"]).stdout
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(out.contains("status: SERVFAIL"), "\(out)")
+        #expect(elapsed < 1.0, "SERVFAIL after \(elapsed) s: the default 1.5 s timeout, not --upstream-timeout 300")
+    }
+}

@@ -107,6 +107,16 @@ public struct LinkInfo: Sendable, Equatable {
     public var mtu: UInt32
     public var mac: MACAddress?
     public var isUp: Bool
+    /// For a vxlan link: what it was made with (read back from IFLA_INFO_DATA).
+    public var vxlan: VXLANAttributes? = nil
+}
+
+/// A vxlan link's parameters as the kernel reports them.
+public struct VXLANAttributes: Sendable, Equatable {
+    public var vni: UInt32
+    public var port: UInt16
+    public var learning: Bool
+    public var proxy: Bool
 }
 
 extension NetlinkSocket {
@@ -223,13 +233,24 @@ extension NetlinkSocket {
         let info = UnsafeRawPointer(mnl_nlmsg_get_payload(header)).load(as: ifinfomsg.self)
         let attributes = NetlinkAttributes(header, familyHeaderSize: MemoryLayout<ifinfomsg>.size)
         var kind: String?
+        var vxlan: VXLANAttributes?
         if let linkInfo = attributes[IFLA_LINKINFO] {
-            kind = NetlinkAttributes(nested: linkInfo).string(IFLA_INFO_KIND)
+            let nested = NetlinkAttributes(nested: linkInfo)
+            kind = nested.string(IFLA_INFO_KIND)
+            if kind == "vxlan", let data = nested[IFLA_INFO_DATA] {
+                let options = NetlinkAttributes(nested: data)
+                vxlan = VXLANAttributes(
+                    vni: options.u32(IFLA_VXLAN_ID) ?? 0,
+                    // The port is in network byte order.
+                    port: options[IFLA_VXLAN_PORT].flatMap { $0.count >= 2 ? UInt16(bigEndian: $0.loadUnaligned(as: UInt16.self)) : nil } ?? 0,
+                    learning: options[IFLA_VXLAN_LEARNING].map { $0.first ?? 0 != 0 } ?? false,
+                    proxy: options[IFLA_VXLAN_PROXY].map { $0.first ?? 0 != 0 } ?? false)
+            }
         }
         return LinkInfo(
             index: info.ifi_index, name: attributes.string(IFLA_IFNAME) ?? "",
             kind: kind, master: attributes.u32(IFLA_MASTER).map { Int32($0) },
             mtu: attributes.u32(IFLA_MTU) ?? 0, mac: attributes.bytes(IFLA_ADDRESS).flatMap { MACAddress(bytes: $0) },
-            isUp: info.ifi_flags & UInt32(IFF_UP) != 0)
+            isUp: info.ifi_flags & UInt32(IFF_UP) != 0, vxlan: vxlan)
     }
 }

@@ -67,11 +67,18 @@ public final class LocalBridgeDriver: @unchecked Sendable {
         netlink = try NetlinkSocket.open(in: hostNamespace, using: thread)
     }
 
-    /// Creates (or adopts) the bridge, its gateway address, forwarding and NAT.
+    /// Creates (or adopts) the bridge, its gateway address, forwarding and NAT. A device that
+    /// is there already is adopted once it is what `spec` says: a link of that name that is not
+    /// a bridge is replaced, a stale address removed, the gateway address, up state and the NAT
+    /// rule put back.
     public func createBridge(_ spec: BridgeSpec) throws {
         try lock.withLock {
             if bridges[spec.name] != nil { return }
             var created = false
+            if let existing = try netlink.link(named: spec.device), existing.kind != "bridge" {
+                logger.warning("\(spec.device) is not a bridge; replacing it")
+                try netlink.deleteLink(named: spec.device)
+            }
             if try netlink.link(named: spec.device) == nil {
                 try netlink.createLink(LinkSpec(name: spec.device, kind: .bridge(BridgeOptions(multicastSnooping: false)), up: true))
                 created = true
@@ -79,6 +86,10 @@ public final class LocalBridgeDriver: @unchecked Sendable {
             do {
                 let index = try netlink.linkIndex(spec.device)
                 try netlink.setLink(index, up: true)
+                let addresses = try netlink.addresses().filter { $0.index == index }
+                for stale in addresses where stale.address != spec.gateway || stale.prefixLength != spec.subnet.prefixLength {
+                    try netlink.deleteAddress(stale.address, prefixLength: stale.prefixLength, from: index)
+                }
                 try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: index)
                 try enableForwarding()
                 try installNAT(spec)

@@ -124,7 +124,9 @@ public final class OverlayDriver: @unchecked Sendable {
     /// The hidden namespace of `network` on this host.
     public func overlayNamespaceName(_ network: HostLabel) -> String { "\(host.id)-ov-\(network.text)" }
 
-    /// Creates the network's namespace, bridge and vxlan device; adopts them if they exist.
+    /// Creates the network's namespace, bridge and vxlan device. A namespace that exists already
+    /// (an earlier run's, or one left half-made by a daemon killed mid-way) is adopted only once
+    /// it is what `spec` says: whatever is missing or different is made again (see `adopt`).
     public func createNetwork(_ spec: OverlaySpec) throws {
         try lock.withLock {
             if networks[spec.name] != nil { return }
@@ -135,21 +137,8 @@ public final class OverlayDriver: @unchecked Sendable {
             }
             let (handle, netlink) = try namespaces.create(name, on: thread, also: NetlinkSocket.inNewNamespace)
             do {
-                // Its own MAC (from the gateway address): a bridge without one takes its lowest
-                // port's and recomputes its identity whenever a port with a lower MAC arrives.
-                try netlink.createLink(LinkSpec(name: "br0", kind: .bridge(BridgeOptions(multicastSnooping: false)), mtu: Self.mtu,
-                                                mac: MACAddress(derivedFrom: spec.gateway), up: true))
-                let bridge = try netlink.linkIndex("br0")
-                // Setting the MTU again, as a change, marks it user-set: the bridge then stops
-                // re-deriving its MTU from every port on each port added (O(ports) per attach).
-                try netlink.setLink(bridge, mtu: Self.mtu)
-                try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: bridge)
-                // Created from the host namespace straight into the overlay namespace.
-                try hostNetlink.createLink(LinkSpec(
-                    name: "vxlan0", kind: .vxlan(VXLANOptions(vni: spec.vni, learning: false, proxy: true, local: host.advertise)),
-                    mtu: Self.mtu, namespaceFD: handle.fd))
-                let vxlan = try netlink.linkIndex("vxlan0")
-                try netlink.setLink(vxlan, up: true, master: bridge)
+                let bridge = try ensureBridge(spec, in: netlink)
+                let vxlan = try ensureVXLAN(spec, in: netlink, namespaceFD: handle.fd, bridge: bridge)
                 networks[spec.name] = Network(spec: spec, namespaceName: name, netlink: netlink, bridge: bridge, vxlan: vxlan)
                 logger.info("overlay network created", metadata: ["network": "\(spec.name)", "vni": "\(spec.vni)", "netns": "\(name)"])
             } catch {
@@ -165,28 +154,84 @@ public final class OverlayDriver: @unchecked Sendable {
         }
     }
 
-    /// A placeholder spec for tearing down a network known only by name (after a restart).
-    private func spec(for name: HostLabel) -> OverlaySpec {
-        OverlaySpec(name: name, subnet: try! IPv4Subnet(parsing: "0.0.0.0/0"), gateway: IPv4Address(0), vni: 0)
+    /// `br0` as `spec` wants it: a bridge (created if missing: its own MAC from the gateway
+    /// address, multicast snooping off) with the gateway address, MTU 1450, up. A bridge that is
+    /// there is corrected in place, so the sandboxes' ports on it stay. Returns its index.
+    private func ensureBridge(_ spec: OverlaySpec, in netlink: NetlinkSocket) throws -> Int32 {
+        if let link = try netlink.link(named: "br0"), link.kind != "bridge" {
+            logger.warning("overlay namespace: br0 is not a bridge; replacing it", metadata: ["network": "\(spec.name)"])
+            try netlink.deleteLink(named: "br0")
+        }
+        let bridge: Int32
+        if let link = try netlink.link(named: "br0") {
+            bridge = link.index
+            if link.mtu != Self.mtu { try netlink.setLink(bridge, mtu: Self.mtu) }
+            if !link.isUp { try netlink.setLink(bridge, up: true) }
+        } else {
+            // Its own MAC (from the gateway address): a bridge without one takes its lowest
+            // port's and recomputes its identity whenever a port with a lower MAC arrives.
+            try netlink.createLink(LinkSpec(name: "br0", kind: .bridge(BridgeOptions(multicastSnooping: false)), mtu: Self.mtu,
+                                            mac: MACAddress(derivedFrom: spec.gateway), up: true))
+            bridge = try netlink.linkIndex("br0")
+            // Setting the MTU again, as a change, marks it user-set: the bridge then stops
+            // re-deriving its MTU from every port on each port added (O(ports) per attach).
+            try netlink.setLink(bridge, mtu: Self.mtu)
+        }
+        let addresses = try netlink.addresses().filter { $0.index == bridge }
+        for stale in addresses where stale.address != spec.gateway || stale.prefixLength != spec.subnet.prefixLength {
+            try netlink.deleteAddress(stale.address, prefixLength: stale.prefixLength, from: bridge)
+        }
+        if !addresses.contains(where: { $0.address == spec.gateway && $0.prefixLength == spec.subnet.prefixLength }) {
+            try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: bridge)
+        }
+        return bridge
     }
 
+    /// `vxlan0` as `spec` wants it: its VNI, port 4789, learning off, ARP proxy on, MTU 1450,
+    /// enslaved to `bridge`, up. Created from the host namespace into the overlay namespace (so
+    /// its UDP socket stays in the host's) when missing; replaced when its identity differs
+    /// (VNI, port, learning and proxy are fixed at creation). Returns its index.
+    private func ensureVXLAN(_ spec: OverlaySpec, in netlink: NetlinkSocket, namespaceFD: Int32, bridge: Int32) throws -> Int32 {
+        let wanted = VXLANAttributes(vni: spec.vni, port: 4789, learning: false, proxy: true)
+        if let link = try netlink.link(named: "vxlan0") {
+            if link.kind == "vxlan", link.vxlan == wanted {
+                if link.mtu != Self.mtu { try netlink.setLink(link.index, mtu: Self.mtu) }
+                if link.master != bridge || !link.isUp { try netlink.setLink(link.index, up: true, master: bridge) }
+                return link.index
+            }
+            logger.warning("overlay namespace: vxlan0 is not what the network says; replacing it",
+                           metadata: ["network": "\(spec.name)", "found": "\(String(describing: link.vxlan))", "vni": "\(spec.vni)"])
+            try netlink.deleteLink(named: "vxlan0")
+        }
+        try hostNetlink.createLink(LinkSpec(
+            name: "vxlan0", kind: .vxlan(VXLANOptions(vni: spec.vni, learning: false, proxy: true, local: host.advertise)),
+            mtu: Self.mtu, namespaceFD: namespaceFD))
+        let vxlan = try netlink.linkIndex("vxlan0")
+        try netlink.setLink(vxlan, up: true, master: bridge)
+        return vxlan
+    }
+
+    /// Takes over an existing overlay namespace once it is what `spec` says, repairing what is
+    /// missing or different (a daemon killed between making the namespace and its devices, a
+    /// device deleted or changed by hand). Peers are the caller's to program again.
     private func adopt(_ spec: OverlaySpec, namespaceName: String) throws -> Network {
         let handle = try NamespaceHandle(path: namespaces.path(namespaceName))
         let netlink = try NetlinkSocket.open(in: handle, using: thread)
-        return Network(spec: spec, namespaceName: namespaceName, netlink: netlink,
-                       bridge: try netlink.linkIndex("br0"), vxlan: try netlink.linkIndex("vxlan0"))
+        let bridge = try ensureBridge(spec, in: netlink)
+        let vxlan = try ensureVXLAN(spec, in: netlink, namespaceFD: handle.fd, bridge: bridge)
+        return Network(spec: spec, namespaceName: namespaceName, netlink: netlink, bridge: bridge, vxlan: vxlan)
     }
 
-    /// Removes the network's namespace and with it every device and entry in it.
+    /// Removes the network's namespace and with it every device and entry in it (also one an
+    /// earlier run made, whatever state it is in).
     public func deleteNetwork(_ name: HostLabel) throws {
         try lock.withLock {
-            let network = try networks.removeValue(forKey: name)
-                ?? (namespaces.exists(overlayNamespaceName(name)) ? adopt(spec(for: name), namespaceName: overlayNamespaceName(name)) : nil)
-            guard let network else { return }
+            let namespaceName = networks.removeValue(forKey: name)?.namespaceName ?? overlayNamespaceName(name)
+            guard namespaces.exists(namespaceName) else { return }
+            let netlink = try NetlinkSocket.open(in: try NamespaceHandle(path: namespaces.path(namespaceName)), using: thread)
             // Devices first, synchronously (see createNetwork), then the namespace.
-            try network.netlink.deleteLink(named: "vxlan0")
-            try network.netlink.deleteLink(named: "br0")
-            try namespaces.delete(network.namespaceName)
+            for device in ["vxlan0", "br0"] where try netlink.link(named: device) != nil { try netlink.deleteLink(named: device) }
+            try namespaces.delete(namespaceName)
         }
     }
 

@@ -9,9 +9,10 @@ enum AtomicFile {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CLIError("open \(temporary): \(String(cString: strerror(errno)))") }
         let count = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
+        // A failed fsync means the data may not be on disk: the old file stays.
+        let synced = fsync(fd) == 0
         close(fd)
-        guard count == data.count, rename(temporary, path) == 0 else {
+        guard count == data.count, synced, rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
             throw CLIError("write \(path): \(reason)")

@@ -103,29 +103,30 @@ extension Daemon {
         let requested = try requestedAddress(request)
         // The cluster first (names are unique there), then this host's namespaces.
         try registry.claimName(name, host: configuration.hostID, lease: lease)
-        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name, heldBy: configuration.hostID) }]
+        let undo = Rollback(logger: logger)
+        undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
         guard sandboxes[name.text] == nil, !factory.namespaces.exists(name.text) else {
-            for step in undo.reversed() { step() }
+            undo.run()
             throw CLIError("a network namespace named '\(name)' already exists on this host")
         }
         do {
             let sandbox = try factory.create(name.text)
-            undo.append { [self] in try? factory.delete(sandbox) }
+            undo.add("namespace \(name)") { [self] in try factory.delete(sandbox) }
             var local = LocalSandbox(name: name, hostname: hostname, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: false)
             try hosts.addSandbox(name.text, files: .namedNamespace(name.text), hostname: hostname)
-            undo.append { [self] in hosts.removeSandbox(name.text, deleteFiles: true) }
+            undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: true) }
             if let network {
                 // run --net=NET: eth0 on NET, eth1 on the gateway bridge with the default route.
-                try attach(&local, to: network, requested: requested, defaultRoute: network.driver == .bridge, undo: &undo)
-                if network.driver == .overlay { try attachGatewayBridge(&local, undo: &undo) }
+                try attach(&local, to: network, requested: requested, defaultRoute: network.driver == .bridge, undo: undo)
+                if network.driver == .overlay { try attachGatewayBridge(&local, undo: undo) }
             } else {
-                try attachDefaultBridge(&local, undo: &undo)
+                try attachDefaultBridge(&local, undo: undo)
             }
             try startDNS(local)
             remember(local)
             return describe(local)
         } catch {
-            for step in undo.reversed() { step() }
+            undo.run()
             throw error
         }
     }
@@ -140,14 +141,15 @@ extension Daemon {
         let network = try registry.network(try label(request.network, "network"))
         guard sandboxes[name.text] == nil else { throw CLIError("'\(name)' is already managed on this host") }
         try registry.claimName(name, host: configuration.hostID, lease: lease)
-        var undo: [() -> Void] = [{ [self] in try? registry.releaseName(name, heldBy: configuration.hostID) }]
+        let undo = Rollback(logger: logger)
+        undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
         do {
             let sandbox = try factory.adopt(path: path, name: name.text)
             var local = LocalSandbox(name: name, hostname: name, aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") },
                                      sandbox: sandbox, id: nextSandboxID(), adopted: true, hostsFile: request.hostsFile)
             try hosts.addSandbox(name.text, files: local.files, hostname: name)
-            undo.append { [self] in hosts.removeSandbox(name.text, deleteFiles: false) }
-            try attach(&local, to: network, requested: nil, defaultRoute: false, undo: &undo)
+            undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: false) }
+            try attach(&local, to: network, requested: nil, defaultRoute: false, undo: undo)
             do { try startDNS(local) } catch {
                 // A runtime may hold 127.0.0.11:53 itself (Docker's own resolver): names still
                 // resolve through the hosts file.
@@ -156,7 +158,7 @@ extension Daemon {
             remember(local)
             return describe(local)
         } catch {
-            for step in undo.reversed() { step() }
+            undo.run()
             throw error
         }
     }
@@ -170,14 +172,14 @@ extension Daemon {
         }
         let requested = try requestedAddress(request)
         if let aliases = request.aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
-        var undo: [() -> Void] = []
+        let undo = Rollback(logger: logger)
         do {
-            try attach(&local, to: network, requested: requested, defaultRoute: false, undo: &undo)
+            try attach(&local, to: network, requested: requested, defaultRoute: false, undo: undo)
             records.update { $0.attach(local.id, to: local.namedNetworks) }
             remember(local)
             return describe(local)
         } catch {
-            for step in undo.reversed() { step() }
+            undo.run()
             throw error
         }
     }
@@ -206,14 +208,18 @@ extension Daemon {
         // cannot be reached refuses the stop before anything changed here (a retry finishes it).
         for attachment in local.attachments where attachment.published != nil { try release(attachment, of: local, deleteLink: false) }
         try registry.releaseName(name, heldBy: configuration.hostID)
-        for attachment in local.attachments where attachment.published == nil { try? release(attachment, of: local, deleteLink: false) }
+        for attachment in local.attachments where attachment.published == nil {
+            attempt("releasing \(attachment.endpoint.address) of \(name)") { try release(attachment, of: local, deleteLink: false) }
+        }
         forget(name.text)
         dns?.stopServing(local.id)
         records.update { $0.detach(local.id) }
         hosts.removeSandbox(name.text, deleteFiles: !local.adopted)
         if local.adopted {
             // The runtime's namespace stays; only dnsd's interfaces leave it.
-            for attachment in local.attachments { try? detachInterface(attachment) }
+            for attachment in local.attachments {
+                attempt("removing \(attachment.endpoint.interface) from \(name)") { try detachInterface(attachment) }
+            }
         } else {
             try factory.delete(local.sandbox)
         }
@@ -235,13 +241,13 @@ extension Daemon {
     /// Attaches to a cluster network: address from the store, interface here, endpoint
     /// published (under the lease), own hosts line, DNS scope.
     private func attach(_ local: inout LocalSandbox, to network: NetworkRecord, requested: IPv4Address?,
-                        defaultRoute: Bool, undo: inout [() -> Void]) throws {
+                        defaultRoute: Bool, undo: Rollback) throws {
         let label = try network.label
         if network.driver == .bridge, network.host != configuration.hostID {
             throw CLIError("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
         }
         let address = try registry.allocateAddress(on: network, requested: requested, host: configuration.hostID, lease: lease)
-        undo.append { [self] in try? registry.releaseAddress(address, on: label, heldBy: configuration.hostID) }
+        undo.add("claim of \(address) on \(label)") { [self] in try registry.releaseAddress(address, on: label, heldBy: configuration.hostID) }
         try ensureNetwork(network)
         let endpoint: AttachedEndpoint
         switch network.driver {
@@ -249,12 +255,12 @@ extension Daemon {
         case .bridge: endpoint = try bridges.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
         }
         let attached = LocalAttachment(network: network, endpoint: endpoint, published: nil)
-        undo.append { [self] in try? detachInterface(attached) }
+        undo.add("interface \(endpoint.interface) on \(label)") { [self] in try detachInterface(attached) }
         let state = EndpointState(id: "\(configuration.hostID)-\(local.name.text)", network: network.name, name: local.name.text,
                                   aliases: local.aliases.map(\.text), ipv4: address.description, mac: endpoint.mac.description,
                                   host: configuration.hostID, vtep: configuration.advertise.description)
         try registry.publish(state, lease: lease)
-        undo.append { [self] in try? registry.withdraw(endpoint: state.id, network: label) }
+        undo.add("endpoint \(state.id)") { [self] in try registry.withdraw(endpoint: state.id, network: label) }
         hosts.attach(local.name.text, to: label, ownAddresses: [address])
         local.attachments.append(LocalAttachment(network: network, endpoint: endpoint, published: state))
     }
@@ -346,19 +352,19 @@ extension Daemon {
     }
 
     /// The built-in default bridge: nameless, as docker0 is (no records, no published endpoint).
-    private func attachDefaultBridge(_ local: inout LocalSandbox, undo: inout [() -> Void]) throws {
-        try attachLocal(&local, spec: .defaultBridge, pool: \.defaultPool, defaultRoute: true, undo: &undo)
+    private func attachDefaultBridge(_ local: inout LocalSandbox, undo: Rollback) throws {
+        try attachLocal(&local, spec: .defaultBridge, pool: \.defaultPool, defaultRoute: true, undo: undo)
     }
 
-    private func attachGatewayBridge(_ local: inout LocalSandbox, undo: inout [() -> Void]) throws {
-        try attachLocal(&local, spec: .gatewayBridge, pool: \.gatewayPool, defaultRoute: true, undo: &undo)
+    private func attachGatewayBridge(_ local: inout LocalSandbox, undo: Rollback) throws {
+        try attachLocal(&local, spec: .gatewayBridge, pool: \.gatewayPool, defaultRoute: true, undo: undo)
     }
 
     private func attachLocal(_ local: inout LocalSandbox, spec: LocalBridgeDriver.BridgeSpec,
-                             pool: ReferenceWritableKeyPath<Daemon, AddressPool>, defaultRoute: Bool, undo: inout [() -> Void]) throws {
+                             pool: ReferenceWritableKeyPath<Daemon, AddressPool>, defaultRoute: Bool, undo: Rollback) throws {
         try bridges.createBridge(spec)
         let address = try self[keyPath: pool].allocate()
-        undo.append { [self] in self[keyPath: pool].release(address) }
+        undo.add("local address \(address)") { [self] in self[keyPath: pool].release(address) }
         let endpoint = try bridges.attach(local.sandbox, to: spec.name, address: address, defaultRoute: defaultRoute)
         local.attachments.append(LocalAttachment(network: localRecord(spec), endpoint: endpoint, published: nil))
     }

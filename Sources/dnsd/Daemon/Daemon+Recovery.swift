@@ -16,8 +16,13 @@ extension Daemon {
     /// when the store is unreachable, the cached view `known`).
     func recoverLocally(known: StoreCache.Snapshot?) -> [Republication] {
         let me = configuration.hostID
-        let allEndpoints = known?.endpoints ?? (try? registry.endpoints().endpoints) ?? []
-        let allNetworks = known?.networks ?? (try? registry.networks()) ?? []
+        var listed: (endpoints: [EndpointState], networks: [NetworkRecord]) = ([], [])
+        if known == nil {
+            // Only to find sandboxes the journal lacks: without the listing, the journal alone.
+            attempt("listing the store for recovery") { listed = (try registry.endpoints().endpoints, try registry.networks()) }
+        }
+        let allEndpoints = known?.endpoints ?? listed.endpoints
+        let allNetworks = known?.networks ?? listed.networks
         let stored = Dictionary(grouping: allEndpoints.filter { $0.host == me }, by: \.name)
         let networks = Dictionary(allNetworks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var entries = Dictionary(journal.load().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -72,10 +77,10 @@ extension Daemon {
             guard var local = sandboxes[name.text] else { continue }
             for attachment in local.attachments where attachment.published != nil {
                 if let published = attachment.published { withdrawEndpoint(published) }
-                try? detachInterface(attachment)
+                attempt("removing \(attachment.endpoint.interface) from \(name)") { try detachInterface(attachment) }
                 if let label = try? attachment.network.label { hosts.detach(local.name.text, from: label) }
             }
-            try? registry.releaseName(name, heldBy: configuration.hostID)
+            attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
             local.attachments.removeAll { $0.published != nil }
             records.update { $0.attach(local.id, to: local.namedNetworks) }
             remember(local)
@@ -91,14 +96,18 @@ extension Daemon {
             rmdir((files.hosts as NSString).deletingLastPathComponent)
         }
         for endpoint in entry.endpoints + alsoStored { withdrawEndpoint(endpoint) }
-        if let name = try? HostLabel(entry.name) { try? registry.releaseName(name, heldBy: configuration.hostID) }
+        if let name = try? HostLabel(entry.name) {
+            attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
+        }
         journal.remove(entry.name)
     }
 
     private func withdrawEndpoint(_ endpoint: EndpointState) {
         guard let network = try? HostLabel(endpoint.network, what: "network") else { return }
-        try? registry.withdraw(endpoint: endpoint.id, network: network)
-        if let address = IPv4Address(endpoint.ipv4) { try? registry.releaseAddress(address, on: network, heldBy: configuration.hostID) }
+        attempt("withdrawing endpoint \(endpoint.id)") { try registry.withdraw(endpoint: endpoint.id, network: network) }
+        if let address = IPv4Address(endpoint.ipv4) {
+            attempt("releasing \(address) on \(network)") { try registry.releaseAddress(address, on: network, heldBy: configuration.hostID) }
+        }
     }
 
     private func adoptSurvivor(_ name: HostLabel, _ entry: SandboxJournal.Entry, networks: [String: NetworkRecord],

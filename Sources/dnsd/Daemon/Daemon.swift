@@ -199,6 +199,14 @@ final class Daemon: @unchecked Sendable {
     /// The gateway bridge and default bridge exist before the first sandbox needs them.
     func ensureBridge(_ spec: LocalBridgeDriver.BridgeSpec) throws { try bridges.createBridge(spec) }
 
+    /// A best-effort step (a cleanup whose failure must not stop what follows): a failure is
+    /// logged with `what` failed, never dropped.
+    func attempt(_ what: String, _ body: () throws -> Void) {
+        do { try body() } catch {
+            logger.warning("\(what) failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Waits for the command under way to finish (or roll back), then refuses every later one.
     func refuseCommands() {
         lock.withLock { stopping = true }
