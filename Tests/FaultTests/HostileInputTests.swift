@@ -14,9 +14,16 @@ struct HostileInputTests {
         let addressB = try Fleet.run(cluster, host: 2, name: b, network: "hnet")
         _ = try Fleet.run(cluster, host: 1, name: a, network: "hnet")
 
-        let good = try #require(try cluster.etcdList("dnsd/v1/endpoints/hnet/").values.first)
-        let goodText = String(decoding: good, as: UTF8.self)
-        let evil = goodText.replacingOccurrences(of: "\"name\":\"\(b)\"", with: "\"name\":\"x\\n6.6.6.6 evil\"")
+        // b's own record, explicitly (not whichever a dictionary lists first).
+        let good = try #require(try cluster.etcdList("dnsd/v1/endpoints/hnet/")["dnsd/v1/endpoints/hnet/\(cluster.hostID(2))-\(b)"])
+        // An injection attempt that passes every check but the name's: its own id matching its
+        // key, a free address in the subnet, a real VTEP; only the name carries a newline.
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(good)) as? [String: Any])
+        object["id"] = "evil"
+        object["name"] = "x\n6.6.6.6 evil"
+        object["ipv4"] = "192.168.130.99"
+        object["aliases"] = ["fine"]
+        let evil = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
         let bad: [(String, [UInt8])] = [
             ("dnsd/v1/endpoints/hnet/corrupt", Array("{not json".utf8)),
             ("dnsd/v1/endpoints/hnet/types", Array(#"{"id":5,"network":[],"name":{},"ipv4":true,"aliases":"x"}"#.utf8)),
@@ -49,7 +56,9 @@ struct HostileInputTests {
         // Names still resolve; nothing injected reaches DNS or a hosts file.
         #expect(try cluster.exec(a, ["dig", "+short", "\(b).hnet", "@127.0.0.11"]).stdout.contains(addressB))
         #expect(!(try cluster.exec(a, ["dig", "+short", "evil", "@127.0.0.11"]).stdout.contains("6.6.6.6")))
-        #expect(!cluster.hostsFile(a).contains("evil"))
+        #expect(try cluster.exec(a, ["dig", "+short", "fine.hnet", "@127.0.0.11"]).stdout.isEmpty, "the injected record was applied")
+        #expect(!cluster.hostsFile(a).contains("evil") && !cluster.hostsFile(a).contains("6.6.6.6") && !cluster.hostsFile(a).contains("192.168.130.99"))
+        #expect(cluster.log(1).contains("dnsd/v1/endpoints/hnet/evil"), "the injection was not the record skipped")
         // New work goes through: a new sandbox (its name's garbage claim does not count as a claim
         // by a host, but the name is taken: it is refused cleanly), another one on h2 is seen on h1.
         let refused = try cluster.dnsd(2, ["run", "--name=\(c)", "--net=hnet"])
