@@ -92,13 +92,37 @@ struct OverlayTests {
             #expect(neigh.split(separator: "\n").filter { $0.contains("192.168.0.9 ") }.count == 1)
             // A peer that moved to another host: the FDB entry follows.
             try driver.addPeer(ip("192.168.0.9"), vtep: ip("198.18.0.8"), on: Self.vnet)
-            #expect(try driver.peers(on: Self.vnet)[ip("192.168.0.9")] != nil)
+            #expect(try driver.peers(on: Self.vnet)[ip("192.168.0.9")] == ip("198.18.0.8"))
+            // Exactly one FDB entry for its MAC, to the new VTEP (not the old one as well).
+            let mac = MACAddress(derivedFrom: ip("192.168.0.9")).description
+            let fdb = try Shell.check(["bridge", "-n", ns, "fdb", "show", "dev", "vxlan0"]).split(separator: "\n").filter { $0.hasPrefix(mac) }
+            #expect(fdb.count == 1 && fdb.first?.contains("dst 198.18.0.8") == true, "\(fdb)")
             for _ in 0..<2 { try driver.removePeer(ip("192.168.0.10"), vtep: ip("198.18.0.7"), on: Self.vnet) }
             #expect(try driver.peers(on: Self.vnet)[ip("192.168.0.10")] == nil)
             let details = try Shell.check(["ip", "-n", ns, "-d", "link", "show", "vxlan0"])
             #expect(details.contains("mtu 1450") && details.contains("nolearning") && details.contains("proxy") && details.contains("local 198.18.0.1"))
             #expect(try Shell.check(["ip", "-n", ns, "-o", "addr", "show", "br0"]).contains("192.168.0.1/24"))
         }
+    }
+
+    @Test("the leak check fires on what a test leaves: a namespace with its prefix, a driver-named link in the machine's namespace")
+    func leakCheckFires() throws {
+        var leakedNamespace = ""
+        var caught: LeakError?
+        do {
+            try withCluster(hosts: 1) { cluster in
+                leakedNamespace = cluster.fixture.prefix + "leak"
+                try NamedNamespaces().create(leakedNamespace, on: cluster.fixture.thread)
+                try Shell.check(["ip", "link", "add", "vedeadbeef", "type", "veth", "peer", "name", "vbdeadbeef"])
+            }
+        } catch let error as LeakError {
+            caught = error
+        }
+        _ = try? Shell.run(["ip", "link", "del", "vedeadbeef"])
+        try? NamedNamespaces().delete(leakedNamespace)
+        #expect(caught?.after.namespaces == [leakedNamespace], "\(String(describing: caught))")
+        #expect(caught?.after.hostLinks == ["vedeadbeef", "vbdeadbeef"], "\(String(describing: caught))")
+        #expect(caught?.after.mounts.contains { $0.contains(leakedNamespace) } == true, "the netns bind mount, read from the whole of /proc/self/mounts")
     }
 
     @Test("interface order: eth0 first, then eth1; detach removes both veth ends")
