@@ -167,3 +167,18 @@ extension DaemonHardeningTests {
         #expect(elapsed < 1.0, "SERVFAIL after \(elapsed) s: the default 1.5 s timeout, not --upstream-timeout 300")
     }
 }
+
+extension DaemonHardeningTests {
+    @Test("the peer-uid check alone refuses a non-root client (socket mode widened so it can connect)")
+    func peerCredentials() throws {
+        let cluster = try ClusterHarness(hosts: 1, store: "local", environment: ["DNSD_TEST_SOCKET_MODE=666"])
+        defer { cluster.close() }
+        let socket = cluster.socket(1)
+        #expect((try FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int) == 0o666)
+        let asNobody = try Shell.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      "env", "DNSD_SOCK=\(socket)", ClusterHarness.dnsdBinary, "network", "create", "--subnet=192.168.77.0/24", "pnet"])
+        #expect(asNobody.status != 0 && asNobody.stderr == "Error: only root may control dnsd\n", "\(asNobody.stderr)")
+        #expect(try cluster.dnsd(1, ["network", "ls"]).stdout.contains("pnet") == false)
+        #expect(try cluster.dnsd(1, ["ps"]).status == 0)
+    }
+}
