@@ -33,7 +33,11 @@ struct RaceTests {
             let order = index == 1 ? window.reversed() : window
             var mine: [String] = [], gotten = 0
             for name in order {
-                guard let result = try? cluster.dnsd(host, ["run", "--name=\(name)", "--net=\(network)"]) else { continue }
+                let result: Shell.Result
+                do { result = try cluster.dnsd(host, ["run", "--name=\(name)", "--net=\(network)"]) } catch {
+                    outcome.withLock { $0.errors.append("spawning run \(name) on h\(host): \(error)") }
+                    continue
+                }
                 if result.status == 0, let address = Fleet.address(in: result.stdout, network: network) {
                     mine.append(name)
                     gotten += 1
@@ -65,6 +69,10 @@ struct RaceTests {
         let result = outcome.withLock { $0 }
         figure("race: \(result.started) starts, \(result.stopped) stops, \(result.refused) refusals (name held elsewhere) from 3 hosts in \(String(format: "%.1f", raceSeconds)) s; \(result.live.count) live")
         #expect(result.errors.isEmpty, "\(result.errors.prefix(5))")
+        // The race happened: names were contested (refused because another host held them) and
+        // every attempt was accounted for.
+        #expect(result.refused >= 20, "only \(result.refused) refusals: the hosts did not contend")
+        #expect(result.started + result.refused == 600, "\(result.started) starts + \(result.refused) refusals of 600 attempts")
         let addresses = result.live.values.map(\.address)
         #expect(Set(addresses).count == addresses.count, "duplicate addresses among live sandboxes")
 

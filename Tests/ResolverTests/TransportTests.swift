@@ -169,21 +169,34 @@ struct TransportTests {
     func redirectMode() throws {
         try withFixture { fx in
             let s = try fx.sandbox(on: [ResolverFixture.vnet], mode: .redirect)
-            // An app binds 0.0.0.0:53 in the sandbox: possible because dnsd holds another port.
-            let appBound = try fx.thread.run(in: s.client.namespace) { () -> Int32 in
-                let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = UInt16(53).bigEndian
-                let rc = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            // An app binds 0.0.0.0:53 (UDP and TCP) in the sandbox and keeps it while dig runs:
+            // possible because dnsd holds other ports.
+            let app = try fx.thread.run(in: s.client.namespace) { () -> (udp: Int32, tcp: Int32, rc: Int32) in
+                func bound(_ type: __socket_type) -> (Int32, Int32) {
+                    let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+                    var address = sockaddr_in()
+                    address.sin_family = sa_family_t(AF_INET)
+                    address.sin_port = UInt16(53).bigEndian
+                    let rc = withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                    return (fd, rc)
                 }
-                close(fd)
-                return rc
+                let (udp, udpRC) = bound(SOCK_DGRAM)
+                let (tcp, tcpRC) = bound(SOCK_STREAM)
+                return (udp, tcp, udpRC != 0 ? udpRC : (tcpRC != 0 ? tcpRC : listen(tcp, 8)))
             }
-            #expect(appBound == 0)
+            defer {
+                close(app.udp)
+                close(app.tcp)
+            }
+            #expect(app.rc == 0)
             #expect(try Dig.run(s.name, ["c01.vnet"]).addresses == ["192.168.0.2"])
             #expect(try Dig.run(s.name, ["+tcp", "c02.vnet"]).addresses == ["192.168.0.3"])
+            // The app saw none of it.
+            var byte: UInt8 = 0
+            #expect(recv(app.udp, &byte, 1, Int32(MSG_DONTWAIT)) < 0 && errno == EAGAIN)
+            #expect(accept(app.tcp, nil, nil) < 0)
             fx.server.stopServing(s.id)
             let rules = try Shell.run(["ip", "netns", "exec", s.name, "nft", "list", "tables"])
             #expect(!rules.stdout.contains("dnsd_dns"))

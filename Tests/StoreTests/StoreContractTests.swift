@@ -181,6 +181,11 @@ struct StoreContractTests {
             #expect(events.map(\.kind) == [.put, .delete])
             #expect(events.map(\.entry.key) == ["dnsd/v1/endpoints/vnet/b", "dnsd/v1/endpoints/vnet/a"])
             #expect(events.first?.entry.text == "2")
+            // After cancel() returns no handler runs: later changes are not delivered.
+            try store.put("dnsd/v1/endpoints/vnet/c", Array("3".utf8))
+            try store.delete("dnsd/v1/endpoints/vnet/b")
+            usleep(300_000)
+            #expect(seen.withLock { $0.count } == 2, "events delivered after cancel: \(seen.withLock { $0.map(\.entry.key) })")
         }
     }
 
