@@ -81,12 +81,10 @@ bench-noisy: release
 bench-scale: release
 	bench/scale.sh $(RELEASE_BIN)
 
-## Namespaces and processes a killed test run may have left behind (test names start dnsdt-).
+## What test runs that died left behind (their namespaces, files, links and processes, found by
+## their run token), and nothing of a run or benchmark still going: scripts/sweep-test-runs.sh.
 clean-test-leftovers:
-	@for n in $$(ip netns list 2>/dev/null | awk '{print $$1}' | grep -E '^dnsd[tb]-'); do ip netns del $$n 2>/dev/null || true; done
-	@rm -rf /etc/netns/dnsdt-* /tmp/dnsdt-* 2>/dev/null || true
-	@pkill -f '[d]nsdt-dnsmasq' 2>/dev/null || true
-	@for l in $$(ip -o link show 2>/dev/null | awk -F': ' '{print $$2}' | cut -d@ -f1 | grep '^dnsdt'); do ip link del $$l 2>/dev/null || true; done
+	@scripts/sweep-test-runs.sh
 
 clean:
 	rm -rf .build

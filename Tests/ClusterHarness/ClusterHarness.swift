@@ -39,10 +39,10 @@ public final class ClusterHarness: @unchecked Sendable {
     /// exec the daemon, so the process stays the same); `environment` is added to theirs.
     public init(hosts count: Int, store: String = "etcd", dnsMode: String = "dns", logLevel: String = "warning",
                 launcher: [String] = [], environment: [String] = [], daemonOptions: [String] = []) throws {
-        prefix = "e\(getpid() % 10000)x\(Self.counter.add(1, ordering: .relaxed).newValue)"
+        prefix = "e\(TestRun.token)x\(Self.counter.add(1, ordering: .relaxed).newValue)"
         self.store = store
         thread = try NamespaceThread(name: "e2e")
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-e2e-\(prefix)").path
+        work = TestRun.temporaryPath("e2e-\(prefix)")
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         underlay = try SimulatedUnderlay(prefix: "dnsdt-\(prefix)-", thread: thread)
         do {

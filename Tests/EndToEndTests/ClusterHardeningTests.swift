@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// Issue 11's regressions on the cluster: claims, networks and their devices, the store.
-@Suite("Hardening: claims, networks, the store", .serialized)
+@Suite("Hardening: claims, networks, the store", .serialized, .timeLimit(.minutes(5)))
 struct ClusterHardeningTests {
     @Test("stop releases only this host's claims: a name and address another host took meanwhile stay")
     func releaseOnlyOwnClaims() throws {

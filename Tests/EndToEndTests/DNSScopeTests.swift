@@ -5,7 +5,7 @@ import Testing
 
 /// Issue 15 on a real daemon: every cluster network's domain is answered locally, apex
 /// included, from the network records (not from the endpoints seen), and never forwarded.
-@Suite("End to end: DNS scope of cluster networks", .serialized)
+@Suite("End to end: DNS scope of cluster networks", .serialized, .timeLimit(.minutes(5)))
 struct DNSScopeTests {
     @Test("names under a network with no endpoint, apexes, reverse names in its subnet; a network created later is in scope at once")
     func scope() throws {

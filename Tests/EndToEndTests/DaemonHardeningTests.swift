@@ -5,7 +5,7 @@ import Testing
 
 /// Issue 11's regressions on the daemon process: nothing a control client, a signal or the
 /// file-descriptor limit does can stop it or wedge it.
-@Suite("Hardening: the daemon process", .serialized)
+@Suite("Hardening: the daemon process", .serialized, .timeLimit(.minutes(5)))
 struct DaemonHardeningTests {
     /// A raw connection to a daemon's control socket (what a health check or `nc -U` makes).
     static func connectControl(_ path: String, nonBlocking: Bool = false) -> Int32? {

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// DESIGN.md §1, end to end: three simulated hosts, real etcd, one daemon per host.
-@Suite("End to end: the user's story", .serialized)
+@Suite("End to end: the user's story", .serialized, .timeLimit(.minutes(5)))
 struct StoryTests {
     @Test("network create, run, connect, names by DNS and hosts file across hosts, ping over VXLAN, stop")
     func story() throws {

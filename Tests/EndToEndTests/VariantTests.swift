@@ -4,7 +4,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-@Suite("End to end: stores, hosts mode, races", .serialized)
+@Suite("End to end: stores, hosts mode, races", .serialized, .timeLimit(.minutes(5)))
 struct VariantTests {
     @Test("one host, no store given: the local store; names resolve and vanish")
     func localStore() throws {
@@ -74,7 +74,7 @@ struct VariantTests {
     }
 }
 
-@Suite("End to end: runtimes, Consul, dead hosts", .serialized)
+@Suite("End to end: runtimes, Consul, dead hosts", .serialized, .timeLimit(.minutes(5)))
 struct MoreVariantTests {
     @Test("dnsd attach adopts a namespace made by a runtime, keeps its own hosts file, never deletes it")
     func attachRuntimeNamespace() throws {
@@ -132,7 +132,7 @@ struct MoreVariantTests {
     }
 }
 
-@Suite("End to end: daemon restart", .serialized)
+@Suite("End to end: daemon restart", .serialized, .timeLimit(.minutes(5)))
 struct RestartTests {
     @Test("kill -9 and restart: surviving sandboxes keep their addresses and names, DNS answers again, orphans are withdrawn")
     func restart() throws {
@@ -162,7 +162,7 @@ struct RestartTests {
     }
 }
 
-@Suite("End to end: exposure", .serialized)
+@Suite("End to end: exposure", .serialized, .timeLimit(.minutes(5)))
 struct ExposureTests {
     @Test("the control socket refuses non-root users; nothing listens on the underlay but VXLAN; DNS only inside sandboxes")
     func exposure() throws {

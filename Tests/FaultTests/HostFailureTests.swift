@@ -3,7 +3,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("Faults: hosts and daemons die", .serialized)
+@Suite("Faults: hosts and daemons die", .serialized, .timeLimit(.minutes(5)))
 struct HostFailureTests {
     @Test("a host dies (kill -9, machine removed): its 20 names vanish from every other host within TTL + 2 s; a killed daemon restarted after its lease lapsed gets its sandboxes' names and addresses back")
     func hostDeath() throws {

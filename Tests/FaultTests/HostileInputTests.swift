@@ -3,7 +3,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("Faults: hostile input", .serialized)
+@Suite("Faults: hostile input", .serialized, .timeLimit(.minutes(5)))
 struct HostileInputTests {
     @Test("values written by hand into etcd (corrupt JSON, wrong types, huge, unknown keys, injection attempts) are skipped and logged; everything else keeps working")
     func handWrittenStoreValues() throws {

@@ -4,7 +4,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-@Suite("Faults: races", .serialized)
+@Suite("Faults: races", .serialized, .timeLimit(.minutes(5)))
 struct RaceTests {
     static let names = 300
 

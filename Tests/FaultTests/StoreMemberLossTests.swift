@@ -6,7 +6,7 @@ import Testing
 /// Issue 11, item 14: the etcd member a daemon's watch reads from vanishes without a reset
 /// (power loss, partition: packets dropped, no RST). The daemon must notice and resume its
 /// watch on another member from the last revision, within 15 s.
-@Suite("Faults: a store member vanishes without a reset", .serialized)
+@Suite("Faults: a store member vanishes without a reset", .serialized, .timeLimit(.minutes(5)))
 struct StoreMemberLossTests {
     @Test("a blackholed etcd member: the watch resumes on another member; a new name reaches the other host within 15 s")
     func blackholedMember() throws {

@@ -3,7 +3,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("Faults: the store goes away", .serialized)
+@Suite("Faults: the store goes away", .serialized, .timeLimit(.minutes(5)))
 struct StoreOutageTests {
     /// How long etcd stays down. DNSD_OUTAGE_SECONDS shortens it while working on the test.
     static let outage = Double(ProcessInfo.processInfo.environment["DNSD_OUTAGE_SECONDS"] ?? "") ?? 30

@@ -8,7 +8,7 @@ import Testing
 /// and after the update". A reader inside `ip netns exec` (so it reads through the bind mount,
 /// as any process in the sandbox does) re-reads /etc/hosts in a tight loop while thousands of
 /// adds and removes happen, and checks every read.
-@Suite("Hosts files: a concurrent reader never sees a torn or missing line")
+@Suite("Hosts files: a concurrent reader never sees a torn or missing line", .timeLimit(.minutes(5)))
 struct ConcurrentReaderTests {
     static let vnet = label("vnet")
 

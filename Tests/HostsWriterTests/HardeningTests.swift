@@ -6,7 +6,7 @@ import Testing
 
 /// Issue 11's regressions on hosts files: a departed peer leaves no trace of its name, and a
 /// user's line survives a daemon restart wherever and however it was added.
-@Suite("Hardening: hosts files")
+@Suite("Hardening: hosts files", .timeLimit(.minutes(5)))
 struct HostsHardeningTests {
     static let vnet = label("vnet")
 

@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("Hosts files: content, scoping, in-place updates")
+@Suite("Hosts files: content, scoping, in-place updates", .timeLimit(.minutes(5)))
 struct HostsFileTests {
     static let vnet = label("vnet"), net2 = label("net2")
 
@@ -194,7 +194,7 @@ struct HostsFileTests {
     }
 }
 
-@Suite("Hosts files: a restarted daemon takes its files over")
+@Suite("Hosts files: a restarted daemon takes its files over", .timeLimit(.minutes(5)))
 struct ResumeTests {
     static let vnet = label("vnet")
 

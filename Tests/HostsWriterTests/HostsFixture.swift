@@ -18,7 +18,7 @@ final class HostsFixture: @unchecked Sendable {
     private(set) var created: [String] = []
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-hosts-\(UUID().uuidString)").path
+        directory = TestRun.temporaryPath("hosts")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         thread = try NamespaceThread(name: "hosts-fixture")
     }
@@ -29,7 +29,7 @@ final class HostsFixture: @unchecked Sendable {
 
     /// A named namespace; its files are the default /etc/netns/NAME ones.
     func namespace() throws -> (name: String, files: HostsWriter.Files) {
-        let name = "dnsdt-\(getpid())-h\(Self.counter.add(1, ordering: .relaxed).newValue)"
+        let name = "\(TestRun.namePrefix)h\(Self.counter.add(1, ordering: .relaxed).newValue)"
         try namespaces.create(name, on: thread)
         created.append(name)
         return (name, .namedNamespace(name))

@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite("Hosts files: the user's lines survive, broken files are repaired")
+@Suite("Hosts files: the user's lines survive, broken files are repaired", .timeLimit(.minutes(5)))
 struct RepairTests {
     static let vnet = label("vnet")
 
@@ -108,7 +108,7 @@ struct RepairTests {
     }
 }
 
-@Suite("resolv.conf and the hosts-mode file path")
+@Suite("resolv.conf and the hosts-mode file path", .timeLimit(.minutes(5)))
 struct ResolvConfTests {
     static let vnet = label("vnet")
 

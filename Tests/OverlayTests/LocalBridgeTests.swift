@@ -6,7 +6,7 @@ import Netns
 import TestSupport
 import Testing
 
-@Suite("Local bridge driver and gateway bridge")
+@Suite("Local bridge driver and gateway bridge", .timeLimit(.minutes(5)))
 struct LocalBridgeTests {
     static let vnet = OverlayTests.vnet
 

@@ -4,7 +4,7 @@ import OverlayNet
 import TestSupport
 import Testing
 
-@Suite("Warm namespaces")
+@Suite("Warm namespaces", .timeLimit(.minutes(5)))
 struct NamespacePoolTests {
     @Test("a warm namespace becomes a named sandbox like a new one (ip netns, lo up, no IPv6 on new links, its own netns); the pool refills when quiet; nothing is left")
     func warmSandboxes() throws {

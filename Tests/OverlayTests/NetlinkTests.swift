@@ -5,7 +5,7 @@ import Netns
 import TestSupport
 import Testing
 
-@Suite("Netlink client")
+@Suite("Netlink client", .timeLimit(.minutes(5)))
 struct NetlinkTests {
     @Test("links: bridge, veth with its peer created in another namespace, vxlan; set, dump, delete")
     func links() throws {

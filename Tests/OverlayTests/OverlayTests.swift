@@ -5,7 +5,7 @@ import Netns
 import TestSupport
 import Testing
 
-@Suite("Overlay driver on simulated hosts")
+@Suite("Overlay driver on simulated hosts", .timeLimit(.minutes(5)))
 struct OverlayTests {
     static let vnet = try! HostLabel("vnet")
     static let spec = OverlaySpec(name: vnet, subnet: try! IPv4Subnet(parsing: "192.168.0.0/24"), gateway: IPv4Address(192, 168, 0, 1), vni: 4097)
@@ -185,7 +185,7 @@ struct OverlayTests {
     }
 }
 
-@Suite("IPAM for one host")
+@Suite("IPAM for one host", .timeLimit(.minutes(5)))
 struct AddressPoolTests {
     @Test("allocates in order, skips network, gateway and broadcast, refuses foreign and taken addresses")
     func pool() throws {

@@ -5,7 +5,7 @@ import OverlayNet
 import Synchronization
 import TestSupport
 
-/// Namespaces a test makes (named `dnsdt-PID-...`), removed by `close()` also on failure, and a
+/// Namespaces a test makes (named `dnsdt-TOKEN-...`, see `TestRun`), removed by `close()` also on failure, and a
 /// check that the machine's namespaces, links and mounts are the same afterwards.
 final class NamespaceFixture: @unchecked Sendable {
     private static let counter = Atomic<Int>(0)
@@ -18,7 +18,7 @@ final class NamespaceFixture: @unchecked Sendable {
 
     init() throws {
         thread = try NamespaceThread(name: "overlay-fixture")
-        prefix = "dnsdt-\(getpid())-\(Self.counter.add(1, ordering: .relaxed).newValue)-"
+        prefix = "\(TestRun.namePrefix)\(Self.counter.add(1, ordering: .relaxed).newValue)-"
     }
 
     func make(_ role: String) throws -> (name: String, handle: NamespaceHandle) {

@@ -5,7 +5,7 @@ import Testing
 
 /// Every row of DESIGN.md §4, each queried with real `dig` inside a real namespace and with a
 /// raw query whose reply libldns decodes.
-@Suite("DNS answer rules (DESIGN.md §4)")
+@Suite("DNS answer rules (DESIGN.md §4)", .timeLimit(.minutes(5)))
 struct AnswerRuleTests {
     @Test("name, name.net, alias, alias.net: A, authoritative, TTL <= 10, any case, trailing dot or not")
     func namesAnswer() throws {

@@ -5,7 +5,7 @@ import Testing
 
 /// The wire codec on its own: parsing what ldns builds, building what ldns parses, and
 /// refusing every malformed shape without reading past the packet.
-@Suite("Wire codec")
+@Suite("Wire codec", .timeLimit(.minutes(5)))
 struct CodecTests {
     static let table: RecordTable = {
         let store = RecordStore()

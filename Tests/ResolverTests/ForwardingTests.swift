@@ -6,7 +6,7 @@ import Resolver
 import Testing
 
 /// Names dnsd does not own go to real upstream servers.
-@Suite("Forwarding to upstream servers")
+@Suite("Forwarding to upstream servers", .timeLimit(.minutes(5)))
 struct ForwardingTests {
     @Test("other names are forwarded; the answer is relayed with the client's ID")
     func forwards() throws {
@@ -119,8 +119,9 @@ struct ForwardingTests {
     func upstreamInNamespace() throws {
         let names = NamedNamespaces()
         let thread = try NamespaceThread()
-        let upstreamNS = "dnsdt-\(getpid())-up"
-        let hostSide = "dnsdt\(getpid() % 100000)h"
+        let upstreamNS = "\(TestRun.namePrefix)up"
+        let hostSide = "dt\(TestRun.token)h"
+        TestRun.record(link: hostSide)
         try names.create(upstreamNS, on: thread)
         defer {
             try? Shell.run(["ip", "link", "del", hostSide])

@@ -7,7 +7,7 @@ import Testing
 /// bit flips, byte writes, cuts, insertions and splices. Every packet must be answered, dropped
 /// or forwarded without a crash, and every reply dnsd writes must decode with ldns and carry
 /// the query's ID. `DNSD_FUZZ_ITERATIONS` sets the count (default 1M, `make fuzz` runs 5M optimised).
-@Suite("Fuzz: query path")
+@Suite("Fuzz: query path", .timeLimit(.minutes(5)))
 struct FuzzTests {
     static func corpus() throws -> [[UInt8]] {
         var seeds: [[UInt8]] = []

@@ -8,7 +8,7 @@ import Testing
 
 /// Regressions of issue 11 on the responder: forwarding that a reused slot or a forger cannot
 /// fool, and TCP clients that cannot grow the daemon's memory or lock others out.
-@Suite("Hardening: forwarding and TCP clients")
+@Suite("Hardening: forwarding and TCP clients", .timeLimit(.minutes(5)))
 struct ResolverHardeningTests {
     @Test("a reused forwarding slot gets its own deadline: a slow answer within the timeout is relayed")
     func reusedSlotDeadline() throws {

@@ -6,7 +6,7 @@ import Resolver
 import Testing
 
 /// EDNS0 sizes, truncation, TCP, malformed packets, and what serving does to the namespace.
-@Suite("Transport: EDNS0, TC, TCP, malformed input, listener lifecycle")
+@Suite("Transport: EDNS0, TC, TCP, malformed input, listener lifecycle", .timeLimit(.minutes(5)))
 struct TransportTests {
     @Test("EDNS0: the answer carries an OPT; without EDNS no OPT")
     func ednsOPT() throws {
@@ -120,7 +120,7 @@ struct TransportTests {
         try withFixture { fx in
             // Each sandbox gets a veth whose other end sits in a helper namespace: when a sandbox's
             // namespace is really destroyed, the kernel removes the pair and the end disappears.
-            let peers = "dnsdt-\(getpid())-peers-\(UUID().uuidString.prefix(6))"
+            let peers = "\(TestRun.namePrefix)peers-\(UUID().uuidString.prefix(6))"
             try fx.namespaces.create(peers, on: fx.thread)
             defer { try? fx.namespaces.delete(peers) }
             var names: [String] = []

@@ -5,7 +5,7 @@ import Testing
 
 /// Issue 15: a cluster network's whole domain, apex included, is answered locally, and every
 /// negative answer about it carries the zone's SOA (RFC 2308). ldns reads every reply.
-@Suite("DNS scope: networks' domains, apex and SOA")
+@Suite("DNS scope: networks' domains, apex and SOA", .timeLimit(.minutes(5)))
 struct ZoneScopeTests {
     /// The SOA dnsd synthesizes for `zone`, as ldns reads it (names compared without case: the
     /// owner points at the question, which keeps the client's spelling).

@@ -6,7 +6,7 @@ import Store
 import Synchronization
 import Testing
 
-@Suite("Cluster registry: networks, names, addresses in the store")
+@Suite("Cluster registry: networks, names, addresses in the store", .timeLimit(.minutes(5)))
 struct ClusterRegistryTests {
     static let vnet = try! HostLabel("vnet")
 

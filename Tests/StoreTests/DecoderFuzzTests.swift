@@ -10,7 +10,7 @@ import Testing
 /// etcd watch messages and Consul KV listings. Nothing may crash; a decoder returns nil (or
 /// leaves the bad entry out) rather than a record dnsd would not have written.
 /// `DNSD_STORE_FUZZ_ITERATIONS` sets the count (default 200k).
-@Suite("Fuzz: store decoders")
+@Suite("Fuzz: store decoders", .timeLimit(.minutes(5)))
 struct DecoderFuzzTests {
     static let logger = Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() }
 

@@ -13,7 +13,7 @@ final class EtcdServer: @unchecked Sendable {
     init() throws {
         clientPort = try Self.freePort()
         let peerPort = try Self.freePort()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-etcd-\(UUID().uuidString)").path
+        directory = TestRun.temporaryPath("etcd")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         process = try ChildProcess([
             "etcd", "--name", "t", "--data-dir", directory + "/data",

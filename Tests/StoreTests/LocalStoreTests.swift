@@ -2,12 +2,13 @@ import Foundation
 import Logging
 @testable import Store
 import Synchronization
+import TestSupport
 import Testing
 
-@Suite("Local store specifics")
+@Suite("Local store specifics", .timeLimit(.minutes(5)))
 struct LocalStoreTests {
     func directory() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-local-\(UUID().uuidString)").path
+        TestRun.temporaryPath("local")
     }
 
     @Test("survives a restart with nothing lost: keys, revisions, leases; a torn last line is skipped")

@@ -32,7 +32,7 @@ func withStore(_ backend: Backend, _ body: (any KeyValueStore, () -> any KeyValu
         let address = "127.0.0.1:\(port)"
         try body(ConsulStore(address: address, logger: logger), { ConsulStore(address: address, logger: logger) })
     case .local:
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-local-\(UUID().uuidString)").path
+        let directory = TestRun.temporaryPath("local")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try LocalStore(directory: directory, logger: logger)
         try body(store, { store })
@@ -41,7 +41,7 @@ func withStore(_ backend: Backend, _ body: (any KeyValueStore, () -> any KeyValu
 
 /// The store contract, against a real etcd, the local store, and the Consul client against a
 /// double of Consul's documented HTTP API (no Consul server can be installed here).
-@Suite("Store contract (real etcd, local store, Consul double)")
+@Suite("Store contract (real etcd, local store, Consul double)", .timeLimit(.minutes(5)))
 struct StoreContractTests {
 
     @Test("put, get, list by prefix, delete; values are bytes", arguments: Backend.allCases)
@@ -191,7 +191,7 @@ struct StoreContractTests {
 
 }
 
-@Suite("etcd specifics")
+@Suite("etcd specifics", .timeLimit(.minutes(5)))
 struct EtcdSpecificTests {
     @Test("a watch from a compacted revision reports it (re-read, then watch again)")
     func compacted() throws {

@@ -26,6 +26,7 @@ public final class ChildProcess {
         let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
         guard rc == 0 else { throw ShellError(command: arguments.joined(separator: " "), status: rc, stderr: "posix_spawn failed") }
         self.pid = pid
+        TestRun.record(pid: pid)
     }
 
     /// Spawn attributes with an empty signal mask and default dispositions: threads of a Swift

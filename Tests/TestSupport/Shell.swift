@@ -12,8 +12,12 @@ public struct Shell {
         public var stderr: String
     }
 
+    /// How long any command may run before it is killed and the call fails (a hang fails its
+    /// test instead of hanging CI).
+    public static let defaultTimeout: Double = 120
+
     @discardableResult
-    public static func run(_ arguments: [String], input: String? = nil) throws -> Result {
+    public static func run(_ arguments: [String], input: String? = nil, timeout: Double = defaultTimeout) throws -> Result {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [0, 0]
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, pipe(&inPipe) == 0 else {
             throw ShellError(command: arguments.joined(separator: " "), status: -1, stderr: "pipe failed")
@@ -43,8 +47,19 @@ public struct Shell {
         var fds = [pollfd(fd: outPipe[0], events: Int16(POLLIN), revents: 0), pollfd(fd: errPipe[0], events: Int16(POLLIN), revents: 0)]
         var open = 2
         var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
         while open > 0 {
-            if poll(&fds, 2, -1) < 0 { if errno == EINTR { continue }; break }
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 {
+                timedOut = true
+                kill(pid, SIGKILL)
+                for i in 0..<2 where fds[i].fd >= 0 { close(fds[i].fd) }
+                break
+            }
+            let ready = poll(&fds, 2, Int32(min(left, 1) * 1000) + 1)
+            if ready < 0 { if errno == EINTR { continue }; break }
+            if ready == 0 { continue }
             for i in 0..<2 where fds[i].fd >= 0 && fds[i].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress, $0.count) }
                 if n > 0 {
@@ -58,14 +73,17 @@ public struct Shell {
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if timedOut {
+            throw ShellError(command: arguments.joined(separator: " "), status: -1, stderr: "timed out after \(Int(timeout)) s (killed)")
+        }
         let code: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         return Result(status: code, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
     }
 
     /// Runs and requires exit status 0.
     @discardableResult
-    public static func check(_ arguments: [String], input: String? = nil) throws -> String {
-        let result = try run(arguments, input: input)
+    public static func check(_ arguments: [String], input: String? = nil, timeout: Double = defaultTimeout) throws -> String {
+        let result = try run(arguments, input: input, timeout: timeout)
         guard result.status == 0 else {
             throw ShellError(command: arguments.joined(separator: " "), status: result.status, stderr: result.stderr)
         }

@@ -15,7 +15,7 @@ final class Dnsmasq {
     /// start on a loaded machine gets a new port and another try, three in all.
     init(address: String = "127.0.0.1", netns: String? = nil) throws {
         self.address = address
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dnsdt-dnsmasq-\(UUID().uuidString)").path
+        let dir = TestRun.temporaryPath("dnsmasq")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         logFile = dir + "/queries.log"
         hostsFile = dir + "/hosts"

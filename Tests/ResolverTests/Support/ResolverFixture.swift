@@ -4,6 +4,7 @@ import Logging
 import Netns
 import Resolver
 import Synchronization
+import TestSupport
 
 /// A responder serving real namespaces, with a real dnsmasq upstream, and the standard records:
 ///
@@ -61,7 +62,7 @@ final class ResolverFixture: @unchecked Sendable {
 
     /// A new namespace served by the responder, attached to `networks`; returns its name.
     func sandbox(on networks: [HostLabel], mode: DNSServer.Mode = .direct) throws -> (name: String, id: SandboxID, client: SandboxClient) {
-        let name = "dnsdt-\(getpid())-\(Self.counter.add(1, ordering: .relaxed).newValue)"
+        let name = "\(TestRun.namePrefix)\(Self.counter.add(1, ordering: .relaxed).newValue)"
         let handle = try namespaces.create(name, on: thread)
         sandboxes.append(name)
         let id = SandboxID(nextSandbox)
