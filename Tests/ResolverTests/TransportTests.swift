@@ -34,12 +34,20 @@ struct TransportTests {
     func truncationAndTCP() throws {
         try withFixture { fx in
             let s = try fx.sandbox(on: [ResolverFixture.vnet])
-            // 100 addresses: 1600+ bytes. Classic 512 and EDNS 1232 both truncate.
-            for size in [nil, UInt16(1232), UInt16(700)] as [UInt16?] {
-                let reply = try LDNSReply(#require(try s.client.udp(LDNSQuery.make("many.vnet", udpSize: size))))
+            // 100 addresses: 1600+ bytes. Classic 512 and EDNS 1232 both truncate, and so does a
+            // client advertising more than 1232: dnsd never sends a UDP answer over 1232 bytes
+            // (fragmentation), and says so in its OPT.
+            for size in [nil, UInt16(1232), UInt16(700), UInt16(4096), UInt16(65535)] as [UInt16?] {
+                let bytes = try #require(try s.client.udp(LDNSQuery.make("many.vnet", udpSize: size)))
+                let reply = try LDNSReply(bytes)
                 #expect(reply.truncated, "size \(String(describing: size))")
                 #expect(reply.answers.isEmpty)
+                #expect(bytes.count <= 1232)
+                if size != nil { #expect(reply.ednsUDPSize == 1232) }
             }
+            // A 1232-byte-or-smaller answer to a client advertising 4096 is sent whole.
+            let fits = try LDNSReply(#require(try s.client.udp(LDNSQuery.make("web.vnet", udpSize: 4096))))
+            #expect(!fits.truncated && fits.addresses.count == 2)
             let tcp = try s.client.tcp([LDNSQuery.make("many.vnet")])
             let full = try LDNSReply(#require(tcp.first))
             #expect(!full.truncated)

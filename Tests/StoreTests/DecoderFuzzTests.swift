@@ -27,6 +27,32 @@ struct DecoderFuzzTests {
         String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
     ]
 
+    // The test's own idea of valid, written from the RFCs and not from dnsd's validators (a
+    // check through the product's own code could never disagree with it).
+
+    /// RFC 1123 host label: letters, digits, hyphen, 1-63, no hyphen at either end.
+    static func isLabel(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...63).contains(bytes.count), bytes.first != 0x2D, bytes.last != 0x2D else { return false }
+        return bytes.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2D }
+    }
+
+    /// A dotted-quad IPv4 address, as inet_pton reads it.
+    static func isIPv4(_ text: String) -> Bool {
+        var address = in_addr()
+        return inet_pton(AF_INET, text, &address) == 1
+    }
+
+    /// A CIDR whose host bits are zero.
+    static func isSubnet(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let length = UInt32(parts[1]), length <= 32, parts[1].allSatisfy(\.isNumber) else { return false }
+        var address = in_addr()
+        guard inet_pton(AF_INET, String(parts[0]), &address) == 1 else { return false }
+        let value = UInt32(bigEndian: address.s_addr)
+        return length == 32 || value & (UInt32.max >> length) == 0
+    }
+
     static func mutate(_ seed: [UInt8], _ rng: inout SplitMix) -> [UInt8] {
         var p = seed
         for _ in 0..<Int.random(in: 1...3, using: &rng) {
@@ -72,14 +98,16 @@ struct DecoderFuzzTests {
                 let value = Self.mutate(Self.endpoint, &rng)
                 if let decoded = ClusterRegistry.decodeEndpoint(KeyValue(key: Keys.endpoints + "vnet/h1-c01", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
                     accepted += 1
-                    // Only what a validated record can be: labels, an address, a VTEP.
-                    #expect(decoded.record != nil && IPv4Address(decoded.vtep) != nil && decoded.network == "vnet" && decoded.id == "h1-c01")
+                    // Only what dnsd could have written: labels, an address, a VTEP, the key's ids.
+                    #expect(Self.isLabel(decoded.name) && decoded.aliases.allSatisfy(Self.isLabel) && Self.isIPv4(decoded.ipv4)
+                            && Self.isIPv4(decoded.vtep) && decoded.network == "vnet" && decoded.id == "h1-c01", "\(decoded)")
                 } else { rejected += 1 }
             } else {
                 let value = Self.mutate(Self.network, &rng)
                 if let decoded = ClusterRegistry.decodeNetwork(KeyValue(key: Keys.networks + "vnet", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
                     accepted += 1
-                    #expect(decoded.name == "vnet" && (try? decoded.parsedSubnet) != nil)
+                    #expect(decoded.name == "vnet" && Self.isSubnet(decoded.subnet) && (decoded.gateway.isEmpty || Self.isIPv4(decoded.gateway))
+                            && (decoded.driver == .bridge || (1..<(1 << 24)).contains(decoded.vni)), "\(decoded)")
                 } else { rejected += 1 }
             }
         }
@@ -99,12 +127,19 @@ struct DecoderFuzzTests {
             if i.isMultiple(of: 2) {
                 let message = Self.mutate(watch, &rng)
                 guard let object = try? JSONSerialization.jsonObject(with: Data(message)) as? [String: Any] else { continue }
-                events += EtcdStore.decodeEvents(object).events.count
+                let decoded = EtcdStore.decodeEvents(object).events
+                // Never more events than the message had, each with a key.
+                #expect(decoded.count <= 2 && decoded.allSatisfy { !$0.entry.key.isEmpty })
+                events += decoded.count
             } else {
-                entries += (try? ConsulStore.entries(Data(Self.mutate(consul, &rng)), operation: "fuzz"))?.count ?? 0
+                let decoded = (try? ConsulStore.entries(Data(Self.mutate(consul, &rng)), operation: "fuzz")) ?? []
+                #expect(decoded.count <= 2 && decoded.allSatisfy { !$0.key.isEmpty })
+                entries += decoded.count
             }
         }
         print("FIGURE store wire fuzz: \(iterations) mutated etcd/Consul messages, \(events) events and \(entries) entries still read, no crash")
+        // Mutation leaves many messages readable: the decoders were exercised, not just refused.
+        #expect(events > iterations / 20 && entries > iterations / 20, "\(events) events, \(entries) entries")
         // One bad event among good ones does not cost the good ones.
         let mixed = try JSONSerialization.jsonObject(with: Data("{\"result\":{\"events\":[{\"kv\":{\"value\":\"AA==\"}},{\"kv\":\(kv)}]}}".utf8)) as! [String: Any]
         #expect(EtcdStore.decodeEvents(mixed).events.count == 1)
