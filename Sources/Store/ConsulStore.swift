@@ -118,8 +118,18 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
         return Self.truth(try call("PUT", "/v1/kv/\(key)", query: query, body: Data(value)).body)
     }
 
+    /// Consul's bounds on a session TTL: a shorter lease is granted as 10 s. Consul itself may
+    /// take up to twice the TTL to invalidate a lapsed session, so on Consul a dead host's names
+    /// vanish 10-20 s after its last keep-alive, whatever `--lease-ttl` says below 10.
+    public static let sessionTTLRange = 10...86400
+
+    /// A session (Consul's lease): `Behavior: delete`, so its keys go with it (Consul's default
+    /// only releases them), and `LockDelay: 0s`, so a name or address a dead host held can be
+    /// taken again at once (Consul's default waits 15 s).
     public func grantLease(ttl seconds: Int) throws -> LeaseID {
-        let body = try JSONSerialization.data(withJSONObject: ["TTL": "\(seconds)s", "Behavior": "delete", "LockDelay": "0s"])
+        let ttl = min(max(seconds, Self.sessionTTLRange.lowerBound), Self.sessionTTLRange.upperBound)
+        if ttl != seconds { logger.info("Consul session TTL \(seconds) s is outside Consul's bounds; using \(ttl) s") }
+        let body = try JSONSerialization.data(withJSONObject: ["TTL": "\(ttl)s", "Behavior": "delete", "LockDelay": "0s"])
         let reply = try call("PUT", "/v1/session/create", body: body)
         guard let object = try? JSONSerialization.jsonObject(with: reply.body) as? [String: Any], let id = object["ID"] as? String else {
             throw StoreError.malformed(operation: "session create", detail: "no ID")
@@ -186,8 +196,10 @@ final class ConsulWatch: @unchecked Sendable {
                 continue
             }
             // Consul resets the index if it goes backwards (e.g. a restored server): start over.
+            // The listing is compared with what is known whatever its index says: after a reset
+            // the index can climb back to the very number this watch last saw, and skipping an
+            // "unchanged" index would then miss every change made since.
             if listing.index < index { index = 0 }
-            if listing.index == index { continue }
             var batch: [WatchEvent] = []
             let current = Dictionary(uniqueKeysWithValues: listing.entries.map { ($0.key, $0) })
             for entry in listing.entries.sorted(by: { $0.modRevision < $1.modRevision })

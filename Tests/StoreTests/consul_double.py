@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
 """A test double of Consul's HTTP API, the subset dnsd uses, written from Consul's public API
-reference (no Consul binary can be installed here). KV: GET (recurse, blocking index/wait),
-PUT (cas, acquire), DELETE (cas), PUT /v1/txn (check-not-exists, check-index, lock, set, delete); sessions: create (TTL, Behavior=delete), renew, destroy, TTL expiry.
-X-Consul-Index on every KV answer. Usage: consul_double.py PORT [ADDRESS]"""
-import base64, json, sys, threading, time, uuid
+reference (no Consul binary can be installed here), and as strict as that reference:
+- KV: GET (recurse, blocking index/wait with Go durations such as "5m"), PUT (cas, acquire),
+  DELETE (cas), PUT /v1/txn (check-not-exists, check-index, lock, set, delete), at most 64
+  operations per transaction (413 past that, as older Consul versions; newer allow 128).
+- Sessions: create with TTL between 10s and 86400s (400 otherwise), Behavior "release" by
+  default ("delete" on request), LockDelay 15s by default (a key held by an invalidated session
+  cannot be acquired again until it passes); renew, destroy; a session whose TTL lapsed is
+  invalidated only at twice its TTL, the latest Consul allows itself.
+- X-Consul-Index on every KV answer; PUT /v1/test/reset-index?to=N moves it backwards, as a
+  restored server does (a test control, not Consul's API).
+Usage: consul_double.py PORT [ADDRESS]"""
+import base64, json, re, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs, unquote
 
 lock = threading.Condition()
 kv = {}          # key -> dict(Value=bytes, CreateIndex, ModifyIndex, Session)
-sessions = {}    # id -> dict(ttl, deadline)
+sessions = {}    # id -> dict(ttl, deadline, behavior, lock_delay)
+lock_delays = {} # key -> time before which no session may acquire it
 index = [1]
+MAX_TXN_OPS = 64
 
 def bump():
     index[0] += 1
@@ -18,11 +28,25 @@ def bump():
     return index[0]
 
 def invalidate(sid):
-    if sessions.pop(sid, None) is None:
+    session = sessions.pop(sid, None)
+    if session is None:
         return
     for key in [k for k, v in kv.items() if v.get("Session") == sid]:
-        del kv[key]          # Behavior=delete
+        if session["lock_delay"] > 0:
+            lock_delays[key] = time.time() + session["lock_delay"]
+        if session["behavior"] == "delete":
+            del kv[key]
+        else:                # "release": the key stays, without its session
+            kv[key]["Session"] = None
+            kv[key]["ModifyIndex"] = bump()
     bump()
+
+def may_acquire(key, sid, current):
+    """A lock by session `sid` on `key`: the session must exist, nobody else hold the key, and
+    no lock delay be running on it."""
+    if sid not in sessions or (current and current.get("Session") not in (None, sid)):
+        return False
+    return time.time() >= lock_delays.get(key, 0)
 
 def expire_sessions():
     while True:
@@ -32,8 +56,15 @@ def expire_sessions():
             for sid in [s for s, v in sessions.items() if v["deadline"] < now]:
                 invalidate(sid)
 
-def parse_ttl(text):
-    return float(text[:-1]) if text.endswith("s") else float(text)
+def parse_duration(text):
+    """A Go duration ("10s", "5m", "1h30m", "250ms"); a bare number is seconds. None if unreadable."""
+    if re.fullmatch(r"\d+(\.\d+)?", text or ""):
+        return float(text)
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text or "")
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * units[u] for n, u in parts)
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -63,7 +94,10 @@ class Handler(BaseHTTPRequestHandler):
         key = unquote(path[len("/v1/kv/"):])
         with lock:
             if "index" in q:
-                deadline = time.time() + parse_ttl(q.get("wait", "5s"))
+                wait = parse_duration(q.get("wait", "5m"))
+                if wait is None:
+                    return self.reply(400, b"Invalid wait time")
+                deadline = time.time() + min(wait, 600)
                 while index[0] <= int(q["index"]) and time.time() < deadline:
                     lock.wait(deadline - time.time())
             if "recurse" in q:
@@ -88,26 +122,39 @@ class Handler(BaseHTTPRequestHandler):
                     if (cas == 0 and current is not None) or (cas != 0 and (current is None or current["ModifyIndex"] != cas)):
                         return self.reply(200, b"false")
                 session = q.get("acquire")
-                if session is not None:
-                    if session not in sessions or (current and current.get("Session") not in (None, session)):
-                        return self.reply(200, b"false")
+                if session is not None and not may_acquire(key, session, current):
+                    return self.reply(200, b"false")
                 new = bump()
                 kv[key] = {"Value": data, "CreateIndex": current["CreateIndex"] if current else new, "ModifyIndex": new,
                            "Session": session if session is not None else (current or {}).get("Session")}
                 return self.reply(200, b"true")
             if path == "/v1/txn":
                 return self.txn(json.loads(data or b"[]"))
+            if path == "/v1/test/reset-index":
+                index[0] = int(q.get("to", "1"))
+                return self.reply(200, b"true")
             if path == "/v1/session/create":
                 spec = json.loads(data or b"{}")
+                ttl = parse_duration(spec.get("TTL", "")) if "TTL" in spec else 0
+                if ttl is None or (ttl != 0 and not 10 <= ttl <= 86400):
+                    return self.reply(400, ("Invalid Session TTL '%s', must be between [10s=24h0m0s]" % spec.get("TTL")).encode())
+                behavior = spec.get("Behavior", "release")
+                if behavior not in ("release", "delete"):
+                    return self.reply(400, b"Invalid Behavior setting")
+                lock_delay = parse_duration(spec.get("LockDelay", "15s"))
+                if lock_delay is None:
+                    return self.reply(400, b"Invalid LockDelay")
                 sid = str(uuid.uuid4())
-                ttl = parse_ttl(spec.get("TTL", "10s"))
-                sessions[sid] = {"ttl": ttl, "deadline": time.time() + ttl}
+                # Consul invalidates a lapsed session only at twice its TTL: the strictest model.
+                sessions[sid] = {"ttl": ttl, "deadline": time.time() + 2 * ttl if ttl else float("inf"),
+                                 "behavior": behavior, "lock_delay": lock_delay}
                 return self.reply(200, {"ID": sid})
             if path.startswith("/v1/session/renew/"):
                 sid = path.rsplit("/", 1)[1]
                 if sid not in sessions:
                     return self.reply(404, b"")
-                sessions[sid]["deadline"] = time.time() + sessions[sid]["ttl"]
+                if sessions[sid]["ttl"]:
+                    sessions[sid]["deadline"] = time.time() + 2 * sessions[sid]["ttl"]
                 return self.reply(200, [{"ID": sid}])
             if path.startswith("/v1/session/destroy/"):
                 invalidate(path.rsplit("/", 1)[1])
@@ -117,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
     def txn(self, operations):
         """Called with the lock held: every check first, then the writes; 409 and nothing written
         when a check (or a lock by another session) fails."""
+        if len(operations) > MAX_TXN_OPS:
+            return self.reply(413, ("Transaction contains too many operations (%d > %d)" % (len(operations), MAX_TXN_OPS)).encode())
         errors = []
         for i, op in enumerate(o["KV"] for o in operations):
             current = kv.get(op["Key"])
@@ -124,8 +173,7 @@ class Handler(BaseHTTPRequestHandler):
                 errors.append({"OpIndex": i, "What": "key exists"})
             elif op["Verb"] == "check-index" and (current is None or current["ModifyIndex"] != op["Index"]):
                 errors.append({"OpIndex": i, "What": "index mismatch"})
-            elif op["Verb"] == "lock" and (op.get("Session") not in sessions or
-                                           (current and current.get("Session") not in (None, op.get("Session")))):
+            elif op["Verb"] == "lock" and not may_acquire(op["Key"], op.get("Session"), current):
                 errors.append({"OpIndex": i, "What": "lock failed"})
             elif op["Verb"] not in ("check-not-exists", "check-index", "lock", "set", "delete"):
                 return self.reply(400, b"unsupported verb")
