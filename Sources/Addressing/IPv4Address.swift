@@ -12,7 +12,9 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
         value = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
     }
 
-    /// Parses dotted-quad text (exactly four decimal parts, no leading garbage); nil otherwise.
+    /// Parses dotted-quad text (exactly four decimal parts, no leading garbage, no leading
+    /// zeros: `010.1.1.1` is 10.1.1.1 to some parsers and 8.1.1.1 to others, so it is refused,
+    /// as inet_pton refuses it); nil otherwise.
     public init?(_ text: some StringProtocol) {
         var result: UInt32 = 0
         var parts = 0
@@ -21,6 +23,7 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if digits == 1 && current == 0 { return nil }
                 current = current * 10 + UInt32(byte - UInt8(ascii: "0"))
                 digits += 1
                 if digits > 3 || current > 255 { return nil }

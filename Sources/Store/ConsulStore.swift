@@ -37,7 +37,7 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
             throw StoreError.malformed(operation: operation, detail: "not a JSON list")
         }
         return list.compactMap { element in
-            guard let item = element as? [String: Any], let key = item["Key"] as? String else { return nil }
+            guard let item = element as? [String: Any], let key = item["Key"] as? String, !key.isEmpty else { return nil }
             let value = (item["Value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data()
             let session = item["Session"] as? String
             return KeyValue(key: key, value: Array(value),

@@ -56,7 +56,7 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
     }
 
     private static func keyValue(_ object: Any?, operation: String) throws -> KeyValue {
-        guard let kv = object as? [String: Any], let key64 = kv["key"] as? String, let key = Data(base64Encoded: key64) else {
+        guard let kv = object as? [String: Any], let key64 = kv["key"] as? String, let key = Data(base64Encoded: key64), !key.isEmpty else {
             throw StoreError.malformed(operation: operation, detail: "entry without a key")
         }
         let value = (kv["value"] as? String).flatMap { Data(base64Encoded: $0) } ?? Data()
