@@ -44,12 +44,16 @@ test: deps clean-test-leftovers
 	ROUNDS=3 bench/noisy.sh .build/debug/dnsd
 	@$(MAKE) --no-print-directory clean-test-leftovers
 
-## A long fuzz run of the DNS query path (5M mutated packets; DNSD_FUZZ_ITERATIONS to change).
-## (Optimised, with @testable imports enabled, in its own build folder.)
+## A long fuzz run of the DNS query path and the store decoders (5M mutated packets;
+## DNSD_FUZZ_ITERATIONS to change), optimised, with @testable imports enabled, in its own build
+## folder; then the same corpus once under AddressSanitizer (200k inputs, its own build folder).
 fuzz: deps
 	swift build -c release --build-tests -Xswiftc -enable-testing --scratch-path .build-fuzz
 	DNSD_FUZZ_ITERATIONS=$${DNSD_FUZZ_ITERATIONS:-5000000} swift test -c release -Xswiftc -enable-testing \
 	  --scratch-path .build-fuzz --skip-build --filter FuzzTests
+	swift build --build-tests --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp DNSD_FUZZ_ITERATIONS=$${DNSD_ASAN_FUZZ_ITERATIONS:-200000} \
+	  DNSD_STORE_FUZZ_ITERATIONS=40000 swift test --sanitize=address --scratch-path .build-asan --skip-build --filter FuzzTests
 
 ## The user's story, end to end, on this machine; removes everything it made.
 demo: release
