@@ -8,7 +8,8 @@ import Foundation
 /// The record lives in `/tmp/dnsdt-runs/TOKEN/`: `owner` (the test process's pid and start
 /// time), `pids` (every long-running child, with its start time, so a reused pid is never
 /// killed), `links` (links made in the machine's own namespace). `scripts/sweep-test-runs.sh`
-/// (run by `make test` before and after) reads them.
+/// reads them: run by `make test` before and after, and by a watcher each test process starts,
+/// as soon as that process is gone.
 public enum TestRun {
     /// Six random lower-case letters and digits.
     public static let token: String = {
@@ -31,7 +32,33 @@ public enum TestRun {
     private static let started: Void = {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         append("owner", "\(getpid()) \(startTime(getpid()) ?? 0)")
+        startWatcher()
     }()
+
+    /// A watcher in a session of its own that outlives this process and, once it is gone
+    /// (finished, crashed or killed), runs the sweep: a run that dies takes its children,
+    /// namespaces and files with it at once, not at the next `make test`.
+    private static func startWatcher() {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/sweep-test-runs.sh").path
+        guard FileManager.default.isExecutableFile(atPath: script) else { return }
+        let watch = "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; exec \(script) >/dev/null 2>&1"
+        var attributes = ChildProcess.cleanAttributes()
+        defer { posix_spawnattr_destroy(&attributes) }
+        var flags: Int16 = 0
+        posix_spawnattr_getflags(&attributes, &flags)
+        // POSIX_SPAWN_SETSID (0x80, glibc, needs _GNU_SOURCE): not in a session a signal to ours reaches.
+        posix_spawnattr_setflags(&attributes, flags | 0x80)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0) }
+        let words: [String] = ["/bin/sh", "-c", watch]
+        var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        _ = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, environ)
+    }
 
     /// Records a long-running child (killed by the sweep if the run dies first).
     public static func record(pid: pid_t) {
