@@ -11,7 +11,7 @@ struct DNSD: ParsableCommand {
             answers their names at 127.0.0.11 inside each one.
             """,
         subcommands: [DaemonCommand.self, NetworkCommand.self, RunCommand.self, StopCommand.self, RemoveCommand.self,
-                      PsCommand.self, ExecCommand.self, AttachCommand.self, ServeDNS.self]
+                      PsCommand.self, InspectCommand.self, EventsCommand.self, ExecCommand.self, AttachCommand.self, ServeDNS.self]
     )
 
     /// Like ArgumentParser's `main`, but a refusal is exactly one line on stderr (the contract in

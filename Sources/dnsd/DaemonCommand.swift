@@ -34,7 +34,7 @@ struct DaemonCommand: ParsableCommand {
     var stateDir: String = "/var/lib/dnsd"
 
     @Option(help: "Control socket path (env DNSD_SOCK).")
-    var sock: String = ProcessInfo.processInfo.environment["DNSD_SOCK"] ?? ControlSocket.defaultPath
+    var sock: String = ProcessInfo.processInfo.environment["DNSD_SOCK"] ?? APIClient.defaultPath
 
     @Option(help: "dns: the embedded responder answers at 127.0.0.11 and hosts files are kept too; hosts: hosts files only.")
     var dnsMode: String = "dns"
@@ -99,8 +99,12 @@ struct DaemonCommand: ParsableCommand {
         } catch {
             throw CLIError("cannot start: \(error)")
         }
-        let control = try ControlServer(path: sock, logger: logger)
-        control.serve { request in daemon.handle(request) }
+        let control = APIServer(path: sock, logger: logger)
+        do {
+            try control.start(perform: { command in try daemon.perform(command) }, events: daemon.events)
+        } catch {
+            throw CLIError("cannot listen on \(sock): \(error)")
+        }
         logger.info("dnsd daemon ready", metadata: ["host": "\(hostId)", "store": "\(store)", "socket": "\(sock)", "mode": "\(dnsMode)"])
         stop.wait()
         // A command under way finishes (or rolls back) before the daemon goes: no new clients,

@@ -51,6 +51,12 @@ int dnsd_link_set_up(const char *ifname);
 
 // ---- unix sockets: the uid of the connected peer (SO_PEERCRED), or -1
 long dnsd_peer_uid(int fd);
+/// struct ucred's layout (which needs _GNU_SOURCE), for reading SO_PEERCRED through SwiftNIO.
+typedef struct dnsd_ucred {
+    int32_t pid;
+    uint32_t uid;
+    uint32_t gid;
+} dnsd_ucred;
 
 #ifdef __cplusplus
 }

@@ -1,19 +1,41 @@
 import Addressing
 import ArgumentParser
+import ClusterState
 import Foundation
 import Netns
 
-/// `--sock` for the client commands.
+/// `--sock` for the client commands, and the calls they make to the daemon's HTTP API.
 struct SocketOption: ParsableArguments {
     @Option(help: "The daemon's control socket (env DNSD_SOCK).")
-    var sock: String = ProcessInfo.processInfo.environment["DNSD_SOCK"] ?? ControlSocket.defaultPath
+    var sock: String = ProcessInfo.processInfo.environment["DNSD_SOCK"] ?? APIClient.defaultPath
 
-    /// Sends `request`; prints the output, or throws the daemon's refusal as one line.
-    func call(_ request: ControlRequest) throws {
-        let reply = try ControlSocket.send(request, to: sock)
-        guard reply.ok else { throw CLIError(reply.error ?? "refused") }
-        if let output = reply.output, !output.isEmpty { print(output) }
+    /// One API call; the decoded answer, or the daemon's refusal thrown as its one line.
+    func call<Reply: Decodable>(_ method: String, _ path: String, _ body: (some Encodable)? = Optional<Empty>.none,
+                                as type: Reply.Type) throws -> Reply {
+        let payload = try body.map { try JSONEncoder().encode($0) }
+        let response = try APIClient.request(method, path, body: payload, socket: sock)
+        guard (200..<300).contains(response.status) else {
+            throw CLIError(APIClient.errorMessage(response.body) ?? "the daemon answered \(response.status)")
+        }
+        do { return try JSONDecoder().decode(type, from: response.body) } catch {
+            throw CLIError("the daemon's answer was not understood: \(error)")
+        }
     }
+
+    struct Empty: Codable {}
+}
+
+/// The text the CLI prints for a sandbox: its name, then `network:interface=address` each.
+func describe(_ sandbox: SandboxInfo) -> String {
+    let networks = sandbox.attachments.map { "\($0.network):\($0.interface)=\($0.address)" }
+    return sandbox.name.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + networks.joined(separator: " ")
+}
+
+/// JSON for people: indented, keys sorted.
+func prettyJSON(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
 struct NetworkCommand: ParsableCommand {
@@ -31,28 +53,35 @@ struct NetworkCommand: ParsableCommand {
         @Argument(help: "Network name.") var name: String
         @OptionGroup var socket: SocketOption
         func run() throws {
-            try socket.call(ControlRequest(command: "network-create", network: name, driver: driver, subnet: subnet, gateway: gateway))
+            let record = try socket.call("POST", "/v1/networks", NetworkCreation(name: name, driver: driver, subnet: subnet, gateway: gateway),
+                                         as: NetworkRecord.self)
+            print("\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.driver == .overlay ? " vni \(record.vni)" : ""))
         }
     }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the cluster's networks.")
         @OptionGroup var socket: SocketOption
-        func run() throws { try socket.call(ControlRequest(command: "network-ls")) }
+        func run() throws {
+            let rows = try socket.call("GET", "/v1/networks", as: [NetworkRecord].self).map {
+                "\($0.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \($0.driver.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \($0.subnet)"
+            }
+            print((["NAME             DRIVER   SUBNET"] + rows).joined(separator: "\n"))
+        }
     }
 
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a network and its endpoints as JSON.")
         @Argument var name: String
         @OptionGroup var socket: SocketOption
-        func run() throws { try socket.call(ControlRequest(command: "network-inspect", network: name)) }
+        func run() throws { print(try prettyJSON(try socket.call("GET", "/v1/networks/\(name)", as: NetworkDetail.self))) }
     }
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a network without endpoints.")
         @Argument var name: String
         @OptionGroup var socket: SocketOption
-        func run() throws { try socket.call(ControlRequest(command: "network-rm", network: name)) }
+        func run() throws { print(try socket.call("DELETE", "/v1/networks/\(name)", as: Removed.self).name) }
     }
 
     struct Connect: ParsableCommand {
@@ -64,7 +93,10 @@ struct NetworkCommand: ParsableCommand {
         @Argument(help: "Network name.") var network: String
         @Argument(help: "Sandbox name.") var name: String
         @OptionGroup var socket: SocketOption
-        func run() throws { try socket.call(ControlRequest(command: "connect", name: name, network: network, aliases: aliases, ip: ip)) }
+        func run() throws {
+            print(describe(try socket.call("POST", "/v1/sandboxes/\(name)/networks", NetworkConnection(network: network, aliases: aliases, ip: ip),
+                                           as: SandboxInfo.self)))
+        }
     }
 
     struct Disconnect: ParsableCommand {
@@ -72,7 +104,7 @@ struct NetworkCommand: ParsableCommand {
         @Argument var network: String
         @Argument var name: String
         @OptionGroup var socket: SocketOption
-        func run() throws { try socket.call(ControlRequest(command: "disconnect", name: name, network: network)) }
+        func run() throws { print(describe(try socket.call("DELETE", "/v1/sandboxes/\(name)/networks/\(network)", as: SandboxInfo.self))) }
     }
 }
 
@@ -93,7 +125,8 @@ struct RunCommand: ParsableCommand {
     @Option var ip: String?
     @OptionGroup var socket: SocketOption
     func run() throws {
-        try socket.call(ControlRequest(command: "run", name: name, network: net, hostname: hostname, aliases: aliases, ip: ip))
+        print(describe(try socket.call("POST", "/v1/sandboxes", SandboxCreation(name: name, hostname: hostname, network: net, aliases: aliases, ip: ip),
+                                       as: SandboxInfo.self)))
     }
 }
 
@@ -114,7 +147,9 @@ struct AttachCommand: ParsableCommand {
     @Option(help: "The hosts file the container sees (default /etc/netns/NAME/hosts).") var hostsFile: String?
     @OptionGroup var socket: SocketOption
     func run() throws {
-        try socket.call(ControlRequest(command: "attach", name: name, network: net, aliases: aliases, netnsPath: netns, hostsFile: hostsFile))
+        print(describe(try socket.call("POST", "/v1/sandboxes/attach",
+                                       SandboxAdoption(name: name, netns: netns, network: net, hostsFile: hostsFile, aliases: aliases),
+                                       as: SandboxInfo.self)))
     }
 }
 
@@ -123,20 +158,23 @@ struct StopCommand: ParsableCommand {
         commandName: "stop", abstract: "Stop a sandbox: its names vanish everywhere, its namespace is removed.")
     @Argument var name: String
     @OptionGroup var socket: SocketOption
-    func run() throws { try socket.call(ControlRequest(command: "stop", name: name)) }
+    func run() throws { print(try socket.call("POST", "/v1/sandboxes/\(name)/stop", as: Removed.self).name) }
 }
 
 struct RemoveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a sandbox (stopping it if it runs).")
     @Argument var name: String
     @OptionGroup var socket: SocketOption
-    func run() throws { try socket.call(ControlRequest(command: "rm", name: name)) }
+    func run() throws { print(try socket.call("DELETE", "/v1/sandboxes/\(name)", as: Removed.self).name) }
 }
 
 struct PsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List this host's sandboxes.")
     @OptionGroup var socket: SocketOption
-    func run() throws { try socket.call(ControlRequest(command: "ps")) }
+    func run() throws {
+        let rows = try socket.call("GET", "/v1/sandboxes", as: [SandboxInfo].self).map(describe)
+        print((["NAME             NETWORKS"] + rows).joined(separator: "\n"))
+    }
 }
 
 struct ExecCommand: ParsableCommand {
@@ -156,3 +194,28 @@ struct ExecCommand: ParsableCommand {
         throw CLIError("cannot run ip: \(String(cString: strerror(errno)))")
     }
 }
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Show one sandbox: interfaces, addresses, networks, files, and what its resolver answers.")
+    @Argument var name: String
+    @OptionGroup var socket: SocketOption
+    func run() throws {
+        struct Inspection: Encodable { var sandbox: SandboxInfo; var dns: DNSView }
+        let sandbox = try socket.call("GET", "/v1/sandboxes/\(name)", as: SandboxInfo.self)
+        let dns = try socket.call("GET", "/v1/sandboxes/\(name)/dns", as: DNSView.self)
+        print(try prettyJSON(Inspection(sandbox: sandbox, dns: dns)))
+    }
+}
+
+struct EventsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Follow the changes the daemon applies (one JSON line each) until interrupted.")
+    @OptionGroup var socket: SocketOption
+    func run() throws {
+        try APIClient.stream("/v1/events", socket: socket.sock) { line in
+            FileHandle.standardOutput.write(line + Data("\n".utf8))
+        }
+    }
+}
+

@@ -4,35 +4,86 @@ import Foundation
 import HostsWriter
 import OverlayNet
 import Resolver
+import Store
 
 /// The control API's commands. Each validates first, writes the store first, and undoes its
 /// own half-done steps when a later one fails, so a refusal changes nothing.
 extension Daemon {
-    func handle(_ request: ControlRequest) -> ControlReply {
+    /// Carries out `command` under the command lock. Refusals are thrown as `APIError`s: the
+    /// HTTP status and the one line the CLI prints.
+    func perform(_ command: Command) throws -> CommandResult {
         do {
-            let output: String = try lock.withLock {
-                if stopping { throw CLIError("the daemon is stopping") }
-                if !connected, request.command != "ps" {
-                    throw CLIError("store unavailable: this daemon started without it and is still trying to reach it")
+            return try lock.withLock {
+                if stopping { throw APIError.unavailable("the daemon is stopping") }
+                if !connected, command.changes {
+                    throw APIError.unavailable("store unavailable: this daemon started without it and is still trying to reach it")
                 }
-                switch request.command {
-                case "network-create": return try networkCreate(request)
-                case "network-ls": return try networkList()
-                case "network-inspect": return try networkInspect(request)
-                case "network-rm": return try networkRemove(request)
-                case "run": return try run(request)
-                case "connect": return try connect(request)
-                case "disconnect": return try disconnect(request)
-                case "stop", "rm": return try stop(request)
-                case "ps": return listSandboxes()
-                case "attach": return try adopt(request)
-                default: throw CLIError("unknown command '\(request.command)'")
+                switch command {
+                case .createNetwork(let spec): return .network(try networkCreate(spec))
+                case .listNetworks: return .networks(try registry.networks().sorted { $0.name < $1.name })
+                case .inspectNetwork(let name): return .networkDetail(try networkInspect(name))
+                case .removeNetwork(let name): return .removed(Removed(name: try networkRemove(name)))
+                case .run(let spec): return .sandbox(info(try run(spec)))
+                case .attach(let spec): return .sandbox(info(try adopt(spec)))
+                case .connect(let name, let spec): return .sandbox(info(try connect(name, spec)))
+                case .disconnect(let name, let network): return .sandbox(info(try disconnect(name, from: network)))
+                case .stop(let name): return .removed(Removed(name: try stop(name, missingIsFine: false)))
+                case .remove(let name): return .removed(Removed(name: try stop(name, missingIsFine: true)))
+                case .listSandboxes: return .sandboxes(sandboxes.values.sorted { $0.name < $1.name }.map(info))
+                case .inspectSandbox(let name): return .sandbox(info(try local(name)))
+                case .dnsView(let name): return .dnsView(dnsView(try local(name)))
                 }
             }
-            return ControlReply(ok: true, output: output)
         } catch {
-            return ControlReply(ok: false, error: "\(error)")
+            throw Self.apiError(error)
         }
+    }
+
+    /// The HTTP status of a refusal.
+    static func apiError(_ error: Error) -> APIError {
+        switch error {
+        case let error as APIError: return error
+        case let error as ClusterError:
+            switch error {
+            case .noSuchNetwork: return .notFound(error.description)
+            case .networkExists, .networkInUse, .addressesInUse, .nameTaken, .addressTaken, .networkChanged:
+                return .conflict(error.description)
+            default: return .badRequest(error.description)
+            }
+        case is StoreError, is ContendedKey: return .unavailable("\(error)")
+        case is HostLabel.Invalid, is IPv4Subnet.ParseError, is CLIError: return .badRequest("\(error)")
+        default: return APIError(status: 500, message: "\(error)")
+        }
+    }
+
+    private func local(_ text: String) throws -> LocalSandbox {
+        let name = try label(text, "name")
+        guard let local = sandboxes[name.text] else { throw APIError.notFound("no sandbox '\(name)' on this host") }
+        return local
+    }
+
+    /// What the API says of a local sandbox.
+    func info(_ local: LocalSandbox) -> SandboxInfo {
+        SandboxInfo(name: local.name.text, hostname: local.hostname.text, aliases: local.aliases.map(\.text),
+                    netns: local.sandbox.namespace.path, hostsFile: local.files.hosts, resolvConf: local.files.resolvConf,
+                    adopted: local.adopted, attachments: local.attachments.map { attachment in
+                        SandboxInfo.Attachment(network: attachment.network.name, driver: attachment.network.driver.rawValue,
+                                               interface: attachment.endpoint.interface, address: attachment.endpoint.address.description,
+                                               mac: attachment.endpoint.mac.description, named: attachment.published != nil)
+                    })
+    }
+
+    /// The names `local`'s resolver offers, network by network.
+    private func dnsView(_ local: LocalSandbox) -> DNSView {
+        let endpoints = reconciler.known().endpoints
+        let networks = local.namedNetworks.map { label -> DNSView.Network in
+            let record = reconciler.network(named: label.text)
+            let names = endpoints.filter { $0.network == label.text }.sorted { $0.name < $1.name }.map {
+                DNSView.Name(name: $0.name, aliases: $0.aliases, address: $0.ipv4, host: $0.host)
+            }
+            return DNSView.Network(name: label.text, subnet: record?.subnet ?? "", names: names)
+        }
+        return DNSView(sandbox: local.name.text, resolver: dns == nil ? "hosts file only (hosts mode)" : "127.0.0.11:53", networks: networks)
     }
 
     private func label(_ text: String?, _ what: String) throws -> HostLabel {
@@ -41,8 +92,8 @@ extension Daemon {
     }
 
     /// `--ip`, if given.
-    private func requestedAddress(_ request: ControlRequest) throws -> IPv4Address? {
-        try request.ip.map { text in
+    private func requestedAddress(_ ip: String?) throws -> IPv4Address? {
+        try ip.map { text in
             guard let address = IPv4Address(text) else { throw CLIError("invalid --ip '\(text)'") }
             return address
         }
@@ -50,11 +101,10 @@ extension Daemon {
 
     // MARK: networks
 
-    private func networkCreate(_ request: ControlRequest) throws -> String {
-        let name = try label(request.network, "network")
+    private func networkCreate(_ request: NetworkCreation) throws -> NetworkRecord {
+        let name = try label(request.name, "network")
         guard name.text != "bridge", name.text != "gwbridge" else { throw CLIError("network name '\(name)' is reserved") }
-        guard let subnetText = request.subnet else { throw CLIError("missing --subnet") }
-        let subnet = try IPv4Subnet(parsing: subnetText)
+        let subnet = try IPv4Subnet(parsing: request.subnet)
         var gateway: IPv4Address?
         if let text = request.gateway {
             guard let parsed = IPv4Address(text) else { throw CLIError("invalid --gateway '\(text)': expected an IPv4 address") }
@@ -66,27 +116,19 @@ extension Daemon {
         reserved += try bridges.hostRoutes().map { (subnet: $0, what: "a route of host \(configuration.hostID)") }
         let record = try registry.createNetwork(name: name, driver: driver, subnet: subnet, gateway: gateway,
                                                 host: configuration.hostID, reserved: reserved)
-        return "\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.driver == .overlay ? " vni \(record.vni)" : "")
+        return record
     }
 
-    private func networkList() throws -> String {
-        let rows = try registry.networks().map { "\($0.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \($0.driver.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \($0.subnet)" }
-        return (["NAME             DRIVER   SUBNET"] + rows).joined(separator: "\n")
-    }
-
-    private func networkInspect(_ request: ControlRequest) throws -> String {
-        let record = try registry.network(try label(request.network, "network"))
-        let endpoints = try registry.endpoints().endpoints.filter { $0.network == record.name }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        struct Inspect: Encodable { var network: NetworkRecord; var endpoints: [EndpointState] }
-        return String(decoding: try encoder.encode(Inspect(network: record, endpoints: endpoints)), as: UTF8.self)
+    private func networkInspect(_ name: String) throws -> NetworkDetail {
+        let record = try registry.network(try label(name, "network"))
+        let endpoints = try registry.endpoints().endpoints.filter { $0.network == record.name }.sorted { $0.id < $1.id }
+        return NetworkDetail(network: record, endpoints: endpoints)
     }
 
     /// Removes the network from the store (every host then removes its devices, from the
     /// watch); this host's go before the command returns.
-    private func networkRemove(_ request: ControlRequest) throws -> String {
-        let name = try label(request.network, "network")
+    private func networkRemove(_ text: String) throws -> String {
+        let name = try label(text, "network")
         let record = try registry.network(name)
         try registry.deleteNetwork(name)
         try removeDevices(of: record)
@@ -95,19 +137,19 @@ extension Daemon {
 
     // MARK: sandboxes
 
-    private func run(_ request: ControlRequest) throws -> String {
+    private func run(_ request: SandboxCreation) throws -> LocalSandbox {
         let name = try label(request.name, "name")
         let hostname = try request.hostname.map { try HostLabel($0, what: "hostname") } ?? name
         let aliases = try (request.aliases ?? []).map { try HostLabel($0, what: "alias") }
         let network = try request.network.map { try registry.network(try label($0, "network")) }
-        let requested = try requestedAddress(request)
+        let requested = try requestedAddress(request.ip)
         // The cluster first (names are unique there), then this host's namespaces.
         try registry.claimName(name, host: configuration.hostID, lease: lease)
         let undo = Rollback(logger: logger)
         undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
         guard sandboxes[name.text] == nil, !factory.namespaces.exists(name.text) else {
             undo.run()
-            throw CLIError("a network namespace named '\(name)' already exists on this host")
+            throw APIError.conflict("a network namespace named '\(name)' already exists on this host")
         }
         do {
             let sandbox = try factory.create(name.text)
@@ -124,7 +166,7 @@ extension Daemon {
             }
             try startDNS(local)
             remember(local)
-            return describe(local)
+            return local
         } catch {
             undo.run()
             throw error
@@ -134,12 +176,12 @@ extension Daemon {
     /// `dnsd attach`: a namespace made by a container runtime joins a network. dnsd adds the
     /// interface and the names, serves DNS at 127.0.0.11 if the address is free there, keeps
     /// the runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes the namespace.
-    private func adopt(_ request: ControlRequest) throws -> String {
+    private func adopt(_ request: SandboxAdoption) throws -> LocalSandbox {
         let name = try label(request.name, "name")
-        guard let path = request.netnsPath else { throw CLIError("missing --netns") }
-        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no network namespace at \(path)") }
+        let path = request.netns
+        guard FileManager.default.fileExists(atPath: path) else { throw APIError.notFound("no network namespace at \(path)") }
         let network = try registry.network(try label(request.network, "network"))
-        guard sandboxes[name.text] == nil else { throw CLIError("'\(name)' is already managed on this host") }
+        guard sandboxes[name.text] == nil else { throw APIError.conflict("'\(name)' is already managed on this host") }
         try registry.claimName(name, host: configuration.hostID, lease: lease)
         let undo = Rollback(logger: logger)
         undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
@@ -156,53 +198,54 @@ extension Daemon {
                 logger.warning("no DNS responder in \(path): \(error)")
             }
             remember(local)
-            return describe(local)
+            return local
         } catch {
             undo.run()
             throw error
         }
     }
 
-    private func connect(_ request: ControlRequest) throws -> String {
-        let name = try label(request.name, "name")
-        guard var local = sandboxes[name.text] else { throw CLIError("no sandbox '\(name)' on this host") }
+    private func connect(_ sandbox: String, _ request: NetworkConnection) throws -> LocalSandbox {
+        var local = try local(sandbox)
+        let name = local.name
         let network = try registry.network(try label(request.network, "network"))
         guard !local.attachments.contains(where: { $0.network.name == network.name }) else {
-            throw CLIError("'\(name)' is already connected to '\(network.name)'")
+            throw APIError.conflict("'\(name)' is already connected to '\(network.name)'")
         }
-        let requested = try requestedAddress(request)
+        let requested = try requestedAddress(request.ip)
         if let aliases = request.aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
         let undo = Rollback(logger: logger)
         do {
             try attach(&local, to: network, requested: requested, defaultRoute: false, undo: undo)
             records.update { $0.attach(local.id, to: local.namedNetworks) }
             remember(local)
-            return describe(local)
+            return local
         } catch {
             undo.run()
             throw error
         }
     }
 
-    private func disconnect(_ request: ControlRequest) throws -> String {
-        let name = try label(request.name, "name")
-        let networkName = try label(request.network, "network")
-        guard var local = sandboxes[name.text] else { throw CLIError("no sandbox '\(name)' on this host") }
+    private func disconnect(_ sandbox: String, from network: String) throws -> LocalSandbox {
+        var local = try local(sandbox)
+        let name = local.name
+        let networkName = try label(network, "network")
         guard let index = local.attachments.firstIndex(where: { $0.network.name == networkName.text }) else {
-            throw CLIError("'\(name)' is not connected to '\(networkName)'")
+            throw APIError.notFound("'\(name)' is not connected to '\(networkName)'")
         }
         let attachment = local.attachments.remove(at: index)
         try release(attachment, of: local)
         records.update { $0.attach(local.id, to: local.namedNetworks) }
         remember(local)
-        return describe(local)
+        return local
     }
 
-    private func stop(_ request: ControlRequest) throws -> String {
-        let name = try label(request.name, "name")
+    /// `stop` and `rm` (for which a sandbox already gone is fine).
+    private func stop(_ text: String, missingIsFine: Bool) throws -> String {
+        let name = try label(text, "name")
         guard let local = sandboxes[name.text] else {
-            if request.command == "rm" { return name.text }
-            throw CLIError("no sandbox '\(name)' on this host")
+            if missingIsFine { return name.text }
+            throw APIError.notFound("no sandbox '\(name)' on this host")
         }
         // The store first: every host drops the names, then the local pieces go. A store that
         // cannot be reached refuses the stop before anything changed here (a retry finishes it).
@@ -224,16 +267,6 @@ extension Daemon {
             try factory.delete(local.sandbox)
         }
         return name.text
-    }
-
-    private func listSandboxes() -> String {
-        let rows = sandboxes.values.sorted { $0.name < $1.name }.map(describe)
-        return (["NAME             NETWORKS"] + rows).joined(separator: "\n")
-    }
-
-    private func describe(_ local: LocalSandbox) -> String {
-        let networks = local.attachments.map { "\($0.network.name):\($0.endpoint.interface)=\($0.endpoint.address)" }
-        return local.name.text.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + networks.joined(separator: " ")
     }
 
     // MARK: attachments

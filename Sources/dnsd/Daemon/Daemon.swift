@@ -37,6 +37,8 @@ final class Daemon: @unchecked Sendable {
     let hosts: HostsWriter
     let journal: SandboxJournal
     let cache: StoreCache
+    /// The changes the reconciler applies, for `GET /v1/events`.
+    let events = EventHub()
     /// Whether the daemon holds a lease in the store (false while it started without the store).
     private(set) var connected = false
     /// Set (under `lock`) once the daemon is stopping: later commands are refused.

@@ -150,6 +150,14 @@ final class Reconciler: @unchecked Sendable {
         for record in appeared {
             for endpoint in applied.values where endpoint.network == record.name { programPeer(endpoint, add: true) }
         }
+        if daemon.events.isFollowed {
+            let now = EventHub.now()
+            daemon.events.publish(gone.filter { changes[$0.name] == .some(nil) }.map {
+                ChangeEvent(time: now, kind: .network, action: .remove, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet)
+            } + appeared.map {
+                ChangeEvent(time: now, kind: .network, action: .add, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet)
+            })
+        }
         if !changes.isEmpty { daemon.cache.markChanged() }
         return gone
     }
@@ -195,6 +203,14 @@ final class Reconciler: @unchecked Sendable {
         for (endpoint, _) in added {
             applied[key(endpoint)] = endpoint
             programPeer(endpoint, add: true)
+        }
+        if daemon.events.isFollowed {
+            let now = EventHub.now(), me = daemon.configuration.hostID
+            func event(_ endpoint: EndpointState, _ action: ChangeEvent.Action) -> ChangeEvent {
+                ChangeEvent(time: now, kind: .endpoint, action: action, network: endpoint.network, name: endpoint.name,
+                            aliases: endpoint.aliases, address: endpoint.ipv4, host: endpoint.host, local: endpoint.host == me)
+            }
+            daemon.events.publish(gone.map { event($0, .remove) } + added.map { event($0.0, .add) })
         }
         let hosts = daemon.hosts
         let writeFiles = { @Sendable [gone, added] in

@@ -1,0 +1,250 @@
+import CShim
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The control API: HTTP/1.1 + JSON on the daemon's unix socket (mode 0600, peer uid checked),
+/// served by SwiftNIO on one event-loop thread. A request is read whole (at most 1 MiB), turned
+/// into a `Command` by `Routes`, carried out off the event loop (commands block on the store and
+/// the kernel), and answered with its JSON, `Connection: close`. `GET /v1/events` streams one JSON
+/// line per change until the client goes.
+///
+/// No client can stop or wedge it: one that hangs up early costs a failed write (no signal);
+/// one that never sends is closed after `clientTimeout`; past `maxClients` at once a newcomer
+/// gets 503; an events client that stops reading is dropped once its channel is not writable;
+/// out of file descriptors, NIO's accept back-off waits and tries again (logged once).
+final class APIServer: @unchecked Sendable {
+    let path: String
+    private let logger: Logger
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private var channel: Channel?
+    private let active = ClientCount()
+
+    static let clientTimeout = TimeAmount.seconds(5)
+    static let maxClients = 128
+    static let maxBody = 1 << 20
+
+    init(path: String, logger: Logger) {
+        self.path = path
+        self.logger = logger
+    }
+
+    /// 0600; `DNSD_TEST_SOCKET_MODE` (octal) widens it for the test that proves the peer-uid
+    /// check refuses a non-root client on its own.
+    private static var socketMode: mode_t {
+        ProcessInfo.processInfo.environment["DNSD_TEST_SOCKET_MODE"].flatMap { mode_t($0, radix: 8) } ?? 0o600
+    }
+
+    /// Listens; from then on every request goes to `perform`, events to `events`' followers.
+    func start(perform: @escaping @Sendable (Command) throws -> CommandResult, events: EventHub) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let logger = self.logger
+        let active = self.active
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 128)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger)) }
+            }
+            .childChannelInitializer { channel in
+                let over = active.value.add(1, ordering: .relaxed).newValue > Self.maxClients
+                channel.closeFuture.whenComplete { _ in active.value.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.clientTimeout))
+                    try channel.pipeline.syncOperations.addHandler(
+                        APIHandler(perform: perform, events: events, busy: over, logger: logger))
+                }
+            }
+        unlink(path)
+        let old = umask(0o077)
+        defer { umask(old) }
+        channel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+        guard chmod(path, Self.socketMode) == 0 else { throw CLIError("cannot set the mode of \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Stops accepting; requests already accepted go on (see `waitForClients`).
+    func stop() {
+        try? channel?.close().wait()
+        channel = nil
+        unlink(path)
+    }
+
+    /// Waits up to `seconds` for the clients being served to get their replies.
+    func waitForClients(seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while active.value.load(ordering: .relaxed) > 0, Date() < deadline { usleep(5000) }
+    }
+}
+
+/// The connections being served, shared with the channel initializer.
+private final class ClientCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Logs the server channel's accept failures (EMFILE...) once per episode; NIO's accept
+/// back-off, after it in the pipeline, waits and accepts again.
+private final class AcceptErrorLogger: ChannelInboundHandler {
+    typealias InboundIn = Channel
+    private let logger: Logger
+    private var failing = false
+
+    init(logger: Logger) { self.logger = logger }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if failing {
+            logger.info("control socket: accepting again")
+            failing = false
+        }
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !failing {
+            logger.error("control socket: cannot accept (\(error)); backing off and retrying")
+            failing = true
+        }
+        context.fireErrorCaught(error)
+    }
+}
+
+/// One client connection: one request, one answer (or the events stream).
+private final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let perform: @Sendable (Command) throws -> CommandResult
+    private let events: EventHub
+    private let busy: Bool
+    private let logger: Logger
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var tooLarge = false
+    private var peerIsRoot = false
+    private var responding = false
+    private var subscription: Int?
+
+    init(perform: @escaping @Sendable (Command) throws -> CommandResult, events: EventHub, busy: Bool, logger: Logger) {
+        self.perform = perform
+        self.events = events
+        self.busy = busy
+        self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // Root only: the socket is 0600 already; peer credentials make it explicit.
+        if let provider = context.channel as? SocketOptionProvider {
+            provider.unsafeGetSocketOption(level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET),
+                                           name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)).whenComplete { [self] (result: Result<dnsd_ucred, Error>) in
+                if case .success(let credentials) = result { peerIsRoot = credentials.uid == 0 }
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let subscription { events.unsubscribe(subscription) }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A client that never sends (or never finishes its request) is closed; one following
+        // the events stream sends nothing by design.
+        if event is IdleStateHandler.IdleStateEvent, !responding {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body(var chunk):
+            if body.readableBytes + chunk.readableBytes > APIServer.maxBody { tooLarge = true } else { body.writeBuffer(&chunk) }
+        case .end:
+            guard let head, !responding else { return }
+            responding = true
+            route(head, context: context)
+        }
+    }
+
+    private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard !busy else { return answer(context, 503, error: "the daemon is busy (\(APIServer.maxClients) clients connected); try again") }
+        guard peerIsRoot else { return answer(context, 403, error: "only root may control dnsd") }
+        guard !tooLarge else { return answer(context, 413, error: "request body over \(APIServer.maxBody) bytes") }
+        let method = head.method.rawValue
+        let path = head.uri
+        if method == "GET", path.split(separator: "?").first == "/v1/events" { return follow(context) }
+        let body = Data(self.body.readableBytesView)
+        let command: Command, success: Int
+        do { (command, success) = try Routes.command(method: method, path: path, body: body) } catch {
+            let refusal = Daemon.apiError(error)
+            return answer(context, refusal.status, error: refusal.message)
+        }
+        let perform = self.perform
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        DispatchQueue.global().async {
+            let reply: (Int, Data)
+            do { reply = (success, try perform(command).json()) } catch {
+                let refusal = Daemon.apiError(error)
+                reply = (refusal.status, Self.errorBody(refusal.message))
+            }
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.write(context, reply.0, reply.1)
+            }
+        }
+    }
+
+    private static func errorBody(_ message: String) -> Data {
+        (try? JSONEncoder().encode(["error": message])) ?? Data("{}".utf8)
+    }
+
+    private func answer(_ context: ChannelHandlerContext, _ status: Int, error: String) {
+        write(context, status, Self.errorBody(error))
+    }
+
+    private func write(_ context: ChannelHandlerContext, _ status: Int, _ json: Data) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(json.count + 1))
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: json.count + 1)
+        buffer.writeBytes(json)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// `GET /v1/events`: a chunked stream of JSON lines until the client goes (or stops reading).
+    private func follow(_ context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/x-ndjson")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        let loop = context.eventLoop
+        let channel = context.channel
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        subscription = events.subscribe { line in
+            guard channel.isActive else { return false }
+            loop.execute {
+                let (handler, context) = bound.value
+                guard context.channel.isWritable else {
+                    // A follower that does not read: dropped rather than buffered without bound.
+                    context.close(promise: nil)
+                    return
+                }
+                var buffer = context.channel.allocator.buffer(capacity: line.count)
+                buffer.writeBytes(line)
+                context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+            return true
+        }
+    }
+}
