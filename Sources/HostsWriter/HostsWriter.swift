@@ -95,6 +95,7 @@ public final class HostsWriter: @unchecked Sendable {
     public func removeSandbox(_ sandbox: String, deleteFiles: Bool) {
         lock.withLock {
             guard let entry = sandboxes.removeValue(forKey: sandbox) else { return }
+            retired = (retired.writes + entry.file.writes, retired.repairs + entry.file.repairs)
             for (network, own) in entry.networks {
                 _ = tables[tableOfNetwork[network]!].removeOwn(sandbox, addresses: own)
                 recycleIfUnused(network)
@@ -208,6 +209,16 @@ public final class HostsWriter: @unchecked Sendable {
             return failures
         }
     }
+
+    /// Every hosts-file write and repair so far, of the files kept now and of those gone.
+    public func totals() -> (writes: Int, repairs: Int) {
+        lock.withLock {
+            sandboxes.values.reduce(retired) { ($0.writes + $1.file.writes, $0.repairs + $1.file.repairs) }
+        }
+    }
+
+    /// The counts of files no longer kept.
+    private var retired = (writes: 0, repairs: 0)
 
     /// Bytes written to `sandbox`'s hosts file so far, and how often it had to be repaired.
     public func statistics(_ sandbox: String) -> (bytesWritten: Int, repairs: Int)? {

@@ -79,6 +79,8 @@ final class ManagedHostsFile {
     /// Bytes this file has had written, for the benchmark and tests.
     private(set) var bytesWritten = 0
     private(set) var repairs = 0
+    /// Updates that wrote the file (an edit of some lines, or a rebuild).
+    private(set) var writes = 0
 
     /// Adopts the file at `path`: keeps the lines a user or runtime already has in it (outside
     /// any previous dnsd part) and writes the managed part after them.
@@ -174,6 +176,7 @@ final class ManagedHostsFile {
     private func writing(_ write: () throws -> InPlaceFile.Stamp) throws {
         do {
             stamp = try write()
+            writes += 1
         } catch {
             needsRebuild = true
             throw error

@@ -58,6 +58,15 @@ typedef struct dnsd_ucred {
     uint32_t gid;
 } dnsd_ucred;
 
+// ---- counters written by one thread and read by another (metrics): relaxed atomic load and
+// store, no read-modify-write (no lock prefix on the hot path). Inline so the compiler sees them.
+static inline void dnsd_counter_add(uint64_t *counter, uint64_t amount) {
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + amount, __ATOMIC_RELAXED);
+}
+static inline uint64_t dnsd_counter_read(const uint64_t *counter) {
+    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
 #ifdef __cplusplus
 }
 #endif

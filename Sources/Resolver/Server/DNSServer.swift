@@ -69,6 +69,8 @@ public final class DNSServer: @unchecked Sendable {
     }
 
     public let configuration: Configuration
+    /// What was answered, by path and code (for metrics).
+    public let counters = DNSCounters()
     private let store: RecordStore
     private let logger: Logger
     private let namespaceThread: NamespaceThread
@@ -112,6 +114,7 @@ public final class DNSServer: @unchecked Sendable {
             logger: logger,
             wake: { Self.signal(wakeFD) })
         forwarder.onTCPAnswer = { [unowned self] connection in self.flush(connection) }
+        forwarder.counters = counters
         _ = register(.wake, fd: wakeFD)
         upstreamTokens = forwarder.sockets.enumerated().map { index, fd in register(.upstream(index), fd: fd) }
     }
@@ -121,6 +124,9 @@ public final class DNSServer: @unchecked Sendable {
         close(wakeFD)
         close(epoll)
     }
+
+    /// Who hears of forwarded answers' latencies and failed tries (set before `start`).
+    public func observeForwarding(_ observer: any ForwardObserver) { forwarder.observer = observer }
 
     /// Starts the serving thread.
     public func start() {
@@ -321,6 +327,7 @@ public final class DNSServer: @unchecked Sendable {
                 let packet = batch.packet(i)
                 switch responder.respond(to: packet, from: listener.sandbox, table: table, into: batch.output(i), overUDP: true) {
                 case .reply(let length):
+                    counters.countReply(batch.output(i), length: length)
                     batch.queueReply(i, length: length)
                 case .forward(let query):
                     let sender = batch.sender(i)
@@ -430,6 +437,7 @@ public final class DNSServer: @unchecked Sendable {
         let keep = connection.readMessages { packet in
             switch responder.respond(to: packet, from: connection.sandbox, table: table, into: tcpScratch, overUDP: false) {
             case .reply(let length):
+                counters.countReply(tcpScratch, length: length)
                 connection.enqueue(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(tcpScratch)[0..<length]))
             case .forward(let query):
                 forwarder.forward(packet, query: query, for: .tcp(connection), now: now)

@@ -48,6 +48,8 @@ final class Forwarder {
         /// Bumped on every try, so a stale deadline or TCP result is recognised.
         var attempt: UInt32 = 0
         var viaTCP = false
+        /// When the client's query arrived (for the answer's latency).
+        var startedAt: UInt64 = 0
     }
 
     private struct Deadline {
@@ -89,6 +91,9 @@ final class Forwarder {
     /// Forwarded queries that got an upstream answer, and those answered SERVFAIL.
     private(set) var relayed = 0
     private(set) var failed = 0
+    /// Answers by code (set by the server), and who hears of latencies and failed tries.
+    var counters: DNSCounters?
+    weak var observer: (any ForwardObserver)?
 
     init(configuration: Configuration, logger: Logger, wake: @escaping @Sendable () -> Void) throws {
         self.logger = logger
@@ -131,6 +136,7 @@ final class Forwarder {
     func forward(_ packet: UnsafeRawBufferPointer, query: Query, for client: ForwardClient, now: UInt64) {
         guard !sockets.isEmpty, let index = freeSlots.popLast() else {
             logger.debug("forward table full (\(configuration.maxInFlight) in flight): SERVFAIL")
+            counters?.count(.forwarded, rcode: 2)
             answerServerFailure(packet, to: client)
             return
         }
@@ -147,6 +153,7 @@ final class Forwarder {
         slot.query = buffer
         slot.questionEnd = query.questionEnd
         slot.server = preferred
+        slot.startedAt = now
         slot.triesLeft = serverCount
         // The attempt counter carries on from the slot's previous query: a deadline or a TCP
         // result still queued for that query must never be taken for this one's.
@@ -179,6 +186,7 @@ final class Forwarder {
                 return
             }
             logger.debug("upstream \(configuration.upstreams[server]): \(SystemCallError.last("send"))")
+            observer?.failed(upstream: configuration.upstreams[server])
             demote(server)
             slots[index].server = (server + 1) % serverCount
         }
@@ -227,6 +235,7 @@ final class Forwarder {
                     // The server's port is closed: every query waiting on it moves on now
                     // rather than at its deadline.
                     logger.debug("upstream \(configuration.upstreams[server]) refused")
+                    observer?.failed(upstream: configuration.upstreams[server])
                     demote(server)
                     for index in slots.indices where slots[index].inUse && !slots[index].viaTCP && slots[index].socket == socket {
                         slots[index].server = (server + 1) % serverCount
@@ -306,6 +315,7 @@ final class Forwarder {
             guard slots[due.slot].inUse, slots[due.slot].attempt == due.attempt else { continue }
             let server = slots[due.slot].server
             logger.debug("upstream \(configuration.upstreams[server]) timed out")
+            observer?.failed(upstream: configuration.upstreams[server])
             demote(server)
             slots[due.slot].server = (server + 1) % serverCount
             send(due.slot, now: now)
@@ -325,6 +335,8 @@ final class Forwarder {
     private func deliver(_ index: Int, reply: UnsafeMutableRawBufferPointer) {
         let slot = slots[index]
         release(index)
+        if let observer { observer.answered(by: configuration.upstreams[slot.server], afterNanoseconds: Sockets.now() &- slot.startedAt) }
+        counters?.count(.forwarded, rcode: reply.count > 3 ? reply[3] & 0x0F : 2)
         guard let client = slot.client, !client.isGone else { return }
         reply.storeBigEndian(slot.clientID, at: 0)
         relayed += 1
@@ -362,6 +374,7 @@ final class Forwarder {
         let slot = slots[index]
         release(index)
         failed += 1
+        counters?.count(.forwarded, rcode: 2)
         guard let client = slot.client, !client.isGone else { return }
         var query = slot.query
         query[0] = UInt8(slot.clientID >> 8)
