@@ -42,6 +42,9 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "Seconds the host's lease lives without a keep-alive: how fast a dead host's names vanish.")
     var leaseTtl: Int = 10
 
+    @Option(help: "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default; e.g. 127.0.0.1:9153).")
+    var metrics: String?
+
     @OptionGroup var upstream: UpstreamOptions
     @OptionGroup var log: LogOptions
 
@@ -50,6 +53,9 @@ struct DaemonCommand: ParsableCommand {
         guard IPv4Address(advertise) != nil else { throw ValidationError("invalid --advertise '\(advertise)': expected an IPv4 address") }
         guard NameMode(rawValue: dnsMode) != nil else { throw ValidationError("invalid --dns-mode '\(dnsMode)': expected dns or hosts") }
         guard (2...3600).contains(leaseTtl) else { throw ValidationError("invalid --lease-ttl \(leaseTtl): expected 2-3600") }
+        if let metrics, SocketAddress(parsing: metrics) == nil {
+            throw ValidationError("invalid --metrics '\(metrics)': expected ADDR:PORT, e.g. 127.0.0.1:9153")
+        }
         _ = try Self.parseStore(store)
     }
 
@@ -90,14 +96,27 @@ struct DaemonCommand: ParsableCommand {
         case .consul(let address): kv = ConsulStore(address: address, logger: logger)
         }
         let resolv = ResolvConf(parsing: (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "")
+        // The metrics read the daemon once it exists (they are made first: the responder needs
+        // its forward observer before it starts).
+        let built = DaemonReference()
+        let exported = metrics.map { _ in DaemonMetrics { built.daemon?.metricsSample() ?? MetricsSample() } }
         let daemon: Daemon
         do {
             daemon = try Daemon(configuration: .init(
                 hostID: hostId, advertise: IPv4Address(advertise)!, dnsMode: NameMode(rawValue: dnsMode)!,
                 upstreams: upstream.resolve(), upstreamTimeoutMilliseconds: upstream.upstreamTimeout,
-                leaseTTL: leaseTtl, hostResolvConf: resolv, stateDirectory: stateDir), store: kv, logger: logger)
+                leaseTTL: leaseTtl, hostResolvConf: resolv, stateDirectory: stateDir, forwardObserver: exported), store: kv, logger: logger)
         } catch {
             throw CLIError("cannot start: \(error)")
+        }
+        built.daemon = daemon
+        var metricsServer: MetricsServer?
+        if let exported, let metrics, let address = SocketAddress(parsing: metrics) {
+            do {
+                metricsServer = try MetricsServer(host: address.address.description, port: Int(address.port)) { exported.render() }
+            } catch {
+                throw CLIError("cannot serve metrics on \(metrics): \(error)")
+            }
         }
         let control = APIServer(path: sock, logger: logger)
         do {
@@ -112,7 +131,19 @@ struct DaemonCommand: ParsableCommand {
         control.stop()
         daemon.refuseCommands()
         control.waitForClients(seconds: 2)
+        metricsServer?.stop()
         daemon.shutdown()
         logger.info("dnsd daemon stopped")
     }
 }
+
+/// The daemon, once made, for the metrics made before it.
+final class DaemonReference: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Daemon?
+    var daemon: Daemon? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+

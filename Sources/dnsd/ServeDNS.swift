@@ -55,6 +55,9 @@ struct ServeDNS: ParsableCommand {
         guard (0...86400).contains(ttl) else { throw ValidationError("invalid --ttl \(ttl)") }
     }
 
+    @Option(help: "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default).")
+    var metrics: String?
+
     func run() throws {
         let logger = log.makeLogger("dnsd.serve-dns")
         ProcessSetup.ignoreBrokenPipes()
@@ -69,7 +72,15 @@ struct ServeDNS: ParsableCommand {
         configuration.upstreams = upstream.resolve()
         configuration.upstreamTimeoutMilliseconds = upstream.upstreamTimeout
         let server = try DNSServer(records: store, configuration: configuration, logger: logger)
+        // --metrics: the responder's counters and forwarding (what bench/dns.sh measures on and off).
+        let exported = metrics.map { _ in DaemonMetrics { [counters = server.counters] in MetricsSample(dns: counters.snapshot()) } }
+        if let exported { server.observeForwarding(exported) }
         server.start()
+        var metricsServer: MetricsServer?
+        if let exported, let metrics, let address = SocketAddress(parsing: metrics) {
+            metricsServer = try MetricsServer(host: address.address.description, port: Int(address.port)) { exported.render() }
+        }
+        defer { metricsServer?.stop() }
         let sandboxes = namespaces.indices.map { SandboxID($0 + 1) }
         store.update { table in
             for sandbox in sandboxes { table.attach(sandbox, to: [networkName]) }

@@ -318,6 +318,7 @@ extension Daemon {
             for remote in reconciler.remoteEndpoints(on: network.name) {
                 guard let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) else { continue }
                 do { try overlay.addPeer(ip, vtep: vtep, on: label) } catch {
+                    peerErrors.add(1, ordering: .relaxed)
                     logger.warning("peer add failed", metadata: ["endpoint": "\(remote.id)", "error": "\(error)"])
                 }
             }

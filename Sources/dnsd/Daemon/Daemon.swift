@@ -7,6 +7,7 @@ import Netns
 import OverlayNet
 import Resolver
 import Store
+import Synchronization
 
 /// The per-host daemon: writes local changes to the store first, and projects the store onto
 /// this host (peers, DNS records, hosts files) through the `Reconciler`. Holds the drivers and
@@ -22,6 +23,8 @@ final class Daemon: @unchecked Sendable {
         var hostResolvConf: ResolvConf
         /// Where the journal of this host's sandboxes lives.
         var stateDirectory: String
+        /// Who hears of forwarded answers and failed tries (the metrics), if anyone.
+        var forwardObserver: (any ForwardObserver)? = nil
     }
 
     let configuration: Configuration
@@ -39,6 +42,10 @@ final class Daemon: @unchecked Sendable {
     let cache: StoreCache
     /// The changes the reconciler applies, for `GET /v1/events`.
     let events = EventHub()
+    /// Peers that could not be programmed (for metrics).
+    let peerErrors = Atomic<Int>(0)
+    /// Whether the store answered the last keep-alive (for metrics).
+    let storeReachable = Atomic<Bool>(false)
     /// Whether the daemon holds a lease in the store (false while it started without the store).
     private(set) var connected = false
     /// Set (under `lock`) once the daemon is stopping: later commands are refused.
@@ -72,6 +79,7 @@ final class Daemon: @unchecked Sendable {
             dnsConfiguration.upstreams = configuration.upstreams
             dnsConfiguration.upstreamTimeoutMilliseconds = configuration.upstreamTimeoutMilliseconds
             let server = try DNSServer(records: records, configuration: dnsConfiguration, logger: logger)
+            if let observer = configuration.forwardObserver { server.observeForwarding(observer) }
             server.start()
             dns = server
         } else {
@@ -82,6 +90,7 @@ final class Daemon: @unchecked Sendable {
         do {
             lease = try takeLease()
             connected = true
+            storeReachable.store(true, ordering: .relaxed)
         } catch let error as StoreError {
             unreachable = error
         }
@@ -129,6 +138,7 @@ final class Daemon: @unchecked Sendable {
                         try republish(recovered)
                         connected = true
                     }
+                    storeReachable.store(true, ordering: .relaxed)
                     logger.info("store reachable again; this host is published and watching")
                     startKeepAlive()
                     return
@@ -171,7 +181,10 @@ final class Daemon: @unchecked Sendable {
             while true {
                 Thread.sleep(forTimeInterval: interval)
                 do {
-                    if !mustPublish, try store.keepAlive(lease) { continue }
+                    if !mustPublish, try store.keepAlive(lease) {
+                        storeReachable.store(true, ordering: .relaxed)
+                        continue
+                    }
                     logger.warning("publishing this host again (lease expired or an earlier attempt failed)")
                     mustPublish = true
                     try lock.withLock {
@@ -179,7 +192,9 @@ final class Daemon: @unchecked Sendable {
                         try republish(sandboxes.values.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) })
                     }
                     mustPublish = false
+                    storeReachable.store(true, ordering: .relaxed)
                 } catch {
+                    storeReachable.store(false, ordering: .relaxed)
                     logger.warning("lease keep-alive failed: \(error)")
                 }
             }
@@ -200,6 +215,30 @@ final class Daemon: @unchecked Sendable {
 
     /// The gateway bridge and default bridge exist before the first sandbox needs them.
     func ensureBridge(_ spec: LocalBridgeDriver.BridgeSpec) throws { try bridges.createBridge(spec) }
+
+    /// What the metrics read at a scrape.
+    func metricsSample() -> MetricsSample {
+        var sample = MetricsSample()
+        sample.dns = dns?.counters.snapshot() ?? []
+        let (endpoints, networks) = reconciler.known()
+        var byNetwork: [String: (local: Int, remote: Int)] = Dictionary(uniqueKeysWithValues: networks.map { ($0.name, (0, 0)) })
+        for endpoint in endpoints {
+            var counts = byNetwork[endpoint.network] ?? (0, 0)
+            if endpoint.host == configuration.hostID { counts.local += 1 } else { counts.remote += 1 }
+            byNetwork[endpoint.network] = counts
+        }
+        sample.endpoints = byNetwork
+        sample.sandboxes = lock.withLock { sandboxes.count }
+        sample.storeUp = storeReachable.load(ordering: .relaxed)
+        let watch = reconciler.watchProgress()
+        sample.watchRevision = watch.revision
+        sample.lastStoreEvent = watch.lastEvent
+        let files = hosts.totals()
+        sample.hostsFileWrites = files.writes
+        sample.hostsFileRepairs = files.repairs
+        sample.peerProgrammingErrors = peerErrors.load(ordering: .relaxed)
+        return sample
+    }
 
     /// A best-effort step (a cleanup whose failure must not stop what follows): a failure is
     /// logged with `what` failed, never dropped.

@@ -20,8 +20,14 @@ final class Reconciler: @unchecked Sendable {
     private var watch: (any WatchHandle)?
     private let filesQueue = DispatchQueue(label: "dnsd-hosts-files")
     private var stopped = false
+    /// The newest store revision applied, and when the last change came (for metrics).
+    private var revision: Int64 = 0
+    private var lastEvent: Date?
 
     init(daemon: Daemon) { self.daemon = daemon }
+
+    /// The newest store revision applied and when the last store event arrived.
+    func watchProgress() -> (revision: Int64, lastEvent: Date?) { lock.withLock { (revision, lastEvent) } }
 
     /// Lists networks, then endpoints, and watches both from the revision after the first
     /// listing (events the second listing already has are applied again, which changes nothing).
@@ -29,6 +35,7 @@ final class Reconciler: @unchecked Sendable {
         let (networkList, revision) = try daemon.registry.networksWithRevision()
         let (endpoints, _) = try daemon.registry.endpoints()
         let gone: [NetworkRecord] = lock.withLock {
+            self.revision = max(self.revision, revision)
             var changes: [String: NetworkRecord?] = Dictionary(networkList.map { ($0.name, .some($0)) }, uniquingKeysWith: { a, _ in a })
             for name in networks.keys where changes[name] == nil { changes[name] = .some(nil) }
             let gone = applyNetworks(changes)
@@ -105,6 +112,8 @@ final class Reconciler: @unchecked Sendable {
 
     private func apply(_ events: [WatchEvent]) {
         let gone: [NetworkRecord] = lock.withLock {
+            lastEvent = Date()
+            if let newest = events.map(\.entry.modRevision).max() { revision = max(revision, newest) }
             // The last event of each key wins; nil: deleted (or unreadable).
             var finalNetworks: [String: NetworkRecord?] = [:]
             var finalEndpoints: [String: EndpointState?] = [:]
@@ -238,6 +247,7 @@ final class Reconciler: @unchecked Sendable {
                 try daemon.overlay.removePeer(address, vtep: vtep, on: label)
             }
         } catch {
+            daemon.peerErrors.add(1, ordering: .relaxed)
             daemon.logger.warning("peer \(add ? "add" : "remove") failed", metadata: ["endpoint": "\(endpoint.id)", "error": "\(error)"])
         }
     }
