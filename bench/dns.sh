@@ -18,9 +18,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 [ -x "$DNSD" ] || { echo "no dnsd binary at $DNSD (make release)"; exit 1; }
 
 NS=dnsdb-$$
+NSM=dnsdb-m$$
+METRICS_PORT=${METRICS_PORT:-19153}
 WORK=$(mktemp -d /tmp/dnsdb-XXXXXX)
 . "$HERE/../scripts/cleanup.sh"
-CLEANUP_NETNS+=("$NS")
+CLEANUP_NETNS+=("$NS" "$NSM")
 
 gcc -O2 -o "$WORK/udp-echo" "$HERE/udp-echo.c"
 
@@ -47,6 +49,15 @@ start_servers() {  # PREFIX
     ip -n "$NS" link set lo up
     "$DNSD" serve-dns --netns "$NS" --network vnet --records "$WORK/$1.dnsd" --log-level warning &
     PIDS+=($!)
+    # The same responder with --metrics on, in a namespace of its own (metrics on and off in one run).
+    ip netns add "$NSM"
+    ip -n "$NSM" link set lo up
+    "$DNSD" serve-dns --netns "$NSM" --network vnet --records "$WORK/$1.dnsd" --log-level warning --metrics "127.0.0.1:$METRICS_PORT" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        ip netns exec "$NSM" dig +short +time=1 +tries=1 @127.0.0.11 c000001.vnet >/dev/null 2>&1 && break
+        sleep 0.1
+    done
     # dnsmasq answers the same names itself (--local: never forwards vnet), cache big enough.
     ip netns exec "$NS" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
         --addn-hosts="$WORK/$1.dnsmasq" --local=/vnet/ --listen-address=127.0.0.12 --bind-interfaces \
@@ -65,9 +76,14 @@ start_servers() {  # PREFIX
 stop_servers() {
     stop_processes
     ip netns del "$NS"
+    ip netns del "$NSM"
 }
 
-qps() {  # SERVER PREFIX -> queries per second
+qps() {  # SERVER PREFIX -> queries per second ("metrics" is dnsd with --metrics, in its own namespace)
+    if [ "$1" = metrics ]; then
+        ip netns exec "$NSM" dnsperf -s 127.0.0.11 -d "$WORK/$2.queries" -l "$SECONDS_PER_RUN" 2>&1 | awk '/Queries per second/ {print $4}'
+        return
+    fi
     ip netns exec "$NS" dnsperf -s "$1" -d "$WORK/$2.queries" -l "$SECONDS_PER_RUN" 2>&1 \
         | awk '/Queries per second/ {print $4}'
 }
@@ -81,29 +97,32 @@ run_suite() {  # PREFIX LABEL
     local prefix=$1 label=$2
     echo
     echo "== $label: throughput, $ROUNDS interleaved rounds of ${SECONDS_PER_RUN}s (qps)"
-    printf "%-6s %10s %10s %10s %12s %12s\n" round dnsd dnsmasq echo dnsd/dnsmasq dnsd/echo
-    local ratios_m=() ratios_e=() all_d=() all_m=() all_e=()
+    printf "%-6s %10s %12s %10s %10s %12s %12s %14s\n" round dnsd dnsd+metrics dnsmasq echo dnsd/dnsmasq dnsd/echo metrics/plain
+    local ratios_m=() ratios_e=() ratios_x=() all_d=() all_x=() all_m=() all_e=()
     for r in $(seq "$ROUNDS"); do
         # Rotate the order each round so no server always runs first (or last).
-        local order=(127.0.0.11 127.0.0.12 127.0.0.13)
-        order=("${order[@]:$((r % 3))}" "${order[@]:0:$((r % 3))}")
+        local order=(127.0.0.11 metrics 127.0.0.12 127.0.0.13)
+        order=("${order[@]:$((r % 4))}" "${order[@]:0:$((r % 4))}")
         declare -A got=()
         for s in "${order[@]}"; do got[$s]=$(qps "$s" "$prefix"); done
-        local d=${got[127.0.0.11]} m=${got[127.0.0.12]} e=${got[127.0.0.13]}
-        local rm re
+        local d=${got[127.0.0.11]} x=${got[metrics]} m=${got[127.0.0.12]} e=${got[127.0.0.13]}
+        local rm re rx
         rm=$(python3 -c "print(f'{$d/$m:.2f}')")
         re=$(python3 -c "print(f'{$d/$e:.2f}')")
-        printf "%-6s %10.0f %10.0f %10.0f %12s %12s\n" "$r" "$d" "$m" "$e" "$rm" "$re"
-        ratios_m+=("$rm"); ratios_e+=("$re"); all_d+=("$d"); all_m+=("$m"); all_e+=("$e")
+        rx=$(python3 -c "print(f'{$x/$d:.2f}')")
+        printf "%-6s %10.0f %12.0f %10.0f %10.0f %12s %12s %14s\n" "$r" "$d" "$x" "$m" "$e" "$rm" "$re" "$rx"
+        ratios_m+=("$rm"); ratios_e+=("$re"); ratios_x+=("$rx"); all_d+=("$d"); all_x+=("$x"); all_m+=("$m"); all_e+=("$e")
         unset got
     done
-    python3 - "${all_d[*]}" "${all_m[*]}" "${all_e[*]}" "${ratios_m[*]}" "${ratios_e[*]}" <<'PY'
+    python3 - "${all_d[*]}" "${all_x[*]}" "${all_m[*]}" "${all_e[*]}" "${ratios_m[*]}" "${ratios_e[*]}" "${ratios_x[*]}" <<'PY'
 import statistics, sys
-d, m, e, rm, re = ([float(x) for x in a.split()] for a in sys.argv[1:])
+d, x, m, e, rm, re, rx = ([float(v) for v in a.split()] for a in sys.argv[1:])
 med = statistics.median
-print(f"{'median':<6} {med(d):10.0f} {med(m):10.0f} {med(e):10.0f} {med(rm):12.2f} {med(re):12.2f}")
-print(f"bars: dnsd/dnsmasq >= 1.3: {'PASS' if med(rm) >= 1.3 else 'FAIL'}; dnsd/echo >= 0.8: {'PASS' if med(re) >= 0.8 else 'FAIL'}")
+print(f"{'median':<6} {med(d):10.0f} {med(x):12.0f} {med(m):10.0f} {med(e):10.0f} {med(rm):12.2f} {med(re):12.2f} {med(rx):14.2f}")
+print(f"bars: dnsd/dnsmasq >= 1.3: {'PASS' if med(rm) >= 1.3 else 'FAIL'}; dnsd/echo >= 0.8: {'PASS' if med(re) >= 0.8 else 'FAIL'}; "
+      f"metrics on/off (no loss beyond noise): {med(rx):.2f}")
 PY
+    echo "queries counted by the metrics: $(curl -s -m 5 "http://127.0.0.1:$METRICS_PORT/metrics" | awk '/^dnsd_dns_queries_total/ {s += $NF} END {printf "%.0f", s}')"
     echo
     echo "== $label: latency at a fixed $LATENCY_QPS qps, ${SECONDS_PER_RUN}s per server, $ROUNDS rounds (microseconds)"
     for r in $(seq "$ROUNDS"); do
