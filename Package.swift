@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "OverlayNet", targets: ["OverlayNet"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "ClusterState", targets: ["ClusterState"]),
+        .library(name: "Node", targets: ["Node"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -65,10 +66,20 @@ let package = Package(
             dependencies: ["Netns", "Addressing", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // The daemon's core: the typed API (Command, CommandResult) every front-end calls, the
+        // store-first commands, the reconciler and its projections, recovery, journal and cache.
+        .target(
+            name: "Node",
+            dependencies: [
+                "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         .executableTarget(
             name: "dnsd",
             dependencies: [
-                "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
+                "Node", "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -2,6 +2,7 @@ import Addressing
 import ArgumentParser
 import Dispatch
 import Foundation
+import Node
 import Logging
 import Netns
 import Resolver

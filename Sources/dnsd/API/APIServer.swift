@@ -1,5 +1,6 @@
 import CShim
 import Foundation
+import Node
 import Logging
 import NIOCore
 import NIOHTTP1

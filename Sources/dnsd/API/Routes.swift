@@ -1,4 +1,5 @@
 import Foundation
+import Node
 
 /// The HTTP API's routes (HTTP/1.1 + JSON on the control socket): each turns a method, a path and
 /// a JSON body into one `Command`. `GET /v1/events` is a stream and is served by `APIServer`.

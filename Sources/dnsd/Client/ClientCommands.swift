@@ -2,6 +2,7 @@ import Addressing
 import ArgumentParser
 import ClusterState
 import Foundation
+import Node
 import Netns
 
 /// `--sock` for the client commands, and the calls they make to the daemon's HTTP API.

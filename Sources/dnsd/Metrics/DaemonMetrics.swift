@@ -2,22 +2,8 @@ import CoreMetrics
 import Foundation
 import Metrics
 import Prometheus
+import Node
 import Resolver
-
-/// What the metrics read at each scrape: the responder's counters (summed from the serving
-/// loop's own counters, never touched per query by anything else) and the daemon's state.
-struct MetricsSample {
-    var dns: [(path: DNSCounters.Path, rcode: Int, count: UInt64)] = []
-    /// Per network: endpoints on this host and on others.
-    var endpoints: [String: (local: Int, remote: Int)]? = nil
-    var sandboxes: Int? = nil
-    var storeUp: Bool? = nil
-    var watchRevision: Int64? = nil
-    var lastStoreEvent: Date? = nil
-    var hostsFileWrites: Int? = nil
-    var hostsFileRepairs: Int? = nil
-    var peerProgrammingErrors: Int? = nil
-}
 
 /// The daemon's metrics, through the swift-metrics API with swift-prometheus as its backend,
 /// served by `MetricsServer` at `GET /metrics` in Prometheus's text format. Counters that are

@@ -12,8 +12,8 @@ import Synchronization
 /// The per-host daemon: writes local changes to the store first, and projects the store onto
 /// this host (peers, DNS records, hosts files) through the `Reconciler`. Holds the drivers and
 /// the local sandboxes; one lock serialises local changes.
-final class Daemon: @unchecked Sendable {
-    struct Configuration {
+public final class Daemon: @unchecked Sendable {
+    public struct Configuration {
         var hostID: String
         var advertise: IPv4Address
         var dnsMode: NameMode
@@ -25,6 +25,20 @@ final class Daemon: @unchecked Sendable {
         var stateDirectory: String
         /// Who hears of forwarded answers and failed tries (the metrics), if anyone.
         var forwardObserver: (any ForwardObserver)? = nil
+
+        public init(hostID: String, advertise: IPv4Address, dnsMode: NameMode, upstreams: [SocketAddress],
+                    upstreamTimeoutMilliseconds: Int, leaseTTL: Int, hostResolvConf: ResolvConf, stateDirectory: String,
+                    forwardObserver: (any ForwardObserver)? = nil) {
+            self.hostID = hostID
+            self.advertise = advertise
+            self.dnsMode = dnsMode
+            self.upstreams = upstreams
+            self.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
+            self.leaseTTL = leaseTTL
+            self.hostResolvConf = hostResolvConf
+            self.stateDirectory = stateDirectory
+            self.forwardObserver = forwardObserver
+        }
     }
 
     let configuration: Configuration
@@ -41,7 +55,7 @@ final class Daemon: @unchecked Sendable {
     let journal: SandboxJournal
     let cache: StoreCache
     /// The changes the reconciler applies, for `GET /v1/events`.
-    let events = EventHub()
+    public let events = EventHub()
     /// Peers that could not be programmed (for metrics).
     let peerErrors = Atomic<Int>(0)
     /// Whether the store answered the last keep-alive (for metrics).
@@ -61,7 +75,7 @@ final class Daemon: @unchecked Sendable {
     var gatewayPool = try! AddressPool(subnet: LocalBridgeDriver.BridgeSpec.gatewayBridge.subnet)
     var reconciler: Reconciler!
 
-    init(configuration: Configuration, store: any KeyValueStore, logger: Logger) throws {
+    public init(configuration: Configuration, store: any KeyValueStore, logger: Logger) throws {
         self.configuration = configuration
         self.store = store
         self.logger = logger
@@ -217,7 +231,7 @@ final class Daemon: @unchecked Sendable {
     func ensureBridge(_ spec: LocalBridgeDriver.BridgeSpec) throws { try bridges.createBridge(spec) }
 
     /// What the metrics read at a scrape.
-    func metricsSample() -> MetricsSample {
+    public func metricsSample() -> MetricsSample {
         var sample = MetricsSample()
         sample.dns = dns?.counters.snapshot() ?? []
         let (endpoints, networks) = reconciler.known()
@@ -249,11 +263,11 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Waits for the command under way to finish (or roll back), then refuses every later one.
-    func refuseCommands() {
+    public func refuseCommands() {
         lock.withLock { stopping = true }
     }
 
-    func shutdown() {
+    public func shutdown() {
         reconciler.stop()
         cache.stop()
         factory.shutdown()

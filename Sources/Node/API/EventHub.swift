@@ -1,28 +1,30 @@
 import Foundation
 
 /// A change the reconciler applied (`GET /v1/events`, `dnsd events`): one JSON line each.
-struct ChangeEvent: Codable, Sendable {
-    enum Kind: String, Codable, Sendable { case endpoint, network }
-    enum Action: String, Codable, Sendable { case add, remove }
-    var time: String
-    var kind: Kind
-    var action: Action
-    var network: String
+public struct ChangeEvent: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable { case endpoint, network }
+    public enum Action: String, Codable, Sendable { case add, remove }
+    public var time: String
+    public var kind: Kind
+    public var action: Action
+    public var network: String
     /// For an endpoint: its name, aliases, address and host; `local` when it is this host's.
-    var name: String?
-    var aliases: [String]?
-    var address: String?
-    var host: String?
-    var local: Bool?
+    public var name: String?
+    public var aliases: [String]?
+    public var address: String?
+    public var host: String?
+    public var local: Bool?
     /// For a network: its driver and subnet.
-    var driver: String?
-    var subnet: String?
+    public var driver: String?
+    public var subnet: String?
 }
 
 /// Fans the reconciler's changes out to the clients following `GET /v1/events`. A subscriber's
 /// sink must not block (it hands the line to the client's event loop); a sink that answers
 /// false (its client is gone or does not keep up) is dropped.
-final class EventHub: @unchecked Sendable {
+public final class EventHub: @unchecked Sendable {
+    public init() {}
+
     private let lock = NSLock()
     private var sinks: [Int: @Sendable (Data) -> Bool] = [:]
     private var next = 0
@@ -35,9 +37,9 @@ final class EventHub: @unchecked Sendable {
     private static let clockLock = NSLock()
 
     /// Whether anyone follows (the reconciler skips building events when nobody does).
-    var isFollowed: Bool { lock.withLock { !sinks.isEmpty } }
+    public var isFollowed: Bool { lock.withLock { !sinks.isEmpty } }
 
-    func subscribe(_ sink: @escaping @Sendable (Data) -> Bool) -> Int {
+    public func subscribe(_ sink: @escaping @Sendable (Data) -> Bool) -> Int {
         lock.withLock {
             next += 1
             sinks[next] = sink
@@ -45,7 +47,7 @@ final class EventHub: @unchecked Sendable {
         }
     }
 
-    func unsubscribe(_ id: Int) { lock.withLock { sinks[id] = nil } }
+    public func unsubscribe(_ id: Int) { lock.withLock { sinks[id] = nil } }
 
     func publish(_ events: [ChangeEvent]) {
         guard !events.isEmpty else { return }

@@ -11,7 +11,7 @@ import Store
 extension Daemon {
     /// Carries out `command` under the command lock. Refusals are thrown as `APIError`s: the
     /// HTTP status and the one line the CLI prints.
-    func perform(_ command: Command) throws -> CommandResult {
+    public func perform(_ command: Command) throws -> CommandResult {
         do {
             return try lock.withLock {
                 if stopping { throw APIError.unavailable("the daemon is stopping") }
@@ -40,7 +40,7 @@ extension Daemon {
     }
 
     /// The HTTP status of a refusal.
-    static func apiError(_ error: Error) -> APIError {
+    public static func apiError(_ error: Error) -> APIError {
         switch error {
         case let error as APIError: return error
         case let error as ClusterError:
@@ -51,7 +51,7 @@ extension Daemon {
             default: return .badRequest(error.description)
             }
         case is StoreError, is ContendedKey: return .unavailable("\(error)")
-        case is HostLabel.Invalid, is IPv4Subnet.ParseError, is CLIError: return .badRequest("\(error)")
+        case is HostLabel.Invalid, is IPv4Subnet.ParseError: return .badRequest("\(error)")
         default: return APIError(status: 500, message: "\(error)")
         }
     }
@@ -87,14 +87,14 @@ extension Daemon {
     }
 
     private func label(_ text: String?, _ what: String) throws -> HostLabel {
-        guard let text else { throw CLIError("missing \(what)") }
+        guard let text else { throw APIError.badRequest("missing \(what)") }
         return try HostLabel(text, what: what)
     }
 
     /// `--ip`, if given.
     private func requestedAddress(_ ip: String?) throws -> IPv4Address? {
         try ip.map { text in
-            guard let address = IPv4Address(text) else { throw CLIError("invalid --ip '\(text)'") }
+            guard let address = IPv4Address(text) else { throw APIError.badRequest("invalid --ip '\(text)'") }
             return address
         }
     }
@@ -103,15 +103,15 @@ extension Daemon {
 
     private func networkCreate(_ request: NetworkCreation) throws -> NetworkRecord {
         let name = try label(request.name, "network")
-        guard name.text != "bridge", name.text != "gwbridge" else { throw CLIError("network name '\(name)' is reserved") }
+        guard name.text != "bridge", name.text != "gwbridge" else { throw APIError.badRequest("network name '\(name)' is reserved") }
         let subnet = try IPv4Subnet(parsing: request.subnet)
         var gateway: IPv4Address?
         if let text = request.gateway {
-            guard let parsed = IPv4Address(text) else { throw CLIError("invalid --gateway '\(text)': expected an IPv4 address") }
+            guard let parsed = IPv4Address(text) else { throw APIError.badRequest("invalid --gateway '\(text)': expected an IPv4 address") }
             gateway = parsed
         }
         let driver = NetworkRecord.Driver(rawValue: request.driver ?? "overlay")
-        guard let driver else { throw CLIError("invalid --driver '\(request.driver ?? "")': expected overlay or bridge") }
+        guard let driver else { throw APIError.badRequest("invalid --driver '\(request.driver ?? "")': expected overlay or bridge") }
         var reserved = LocalBridgeDriver.BridgeSpec.reservedSubnets.map { (subnet: $0, what: "the built-in bridge pool") }
         reserved += try bridges.hostRoutes().map { (subnet: $0, what: "a route of host \(configuration.hostID)") }
         let record = try registry.createNetwork(name: name, driver: driver, subnet: subnet, gateway: gateway,
@@ -277,7 +277,7 @@ extension Daemon {
                         defaultRoute: Bool, undo: Rollback) throws {
         let label = try network.label
         if network.driver == .bridge, network.host != configuration.hostID {
-            throw CLIError("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
+            throw APIError.badRequest("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
         }
         let address = try registry.allocateAddress(on: network, requested: requested, host: configuration.hostID, lease: lease)
         undo.add("claim of \(address) on \(label)") { [self] in try registry.releaseAddress(address, on: label, heldBy: configuration.hostID) }
@@ -310,7 +310,7 @@ extension Daemon {
             if let existing = overlay.spec(of: label) {
                 if existing == spec { return }
                 guard !isInUse(network.name) else {
-                    throw CLIError("network '\(network.name)' changed in the store while sandboxes here still use its old form")
+                    throw APIError.badRequest("network '\(network.name)' changed in the store while sandboxes here still use its old form")
                 }
                 try overlay.deleteNetwork(label)
             }
