@@ -101,6 +101,8 @@ let package = Package(
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
         .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Store", "ClusterState", "Resolver", "HostsWriter", "Addressing", "TestSupport",
+                                                   .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "ClusterState", "Addressing", "TestSupport", .product(name: "Logging", package: "swift-log")],
                     exclude: ["consul_double.py"]),
         // Simulated clusters for the end-to-end and fault tests: daemons (the `dnsd` executable,

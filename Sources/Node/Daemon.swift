@@ -56,8 +56,6 @@ public final class Daemon: @unchecked Sendable {
     let cache: StoreCache
     /// The changes the reconciler applies, for `GET /v1/events`.
     public let events = EventHub()
-    /// Peers that could not be programmed (for metrics).
-    let peerErrors = Atomic<Int>(0)
     /// Whether the store answered the last keep-alive (for metrics).
     let storeReachable = Atomic<Bool>(false)
     /// Whether the daemon holds a lease in the store (false while it started without the store).
@@ -108,7 +106,9 @@ public final class Daemon: @unchecked Sendable {
         } catch let error as StoreError {
             unreachable = error
         }
-        reconciler = Reconciler(daemon: self)
+        reconciler = Reconciler(hostID: configuration.hostID, registry: registry, records: records, hosts: hosts, peers: overlay,
+                                cache: cache, events: events, logger: logger)
+        reconciler.teardown = self
         let started = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> String { "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000) ms" }
         if let unreachable {
@@ -250,7 +250,7 @@ public final class Daemon: @unchecked Sendable {
         let files = hosts.totals()
         sample.hostsFileWrites = files.writes
         sample.hostsFileRepairs = files.repairs
-        sample.peerProgrammingErrors = peerErrors.load(ordering: .relaxed)
+        sample.peerProgrammingErrors = reconciler.peerErrors.load(ordering: .relaxed)
         return sample
     }
 

@@ -18,9 +18,9 @@ struct NamespacePoolTests {
             #expect(ready, "the pool filled")
             let names = [fixture.prefix + "w1", fixture.prefix + "w2", fixture.prefix + "w3"]
             // Two come from the pool, the third is made the ordinary way (the pool is empty and
-            // does not refill during a burst).
+            // refills only after 5 ms without a take: on a loaded machine it may already have
+            // started again, so the count is not checked here; the refill is, below).
             let sandboxes = try names.map { try factory.create($0) }
-            #expect(factory.warmCount == 0)
             var inodes = Set<UInt64>()
             for sandbox in sandboxes {
                 #expect(NamedNamespaces().exists(sandbox.name))

@@ -8,7 +8,7 @@ import Store
 
 /// The control API's commands. Each validates first, writes the store first, and undoes its
 /// own half-done steps when a later one fails, so a refusal changes nothing.
-extension Daemon {
+extension Daemon: NetworkTeardown {
     /// Carries out `command` under the command lock. Refusals are thrown as `APIError`s: the
     /// HTTP status and the one line the CLI prints.
     public func perform(_ command: Command) throws -> CommandResult {
@@ -318,7 +318,7 @@ extension Daemon {
             for remote in reconciler.remoteEndpoints(on: network.name) {
                 guard let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) else { continue }
                 do { try overlay.addPeer(ip, vtep: vtep, on: label) } catch {
-                    peerErrors.add(1, ordering: .relaxed)
+                    reconciler.peerErrors.add(1, ordering: .relaxed)
                     logger.warning("peer add failed", metadata: ["endpoint": "\(remote.id)", "error": "\(error)"])
                 }
             }
@@ -355,7 +355,7 @@ extension Daemon {
 
     /// A network that left the store (or was re-created differently): its devices here go,
     /// unless the store now has an identical network of that name.
-    func removeLocalDevices(of network: NetworkRecord) {
+    public func networkLeft(_ network: NetworkRecord) {
         lock.withLock {
             if let current = reconciler.network(named: network.name), current == network { return }
             do { try removeDevices(of: network) } catch {

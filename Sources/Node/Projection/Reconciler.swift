@@ -3,6 +3,7 @@ import ClusterState
 import Foundation
 import Logging
 import Store
+import Synchronization
 
 /// Projects the store onto this host, for every change, this host's own included: for each
 /// network, its DNS zone (every cluster network is in scope for the resolver as soon as the
@@ -10,8 +11,22 @@ import Store
 /// endpoint, DNS records and hosts-file lines, and for endpoints on other hosts one neighbour
 /// and one FDB entry on each overlay network that exists here. Starts from a listing and
 /// watches from the revision after it; if the store compacted that history, it lists again.
+///
+/// It owns its input (the store, through `ClusterRegistry`) and sees its outputs only through
+/// their interfaces (`Projections.swift`): it knows nothing of the daemon.
 final class Reconciler: @unchecked Sendable {
-    private unowned let daemon: Daemon
+    private let hostID: String
+    private let registry: ClusterRegistry
+    private let records: any DNSProjection
+    private let hosts: any HostsProjection
+    private let peers: any PeerProjection
+    /// Told of networks that leave the store (weak: its owner is what tears devices down).
+    weak var teardown: (any NetworkTeardown)?
+    private let cache: StoreCache?
+    let events: EventHub
+    private let logger: Logger
+    /// Peers the kernel refused (for metrics).
+    let peerErrors = Atomic<Int>(0)
     private let lock = NSLock()
     /// The endpoints as last applied, by store key.
     private var applied: [String: EndpointState] = [:]
@@ -24,7 +39,17 @@ final class Reconciler: @unchecked Sendable {
     private var revision: Int64 = 0
     private var lastEvent: Date?
 
-    init(daemon: Daemon) { self.daemon = daemon }
+    init(hostID: String, registry: ClusterRegistry, records: any DNSProjection, hosts: any HostsProjection,
+         peers: any PeerProjection, cache: StoreCache?, events: EventHub, logger: Logger) {
+        self.hostID = hostID
+        self.registry = registry
+        self.records = records
+        self.hosts = hosts
+        self.peers = peers
+        self.cache = cache
+        self.events = events
+        self.logger = logger
+    }
 
     /// The newest store revision applied and when the last store event arrived.
     func watchProgress() -> (revision: Int64, lastEvent: Date?) { lock.withLock { (revision, lastEvent) } }
@@ -32,8 +57,8 @@ final class Reconciler: @unchecked Sendable {
     /// Lists networks, then endpoints, and watches both from the revision after the first
     /// listing (events the second listing already has are applied again, which changes nothing).
     func start() throws {
-        let (networkList, revision) = try daemon.registry.networksWithRevision()
-        let (endpoints, _) = try daemon.registry.endpoints()
+        let (networkList, revision) = try registry.networksWithRevision()
+        let (endpoints, _) = try registry.endpoints()
         let gone: [NetworkRecord] = lock.withLock {
             self.revision = max(self.revision, revision)
             var changes: [String: NetworkRecord?] = Dictionary(networkList.map { ($0.name, .some($0)) }, uniquingKeysWith: { a, _ in a })
@@ -51,11 +76,11 @@ final class Reconciler: @unchecked Sendable {
         }
         // A watch that ended (or one a restart replaces) is released: its thread and connection.
         previous?.cancel()
-        let handle = try daemon.store.watch(prefix: Keys.root, from: revision + 1, events: { [weak self] events in
+        let handle = try registry.store.watch(prefix: Keys.root, from: revision + 1, events: { [weak self] events in
             self?.apply(events)
         }, failed: { [weak self] error in
             guard let self else { return }
-            daemon.logger.warning("watch ended (\(error)); listing again")
+            logger.warning("watch ended (\(error)); listing again")
             DispatchQueue.global().async { self.restart() }
         })
         let keep = lock.withLock { () -> Bool in
@@ -92,7 +117,7 @@ final class Reconciler: @unchecked Sendable {
                 try start()
                 return
             } catch {
-                daemon.logger.warning("listing the store failed (\(error)); retrying in \(delay) s")
+                logger.warning("listing the store failed (\(error)); retrying in \(delay) s")
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 2)
             }
@@ -118,7 +143,7 @@ final class Reconciler: @unchecked Sendable {
             var finalNetworks: [String: NetworkRecord?] = [:]
             var finalEndpoints: [String: EndpointState?] = [:]
             for event in events {
-                switch ClusterRegistry.change(event, logger: daemon.logger) {
+                switch ClusterRegistry.change(event, logger: logger) {
                 case .network(let name, let record)?: finalNetworks[name] = .some(record)
                 case .endpoint(let k, let state)?: finalEndpoints[k] = .some(state)
                 case nil: continue
@@ -140,7 +165,7 @@ final class Reconciler: @unchecked Sendable {
     private func applyNetworks(_ changes: [String: NetworkRecord?]) -> [NetworkRecord] {
         var gone: [NetworkRecord] = []
         var appeared: [NetworkRecord] = []
-        daemon.records.update { table in
+        records.update { table in
             for (name, record) in changes {
                 let old = networks[name]
                 if let old, old == record { continue }
@@ -159,25 +184,24 @@ final class Reconciler: @unchecked Sendable {
         for record in appeared {
             for endpoint in applied.values where endpoint.network == record.name { programPeer(endpoint, add: true) }
         }
-        if daemon.events.isFollowed {
+        if events.isFollowed {
             let now = EventHub.now()
-            daemon.events.publish(gone.filter { changes[$0.name] == .some(nil) }.map {
+            events.publish(gone.filter { changes[$0.name] == .some(nil) }.map {
                 ChangeEvent(time: now, kind: .network, action: .remove, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet)
             } + appeared.map {
                 ChangeEvent(time: now, kind: .network, action: .add, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet)
             })
         }
-        if !changes.isEmpty { daemon.cache.markChanged() }
+        if !changes.isEmpty { cache?.markChanged() }
         return gone
     }
 
     /// Removes what this host has of networks that left the store (or changed identity):
-    /// overlay namespaces and bridge devices no local sandbox uses. On a queue of its own: it
-    /// takes the daemon's command lock, which a caller of `start()` may hold.
+    /// overlay namespaces and bridge devices no local sandbox uses. On a queue of its own: the
+    /// teardown may take a lock a caller of `start()` holds (the daemon's command lock).
     private func tearDown(_ records: [NetworkRecord]) {
-        guard !records.isEmpty else { return }
-        let daemon = self.daemon
-        teardownQueue.async { for record in records { daemon.removeLocalDevices(of: record) } }
+        guard !records.isEmpty, let teardown else { return }
+        teardownQueue.async { for record in records { teardown.networkLeft(record) } }
     }
 
     private let teardownQueue = DispatchQueue(label: "dnsd-network-teardown")
@@ -199,7 +223,7 @@ final class Reconciler: @unchecked Sendable {
             added.append((endpoint, label))
         }
         guard !gone.isEmpty || !added.isEmpty else { return }
-        daemon.records.update { table in
+        records.update { table in
             for old in gone {
                 if let label = try? HostLabel(old.network, what: "network") { table.removeEndpoint(old.id, from: label) }
             }
@@ -213,15 +237,15 @@ final class Reconciler: @unchecked Sendable {
             applied[key(endpoint)] = endpoint
             programPeer(endpoint, add: true)
         }
-        if daemon.events.isFollowed {
-            let now = EventHub.now(), me = daemon.configuration.hostID
+        if events.isFollowed {
+            let now = EventHub.now(), me = hostID
             func event(_ endpoint: EndpointState, _ action: ChangeEvent.Action) -> ChangeEvent {
                 ChangeEvent(time: now, kind: .endpoint, action: action, network: endpoint.network, name: endpoint.name,
                             aliases: endpoint.aliases, address: endpoint.ipv4, host: endpoint.host, local: endpoint.host == me)
             }
-            daemon.events.publish(gone.map { event($0, .remove) } + added.map { event($0.0, .add) })
+            events.publish(gone.map { event($0, .remove) } + added.map { event($0.0, .add) })
         }
-        let hosts = daemon.hosts
+        let hosts = self.hosts
         let writeFiles = { @Sendable [gone, added] in
             _ = hosts.update(removing: gone.compactMap { old in (try? HostLabel(old.network, what: "network")).map { (old.id, $0) } },
                          setting: added.map { ($0.0.id, $0.1, $0.0.record!) })
@@ -232,28 +256,28 @@ final class Reconciler: @unchecked Sendable {
         } else {
             filesQueue.async(execute: writeFiles)
         }
-        daemon.cache.markChanged()
+        cache?.markChanged()
     }
 
     /// One remote endpoint's neighbour and FDB entry, on an overlay that exists here. An
     /// endpoint whose network is not known yet is programmed when the network arrives.
     private func programPeer(_ endpoint: EndpointState, add: Bool) {
-        guard endpoint.host != daemon.configuration.hostID, networks[endpoint.network]?.driver == .overlay,
+        guard endpoint.host != hostID, networks[endpoint.network]?.driver == .overlay,
               let label = try? HostLabel(endpoint.network, what: "network"), let address = IPv4Address(endpoint.ipv4),
-              let vtep = IPv4Address(endpoint.vtep), daemon.overlay.hasNetwork(label)
+              let vtep = IPv4Address(endpoint.vtep), peers.hasNetwork(label)
         else { return }
         do {
-            if add { try daemon.overlay.addPeer(address, vtep: vtep, on: label) } else {
-                try daemon.overlay.removePeer(address, vtep: vtep, on: label)
+            if add { try peers.addPeer(address, vtep: vtep, on: label) } else {
+                try peers.removePeer(address, vtep: vtep, on: label)
             }
         } catch {
-            daemon.peerErrors.add(1, ordering: .relaxed)
-            daemon.logger.warning("peer \(add ? "add" : "remove") failed", metadata: ["endpoint": "\(endpoint.id)", "error": "\(error)"])
+            peerErrors.add(1, ordering: .relaxed)
+            logger.warning("peer \(add ? "add" : "remove") failed", metadata: ["endpoint": "\(endpoint.id)", "error": "\(error)"])
         }
     }
 
     /// The remote endpoints of `network`, to program when the network first appears here.
     func remoteEndpoints(on network: String) -> [EndpointState] {
-        lock.withLock { applied.values.filter { $0.network == network && $0.host != daemon.configuration.hostID } }
+        lock.withLock { applied.values.filter { $0.network == network && $0.host != hostID } }
     }
 }
