@@ -25,10 +25,17 @@ public final class Daemon: @unchecked Sendable {
         var stateDirectory: String
         /// Who hears of forwarded answers and failed tries (the metrics), if anyone.
         var forwardObserver: (any ForwardObserver)? = nil
+        /// The host's network namespace (bridges, vxlan sockets, NAT): nil for the process's own.
+        /// A daemon embedded in a test runs in a namespace of its own this way.
+        var hostNamespace: NamespaceHandle? = nil
+        /// Namespaces kept ready for `run` (0: none).
+        var warmNamespaces = 4
 
         public init(hostID: String, advertise: IPv4Address, dnsMode: NameMode, upstreams: [SocketAddress],
                     upstreamTimeoutMilliseconds: Int, leaseTTL: Int, hostResolvConf: ResolvConf, stateDirectory: String,
-                    forwardObserver: (any ForwardObserver)? = nil) {
+                    forwardObserver: (any ForwardObserver)? = nil, hostNamespace: NamespaceHandle? = nil, warmNamespaces: Int = 4) {
+            self.hostNamespace = hostNamespace
+            self.warmNamespaces = warmNamespaces
             self.hostID = hostID
             self.advertise = advertise
             self.dnsMode = dnsMode
@@ -58,6 +65,8 @@ public final class Daemon: @unchecked Sendable {
     public let events = EventHub()
     /// Whether the store answered the last keep-alive (for metrics).
     let storeReachable = Atomic<Bool>(false)
+    /// Set by `shutdown`: the keep-alive and reconnect loops end.
+    private let isShutDown = Atomic<Bool>(false)
     /// Whether the daemon holds a lease in the store (false while it started without the store).
     private(set) var connected = false
     /// Set (under `lock`) once the daemon is stopping: later commands are refused.
@@ -80,9 +89,10 @@ public final class Daemon: @unchecked Sendable {
         registry = ClusterRegistry(store: store, logger: logger)
         thread = try NamespaceThread(name: "dnsd-netns")
         // A few namespaces kept warm: `run` then names one instead of making one.
-        factory = try SandboxFactory(thread: thread, warmNamespaces: 4)
-        overlay = try OverlayDriver(host: .init(id: configuration.hostID, advertise: configuration.advertise), thread: thread, logger: logger)
-        bridges = try LocalBridgeDriver(hostNamespace: nil, thread: thread, logger: logger)
+        factory = try SandboxFactory(thread: thread, warmNamespaces: configuration.warmNamespaces)
+        overlay = try OverlayDriver(host: .init(id: configuration.hostID, advertise: configuration.advertise, namespace: configuration.hostNamespace),
+                                    thread: thread, logger: logger)
+        bridges = try LocalBridgeDriver(hostNamespace: configuration.hostNamespace, thread: thread, logger: logger)
         journal = try SandboxJournal(directory: configuration.stateDirectory + "/sandboxes", logger: logger)
         hosts = HostsWriter(mode: configuration.dnsMode, hostResolvConf: configuration.hostResolvConf,
                             upstreams: configuration.upstreams.map(\.address.description), logger: logger)
@@ -142,7 +152,7 @@ public final class Daemon: @unchecked Sendable {
     /// the host record, the listing and watch (reconciling the cached view), the republish.
     private func connectLater(_ recovered: [Republication]) {
         Thread.detachNewThread { [self] in
-            while true {
+            while !isShutDown.load(ordering: .relaxed) {
                 Thread.sleep(forTimeInterval: 0.5)
                 do {
                     let granted = try takeLease()
@@ -192,8 +202,9 @@ public final class Daemon: @unchecked Sendable {
         let interval = max(0.5, Double(configuration.leaseTTL) / 3)
         Thread.detachNewThread { [self] in
             var mustPublish = publishFirst
-            while true {
+            while !isShutDown.load(ordering: .relaxed) {
                 Thread.sleep(forTimeInterval: interval)
+                if isShutDown.load(ordering: .relaxed) { return }
                 do {
                     if !mustPublish, try store.keepAlive(lease) {
                         storeReachable.store(true, ordering: .relaxed)
@@ -268,6 +279,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     public func shutdown() {
+        isShutDown.store(true, ordering: .relaxed)
         reconciler.stop()
         cache.stop()
         factory.shutdown()
