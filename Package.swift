@@ -33,10 +33,11 @@ let package = Package(
         // recvmmsg/sendmmsg (all need _GNU_SOURCE or packed structs).
         .target(name: "CShim"),
         // System libraries. ldns is the independent oracle the tests check every reply against;
-        // libmnl and libcurl are for the netlink data plane and the store clients.
+        // libmnl is for the netlink data plane; libcurl (the store clients) is loaded at run time.
         .systemLibrary(name: "CLDNS", pkgConfig: "ldns", providers: [.apt(["libldns-dev"])]),
         .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl's header (libcurl4-openssl-dev) and a loader: the library is dlopen'ed on first use.
+        .target(name: "CCurl"),
 
         // Value types every layer shares: IPv4/IPv6 addresses, subnets, validated host labels.
         .target(name: "Addressing"),

@@ -9,7 +9,8 @@ import Foundation
 /// from another thread ends the transfer at once (`curl_multi_wakeup`) instead of whenever the
 /// server next sends something.
 final class HTTPClient: @unchecked Sendable {
-    private let handle: UnsafeMutableRawPointer
+    /// The easy handle; nil when libcurl could not be loaded (every request then fails).
+    private let easy: UnsafeMutableRawPointer?
     private let lock = NSLock()
     private var headers: UnsafeMutablePointer<curl_slist>?
     let timeoutMilliseconds: Int
@@ -19,50 +20,56 @@ final class HTTPClient: @unchecked Sendable {
     private var transfer: UnsafeMutableRawPointer?
     private var interrupted = false
 
-    private static let initialize: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    /// libcurl, loaded on first use (see CCurl.h): nil when it loaded, else why not.
+    private static let loadFailure: String? = {
+        guard dnsd_curl_load() == 0 else { return String(cString: dnsd_curl_load_error()) }
+        _ = dnsd_curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return nil
+    }()
 
     init(timeoutMilliseconds: Int, interruptible: Bool = false) {
-        _ = Self.initialize
-        handle = curl_easy_init()!
+        // A machine without libcurl.so.4 cannot speak to etcd or Consul at all: every request
+        // says so (`request` throws), nothing crashes.
+        easy = Self.loadFailure == nil ? dnsd_curl_easy_init() : nil
         self.timeoutMilliseconds = timeoutMilliseconds
         self.interruptible = interruptible
-        headers = curl_slist_append(nil, "Content-Type: application/json")
+        headers = easy == nil ? nil : dnsd_curl_slist_append(nil, "Content-Type: application/json")
     }
 
     /// Ends the running transfer of an interruptible client, and every later one.
     func interrupt() {
         wakeLock.withLock {
             interrupted = true
-            if let transfer { curl_multi_wakeup(transfer) }
+            if let transfer { dnsd_curl_multi_wakeup(transfer) }
         }
     }
 
     /// One transfer through a multi handle, polled until done or interrupted.
-    private func performInterruptibly() -> CURLcode {
-        guard let multi = curl_multi_init() else { return CURLE_OUT_OF_MEMORY }
-        curl_multi_add_handle(multi, handle)
+    private func performInterruptibly(_ handle: UnsafeMutableRawPointer) -> CURLcode {
+        guard let multi = dnsd_curl_multi_init() else { return CURLE_OUT_OF_MEMORY }
+        dnsd_curl_multi_add_handle(multi, handle)
         wakeLock.withLock { transfer = multi }
         defer {
             wakeLock.withLock { transfer = nil }
-            curl_multi_remove_handle(multi, handle)
-            curl_multi_cleanup(multi)
+            dnsd_curl_multi_remove_handle(multi, handle)
+            dnsd_curl_multi_cleanup(multi)
         }
         var running: Int32 = 1
         while running > 0 {
             if wakeLock.withLock({ interrupted }) { return CURLE_ABORTED_BY_CALLBACK }
-            guard curl_multi_perform(multi, &running) == CURLM_OK else { return CURLE_RECV_ERROR }
-            if running > 0, curl_multi_poll(multi, nil, 0, 1000, nil) != CURLM_OK { return CURLE_RECV_ERROR }
+            guard dnsd_curl_multi_perform(multi, &running) == CURLM_OK else { return CURLE_RECV_ERROR }
+            if running > 0, dnsd_curl_multi_poll(multi, nil, 0, 1000, nil) != CURLM_OK { return CURLE_RECV_ERROR }
         }
         var left: Int32 = 0
-        while let message = curl_multi_info_read(multi, &left) {
+        while let message = dnsd_curl_multi_info_read(multi, &left) {
             if message.pointee.msg == CURLMSG_DONE { return message.pointee.data.result }
         }
         return CURLE_OK
     }
 
     deinit {
-        curl_easy_cleanup(handle)
-        curl_slist_free_all(headers)
+        if let easy { dnsd_curl_easy_cleanup(easy) }
+        if easy != nil { dnsd_curl_slist_free_all(headers) }
     }
 
     /// POSTs `body` to `url`; returns the status and body. `stream` (for watches) receives
@@ -77,7 +84,10 @@ final class HTTPClient: @unchecked Sendable {
     func request(_ method: String, _ url: String, body: Data?, timeoutMilliseconds: Int? = nil,
                  stream: ((Data) -> Bool)? = nil) throws -> (status: Int, body: Data, headers: [String: String]) {
         try lock.withLock {
-            curl_easy_reset(handle)
+            guard let handle = easy else {
+                throw StoreError.unavailable(operation: url, detail: (Self.loadFailure ?? "libcurl could not start") + " (install libcurl4)")
+            }
+            dnsd_curl_easy_reset(handle)
             final class Sink {
                 var data = Data()
                 var headers: [String: String] = [:]
@@ -122,10 +132,10 @@ final class HTTPClient: @unchecked Sendable {
                     dnsd_curl_set_long(handle, CURLOPT_HTTPGET, 1)
                     if method != "GET" { dnsd_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method) }
                 }
-                return interruptible ? performInterruptibly() : curl_easy_perform(handle)
+                return interruptible ? performInterruptibly(handle) : dnsd_curl_easy_perform(handle)
             }
             guard result == CURLE_OK || (stream != nil && (result == CURLE_WRITE_ERROR || result == CURLE_ABORTED_BY_CALLBACK)) else {
-                throw StoreError.unavailable(operation: url, detail: String(cString: curl_easy_strerror(result)))
+                throw StoreError.unavailable(operation: url, detail: String(cString: dnsd_curl_easy_strerror(result)))
             }
             var status = 0
             dnsd_curl_response_code(handle, &status)
