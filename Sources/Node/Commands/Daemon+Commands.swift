@@ -380,7 +380,7 @@ extension Daemon: NetworkTeardown {
     func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
         LocalBridgeDriver.BridgeSpec(name: (try? network.label) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.name,
                                      device: network.vni != 0 ? LocalBridgeDriver.BridgeSpec.device(forNetworkNumber: network.vni)
-                                         : "dnsb-" + String(network.name.prefix(10)),
+                                         : LocalBridgeDriver.BridgeSpec.device(forUnnumberedNetwork: network.name),
                                      subnet: (try? network.parsedSubnet) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.subnet,
                                      gateway: network.gatewayAddress ?? IPv4Address(0))
     }

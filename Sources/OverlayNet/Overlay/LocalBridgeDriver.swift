@@ -42,6 +42,10 @@ public final class LocalBridgeDriver: @unchecked Sendable {
         /// (a prefix of the name would let `frontend-a1` and `frontend-a2` share one bridge).
         public static func device(forNetworkNumber number: UInt32) -> String { "dnsb-\(number)" }
 
+        /// The device of a bridge network made before networks had numbers (number 0): a
+        /// prefix of its name, as earlier versions named it, so such a bridge is found again.
+        public static func device(forUnnumberedNetwork name: String) -> String { "dnsb-" + String(name.prefix(10)) }
+
         /// Subnets no user-defined network may overlap: the built-in bridges'.
         public static let reservedSubnets = [defaultBridge.subnet, gatewayBridge.subnet]
     }
