@@ -102,15 +102,6 @@ final class DaemonMetrics: ForwardObserver, @unchecked Sendable {
         ([label] + dimensions.map { "\($0.0)=\($0.1)" }).joined(separator: ",")
     }
 
-    static func rcodeName(_ rcode: Int) -> String {
-        switch rcode {
-        case 0: "NOERROR"
-        case 1: "FORMERR"
-        case 2: "SERVFAIL"
-        case 3: "NXDOMAIN"
-        case 4: "NOTIMP"
-        case 5: "REFUSED"
-        default: "RCODE\(rcode)"
-        }
-    }
+    /// The code's name as dig prints it (NOERROR, NXDOMAIN...), from the wire codec's own table.
+    static func rcodeName(_ rcode: Int) -> String { ResponseCode(rawValue: UInt16(rcode)).description }
 }
