@@ -152,16 +152,7 @@ struct BlackHole {
 
     init() throws {
         let port = try Dnsmasq.freePort()
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.fd = fd
-        var raw = sockaddr_in()
-        raw.sin_family = sa_family_t(AF_INET)
-        raw.sin_port = port.bigEndian
-        raw.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &raw) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw SystemCallError.last("bind black hole") }
+        fd = try loopbackUDPSocket(port: port, what: "black hole")
         address = SocketAddress(IPv4Address(127, 0, 0, 1), port: port)
     }
 

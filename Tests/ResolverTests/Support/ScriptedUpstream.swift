@@ -58,15 +58,7 @@ final class ScriptedUpstream: @unchecked Sendable {
     }
 
     private static func bound(port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var raw = sockaddr_in()
-        raw.sin_family = sa_family_t(AF_INET)
-        raw.sin_port = port.bigEndian
-        raw.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &raw) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw SystemCallError.last("bind scripted upstream") }
+        let fd = try loopbackUDPSocket(port: port, what: "scripted upstream")
         var tv = timeval(tv_sec: 0, tv_usec: 50_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         return fd
@@ -163,3 +155,22 @@ final class ScriptedUpstream: @unchecked Sendable {
 private extension UInt8 {
     var isLetter: Bool { (0x41...0x5A).contains(self) || (0x61...0x7A).contains(self) }
 }
+
+/// A UDP socket bound to 127.0.0.1:`port` (0: any free port).
+func loopbackUDPSocket(port: UInt16, what: String) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    var raw = sockaddr_in()
+    raw.sin_family = sa_family_t(AF_INET)
+    raw.sin_port = port.bigEndian
+    raw.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    let rc = withUnsafePointer(to: &raw) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else {
+        let error = SystemCallError.last("bind \(what)")
+        close(fd)
+        throw error
+    }
+    return fd
+}
+
