@@ -238,9 +238,6 @@ public final class Daemon: @unchecked Sendable {
         journal.remove(name)
     }
 
-    /// The gateway bridge and default bridge exist before the first sandbox needs them.
-    func ensureBridge(_ spec: LocalBridgeDriver.BridgeSpec) throws { try bridges.createBridge(spec) }
-
     /// What the metrics read at a scrape.
     public func metricsSample() -> MetricsSample {
         var sample = MetricsSample()

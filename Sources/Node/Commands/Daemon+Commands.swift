@@ -147,11 +147,10 @@ extension Daemon: NetworkTeardown {
         try registry.claimName(name, host: configuration.hostID, lease: lease)
         let undo = Rollback(logger: logger)
         undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
-        guard sandboxes[name.text] == nil, !factory.namespaces.exists(name.text) else {
-            undo.run()
-            throw APIError.conflict("a network namespace named '\(name)' already exists on this host")
-        }
-        do {
+        return try undo.perform {
+            guard sandboxes[name.text] == nil, !factory.namespaces.exists(name.text) else {
+                throw APIError.conflict("a network namespace named '\(name)' already exists on this host")
+            }
             let sandbox = try factory.create(name.text)
             undo.add("namespace \(name)") { [self] in try factory.delete(sandbox) }
             var local = LocalSandbox(name: name, hostname: hostname, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: false)
@@ -167,9 +166,6 @@ extension Daemon: NetworkTeardown {
             try startDNS(local)
             remember(local)
             return local
-        } catch {
-            undo.run()
-            throw error
         }
     }
 
@@ -185,7 +181,7 @@ extension Daemon: NetworkTeardown {
         try registry.claimName(name, host: configuration.hostID, lease: lease)
         let undo = Rollback(logger: logger)
         undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
-        do {
+        return try undo.perform {
             let sandbox = try factory.adopt(path: path, name: name.text)
             var local = LocalSandbox(name: name, hostname: name, aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") },
                                      sandbox: sandbox, id: nextSandboxID(), adopted: true, hostsFile: request.hostsFile)
@@ -199,9 +195,6 @@ extension Daemon: NetworkTeardown {
             }
             remember(local)
             return local
-        } catch {
-            undo.run()
-            throw error
         }
     }
 
@@ -215,14 +208,11 @@ extension Daemon: NetworkTeardown {
         let requested = try requestedAddress(request.ip)
         if let aliases = request.aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
         let undo = Rollback(logger: logger)
-        do {
+        return try undo.perform {
             try attach(&local, to: network, requested: requested, defaultRoute: false, undo: undo)
             records.update { $0.attach(local.id, to: local.namedNetworks) }
             remember(local)
             return local
-        } catch {
-            undo.run()
-            throw error
         }
     }
 
@@ -315,13 +305,7 @@ extension Daemon: NetworkTeardown {
                 try overlay.deleteNetwork(label)
             }
             try overlay.createNetwork(spec)
-            for remote in reconciler.remoteEndpoints(on: network.name) {
-                guard let ip = IPv4Address(remote.ipv4), let vtep = IPv4Address(remote.vtep) else { continue }
-                do { try overlay.addPeer(ip, vtep: vtep, on: label) } catch {
-                    reconciler.peerErrors.add(1, ordering: .relaxed)
-                    logger.warning("peer add failed", metadata: ["endpoint": "\(remote.id)", "error": "\(error)"])
-                }
-            }
+            reconciler.replayPeers(on: label)
         case .bridge:
             try bridges.createBridge(bridgeSpec(network))
         }

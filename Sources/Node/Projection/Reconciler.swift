@@ -266,18 +266,29 @@ final class Reconciler: @unchecked Sendable {
               let label = try? HostLabel(endpoint.network, what: "network"), let address = IPv4Address(endpoint.ipv4),
               let vtep = IPv4Address(endpoint.vtep), peers.hasNetwork(label)
         else { return }
+        program(endpoint, address: address, vtep: vtep, on: label, add: add)
+    }
+
+    /// Programs every remote endpoint known on `network` into its overlay, which was just made
+    /// here (by a command, before the store's copy of the network may have reached the watch).
+    func replayPeers(on network: HostLabel) {
+        lock.withLock {
+            for endpoint in applied.values where endpoint.network == network.text && endpoint.host != hostID {
+                guard let address = IPv4Address(endpoint.ipv4), let vtep = IPv4Address(endpoint.vtep) else { continue }
+                program(endpoint, address: address, vtep: vtep, on: network, add: true)
+            }
+        }
+    }
+
+    /// The kernel call for one peer; a refusal is counted and logged, never thrown.
+    private func program(_ endpoint: EndpointState, address: IPv4Address, vtep: IPv4Address, on network: HostLabel, add: Bool) {
         do {
-            if add { try peers.addPeer(address, vtep: vtep, on: label) } else {
-                try peers.removePeer(address, vtep: vtep, on: label)
+            if add { try peers.addPeer(address, vtep: vtep, on: network) } else {
+                try peers.removePeer(address, vtep: vtep, on: network)
             }
         } catch {
             peerErrors.add(1, ordering: .relaxed)
             logger.warning("peer \(add ? "add" : "remove") failed", metadata: ["endpoint": "\(endpoint.id)", "error": "\(error)"])
         }
-    }
-
-    /// The remote endpoints of `network`, to program when the network first appears here.
-    func remoteEndpoints(on network: String) -> [EndpointState] {
-        lock.withLock { applied.values.filter { $0.network == network && $0.host != hostID } }
     }
 }
