@@ -68,8 +68,9 @@ final class HTTPClient: @unchecked Sendable {
     }
 
     deinit {
-        if let easy { dnsd_curl_easy_cleanup(easy) }
-        if easy != nil { dnsd_curl_slist_free_all(headers) }
+        guard let easy else { return }
+        dnsd_curl_easy_cleanup(easy)
+        dnsd_curl_slist_free_all(headers)
     }
 
     /// POSTs `body` to `url`; returns the status and body. `stream` (for watches) receives

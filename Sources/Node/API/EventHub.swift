@@ -33,7 +33,9 @@ public final class EventHub: @unchecked Sendable {
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }()
-    nonisolated(unsafe) private static let clock = ISO8601DateFormatter()  // thread-safe since macOS 10.x / swift-corelibs
+    /// One formatter for every event; `clockLock` guards it (swift-corelibs does not promise
+    /// that a formatter is safe to share between threads).
+    nonisolated(unsafe) private static let clock = ISO8601DateFormatter()
     private static let clockLock = NSLock()
 
     /// Whether anyone follows (the reconciler skips building events when nobody does).

@@ -19,6 +19,18 @@ extension NetlinkSocket {
         }
     }
 
+    /// Makes `address/prefixLength` the only IPv4 address of link `index`: any other (left by an
+    /// earlier run, or put there by hand) is removed, and the wanted one added if it is missing.
+    public func setOnlyAddress(_ address: IPv4Address, prefixLength: Int, on index: Int32) throws {
+        let present = try addresses().filter { $0.index == index }
+        for stale in present where stale.address != address || stale.prefixLength != prefixLength {
+            try deleteAddress(stale.address, prefixLength: stale.prefixLength, from: index)
+        }
+        if !present.contains(where: { $0.address == address && $0.prefixLength == prefixLength }) {
+            try addAddress(address, prefixLength: prefixLength, to: index)
+        }
+    }
+
     private func changeAddress(_ type: Int, _ flags: Int32, _ address: IPv4Address, _ prefixLength: Int, _ index: Int32,
                          _ operation: String) throws {
         let message = NetlinkMessage(type: UInt16(type), flags: flags)

@@ -90,11 +90,7 @@ public final class LocalBridgeDriver: @unchecked Sendable {
             do {
                 let index = try netlink.linkIndex(spec.device)
                 try netlink.setLink(index, up: true)
-                let addresses = try netlink.addresses().filter { $0.index == index }
-                for stale in addresses where stale.address != spec.gateway || stale.prefixLength != spec.subnet.prefixLength {
-                    try netlink.deleteAddress(stale.address, prefixLength: stale.prefixLength, from: index)
-                }
-                try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: index)
+                try netlink.setOnlyAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, on: index)
                 try enableForwarding()
                 try installNAT(spec)
                 bridges[spec.name] = (spec, index)

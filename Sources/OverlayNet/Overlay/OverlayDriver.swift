@@ -177,13 +177,7 @@ public final class OverlayDriver: @unchecked Sendable {
             // re-deriving its MTU from every port on each port added (O(ports) per attach).
             try netlink.setLink(bridge, mtu: Self.mtu)
         }
-        let addresses = try netlink.addresses().filter { $0.index == bridge }
-        for stale in addresses where stale.address != spec.gateway || stale.prefixLength != spec.subnet.prefixLength {
-            try netlink.deleteAddress(stale.address, prefixLength: stale.prefixLength, from: bridge)
-        }
-        if !addresses.contains(where: { $0.address == spec.gateway && $0.prefixLength == spec.subnet.prefixLength }) {
-            try netlink.addAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, to: bridge)
-        }
+        try netlink.setOnlyAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, on: bridge)
         return bridge
     }
 

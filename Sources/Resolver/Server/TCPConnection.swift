@@ -56,7 +56,7 @@ final class TCPConnection {
     }
 
     /// Answers the complete messages already buffered, until the output backs up.
-    func handleBuffered(_ handle: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    private func handleBuffered(_ handle: (UnsafeRawBufferPointer) -> Void) -> Bool {
         var consumed = 0
         input.withUnsafeBytes { bytes in
             while bytes.count - consumed >= 2, !isBackedUp, !overflowed {
