@@ -30,6 +30,8 @@ public final class Daemon: @unchecked Sendable {
         var hostNamespace: NamespaceHandle? = nil
         /// Namespaces kept ready for `run` (0: none).
         var warmNamespaces = 4
+        /// How often adopted sandboxes are checked for a namespace or container that went away.
+        var livenessInterval: TimeInterval = 1
 
         public init(hostID: String, advertise: IPv4Address, dnsMode: NameMode, upstreams: [SocketAddress],
                     upstreamTimeoutMilliseconds: Int, leaseTTL: Int, hostResolvConf: ResolvConf, stateDirectory: String,
@@ -66,7 +68,7 @@ public final class Daemon: @unchecked Sendable {
     /// Whether the store answered the last keep-alive (for metrics).
     let storeReachable = Atomic<Bool>(false)
     /// Set by `shutdown`: the keep-alive and reconnect loops end.
-    private let isShutDown = Atomic<Bool>(false)
+    let isShutDown = Atomic<Bool>(false)
     /// Whether the daemon holds a lease in the store (false while it started without the store).
     private(set) var connected = false
     /// Set (under `lock`) once the daemon is stopping: later commands are refused.
@@ -146,6 +148,7 @@ public final class Daemon: @unchecked Sendable {
             startKeepAlive(publishFirst: !published)
         }
         cache.start { [unowned self] in cacheSnapshot() }
+        startLivenessChecks(interval: configuration.livenessInterval)
     }
 
     /// Retries the store until it answers, then does what a start with the store does: a lease,

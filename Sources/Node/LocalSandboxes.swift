@@ -24,6 +24,11 @@ struct LocalSandbox {
     var adopted: Bool
     /// A runtime's own hosts file (attach --hosts-file).
     var hostsFile: String? = nil
+    /// The runtime's id of the container whose namespace this is (CNI), nil otherwise.
+    var containerID: String? = nil
+    /// The namespace's nsfs inode when adopted: a path that now names another namespace (a
+    /// reused /proc/PID) is not this sandbox's any more.
+    var namespaceInode: UInt64? = nil
 
     /// Its hosts file and resolv.conf: /etc/netns/NAME, with a runtime's own hosts file instead
     /// when it has one.
@@ -43,6 +48,7 @@ extension LocalSandbox {
     /// What the journal keeps of this sandbox.
     var journalEntry: SandboxJournal.Entry {
         SandboxJournal.Entry(name: name.text, hostname: hostname.text, aliases: aliases.map(\.text), netnsPath: sandbox.namespace.path,
-                             hostsFile: hostsFile, adopted: adopted, endpoints: attachments.compactMap(\.published))
+                             hostsFile: hostsFile, adopted: adopted, endpoints: attachments.compactMap(\.published),
+                             containerID: containerID, namespaceInode: namespaceInode)
     }
 }

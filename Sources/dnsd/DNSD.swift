@@ -11,13 +11,16 @@ struct DNSD: ParsableCommand {
             answers their names at 127.0.0.11 inside each one.
             """,
         subcommands: [DaemonCommand.self, NetworkCommand.self, RunCommand.self, StopCommand.self, RemoveCommand.self,
-                      PsCommand.self, InspectCommand.self, EventsCommand.self, ExecCommand.self, AttachCommand.self, ServeDNS.self]
+                      PsCommand.self, InspectCommand.self, EventsCommand.self, ExecCommand.self, AttachCommand.self, CNICommand.self,
+                      ServeDNS.self]
     )
 
     /// Like ArgumentParser's `main`, but a refusal is exactly one line on stderr (the contract in
     /// DESIGN.md §2): ArgumentParser would add the usage text to a bad flag or a missing argument.
     /// `--help` and `--version` still print in full.
     static func main() {
+        // Executed by a container runtime as its CNI plugin (`type: dnsd`).
+        if CNIPlugin.isInvoked { CNIPlugin.main() }
         let command: ParsableCommand
         do {
             command = try parseAsRoot()

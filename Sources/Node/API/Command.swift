@@ -18,11 +18,17 @@ public enum Command: Sendable {
     case listSandboxes
     case inspectSandbox(String)
     case dnsView(String)
+    /// A runtime's container joins a network (a CNI `ADD`); keyed by the runtime's container id.
+    case attachContainer(ContainerAttach)
+    /// A container leaves a network (a CNI `DEL`); done when it is already gone.
+    case detachContainer(containerID: String, network: String)
+    /// A container's attachment as the kernel has it now (a CNI `CHECK`).
+    case checkContainer(containerID: String, network: String)
 
     /// Whether the command changes anything (refused while the store is unreachable).
     public var changes: Bool {
         switch self {
-        case .listSandboxes, .inspectSandbox, .dnsView: false
+        case .listSandboxes, .inspectSandbox, .dnsView, .checkContainer: false
         default: true
         }
     }
@@ -86,6 +92,55 @@ public struct NetworkConnection: Codable, Sendable {
     }
 }
 
+/// `POST /v1/containers/ID/networks`: a namespace a container runtime made joins `network` as
+/// `interface`. The first attachment of a container adopts its namespace as a sandbox named
+/// `name`; later ones (a container on several networks) connect that sandbox.
+public struct ContainerAttach: Codable, Sendable {
+    /// The runtime's container id (CNI_CONTAINERID): what later calls name the container by.
+    public var containerID: String
+    /// The namespace's path (CNI_NETNS): /run/netns/..., /proc/PID/ns/net, ...
+    public var netns: String
+    /// The interface name inside it (CNI_IFNAME).
+    public var interface: String
+    public var network: String
+    /// The container's name (its DNS name); the container id when nil.
+    public var name: String?
+    /// A requested address (CNI_ARGS `IP=`, runtimeConfig.ips).
+    public var ip: String?
+    public var aliases: [String]?
+    /// A hosts file the runtime bind-mounts as the container's /etc/hosts, kept in place.
+    public var hostsFile: String?
+    public init(containerID: String, netns: String, interface: String, network: String, name: String?, ip: String?,
+                aliases: [String]?, hostsFile: String?) {
+        self.containerID = containerID
+        self.netns = netns
+        self.interface = interface
+        self.network = network
+        self.name = name
+        self.ip = ip
+        self.aliases = aliases
+        self.hostsFile = hostsFile
+    }
+}
+
+/// A container's attachment to one network, as a runtime needs it back (a CNI result).
+public struct ContainerAttachment: Codable, Sendable {
+    public var containerID: String
+    /// The sandbox's (and the container's DNS) name.
+    public var name: String
+    public var network: String
+    public var netns: String
+    public var interface: String
+    public var mac: String
+    /// The address with its prefix length, e.g. 192.168.0.2/24.
+    public var address: String
+    public var gateway: String
+    /// What the container's resolv.conf should say: 127.0.0.11 and the network as search
+    /// domain with the DNS responder, the host's servers in hosts mode.
+    public var nameservers: [String]
+    public var search: [String]
+}
+
 /// What a command answers.
 public enum CommandResult: Sendable {
     case network(NetworkRecord)
@@ -95,6 +150,7 @@ public enum CommandResult: Sendable {
     case sandboxes([SandboxInfo])
     case removed(Removed)
     case dnsView(DNSView)
+    case containerAttachment(ContainerAttachment)
 
     /// The JSON body of the HTTP answer.
     public func json() throws -> Data {
@@ -108,6 +164,7 @@ public enum CommandResult: Sendable {
         case .sandboxes(let value): return try encoder.encode(value)
         case .removed(let value): return try encoder.encode(value)
         case .dnsView(let value): return try encoder.encode(value)
+        case .containerAttachment(let value): return try encoder.encode(value)
         }
     }
 }

@@ -32,6 +32,11 @@ extension Daemon: NetworkTeardown {
                 case .listSandboxes: return .sandboxes(sandboxes.values.sorted { $0.name < $1.name }.map(info))
                 case .inspectSandbox(let name): return .sandbox(info(try local(name)))
                 case .dnsView(let name): return .dnsView(dnsView(try local(name)))
+                case .attachContainer(let spec): return .containerAttachment(try attachContainer(spec))
+                case .detachContainer(let id, let network):
+                    try detachContainer(id, network: network)
+                    return .removed(Removed(name: id))
+                case .checkContainer(let id, let network): return .containerAttachment(try checkContainer(id, network: network))
                 }
             }
         } catch {
@@ -56,7 +61,7 @@ extension Daemon: NetworkTeardown {
         }
     }
 
-    private func local(_ text: String) throws -> LocalSandbox {
+    func local(_ text: String) throws -> LocalSandbox {
         let name = try label(text, "name")
         guard let local = sandboxes[name.text] else { throw APIError.notFound("no sandbox '\(name)' on this host") }
         return local
@@ -86,13 +91,13 @@ extension Daemon: NetworkTeardown {
         return DNSView(sandbox: local.name.text, resolver: dns == nil ? "hosts file only (hosts mode)" : "127.0.0.11:53", networks: networks)
     }
 
-    private func label(_ text: String?, _ what: String) throws -> HostLabel {
+    func label(_ text: String?, _ what: String) throws -> HostLabel {
         guard let text else { throw APIError.badRequest("missing \(what)") }
         return try HostLabel(text, what: what)
     }
 
     /// `--ip`, if given.
-    private func requestedAddress(_ ip: String?) throws -> IPv4Address? {
+    func requestedAddress(_ ip: String?) throws -> IPv4Address? {
         try ip.map { text in
             guard let address = IPv4Address(text) else { throw APIError.badRequest("invalid --ip '\(text)'") }
             return address
@@ -169,25 +174,38 @@ extension Daemon: NetworkTeardown {
         }
     }
 
-    /// `dnsd attach`: a namespace made by a container runtime joins a network. dnsd adds the
-    /// interface and the names, serves DNS at 127.0.0.11 if the address is free there, keeps
-    /// the runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes the namespace.
+    /// `dnsd attach`: a namespace made by a container runtime joins a network.
     private func adopt(_ request: SandboxAdoption) throws -> LocalSandbox {
-        let name = try label(request.name, "name")
-        let path = request.netns
+        try adopt(name: try label(request.name, "name"), path: request.netns, network: request.network, interface: nil,
+                  requested: nil, aliases: request.aliases, hostsFile: request.hostsFile, containerID: nil)
+    }
+
+    /// Adopts a namespace a runtime made: dnsd adds the interface (`interface`, or the next
+    /// `ethN`) and the names, serves DNS at 127.0.0.11 if the address is free there, keeps the
+    /// runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes the namespace.
+    func adopt(name: HostLabel, path: String, network networkName: String, interface: String?, requested: IPv4Address?,
+               aliases: [String]?, hostsFile: String?, containerID: String?) throws -> LocalSandbox {
         guard FileManager.default.fileExists(atPath: path) else { throw APIError.notFound("no network namespace at \(path)") }
-        let network = try registry.network(try label(request.network, "network"))
+        let network = try registry.network(try label(networkName, "network"))
+        let aliases = try (aliases ?? []).map { try HostLabel($0, what: "alias") }
         guard sandboxes[name.text] == nil else { throw APIError.conflict("'\(name)' is already managed on this host") }
+        let sandbox = try factory.adopt(path: path, name: name.text)
+        let inode = try sandbox.namespace.inode()
+        if let other = sandboxes.values.first(where: { $0.namespaceInode == inode }) {
+            throw APIError.conflict("the namespace at \(path) is already managed on this host as '\(other.name)'")
+        }
+        if let interface, try sandbox.hasInterface(named: interface) {
+            throw APIError.conflict("an interface named \(interface) already exists in \(path)")
+        }
         try registry.claimName(name, host: configuration.hostID, lease: lease)
         let undo = Rollback(logger: logger)
         undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
         return try undo.perform {
-            let sandbox = try factory.adopt(path: path, name: name.text)
-            var local = LocalSandbox(name: name, hostname: name, aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") },
-                                     sandbox: sandbox, id: nextSandboxID(), adopted: true, hostsFile: request.hostsFile)
+            var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: true,
+                                     hostsFile: hostsFile, containerID: containerID, namespaceInode: inode)
             try hosts.addSandbox(name.text, files: local.files, hostname: name)
             undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: false) }
-            try attach(&local, to: network, requested: nil, defaultRoute: false, undo: undo)
+            try attach(&local, to: network, requested: requested, interface: interface, defaultRoute: false, undo: undo)
             do { try startDNS(local) } catch {
                 // A runtime may hold 127.0.0.11:53 itself (Docker's own resolver): names still
                 // resolve through the hosts file.
@@ -199,24 +217,33 @@ extension Daemon: NetworkTeardown {
     }
 
     private func connect(_ sandbox: String, _ request: NetworkConnection) throws -> LocalSandbox {
-        var local = try local(sandbox)
+        try connect(try local(sandbox), to: request.network, requested: try requestedAddress(request.ip), aliases: request.aliases,
+                    interface: nil)
+    }
+
+    /// Connects a local sandbox to one more network, as `interface` or the next `ethN`.
+    func connect(_ local: LocalSandbox, to networkName: String, requested: IPv4Address?, aliases: [String]?,
+                 interface: String?) throws -> LocalSandbox {
+        var local = local
         let name = local.name
-        let network = try registry.network(try label(request.network, "network"))
+        let network = try registry.network(try label(networkName, "network"))
         guard !local.attachments.contains(where: { $0.network.name == network.name }) else {
             throw APIError.conflict("'\(name)' is already connected to '\(network.name)'")
         }
-        let requested = try requestedAddress(request.ip)
-        if let aliases = request.aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
+        if let interface, try local.sandbox.hasInterface(named: interface) {
+            throw APIError.conflict("an interface named \(interface) already exists in \(local.sandbox.namespace.path)")
+        }
+        if let aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
         let undo = Rollback(logger: logger)
         return try undo.perform {
-            try attach(&local, to: network, requested: requested, defaultRoute: false, undo: undo)
+            try attach(&local, to: network, requested: requested, interface: interface, defaultRoute: false, undo: undo)
             records.update { $0.attach(local.id, to: local.namedNetworks) }
             remember(local)
             return local
         }
     }
 
-    private func disconnect(_ sandbox: String, from network: String) throws -> LocalSandbox {
+    func disconnect(_ sandbox: String, from network: String) throws -> LocalSandbox {
         var local = try local(sandbox)
         let name = local.name
         let networkName = try label(network, "network")
@@ -231,7 +258,7 @@ extension Daemon: NetworkTeardown {
     }
 
     /// `stop` and `rm` (for which a sandbox already gone is fine).
-    private func stop(_ text: String, missingIsFine: Bool) throws -> String {
+    func stop(_ text: String, missingIsFine: Bool) throws -> String {
         let name = try label(text, "name")
         guard let local = sandboxes[name.text] else {
             if missingIsFine { return name.text }
@@ -264,7 +291,7 @@ extension Daemon: NetworkTeardown {
     /// Attaches to a cluster network: address from the store, interface here, endpoint
     /// published (under the lease), own hosts line, DNS scope.
     private func attach(_ local: inout LocalSandbox, to network: NetworkRecord, requested: IPv4Address?,
-                        defaultRoute: Bool, undo: Rollback) throws {
+                        interface: String? = nil, defaultRoute: Bool, undo: Rollback) throws {
         let label = try network.label
         if network.driver == .bridge, network.host != configuration.hostID {
             throw APIError.badRequest("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
@@ -274,8 +301,10 @@ extension Daemon: NetworkTeardown {
         try ensureNetwork(network)
         let endpoint: AttachedEndpoint
         switch network.driver {
-        case .overlay: endpoint = try overlay.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
-        case .bridge: endpoint = try bridges.attach(local.sandbox, to: label, address: address, defaultRoute: defaultRoute)
+        case .overlay:
+            endpoint = try overlay.attach(local.sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
+        case .bridge:
+            endpoint = try bridges.attach(local.sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
         }
         let attached = LocalAttachment(network: network, endpoint: endpoint, published: nil)
         undo.add("interface \(endpoint.interface) on \(label)") { [self] in try detachInterface(attached) }

@@ -113,10 +113,19 @@ extension Daemon {
     private func adoptSurvivor(_ name: HostLabel, _ entry: SandboxJournal.Entry, networks: [String: NetworkRecord],
                                alsoStored: [EndpointState]) throws -> Republication {
         let sandbox = entry.adopted ? try factory.adopt(path: entry.netnsPath, name: name.text) : try factory.reopen(name.text)
+        var inode: UInt64?
+        if entry.adopted {
+            // A container's /proc/PID/ns/net may now be another process's namespace.
+            inode = try sandbox.namespace.inode()
+            if let recorded = entry.namespaceInode, recorded != inode {
+                throw APIError.notFound("\(entry.netnsPath) names another namespace now")
+            }
+        }
         let interfaces = try sandbox.interfaces()
         let hostname = (try? HostLabel(entry.hostname)) ?? name
         var local = LocalSandbox(name: name, hostname: hostname, aliases: entry.aliases.compactMap { try? HostLabel($0) },
-                                 sandbox: sandbox, id: nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile)
+                                 sandbox: sandbox, id: nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile,
+                                 containerID: entry.containerID, namespaceInode: inode)
         try hosts.addSandbox(name.text, files: local.files, hostname: hostname, resuming: true)
         var kept: [EndpointState] = []
         for endpoint in entry.endpoints {

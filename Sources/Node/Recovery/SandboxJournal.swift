@@ -18,6 +18,9 @@ final class SandboxJournal {
         var adopted: Bool
         /// The published endpoints, as written to the store.
         var endpoints: [EndpointState]
+        /// A runtime's container id (CNI) and the namespace's inode (absent in older entries).
+        var containerID: String? = nil
+        var namespaceInode: UInt64? = nil
     }
 
     let directory: String

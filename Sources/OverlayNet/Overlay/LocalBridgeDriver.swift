@@ -113,14 +113,15 @@ public final class LocalBridgeDriver: @unchecked Sendable {
         }
     }
 
-    /// Connects `sandbox` to the bridge network: next `ethN`, address, up, and (usually) the
+    /// Connects `sandbox` to the bridge network: next `ethN` (or `interface`), address, up, and (usually) the
     /// default route through the bridge's gateway.
-    public func attach(_ sandbox: Sandbox, to name: HostLabel, address: IPv4Address, defaultRoute: Bool = true) throws -> AttachedEndpoint {
+    public func attach(_ sandbox: Sandbox, to name: HostLabel, address: IPv4Address, interface: String? = nil,
+                       defaultRoute: Bool = true) throws -> AttachedEndpoint {
         try lock.withLock {
             guard let bridge = bridges[name] else { throw OverlayError.unknownNetwork(name) }
             guard bridge.spec.subnet.contains(address) else { throw AddressPool.Failure.outside(address, bridge.spec.subnet) }
             return try sandbox.plug(into: name, from: netlink, master: bridge.index, portPrefix: "vb", address: address,
-                                    prefixLength: bridge.spec.subnet.prefixLength, mtu: nil, interface: nil,
+                                    prefixLength: bridge.spec.subnet.prefixLength, mtu: nil, interface: interface,
                                     gateway: defaultRoute ? bridge.spec.gateway : nil)
         }
     }

@@ -31,6 +31,11 @@ public final class Sandbox: @unchecked Sendable {
         }
     }
 
+    /// Whether the sandbox has an interface named `name` (a runtime's CNI_IFNAME must be new).
+    public func hasInterface(named name: String) throws -> Bool {
+        try netlink.link(named: name) != nil
+    }
+
     /// The next `ethN` name in the sandbox (Docker's order: eth0 first, then eth1...), and in
     /// a sandbox dnsd made, the interface index to ask for (its namespace has only `lo`, index
     /// 1, besides what dnsd added), which saves looking the new link up. In an adopted sandbox

@@ -19,6 +19,9 @@ import Node
 /// | `DELETE /v1/sandboxes/NAME/networks/NET` | `network disconnect` |
 /// | `POST /v1/sandboxes/NAME/stop` | `stop` |
 /// | `DELETE /v1/sandboxes/NAME` | `rm` |
+/// | `POST /v1/containers/ID/networks` `{containerID, netns, interface, network, name, ip, aliases, hostsFile}` | a runtime's container joins a network (CNI `ADD`, 201) |
+/// | `GET /v1/containers/ID/networks/NET` | that attachment, read back from the kernel (CNI `CHECK`) |
+/// | `DELETE /v1/containers/ID/networks/NET` | it leaves (CNI `DEL`; 200 also when already gone) |
 /// | `GET /v1/events` | a stream of JSON lines, one per change applied |
 enum Routes {
     /// The command for a request, and the status its success answers with.
@@ -48,6 +51,14 @@ enum Routes {
         if matches("DELETE", "sandboxes", "*", "networks", "*") { return (.disconnect(sandbox: r[1], network: r[3]), 200) }
         if matches("POST", "sandboxes", "*", "stop") { return (.stop(r[1]), 200) }
         if matches("DELETE", "sandboxes", "*") { return (.remove(r[1]), 200) }
+        if matches("POST", "containers", "*", "networks") {
+            var spec = try decode(ContainerAttach.self)
+            guard spec.containerID == r[1] else { throw APIError.badRequest("containerID in the body is not the one in the path") }
+            spec.containerID = r[1]
+            return (.attachContainer(spec), 201)
+        }
+        if matches("GET", "containers", "*", "networks", "*") { return (.checkContainer(containerID: r[1], network: r[3]), 200) }
+        if matches("DELETE", "containers", "*", "networks", "*") { return (.detachContainer(containerID: r[1], network: r[3]), 200) }
         throw APIError.notFound("no route \(method) \(path)")
     }
 

@@ -1,0 +1,73 @@
+import ArgumentParser
+import ClusterState
+import Node
+import Foundation
+
+/// `dnsd cni install NET`: sets a CNI runtime up to use the dnsd network NET — a conflist named
+/// after it in the runtime's configuration directory, and `dnsd` among its plugins.
+struct CNICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cni", abstract: "Set CNI runtimes (podman, containerd) up to use a dnsd network.",
+        subcommands: [Install.self, Uninstall.self])
+
+    static func conflistPath(_ directory: String, _ network: String) -> String { "\(directory)/10-dnsd-\(network).conflist" }
+
+    struct Install: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the conflist for a network and put the plugin where the runtime looks.",
+            discussion: """
+                The defaults are where podman (network_backend = "cni") and `ctr run --cni` look.
+                Example: dnsd cni install vnet; then podman run --network vnet ...
+                """)
+        @Option(help: "Where the runtime reads network configurations.") var confDir = "/etc/cni/net.d"
+        @Option(help: "Where the runtime finds plugins (a link to this dnsd is made there).") var binDir = "/opt/cni/bin"
+        @Option(help: "A directory in which dnsd keeps each container's hosts file as <dir>/<name> (for bind mounts).")
+        var hostsDir: String?
+        @Argument(help: "The dnsd network.") var network: String
+        @OptionGroup var socket: SocketOption
+
+        func run() throws {
+            // The network must exist (it may be created on another host: the store knows).
+            _ = try socket.call("GET", "/v1/networks/\(network)", as: NetworkDetail.self)
+            var plugin: [String: Any] = ["type": "dnsd", "socket": socket.sock, "capabilities": ["ips": true, "aliases": true]]
+            if let hostsDir {
+                guard hostsDir.hasPrefix("/") else { throw CLIError("--hosts-dir must be an absolute path") }
+                try FileManager.default.createDirectory(atPath: hostsDir, withIntermediateDirectories: true)
+                plugin["hostsDir"] = hostsDir
+            }
+            let conflist: [String: Any] = ["cniVersion": "1.0.0", "name": network, "plugins": [plugin]]
+            let data = try JSONSerialization.data(withJSONObject: conflist, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            try FileManager.default.createDirectory(atPath: confDir, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: binDir, withIntermediateDirectories: true)
+            let path = CNICommand.conflistPath(confDir, network)
+            try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+            let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            let link = "\(binDir)/dnsd"
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != executable {
+                try? FileManager.default.removeItem(atPath: link)
+                try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: executable)
+            }
+            print("\(path)\n\(link) -> \(executable)")
+        }
+    }
+
+    struct Uninstall: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a network's conflist (and the plugin link when no dnsd conflist is left).")
+        @Option(help: "Where the runtime reads network configurations.") var confDir = "/etc/cni/net.d"
+        @Option(help: "Where the runtime finds plugins.") var binDir = "/opt/cni/bin"
+        @Argument(help: "The dnsd network.") var network: String
+
+        func run() throws {
+            let path = CNICommand.conflistPath(confDir, network)
+            guard FileManager.default.fileExists(atPath: path) else { throw CLIError("no dnsd conflist for '\(network)' in \(confDir)") }
+            try FileManager.default.removeItem(atPath: path)
+            let others = (try? FileManager.default.contentsOfDirectory(atPath: confDir))?.filter { $0.hasPrefix("10-dnsd-") } ?? []
+            let link = "\(binDir)/dnsd"
+            if others.isEmpty, (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != nil {
+                try FileManager.default.removeItem(atPath: link)
+            }
+            print(path)
+        }
+    }
+}

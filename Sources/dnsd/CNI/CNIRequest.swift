@@ -1,0 +1,93 @@
+import Foundation
+
+/// One CNI invocation as dnsd reads it: the environment (`CNI_CONTAINERID`, `CNI_NETNS`,
+/// `CNI_IFNAME`, `CNI_ARGS`) and the network configuration on stdin.
+///
+/// What each runtime passes (RUNTIMES.md): podman gives the container's name as `K8S_POD_NAME`
+/// and one `--ip` as `IP=` in `CNI_ARGS`, several in `runtimeConfig.ips`, aliases in
+/// `runtimeConfig.aliases` (always with the short id); `ctr run --cni` gives no arguments, so the
+/// container id names the container. A name is also taken from `args.cni.name`.
+struct CNIRequest {
+    var cniVersion: String
+    var containerID: String
+    var netns: String?
+    var interface: String
+    /// The dnsd network: the configuration's `name`.
+    var network: String
+    /// The container's DNS name (a host label).
+    var name: String
+    var ip: String?
+    var aliases: [String]?
+    var socket: String
+    var hostsDirectory: String?
+    var previousResult: [String: Any]?
+
+    init(command: String, environment: [String: String], stdin: Data) throws {
+        guard let config = (try? JSONSerialization.jsonObject(with: stdin)) as? [String: Any] else {
+            throw CNIError(code: 6, "the network configuration on stdin is not a JSON object")
+        }
+        cniVersion = config["cniVersion"] as? String ?? ""
+        guard CNIPlugin.supportedVersions.contains(cniVersion) else {
+            throw CNIError(code: 1, "cniVersion '\(cniVersion)' is not supported: \(CNIPlugin.supportedVersions.joined(separator: ", "))")
+        }
+        guard let network = config["name"] as? String, !network.isEmpty else {
+            throw CNIError(code: 7, "the network configuration has no name (it is the dnsd network)")
+        }
+        self.network = network
+        func env(_ key: String) throws -> String {
+            guard let value = environment[key], !value.isEmpty else { throw CNIError(code: 4, "\(key) is not set") }
+            return value
+        }
+        containerID = try env("CNI_CONTAINERID")
+        interface = try env("CNI_IFNAME")
+        netns = environment["CNI_NETNS"].flatMap { $0.isEmpty ? nil : $0 }
+        socket = config["socket"] as? String ?? environment["DNSD_SOCK"] ?? APIClient.defaultPath
+        hostsDirectory = config["hostsDir"] as? String
+        if let previous = config["prevResult"] {
+            guard let object = previous as? [String: Any] else { throw CNIError(code: 6, "prevResult is not a JSON object") }
+            previousResult = object
+        }
+
+        let arguments = Self.arguments(environment["CNI_ARGS"] ?? "")
+        let runtimeConfig = config["runtimeConfig"] as? [String: Any] ?? [:]
+        let cniArgs = (config["args"] as? [String: Any])?["cni"] as? [String: Any] ?? [:]
+        let given = cniArgs["name"] as? String ?? arguments["K8S_POD_NAME"] ?? containerID
+        name = Self.hostLabel(given, containerID: containerID)
+        let ips = (runtimeConfig["ips"] as? [String] ?? []) + (cniArgs["ips"] as? [String] ?? []) + (arguments["IP"].map { [$0] } ?? [])
+        // The first IPv4 requested, without its prefix length; dnsd networks are IPv4.
+        ip = ips.lazy.map { String($0.split(separator: "/").first ?? "") }.first { !$0.contains(":") }
+        let aliasMap = runtimeConfig["aliases"] as? [String: Any] ?? [:]
+        let aliases = (aliasMap[network] as? [String] ?? []) + (cniArgs["aliases"] as? [String] ?? [])
+        self.aliases = aliases.isEmpty ? nil : Array(Set(aliases.filter { $0 != name })).sorted()
+    }
+
+    func required(_ key: String, _ value: String?) throws -> String {
+        guard let value else { throw CNIError(code: 4, "\(key) is not set") }
+        return value
+    }
+
+    /// `K=V;K=V` (CNI_ARGS).
+    static func arguments(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in text.split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { result[String(parts[0])] = String(parts[1]) }
+        }
+        return result
+    }
+
+    /// A runtime's container name as a DNS label: podman's generated names (`festive_hopper`)
+    /// and ctr's ids (`default-c3`, or 64 hex digits) are not always one. Characters other than
+    /// letters, digits and '-' become '-'; a 64-digit id is cut to its 12-digit short form, as
+    /// Docker and podman print it; anything longer than 63 is cut.
+    static func hostLabel(_ given: String, containerID: String) -> String {
+        var text = given
+        if text.utf8.count == 64, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+            text = String(text.prefix(12))
+        }
+        var label = String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" }.prefix(63))
+        while label.hasPrefix("-") { label.removeFirst() }
+        while label.hasSuffix("-") { label.removeLast() }
+        return label.isEmpty ? String(containerID.prefix(12)) : label
+    }
+}
