@@ -4,10 +4,11 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl-dev \
                 libcurl4-openssl-dev busybox-static nftables iproute2 util-linux gcc curl \
-                etcd-server etcd-client
+                etcd-server etcd-client \
+                podman runc conmon containerd containernetworking-plugins uidmap
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo demo-podman bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli clean-test-leftovers clean
 
 all: build
 
@@ -61,6 +62,12 @@ fuzz: deps
 demo: release
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
 	scripts/demo.sh $(RELEASE_BIN)
+
+## The CNI story: podman on two simulated hosts and containerd (ctr run --cni) on one, names by
+## dnsd across hosts; removes everything it made.
+demo-podman: release
+	@[ "$$(id -u)" = 0 ] || { echo "make demo-podman needs root (network namespaces, runtimes)"; exit 1; }
+	scripts/demo-podman.sh $(RELEASE_BIN)
 
 ## The resolver alone in one sandbox (dnsd serve-dns).
 demo-resolver: release
