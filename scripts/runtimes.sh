@@ -46,6 +46,9 @@ _rt_podman_env() {
 # the conflist for NET (pointing at the daemon's socket SOCK) and links the plugin.
 rt_podman_setup() {
   local dir=$1 hostns=$2 sock=$3 net=$4 dnsd=$5
+  # Its exit command (`podman container cleanup`, which sends CNI DEL) refuses a run root longer
+  # than 50 characters, and `podman run` then waits 20 s for it.
+  [ ${#dir} -le 46 ] || { echo "podman directory too long (podman's run root must stay within 50 characters): $dir" >&2; return 1; }
   mkdir -p "$dir/net.d" "$dir/cni-bin" "$dir/tmp"
   echo "$hostns" > "$dir/hostns"
   cat > "$dir/storage.conf" <<EOF

@@ -27,6 +27,9 @@ for dir in /tmp/dnsdt-runs/*/; do
   if [ -f "$dir/links" ]; then
     while read -r link; do ip link del "$link" 2>/dev/null && swept=$((swept + 1)); done < "$dir/links"
   fi
+  # Runtime state (podman, containerd) may hold mounts there.
+  for m in $(awk -v t="$token" '$5 ~ "^/tmp/dnsdt-" && index($5, t) {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null; done
+  pkill -9 -f "/tmp/dnsdt-[^ ]*$token" 2>/dev/null && swept=$((swept + 1))
   rm -rf /tmp/dnsdt-*"$token"* "$dir"
   echo "swept test run $token ($swept processes, namespaces and links)"
 done

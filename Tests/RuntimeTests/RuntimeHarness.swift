@@ -1,0 +1,121 @@
+import ClusterHarness
+import Foundation
+import TestSupport
+
+/// Real container runtimes on a simulated cluster: podman (CNI backend) on each host, containerd
+/// on demand, configured by scripts/runtimes.sh (the same functions the demo uses), all state
+/// under the cluster's work directory. A runtime that cannot start throws, with its output: the
+/// test fails and says why. `close()` removes the containers, images, mounts, runtime processes,
+/// the CNI files it wrote and the machine-wide state the runtimes made, then the cluster.
+final class RuntimeHarness {
+    let cluster: ClusterHarness
+    /// The dnsd network the containers join (unique to the run: ctr reads one global directory).
+    let network: String
+    let image = "localhost/dnsd-busybox:latest"
+    private let library: String
+    private var podmanHosts: [Int] = []
+    private var containerdHosts: [Int] = []
+    private var ctrConfigured = false
+    private var madeLoopback = false
+    private let sharedRecord: String
+    private let namespacesBefore: Set<String>
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    init(hosts: Int) throws {
+        library = Self.repository + "/scripts/runtimes.sh"
+        network = "v\(TestRun.token)"
+        namespacesBefore = Set(Self.runtimeNamespaces())
+        cluster = try ClusterHarness(hosts: hosts, logLevel: "info")
+        sharedRecord = cluster.work + "/shared-missing"
+        do {
+            try script("rt_shared_begin", [sharedRecord])
+            try FileManager.default.createDirectory(atPath: cluster.work + "/image", withIntermediateDirectories: true)
+            try script("rt_image", [cluster.work + "/image"])
+            let created = try cluster.dnsd(1, ["network", "create", "--subnet=192.168.77.0/24", network])
+            guard created.status == 0 else { throw ShellError(command: "network create", status: created.status, stderr: created.stderr) }
+            for n in 1...hosts {
+                try script("rt_podman_setup", [podmanDirectory(n), cluster.hosts[n - 1].name, cluster.socket(n), network, ClusterHarness.dnsdBinary])
+                podmanHosts.append(n)
+                try podmanChecked(n, ["load", "-q", "-i", cluster.work + "/image/image.tar"])
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// Short: podman refuses a run root longer than 50 characters (its sockets live there).
+    private func podmanDirectory(_ n: Int) -> String { "/tmp/dnsdt-\(TestRun.token)-\(cluster.prefix.suffix(2))p\(n)" }
+    private func containerdDirectory(_ n: Int) -> String { cluster.work + "/containerd-h\(n)" }
+
+    /// Runs a function of scripts/runtimes.sh (set-up functions stop at their first failure;
+    /// the clean-up ones go on past each).
+    @discardableResult
+    func script(_ function: String, _ arguments: [String], timeout: Double = 120) throws -> String {
+        let strict = function.hasSuffix("_clean") || function == "rt_shared_end" ? "" : "set -e; "
+        return try Shell.check(["bash", "-c", strict + "source \"$0\"; \(function) \"$@\"", library] + arguments, timeout: timeout)
+    }
+
+    /// podman on host n.
+    @discardableResult
+    func podman(_ n: Int, _ arguments: [String], timeout: Double = 60) throws -> Shell.Result {
+        try Shell.run(["bash", "-c", "source \"$0\"; rt_podman \"$@\"", library, podmanDirectory(n)] + arguments, timeout: timeout)
+    }
+
+    @discardableResult
+    func podmanChecked(_ n: Int, _ arguments: [String]) throws -> String {
+        let result = try podman(n, arguments)
+        guard result.status == 0 else { throw ShellError(command: "podman " + arguments.joined(separator: " "), status: result.status, stderr: result.stderr) }
+        return result.stdout
+    }
+
+    /// containerd on host n, and ctr's fixed CNI paths (/etc/cni/net.d, /opt/cni/bin) set up
+    /// for the network through `dnsd cni install`, with the loopback plugin ctr also runs.
+    func startContainerd(_ n: Int) throws {
+        try script("rt_containerd_start", [containerdDirectory(n), cluster.hosts[n - 1].name])
+        containerdHosts.append(n)
+        if !ctrConfigured {
+            let installed = try cluster.dnsd(n, ["cni", "install", network])
+            guard installed.status == 0 else { throw ShellError(command: "dnsd cni install", status: installed.status, stderr: installed.stderr) }
+            ctrConfigured = true
+            if !FileManager.default.fileExists(atPath: "/opt/cni/bin/loopback") {
+                try FileManager.default.createSymbolicLink(atPath: "/opt/cni/bin/loopback", withDestinationPath: "/usr/lib/cni/loopback")
+                madeLoopback = true
+            }
+        }
+        _ = try ctr(n, ["images", "import", cluster.work + "/image/image.tar"])
+    }
+
+    /// ctr on host n (namespace "dnsd"), in the host's network namespace.
+    @discardableResult
+    func ctr(_ n: Int, _ arguments: [String], timeout: Double = 60) throws -> Shell.Result {
+        try Shell.run(["bash", "-c", "source \"$0\"; rt_ctr \"$@\"", library, containerdDirectory(n)] + arguments, timeout: timeout)
+    }
+
+    /// The network namespaces runtimes name (podman's netns-UUID).
+    static func runtimeNamespaces() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []).filter { $0.hasPrefix("netns-") }
+    }
+
+    /// What the runtimes left that `close()` should have removed (for the "nothing left" checks).
+    func leftovers() -> [String] {
+        var left = Set(Self.runtimeNamespaces()).subtracting(namespacesBefore).map { "namespace \($0)" }
+        let results = (try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/cni/results")) ?? []
+        left += results.filter { $0.hasPrefix(network + "-") }.map { "CNI cache entry \($0)" }
+        if FileManager.default.fileExists(atPath: "/etc/cni/net.d/10-dnsd-\(network).conflist") { left.append("ctr conflist") }
+        return left
+    }
+
+    func close() {
+        for n in podmanHosts { _ = try? script("rt_podman_clean", [podmanDirectory(n)]) }
+        for n in containerdHosts { _ = try? script("rt_containerd_clean", [containerdDirectory(n)]) }
+        if ctrConfigured {
+            _ = try? cluster.dnsd(1, ["cni", "uninstall", network])
+            if madeLoopback { try? FileManager.default.removeItem(atPath: "/opt/cni/bin/loopback") }
+        }
+        _ = try? script("rt_shared_end", [sharedRecord, network])
+        cluster.close()
+    }
+}
