@@ -1,0 +1,179 @@
+import ClusterHarness
+import Foundation
+import TestSupport
+import Testing
+
+/// The dnsd CNI plugin against one daemon (local store), executed as runtimes execute it: the
+/// `dnsd` binary with CNI_* variables and the configuration on stdin, no arguments.
+@Suite("CNI plugin protocol", .serialized, .timeLimit(.minutes(3)))
+struct CNIPluginTests {
+    struct Invocation {
+        var status: Int32
+        var json: [String: Any]
+        var raw: String
+    }
+
+    final class Fixture {
+        let cluster: ClusterHarness
+        init() throws {
+            cluster = try ClusterHarness(hosts: 1, store: "local")
+            let created = try cluster.dnsd(1, ["network", "create", "--subnet=192.168.60.0/24", "pnet"])
+            guard created.status == 0 else { throw ShellError(command: "network create", status: created.status, stderr: created.stderr) }
+        }
+
+        /// A namespace for a "container" (removed by the harness).
+        func namespace(_ base: String) throws -> String {
+            let name = cluster.name(base)
+            try Shell.check(["ip", "netns", "add", name])
+            return name
+        }
+
+        func config(_ extra: [String: Any] = [:], network: String = "pnet") -> String {
+            var object: [String: Any] = ["cniVersion": "1.0.0", "name": network, "type": "dnsd", "socket": cluster.socket(1)]
+            object.merge(extra) { $1 }
+            return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        }
+
+        func cni(_ command: String, id: String, netns: String? = nil, ifname: String = "eth0", args: String? = nil,
+                 stdin: String) throws -> Invocation {
+            var environment = ["CNI_COMMAND=\(command)", "CNI_CONTAINERID=\(id)", "CNI_IFNAME=\(ifname)", "CNI_PATH=/usr/lib/cni"]
+            if let netns { environment.append("CNI_NETNS=\(netns)") }
+            if let args { environment.append("CNI_ARGS=\(args)") }
+            let result = try Shell.run(["env", "-i"] + environment + [ClusterHarness.dnsdBinary], input: stdin)
+            let json = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+            return Invocation(status: result.status, json: json, raw: result.stdout + result.stderr)
+        }
+
+        func ps() throws -> String { try cluster.dnsd(1, ["ps"]).stdout }
+        func close() { cluster.close() }
+    }
+
+    static func code(_ invocation: Invocation) -> Int? { invocation.json["code"] as? Int }
+
+    @Test("ADD returns a 1.0.0 result, the name answers in the namespace, CHECK passes, DEL is idempotent")
+    func lifecycle() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        let ns = try f.namespace("c1")
+        let version = try f.cni("VERSION", id: "x", stdin: f.config())
+        #expect(version.status == 0 && (version.json["supportedVersions"] as? [String])?.contains("1.0.0") == true, "\(version.raw)")
+
+        let add = try f.cni("ADD", id: "cid-1", netns: "/run/netns/\(ns)", args: "IgnoreUnknown=1;K8S_POD_NAME=festive_hopper",
+                            stdin: f.config(["runtimeConfig": ["aliases": ["pnet": ["www", "cid1short"]]]]))
+        #expect(add.status == 0, "\(add.raw)")
+        let ips = try #require(add.json["ips"] as? [[String: Any]])
+        #expect(ips.first?["address"] as? String == "192.168.60.2/24" && ips.first?["gateway"] as? String == "192.168.60.1")
+        #expect(ips.first?["interface"] as? Int == 0)
+        let interfaces = try #require(add.json["interfaces"] as? [[String: Any]])
+        #expect(interfaces.first?["name"] as? String == "eth0" && interfaces.first?["sandbox"] as? String == "/run/netns/\(ns)")
+        let dns = try #require(add.json["dns"] as? [String: Any])
+        #expect(dns["nameservers"] as? [String] == ["127.0.0.11"] && dns["search"] as? [String] == ["pnet"])
+        // podman's generated name (with '_') becomes a DNS label; the aliases answer too.
+        #expect(try f.ps().contains("festive-hopper"))
+        #expect(try f.cluster.exec(ns, ["dig", "+short", "festive-hopper.pnet", "@127.0.0.11"]).stdout.contains("192.168.60.2"))
+        #expect(try f.cluster.exec(ns, ["dig", "+short", "www", "@127.0.0.11"]).stdout.contains("192.168.60.2"))
+        #expect(try f.cluster.exec(ns, ["ip", "-o", "-4", "addr", "show", "eth0"]).stdout.contains("192.168.60.2/24"))
+
+        // CHECK against the ADD result; against a different address it fails.
+        let previous = ["prevResult": add.json]
+        #expect(try f.cni("CHECK", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(previous)).status == 0)
+        var wrong = add.json
+        wrong["ips"] = [["address": "192.168.60.99/24", "interface": 0]]
+        let mismatch = try f.cni("CHECK", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(["prevResult": wrong]))
+        #expect(mismatch.status != 0 && Self.code(mismatch) == 100, "\(mismatch.raw)")
+        // The interface exists: a second ADD is refused and changes nothing.
+        let again = try f.cni("ADD", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config())
+        #expect(again.status != 0 && Self.code(again) != nil, "\(again.raw)")
+
+        // DEL, twice, the second without CNI_NETNS (as ctr sends it): both succeed.
+        #expect(try f.cni("DEL", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(previous)).status == 0)
+        #expect(!(try f.ps().contains("festive-hopper")))
+        #expect(!(try f.cluster.exec(ns, ["ip", "link"]).stdout.contains("eth0")), "the interface left the namespace")
+        #expect(try f.cni("DEL", id: "cid-1", stdin: f.config(previous)).status == 0)
+        let gone = try f.cni("CHECK", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(previous))
+        #expect(gone.status != 0 && Self.code(gone) == 3, "\(gone.raw)")
+    }
+
+    @Test("errors: CNI codes on stdout, one line each, nothing changed")
+    func errors() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        let ns = try f.namespace("c2")
+        let path = "/run/netns/\(ns)"
+        let notJSON = try f.cni("ADD", id: "a", netns: path, stdin: "{not json")
+        #expect(notJSON.status != 0 && Self.code(notJSON) == 6, "\(notJSON.raw)")
+        let version = try f.cni("ADD", id: "a", netns: path, stdin: f.config(["cniVersion": "0.2.0"]))
+        #expect(Self.code(version) == 1, "\(version.raw)")
+        let noNetwork = try f.cni("ADD", id: "a", netns: path, stdin: f.config(network: "nosuch"))
+        #expect(Self.code(noNetwork) == 7 && (noNetwork.json["msg"] as? String)?.contains("nosuch") == true, "\(noNetwork.raw)")
+        let noNetns = try f.cni("ADD", id: "a", stdin: f.config())
+        #expect(Self.code(noNetns) == 4, "\(noNetns.raw)")
+        let badID = try f.cni("ADD", id: "a/../b", netns: path, stdin: f.config())
+        #expect(badID.status != 0 && Self.code(badID) != nil, "\(badID.raw)")
+        let badAlias = try f.cni("ADD", id: "a", netns: path, stdin: f.config(["runtimeConfig": ["aliases": ["pnet": ["bad_alias!"]]]]))
+        #expect(Self.code(badAlias) == 7, "\(badAlias.raw)")
+        let badIP = try f.cni("ADD", id: "a", netns: path, args: "IP=10.9.9.9", stdin: f.config())
+        #expect(badIP.status != 0 && Self.code(badIP) != nil, "\(badIP.raw)")
+        let unreachable = try f.cni("ADD", id: "a", netns: path, stdin: f.config(["socket": "/nonexistent/dnsd.sock"]))
+        #expect(Self.code(unreachable) == 11, "\(unreachable.raw)")
+        for invocation in [notJSON, version, noNetwork, noNetns, badID, badAlias, badIP, unreachable] {
+            #expect((invocation.json["msg"] as? String)?.contains("\n") == false)
+        }
+        #expect(!(try f.ps().contains("a ")), "nothing was attached")
+        #expect(!(try f.cluster.exec(ns, ["ip", "link"]).stdout.contains("eth0")))
+        // A namespace already adopted by `dnsd attach` is not adopted twice.
+        #expect(try f.cluster.dnsd(1, ["attach", "--netns", path, "--name", f.cluster.name("byhand"), "--net", "pnet"]).status == 0)
+        let twice = try f.cni("ADD", id: "b", netns: path, ifname: "net1", stdin: f.config())
+        #expect(twice.status != 0 && (twice.json["msg"] as? String)?.contains("already managed") == true, "\(twice.raw)")
+    }
+
+    @Test("a container on two networks, a requested address, a long id, hostsDir, chaining after another plugin")
+    func variants() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        #expect(try f.cluster.dnsd(1, ["network", "create", "--subnet=192.168.61.0/24", "qnet"]).status == 0)
+        let ns = try f.namespace("c3")
+        let path = "/run/netns/\(ns)"
+        let id = String(repeating: "ab", count: 32)
+        let hostsDir = f.cluster.work + "/hosts"
+        let first = try f.cni("ADD", id: id, netns: path, args: "IP=192.168.60.77", stdin: f.config(["hostsDir": hostsDir]))
+        #expect(first.status == 0 && (first.json["ips"] as? [[String: Any]])?.first?["address"] as? String == "192.168.60.77/24", "\(first.raw)")
+        // A 64-hex-digit id names the container by its 12-digit short form.
+        #expect(try f.ps().contains("abababababab "))
+        #expect(try String(contentsOfFile: hostsDir + "/abababababab", encoding: .utf8).contains("192.168.60.77"))
+        // The same container joins a second network as net1: one sandbox, two networks.
+        let chained: [String: Any] = ["cniVersion": "1.0.0", "interfaces": [["name": "lo0"]], "ips": [["address": "10.1.1.1/32", "interface": 0]],
+                                      "dns": ["nameservers": ["10.1.1.53"]]]
+        let second = try f.cni("ADD", id: id, netns: path, ifname: "net1", stdin: f.config(["prevResult": chained], network: "qnet"))
+        #expect(second.status == 0, "\(second.raw)")
+        let interfaces = (second.json["interfaces"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(interfaces == ["lo0", "net1"], "the previous plugin's result is kept")
+        let ips = second.json["ips"] as? [[String: Any]] ?? []
+        #expect(ips.count == 2 && ips.last?["interface"] as? Int == 1)
+        #expect((second.json["dns"] as? [String: Any])?["nameservers"] as? [String] == ["127.0.0.11", "10.1.1.53"])
+        let listed = try f.ps()
+        #expect(listed.contains("pnet:eth0=192.168.60.77") && listed.contains("qnet:net1=192.168.61."), "\(listed)")
+        // DEL of one network keeps the other; DEL of the last withdraws the sandbox.
+        #expect(try f.cni("DEL", id: id, netns: path, ifname: "net1", stdin: f.config(network: "qnet")).status == 0)
+        #expect(try f.ps().contains("pnet:eth0=192.168.60.77") && !(try f.ps().contains("qnet")))
+        #expect(try f.cni("DEL", id: id, netns: path, stdin: f.config()).status == 0)
+        #expect(!(try f.ps().contains("abababababab")))
+    }
+
+    @Test("ctr's /proc/PID/ns/net: kept across a daemon restart, withdrawn when the process exits")
+    func processNamespace() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        let holder = try ChildProcess(["unshare", "--net", "sleep", "300"])
+        defer { holder.stop() }
+        var path = ""
+        #expect(f.cluster.eventually { path = "/proc/\(holder.pid)/ns/net"; return (try? String(contentsOfFile: "/proc/\(holder.pid)/comm", encoding: .utf8)) == "sleep\n" })
+        let add = try f.cni("ADD", id: "dnsd-c9", netns: path, stdin: f.config())
+        #expect(add.status == 0, "\(add.raw)")
+        f.cluster.kill(1)
+        try f.cluster.restart(1)
+        #expect(try f.ps().contains("dnsd-c9"), "adopted again from the journal after the restart")
+        kill(holder.pid, SIGKILL)
+        #expect(try f.cluster.eventually(6) { !(try f.ps().contains("dnsd-c9")) }, "withdrawn without a DEL")
+    }
+}
