@@ -18,6 +18,9 @@ let package = Package(
         .library(name: "Store", targets: ["Store"]),
         .library(name: "ClusterState", targets: ["ClusterState"]),
         .library(name: "Node", targets: ["Node"]),
+        .library(name: "ControlAPI", targets: ["ControlAPI"]),
+        // The CNI plugin runtimes execute (installed as `dnsd` in their plugin directory).
+        .executable(name: "dnsd-cni", targets: ["dnsd-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -67,20 +70,28 @@ let package = Package(
             dependencies: ["Netns", "Addressing", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // The control API's wire (request and reply bodies) and its unix-socket client, for every
+        // client process: the CLI, the CNI plugin. Foundation only, so a client starts fast.
+        .target(name: "ControlAPI"),
+
         // The daemon's core: the typed API (Command, CommandResult) every front-end calls, the
         // store-first commands, the reconciler and its projections, recovery, journal and cache.
         .target(
             name: "Node",
             dependencies: [
-                "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
+                "ControlAPI", "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
+        // The CNI plugin: a separate small executable (ControlAPI and Foundation only), because a
+        // runtime starts it for every container and the daemon binary takes ~5 ms just to start.
+        .executableTarget(name: "dnsd-cni", dependencies: ["ControlAPI"]),
+
         .executableTarget(
             name: "dnsd",
             dependencies: [
-                "Node", "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
+                "Node", "ControlAPI", "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

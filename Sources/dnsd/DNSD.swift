@@ -19,8 +19,6 @@ struct DNSD: ParsableCommand {
     /// DESIGN.md §2): ArgumentParser would add the usage text to a bad flag or a missing argument.
     /// `--help` and `--version` still print in full.
     static func main() {
-        // Executed by a container runtime as its CNI plugin (`type: dnsd`).
-        if CNIPlugin.isInvoked { CNIPlugin.main() }
         let command: ParsableCommand
         do {
             command = try parseAsRoot()

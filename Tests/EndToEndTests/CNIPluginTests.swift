@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// The dnsd CNI plugin against one daemon (local store), executed as runtimes execute it: the
-/// `dnsd` binary with CNI_* variables and the configuration on stdin, no arguments.
+/// `dnsd-cni` binary with CNI_* variables and the configuration on stdin.
 @Suite("CNI plugin protocol", .serialized, .timeLimit(.minutes(3)))
 struct CNIPluginTests {
     struct Invocation {
@@ -39,7 +39,8 @@ struct CNIPluginTests {
             var environment = ["CNI_COMMAND=\(command)", "CNI_CONTAINERID=\(id)", "CNI_IFNAME=\(ifname)", "CNI_PATH=/usr/lib/cni"]
             if let netns { environment.append("CNI_NETNS=\(netns)") }
             if let args { environment.append("CNI_ARGS=\(args)") }
-            let result = try Shell.run(["env", "-i"] + environment + [ClusterHarness.dnsdBinary], input: stdin)
+            let plugin = (ClusterHarness.dnsdBinary as NSString).deletingLastPathComponent + "/dnsd-cni"
+            let result = try Shell.run(["env", "-i"] + environment + [plugin], input: stdin)
             let json = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
             return Invocation(status: result.status, json: json, raw: result.stdout + result.stderr)
         }

@@ -41,7 +41,12 @@ struct CNICommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: binDir, withIntermediateDirectories: true)
             let path = CNICommand.conflistPath(confDir, network)
             try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
-            let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            // The plugin is dnsd-cni, built and installed beside this dnsd.
+            let executable = (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") as NSString)
+                .deletingLastPathComponent + "/dnsd-cni"
+            guard FileManager.default.isExecutableFile(atPath: executable) else {
+                throw CLIError("the CNI plugin \(executable) is missing: it is built and installed beside dnsd")
+            }
             let link = "\(binDir)/dnsd"
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != executable {
                 try? FileManager.default.removeItem(atPath: link)

@@ -220,3 +220,9 @@ struct EventsCommand: ParsableCommand {
     }
 }
 
+
+/// One clear line on stderr and a non-zero exit.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

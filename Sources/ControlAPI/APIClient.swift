@@ -1,18 +1,22 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// The CLI's side of the control API: one HTTP/1.1 request per connection over the daemon's
-/// unix socket, written and read by hand (a client process lives a few milliseconds: no event
-/// loop to start). `curl --unix-socket /run/dnsd/dnsd.sock http://dnsd/v1/...` is the same.
-enum APIClient {
-    static let defaultPath = "/run/dnsd/dnsd.sock"
+/// The client side of the control API, for the CLI and the CNI plugin: one HTTP/1.1 request per
+/// connection over the daemon's unix socket, written and read by hand (a client process lives a
+/// few milliseconds: no event loop to start). `curl --unix-socket /run/dnsd/dnsd.sock
+/// http://dnsd/v1/...` is the same.
+public enum APIClient {
+    public static let defaultPath = "/run/dnsd/dnsd.sock"
 
-    struct Response {
-        var status: Int
-        var body: Data
+    public struct Response {
+        public var status: Int
+        public var body: Data
     }
 
     /// Sends one request; returns the status and the body.
-    static func request(_ method: String, _ path: String, body: Data? = nil, socket: String) throws -> Response {
+    public static func request(_ method: String, _ path: String, body: Data? = nil, socket: String) throws -> Response {
         let fd = try connect(socket)
         defer { close(fd) }
         try send(fd, method, path, body)
@@ -25,7 +29,7 @@ enum APIClient {
             data.append(contentsOf: buffer[0..<n])
         }
         guard let (status, headers, start) = parseHead(data) else {
-            throw CLIError("the daemon closed the connection without an answer")
+            throw ClientError("the daemon closed the connection without an answer")
         }
         var payload = data[start...]
         if headers["transfer-encoding"]?.lowercased() == "chunked" { payload = Data(dechunk(Data(payload)).body)[...] }
@@ -34,7 +38,7 @@ enum APIClient {
 
     /// Sends a request and calls `line` with each line of the streamed answer until the daemon
     /// closes it (`GET /v1/events`).
-    static func stream(_ path: String, socket: String, line: (Data) -> Void) throws {
+    public static func stream(_ path: String, socket: String, line: (Data) -> Void) throws {
         let fd = try connect(socket)
         defer { close(fd) }
         try send(fd, "GET", path, nil)
@@ -50,7 +54,7 @@ enum APIClient {
             if headerEnd == nil {
                 guard let (status, _, start) = parseHead(data) else { continue }
                 guard status == 200 else {
-                    throw CLIError(errorMessage(Data(data[start...])) ?? "the daemon answered \(status)")
+                    throw ClientError(errorMessage(Data(data[start...])) ?? "the daemon answered \(status)")
                 }
                 headerEnd = start
                 data = Data(data[start...])
@@ -66,19 +70,20 @@ enum APIClient {
     }
 
     /// The `error` of a JSON error body.
-    static func errorMessage(_ body: Data) -> String? {
-        (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["error"] as? String
+    public static func errorMessage(_ body: Data) -> String? {
+        struct ErrorBody: Decodable { var error: String }
+        return (try? JSONDecoder().decode(ErrorBody.self, from: body))?.error
     }
 
     private static func connect(_ path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw CLIError("cannot create a socket: errno \(errno)") }
+        guard fd >= 0 else { throw ClientError("cannot create a socket: errno \(errno)") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
             close(fd)
-            throw CLIError("socket path too long: \(path)")
+            throw ClientError("socket path too long: \(path)")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
@@ -89,7 +94,7 @@ enum APIClient {
         guard rc == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
-            throw CLIError("cannot reach the dnsd daemon at \(path) (\(reason)); is `dnsd daemon` running?")
+            throw ClientError("cannot reach the dnsd daemon at \(path) (\(reason)); is `dnsd daemon` running?")
         }
         return fd
     }
@@ -105,7 +110,7 @@ enum APIClient {
             // MSG_NOSIGNAL: a daemon that closed the connection is an error here, not a SIGPIPE.
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw CLIError("the daemon closed the connection (\(String(cString: strerror(errno))))") }
+            guard n > 0 else { throw ClientError("the daemon closed the connection (\(String(cString: strerror(errno))))") }
             sent += n
         }
     }
@@ -119,7 +124,7 @@ enum APIClient {
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingSpaces
         }
         return (status, headers, end.upperBound - data.startIndex)
     }
@@ -130,7 +135,7 @@ enum APIClient {
         var position = data.startIndex
         while let lineEnd = data[position...].firstRange(of: Data("\r\n".utf8)) {
             let sizeText = String(decoding: data[position..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { break }
+            guard let size = Int(sizeText.trimmingSpaces, radix: 16) else { break }
             let start = lineEnd.upperBound
             guard data.endIndex - start >= size + 2 else { break }
             body.append(data[start..<(start + size)])
@@ -141,8 +146,17 @@ enum APIClient {
     }
 }
 
-/// One clear line on stderr and a non-zero exit.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// Why a request got no answer: the daemon unreachable, a connection closed early (one line).
+public struct ClientError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    fileprivate var trimmingSpaces: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
 }

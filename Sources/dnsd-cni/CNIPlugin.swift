@@ -1,8 +1,12 @@
-import Foundation
-import Node
+import ControlAPI
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// dnsd as a CNI plugin (spec 1.0.0, results also in 0.3.x/0.4.0 form): a runtime executes the
-/// `dnsd` binary with `CNI_COMMAND` set and no arguments, the network configuration on stdin.
+/// dnsd as a CNI plugin (spec 1.0.0, results also in 0.3.x/0.4.0 form): a runtime executes it
+/// (installed as `dnsd` in its plugin directory) with `CNI_COMMAND` set, the network
+/// configuration on stdin.
 /// The plugin holds no state: each command is one call to the local daemon's HTTP API, which
 /// allocates the address from the cluster, adds the interface, publishes the names and serves
 /// 127.0.0.11 inside the namespace. The result (or a CNI error) goes to stdout.
@@ -14,21 +18,15 @@ import Node
 enum CNIPlugin {
     static let supportedVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
 
-    /// Whether this process was executed as a CNI plugin.
-    static var isInvoked: Bool {
-        CommandLine.arguments.count == 1 && ProcessInfo.processInfo.environment["CNI_COMMAND"] != nil
-    }
-
     static func main() -> Never {
         let environment = ProcessInfo.processInfo.environment
         var version = "1.0.0"
         do {
             let command = environment["CNI_COMMAND"] ?? ""
             if command == "VERSION" {
-                emit(["cniVersion": "1.0.0", "supportedVersions": supportedVersions])
+                emit(.object(["cniVersion": .string("1.0.0"), "supportedVersions": .strings(supportedVersions)]))
             }
-            let stdin = FileHandle.standardInput.readDataToEndOfFile()
-            let request = try CNIRequest(command: command, environment: environment, stdin: stdin)
+            let request = try CNIRequest(command: command, environment: environment, stdin: readStandardInput())
             version = request.cniVersion
             switch command {
             case "ADD": emit(try add(request))
@@ -53,7 +51,7 @@ enum CNIPlugin {
 
     // MARK: commands
 
-    private static func add(_ request: CNIRequest) throws -> [String: Any] {
+    private static func add(_ request: CNIRequest) throws -> JSONValue {
         let netns = try request.required("CNI_NETNS", request.netns)
         let body = ContainerAttach(containerID: request.containerID, netns: netns, interface: request.interface,
                                    network: request.network, name: request.name, ip: request.ip, aliases: request.aliases,
@@ -70,33 +68,34 @@ enum CNIPlugin {
     private static func check(_ request: CNIRequest) throws {
         guard let previous = request.previousResult else { throw CNIError(code: 7, "CHECK needs prevResult") }
         let attachment = try decode(try call("GET", "/v1/containers/\(request.containerID)/networks/\(request.network)", nil, request))
-        let addresses = (previous["ips"] as? [[String: Any]] ?? []).compactMap { $0["address"] as? String }
+        let addresses = (previous["ips"]?.array ?? []).compactMap { $0["address"]?.string }
         guard addresses.contains(attachment.address) else {
             throw CNIError(code: 100, "\(request.interface) has \(attachment.address), prevResult says \(addresses.joined(separator: ", "))")
         }
-        let interfaces = (previous["interfaces"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        let interfaces = (previous["interfaces"]?.array ?? []).compactMap { $0["name"]?.string }
         guard interfaces.contains(attachment.interface) else {
             throw CNIError(code: 100, "interface \(attachment.interface) is not in prevResult")
         }
     }
 
     /// The CNI result: the previous plugin's (when chained) with this attachment appended.
-    private static func result(_ attachment: ContainerAttachment, _ request: CNIRequest) -> [String: Any] {
-        var result = request.previousResult ?? [:]
-        var interfaces = result["interfaces"] as? [[String: Any]] ?? []
-        interfaces.append(["name": attachment.interface, "mac": attachment.mac, "sandbox": attachment.netns])
-        var ip: [String: Any] = ["address": attachment.address, "interface": interfaces.count - 1]
-        if !attachment.gateway.isEmpty { ip["gateway"] = attachment.gateway }
-        if request.cniVersion != "1.0.0" { ip["version"] = "4" }
-        result["cniVersion"] = request.cniVersion
-        result["interfaces"] = interfaces
-        result["ips"] = (result["ips"] as? [[String: Any]] ?? []) + [ip]
-        if result["routes"] == nil { result["routes"] = [[String: Any]]() }
-        var dns = result["dns"] as? [String: Any] ?? [:]
-        dns["nameservers"] = attachment.nameservers + ((dns["nameservers"] as? [String] ?? []).filter { !attachment.nameservers.contains($0) })
-        dns["search"] = attachment.search + ((dns["search"] as? [String] ?? []).filter { !attachment.search.contains($0) })
-        result["dns"] = dns
-        return result
+    private static func result(_ attachment: ContainerAttachment, _ request: CNIRequest) -> JSONValue {
+        var result = request.previousResult?.object ?? [:]
+        var interfaces = result["interfaces"]?.array ?? []
+        interfaces.append(.object(["name": .string(attachment.interface), "mac": .string(attachment.mac), "sandbox": .string(attachment.netns)]))
+        var ip: [String: JSONValue] = ["address": .string(attachment.address), "interface": .int(interfaces.count - 1)]
+        if !attachment.gateway.isEmpty { ip["gateway"] = .string(attachment.gateway) }
+        if request.cniVersion != "1.0.0" { ip["version"] = .string("4") }
+        result["cniVersion"] = .string(request.cniVersion)
+        result["interfaces"] = .array(interfaces)
+        result["ips"] = .array((result["ips"]?.array ?? []) + [.object(ip)])
+        if result["routes"] == nil { result["routes"] = .array([]) }
+        var dns = result["dns"]?.object ?? [:]
+        let servers = dns["nameservers"]?.strings ?? [], search = dns["search"]?.strings ?? []
+        dns["nameservers"] = .strings(attachment.nameservers + servers.filter { !attachment.nameservers.contains($0) })
+        dns["search"] = .strings(attachment.search + search.filter { !attachment.search.contains($0) })
+        result["dns"] = .object(dns)
+        return .object(result)
     }
 
     // MARK: the daemon
@@ -129,19 +128,41 @@ enum CNIPlugin {
         }
     }
 
-    // MARK: output
+    // MARK: input and output
 
-    private static func emit(_ object: [String: Any]) -> Never {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    private static func readStandardInput() -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { return data }
+            data.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    private static func write(_ value: JSONValue) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var bytes = Array((try? encoder.encode(value)) ?? Data("{}".utf8))
+        bytes.append(UInt8(ascii: "\n"))
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + written, $0.count - written) }
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { return }
+            written += n
+        }
+    }
+
+    private static func emit(_ value: JSONValue) -> Never {
+        write(value)
         exit(0)
     }
 
     /// A CNI error on stdout (where libcni reads it) and a non-zero exit.
     private static func fail(_ error: CNIError, version: String) -> Never {
-        let object: [String: Any] = ["cniVersion": version, "code": error.code, "msg": error.message, "details": ""]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+        write(.object(["cniVersion": .string(version), "code": .int(error.code), "msg": .string(error.message), "details": .string("")]))
         exit(1)
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import ControlAPI
+import FoundationEssentials
 
 /// One CNI invocation as dnsd reads it: the environment (`CNI_CONTAINERID`, `CNI_NETNS`,
 /// `CNI_IFNAME`, `CNI_ARGS`) and the network configuration on stdin.
@@ -20,17 +21,17 @@ struct CNIRequest {
     var aliases: [String]?
     var socket: String
     var hostsDirectory: String?
-    var previousResult: [String: Any]?
+    var previousResult: JSONValue?
 
     init(command: String, environment: [String: String], stdin: Data) throws {
-        guard let config = (try? JSONSerialization.jsonObject(with: stdin)) as? [String: Any] else {
+        guard let config = try? JSONDecoder().decode(JSONValue.self, from: stdin), config.object != nil else {
             throw CNIError(code: 6, "the network configuration on stdin is not a JSON object")
         }
-        cniVersion = config["cniVersion"] as? String ?? ""
+        cniVersion = config["cniVersion"]?.string ?? ""
         guard CNIPlugin.supportedVersions.contains(cniVersion) else {
             throw CNIError(code: 1, "cniVersion '\(cniVersion)' is not supported: \(CNIPlugin.supportedVersions.joined(separator: ", "))")
         }
-        guard let network = config["name"] as? String, !network.isEmpty else {
+        guard let network = config["name"]?.string, !network.isEmpty else {
             throw CNIError(code: 7, "the network configuration has no name (it is the dnsd network)")
         }
         self.network = network
@@ -41,23 +42,22 @@ struct CNIRequest {
         containerID = try env("CNI_CONTAINERID")
         interface = try env("CNI_IFNAME")
         netns = environment["CNI_NETNS"].flatMap { $0.isEmpty ? nil : $0 }
-        socket = config["socket"] as? String ?? environment["DNSD_SOCK"] ?? APIClient.defaultPath
-        hostsDirectory = config["hostsDir"] as? String
+        socket = config["socket"]?.string ?? environment["DNSD_SOCK"] ?? APIClient.defaultPath
+        hostsDirectory = config["hostsDir"]?.string
         if let previous = config["prevResult"] {
-            guard let object = previous as? [String: Any] else { throw CNIError(code: 6, "prevResult is not a JSON object") }
-            previousResult = object
+            guard previous.object != nil else { throw CNIError(code: 6, "prevResult is not a JSON object") }
+            previousResult = previous
         }
 
         let arguments = Self.arguments(environment["CNI_ARGS"] ?? "")
-        let runtimeConfig = config["runtimeConfig"] as? [String: Any] ?? [:]
-        let cniArgs = (config["args"] as? [String: Any])?["cni"] as? [String: Any] ?? [:]
-        let given = cniArgs["name"] as? String ?? arguments["K8S_POD_NAME"] ?? containerID
+        let runtimeConfig = config["runtimeConfig"]
+        let cniArgs = config["args"]?["cni"]
+        let given = cniArgs?["name"]?.string ?? arguments["K8S_POD_NAME"] ?? containerID
         name = Self.hostLabel(given, containerID: containerID)
-        let ips = (runtimeConfig["ips"] as? [String] ?? []) + (cniArgs["ips"] as? [String] ?? []) + (arguments["IP"].map { [$0] } ?? [])
+        let ips = (runtimeConfig?["ips"]?.strings ?? []) + (cniArgs?["ips"]?.strings ?? []) + (arguments["IP"].map { [$0] } ?? [])
         // The first IPv4 requested, without its prefix length; dnsd networks are IPv4.
         ip = ips.lazy.map { String($0.split(separator: "/").first ?? "") }.first { !$0.contains(":") }
-        let aliasMap = runtimeConfig["aliases"] as? [String: Any] ?? [:]
-        let aliases = (aliasMap[network] as? [String] ?? []) + (cniArgs["aliases"] as? [String] ?? [])
+        let aliases = (runtimeConfig?["aliases"]?[network]?.strings ?? []) + (cniArgs?["aliases"]?.strings ?? [])
         self.aliases = aliases.isEmpty ? nil : Array(Set(aliases.filter { $0 != name })).sorted()
     }
 

@@ -1,0 +1,222 @@
+import FoundationEssentials
+
+/// The bodies of the control API's requests and replies (JSON), shared by the daemon and its
+/// clients: the CLI, the CNI plugin, curl.
+
+/// `POST /v1/networks`
+public struct NetworkCreation: Codable, Sendable {
+    public var name: String
+    public var driver: String?
+    public var subnet: String
+    public var gateway: String?
+    public init(name: String, driver: String?, subnet: String, gateway: String?) {
+        self.name = name
+        self.driver = driver
+        self.subnet = subnet
+        self.gateway = gateway
+    }
+}
+
+/// `POST /v1/sandboxes` (`dnsd run`)
+public struct SandboxCreation: Codable, Sendable {
+    public var name: String
+    public var hostname: String?
+    public var network: String?
+    public var aliases: [String]?
+    public var ip: String?
+    public init(name: String, hostname: String?, network: String?, aliases: [String]?, ip: String?) {
+        self.name = name
+        self.hostname = hostname
+        self.network = network
+        self.aliases = aliases
+        self.ip = ip
+    }
+}
+
+/// `POST /v1/sandboxes/attach` (`dnsd attach`)
+public struct SandboxAdoption: Codable, Sendable {
+    public var name: String
+    public var netns: String
+    public var network: String
+    public var hostsFile: String?
+    public var aliases: [String]?
+    public init(name: String, netns: String, network: String, hostsFile: String?, aliases: [String]?) {
+        self.name = name
+        self.netns = netns
+        self.network = network
+        self.hostsFile = hostsFile
+        self.aliases = aliases
+    }
+}
+
+/// `POST /v1/sandboxes/NAME/networks` (`dnsd network connect`)
+public struct NetworkConnection: Codable, Sendable {
+    public var network: String
+    public var aliases: [String]?
+    public var ip: String?
+    public init(network: String, aliases: [String]?, ip: String?) {
+        self.network = network
+        self.aliases = aliases
+        self.ip = ip
+    }
+}
+
+/// `POST /v1/containers/ID/networks`: a namespace a container runtime made joins `network` as
+/// `interface`. The first attachment of a container adopts its namespace as a sandbox named
+/// `name`; later ones (a container on several networks) connect that sandbox.
+public struct ContainerAttach: Codable, Sendable {
+    /// The runtime's container id (CNI_CONTAINERID): what later calls name the container by.
+    public var containerID: String
+    /// The namespace's path (CNI_NETNS): /run/netns/..., /proc/PID/ns/net, ...
+    public var netns: String
+    /// The interface name inside it (CNI_IFNAME).
+    public var interface: String
+    public var network: String
+    /// The container's name (its DNS name); the container id when nil.
+    public var name: String?
+    /// A requested address (CNI_ARGS `IP=`, runtimeConfig.ips).
+    public var ip: String?
+    public var aliases: [String]?
+    /// A hosts file the runtime bind-mounts as the container's /etc/hosts, kept in place.
+    public var hostsFile: String?
+    public init(containerID: String, netns: String, interface: String, network: String, name: String?, ip: String?,
+                aliases: [String]?, hostsFile: String?) {
+        self.containerID = containerID
+        self.netns = netns
+        self.interface = interface
+        self.network = network
+        self.name = name
+        self.ip = ip
+        self.aliases = aliases
+        self.hostsFile = hostsFile
+    }
+}
+
+/// A container's attachment to one network, as a runtime needs it back (a CNI result).
+public struct ContainerAttachment: Codable, Sendable {
+    public var containerID: String
+    /// The sandbox's (and the container's DNS) name.
+    public var name: String
+    public var network: String
+    public var netns: String
+    public var interface: String
+    public var mac: String
+    /// The address with its prefix length, e.g. 192.168.0.2/24.
+    public var address: String
+    public var gateway: String
+    /// What the container's resolv.conf should say: 127.0.0.11 and the network as search
+    /// domain with the DNS responder, the host's servers in hosts mode.
+    public var nameservers: [String]
+    public var search: [String]
+    public init(containerID: String, name: String, network: String, netns: String, interface: String, mac: String, address: String, gateway: String, nameservers: [String], search: [String]) {
+        self.containerID = containerID
+        self.name = name
+        self.network = network
+        self.netns = netns
+        self.interface = interface
+        self.mac = mac
+        self.address = address
+        self.gateway = gateway
+        self.nameservers = nameservers
+        self.search = search
+    }
+}
+
+/// One sandbox of this host (`GET /v1/sandboxes/NAME`).
+public struct SandboxInfo: Codable, Sendable {
+    public struct Attachment: Codable, Sendable {
+        public var network: String
+        public var driver: String
+        public var interface: String
+        public var address: String
+        public var mac: String
+        /// Whether its names are published (false for the nameless default and gateway bridges).
+        public var named: Bool
+        public init(network: String, driver: String, interface: String, address: String, mac: String, named: Bool) {
+            self.network = network
+            self.driver = driver
+            self.interface = interface
+            self.address = address
+            self.mac = mac
+            self.named = named
+        }
+    }
+    public var name: String
+    public var hostname: String
+    public var aliases: [String]
+    public var netns: String
+    public var hostsFile: String
+    public var resolvConf: String
+    public var adopted: Bool
+    public var attachments: [Attachment]
+    public init(name: String, hostname: String, aliases: [String], netns: String, hostsFile: String, resolvConf: String, adopted: Bool, attachments: [Attachment]) {
+        self.name = name
+        self.hostname = hostname
+        self.aliases = aliases
+        self.netns = netns
+        self.hostsFile = hostsFile
+        self.resolvConf = resolvConf
+        self.adopted = adopted
+        self.attachments = attachments
+    }
+}
+
+/// What was removed (`DELETE`, `stop`).
+public struct Removed: Codable, Sendable {
+    public var name: String
+    public init(name: String) {
+        self.name = name
+    }
+}
+
+/// What a sandbox's resolver answers (`GET /v1/sandboxes/NAME/dns`): its networks, in the order
+/// a short name is looked up, and the names each offers.
+public struct DNSView: Codable, Sendable {
+    public struct Network: Codable, Sendable {
+        public var name: String
+        public var subnet: String
+        public var names: [Name]
+        public init(name: String, subnet: String, names: [Name]) {
+            self.name = name
+            self.subnet = subnet
+            self.names = names
+        }
+    }
+    public struct Name: Codable, Sendable {
+        public var name: String
+        public var aliases: [String]
+        public var address: String
+        public var host: String
+        public init(name: String, aliases: [String], address: String, host: String) {
+            self.name = name
+            self.aliases = aliases
+            self.address = address
+            self.host = host
+        }
+    }
+    public var sandbox: String
+    public var resolver: String
+    public var networks: [Network]
+    public init(sandbox: String, resolver: String, networks: [Network]) {
+        self.sandbox = sandbox
+        self.resolver = resolver
+        self.networks = networks
+    }
+}
+
+/// A refusal with its HTTP status; `message` is the one line the CLI prints.
+public struct APIError: Error, CustomStringConvertible {
+    public var status: Int
+    public var message: String
+    public var description: String { message }
+
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public static func badRequest(_ message: String) -> APIError { APIError(status: 400, message: message) }
+    public static func notFound(_ message: String) -> APIError { APIError(status: 404, message: message) }
+    public static func conflict(_ message: String) -> APIError { APIError(status: 409, message: message) }
+    public static func unavailable(_ message: String) -> APIError { APIError(status: 503, message: message) }
+}
