@@ -38,6 +38,12 @@ struct LocalSandbox {
         return files
     }
 
+    /// Whether its hosts file and resolv.conf are dnsd's own, deleted with it: /etc/netns/NAME of
+    /// a sandbox `run` made, or of a runtime's container (nothing else reads them). A namespace
+    /// adopted with `dnsd attach` keeps its files, which `ip netns exec` shows and a user may
+    /// have written to, and a runtime's own hosts file stays.
+    var ownsFiles: Bool { !adopted || (containerID != nil && hostsFile == nil) }
+
     /// Networks whose names this sandbox resolves, in attachment order.
     var namedNetworks: [HostLabel] {
         attachments.compactMap { $0.published == nil ? nil : try? $0.network.label }

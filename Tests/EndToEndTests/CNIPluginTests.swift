@@ -59,7 +59,7 @@ struct CNIPluginTests {
         let version = try f.cni("VERSION", id: "x", stdin: f.config())
         #expect(version.status == 0 && (version.json["supportedVersions"] as? [String])?.contains("1.0.0") == true, "\(version.raw)")
 
-        let add = try f.cni("ADD", id: "cid-1", netns: "/run/netns/\(ns)", args: "IgnoreUnknown=1;K8S_POD_NAME=festive_hopper",
+        let add = try f.cni("ADD", id: "cid-1", netns: "/run/netns/\(ns)", args: "IgnoreUnknown=1;K8S_POD_NAME=\(f.cluster.prefix)_festive_hopper",
                             stdin: f.config(["runtimeConfig": ["aliases": ["pnet": ["www", "cid1short"]]]]))
         #expect(add.status == 0, "\(add.raw)")
         let ips = try #require(add.json["ips"] as? [[String: Any]])
@@ -70,8 +70,9 @@ struct CNIPluginTests {
         let dns = try #require(add.json["dns"] as? [String: Any])
         #expect(dns["nameservers"] as? [String] == ["127.0.0.11"] && dns["search"] as? [String] == ["pnet"])
         // podman's generated name (with '_') becomes a DNS label; the aliases answer too.
-        #expect(try f.ps().contains("festive-hopper"))
-        #expect(try f.cluster.exec(ns, ["dig", "+short", "festive-hopper.pnet", "@127.0.0.11"]).stdout.contains("192.168.60.2"))
+        let name = "\(f.cluster.prefix)-festive-hopper"
+        #expect(try f.ps().contains(name))
+        #expect(try f.cluster.exec(ns, ["dig", "+short", "\(name).pnet", "@127.0.0.11"]).stdout.contains("192.168.60.2"))
         #expect(try f.cluster.exec(ns, ["dig", "+short", "www", "@127.0.0.11"]).stdout.contains("192.168.60.2"))
         #expect(try f.cluster.exec(ns, ["ip", "-o", "-4", "addr", "show", "eth0"]).stdout.contains("192.168.60.2/24"))
 
@@ -88,7 +89,7 @@ struct CNIPluginTests {
 
         // DEL, twice, the second without CNI_NETNS (as ctr sends it): both succeed.
         #expect(try f.cni("DEL", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(previous)).status == 0)
-        #expect(!(try f.ps().contains("festive-hopper")))
+        #expect(!(try f.ps().contains(name)))
         #expect(!(try f.cluster.exec(ns, ["ip", "link"]).stdout.contains("eth0")), "the interface left the namespace")
         #expect(try f.cni("DEL", id: "cid-1", stdin: f.config(previous)).status == 0)
         let gone = try f.cni("CHECK", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(previous))
@@ -101,30 +102,30 @@ struct CNIPluginTests {
         defer { f.close() }
         let ns = try f.namespace("c2")
         let path = "/run/netns/\(ns)"
-        let notJSON = try f.cni("ADD", id: "a", netns: path, stdin: "{not json")
+        let notJSON = try f.cni("ADD", id: f.cluster.name("a"), netns: path, stdin: "{not json")
         #expect(notJSON.status != 0 && Self.code(notJSON) == 6, "\(notJSON.raw)")
-        let version = try f.cni("ADD", id: "a", netns: path, stdin: f.config(["cniVersion": "0.2.0"]))
+        let version = try f.cni("ADD", id: f.cluster.name("a"), netns: path, stdin: f.config(["cniVersion": "0.2.0"]))
         #expect(Self.code(version) == 1, "\(version.raw)")
-        let noNetwork = try f.cni("ADD", id: "a", netns: path, stdin: f.config(network: "nosuch"))
+        let noNetwork = try f.cni("ADD", id: f.cluster.name("a"), netns: path, stdin: f.config(network: "nosuch"))
         #expect(Self.code(noNetwork) == 7 && (noNetwork.json["msg"] as? String)?.contains("nosuch") == true, "\(noNetwork.raw)")
-        let noNetns = try f.cni("ADD", id: "a", stdin: f.config())
+        let noNetns = try f.cni("ADD", id: f.cluster.name("a"), stdin: f.config())
         #expect(Self.code(noNetns) == 4, "\(noNetns.raw)")
-        let badID = try f.cni("ADD", id: "a/../b", netns: path, stdin: f.config())
+        let badID = try f.cni("ADD", id: f.cluster.name("a/../b"), netns: path, stdin: f.config())
         #expect(badID.status != 0 && Self.code(badID) != nil, "\(badID.raw)")
-        let badAlias = try f.cni("ADD", id: "a", netns: path, stdin: f.config(["runtimeConfig": ["aliases": ["pnet": ["bad_alias!"]]]]))
+        let badAlias = try f.cni("ADD", id: f.cluster.name("a"), netns: path, stdin: f.config(["runtimeConfig": ["aliases": ["pnet": ["bad_alias!"]]]]))
         #expect(Self.code(badAlias) == 7, "\(badAlias.raw)")
-        let badIP = try f.cni("ADD", id: "a", netns: path, args: "IP=10.9.9.9", stdin: f.config())
+        let badIP = try f.cni("ADD", id: f.cluster.name("a"), netns: path, args: "IP=10.9.9.9", stdin: f.config())
         #expect(badIP.status != 0 && Self.code(badIP) != nil, "\(badIP.raw)")
-        let unreachable = try f.cni("ADD", id: "a", netns: path, stdin: f.config(["socket": "/nonexistent/dnsd.sock"]))
+        let unreachable = try f.cni("ADD", id: f.cluster.name("a"), netns: path, stdin: f.config(["socket": "/nonexistent/dnsd.sock"]))
         #expect(Self.code(unreachable) == 11, "\(unreachable.raw)")
         for invocation in [notJSON, version, noNetwork, noNetns, badID, badAlias, badIP, unreachable] {
             #expect((invocation.json["msg"] as? String)?.contains("\n") == false)
         }
-        #expect(!(try f.ps().contains("a ")), "nothing was attached")
+        #expect(!(try f.ps().contains(f.cluster.name("a"))), "nothing was attached")
         #expect(!(try f.cluster.exec(ns, ["ip", "link"]).stdout.contains("eth0")))
         // A namespace already adopted by `dnsd attach` is not adopted twice.
         #expect(try f.cluster.dnsd(1, ["attach", "--netns", path, "--name", f.cluster.name("byhand"), "--net", "pnet"]).status == 0)
-        let twice = try f.cni("ADD", id: "b", netns: path, ifname: "net1", stdin: f.config())
+        let twice = try f.cni("ADD", id: f.cluster.name("b"), netns: path, ifname: "net1", stdin: f.config())
         #expect(twice.status != 0 && (twice.json["msg"] as? String)?.contains("already managed") == true, "\(twice.raw)")
     }
 
@@ -136,6 +137,8 @@ struct CNIPluginTests {
         let ns = try f.namespace("c3")
         let path = "/run/netns/\(ns)"
         let id = String(repeating: "ab", count: 32)
+        // Named by the short id, which carries no test prefix: its files go whatever happens.
+        defer { try? FileManager.default.removeItem(atPath: "/etc/netns/abababababab") }
         let hostsDir = f.cluster.work + "/hosts"
         let first = try f.cni("ADD", id: id, netns: path, args: "IP=192.168.60.77", stdin: f.config(["hostsDir": hostsDir]))
         #expect(first.status == 0 && (first.json["ips"] as? [[String: Any]])?.first?["address"] as? String == "192.168.60.77/24", "\(first.raw)")
@@ -169,12 +172,12 @@ struct CNIPluginTests {
         defer { holder.stop() }
         var path = ""
         #expect(f.cluster.eventually { path = "/proc/\(holder.pid)/ns/net"; return (try? String(contentsOfFile: "/proc/\(holder.pid)/comm", encoding: .utf8)) == "sleep\n" })
-        let add = try f.cni("ADD", id: "dnsd-c9", netns: path, stdin: f.config())
+        let add = try f.cni("ADD", id: "\(f.cluster.prefix)-c9", netns: path, stdin: f.config())
         #expect(add.status == 0, "\(add.raw)")
         f.cluster.kill(1)
         try f.cluster.restart(1)
-        #expect(try f.ps().contains("dnsd-c9"), "adopted again from the journal after the restart")
+        #expect(try f.ps().contains("\(f.cluster.prefix)-c9"), "adopted again from the journal after the restart")
         kill(holder.pid, SIGKILL)
-        #expect(try f.cluster.eventually(6) { !(try f.ps().contains("dnsd-c9")) }, "withdrawn without a DEL")
+        #expect(try f.cluster.eventually(6) { !(try f.ps().contains("\(f.cluster.prefix)-c9")) }, "withdrawn without a DEL")
     }
 }

@@ -30,16 +30,16 @@ struct CNIRuntimeTests {
 
         // A podman container on h2: resolv.conf from the CNI result, the name answered by dnsd
         // (web runs on h1), the page fetched over VXLAN by its short name.
-        let resolv = try rt.podman(2, ["run", "--rm", "--network", net, rt.image, "cat", "/etc/resolv.conf"])
+        let resolv = try rt.podman(2, ["run", "--rm", "--name", rt.cluster.name("r1"), "--network", net, rt.image, "cat", "/etc/resolv.conf"])
         #expect(resolv.stdout.contains("nameserver 127.0.0.11") && resolv.stdout.contains("search \(net)"), "\(resolv.stdout)\(resolv.stderr)")
-        let lookup = try rt.podman(2, ["run", "--rm", "--network", net, rt.image, "nslookup", "\(web).\(net)"])
+        let lookup = try rt.podman(2, ["run", "--rm", "--name", rt.cluster.name("r2"), "--network", net, rt.image, "nslookup", "\(web).\(net)"])
         #expect(Self.address(in: lookup.stdout, of: web) == "192.168.77.2", "\(lookup.stdout)\(lookup.stderr)")
-        let alias = try rt.podman(2, ["run", "--rm", "--network", net, rt.image, "nslookup", "www.\(net)"])
+        let alias = try rt.podman(2, ["run", "--rm", "--name", rt.cluster.name("r3"), "--network", net, rt.image, "nslookup", "www.\(net)"])
         #expect(Self.address(in: alias.stdout, of: "www") == "192.168.77.2", "--network-alias: \(alias.stdout)")
-        let page = try rt.podman(2, ["run", "--rm", "--network", net, rt.image, "wget", "-qO-", "http://\(web)/"])
+        let page = try rt.podman(2, ["run", "--rm", "--name", rt.cluster.name("r4"), "--network", net, rt.image, "wget", "-qO-", "http://\(web)/"])
         #expect(page.stdout.contains("hello from dnsd-busybox"), "\(page.stdout)\(page.stderr)")
         // --ip: the requested address.
-        let pinned = try rt.podman(2, ["run", "--rm", "--network", net, "--ip", "192.168.77.200", rt.image, "ip", "-4", "-o", "addr", "show", "eth0"])
+        let pinned = try rt.podman(2, ["run", "--rm", "--name", rt.cluster.name("r5"), "--network", net, "--ip", "192.168.77.200", rt.image, "ip", "-4", "-o", "addr", "show", "eth0"])
         #expect(pinned.stdout.contains("192.168.77.200/24"), "\(pinned.stdout)\(pinned.stderr)")
         // A name is unique in the cluster: podman's run fails with dnsd's one line.
         let clash = try rt.podman(2, ["run", "--rm", "--name", web, "--network", net, rt.image, "true"])

@@ -19,6 +19,7 @@ final class RuntimeHarness {
     private var madeLoopback = false
     private let sharedRecord: String
     private let namespacesBefore: Set<String>
+    private let netnsFilesBefore: Set<String>
 
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
@@ -27,6 +28,7 @@ final class RuntimeHarness {
         library = Self.repository + "/scripts/runtimes.sh"
         network = "v\(TestRun.token)"
         namespacesBefore = Set(Self.runtimeNamespaces())
+        netnsFilesBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? [])
         cluster = try ClusterHarness(hosts: hosts, logLevel: "info")
         sharedRecord = cluster.work + "/shared-missing"
         do {
@@ -100,11 +102,15 @@ final class RuntimeHarness {
     }
 
     /// What the runtimes left that `close()` should have removed (for the "nothing left" checks).
+    /// Files in /etc/netns count when named after this harness (every container the tests make is
+    /// named so): other suites running beside make and remove their own there.
     func leftovers() -> [String] {
         var left = Set(Self.runtimeNamespaces()).subtracting(namespacesBefore).map { "namespace \($0)" }
         let results = (try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/cni/results")) ?? []
         left += results.filter { $0.hasPrefix(network + "-") }.map { "CNI cache entry \($0)" }
         if FileManager.default.fileExists(atPath: "/etc/cni/net.d/10-dnsd-\(network).conflist") { left.append("ctr conflist") }
+        let netnsFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? [])
+        left += netnsFiles.subtracting(netnsFilesBefore).filter { $0.contains(cluster.prefix) }.map { "/etc/netns/\($0)" }
         return left
     }
 

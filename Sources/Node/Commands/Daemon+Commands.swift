@@ -204,7 +204,8 @@ extension Daemon: NetworkTeardown {
             var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: true,
                                      hostsFile: hostsFile, containerID: containerID, namespaceInode: inode)
             try hosts.addSandbox(name.text, files: local.files, hostname: name)
-            undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: false) }
+            let ownsFiles = local.ownsFiles
+            undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: ownsFiles) }
             try attach(&local, to: network, requested: requested, interface: interface, defaultRoute: false, undo: undo)
             do { try startDNS(local) } catch {
                 // A runtime may hold 127.0.0.11:53 itself (Docker's own resolver): names still
@@ -274,7 +275,7 @@ extension Daemon: NetworkTeardown {
         forget(name.text)
         dns?.stopServing(local.id)
         records.update { $0.detach(local.id) }
-        hosts.removeSandbox(name.text, deleteFiles: !local.adopted)
+        hosts.removeSandbox(name.text, deleteFiles: local.ownsFiles)
         if local.adopted {
             // The runtime's namespace stays; only dnsd's interfaces leave it.
             for attachment in local.attachments {

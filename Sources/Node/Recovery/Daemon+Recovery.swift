@@ -88,8 +88,8 @@ extension Daemon {
     }
 
     private func withdraw(_ entry: SandboxJournal.Entry, alsoStored: [EndpointState]) {
-        // The files dnsd kept for a sandbox it made (/etc/netns/NAME) go with it.
-        if !entry.adopted, (try? HostLabel(entry.name)) != nil {
+        // The files dnsd kept for a sandbox it made or a container's (/etc/netns/NAME) go with it.
+        if !entry.adopted || (entry.containerID != nil && entry.hostsFile == nil), (try? HostLabel(entry.name)) != nil {
             let files = HostsWriter.Files.namedNamespace(entry.name)
             try? FileManager.default.removeItem(atPath: files.hosts)
             try? FileManager.default.removeItem(atPath: files.resolvConf)

@@ -29,7 +29,12 @@ struct SocketOption: ParsableArguments {
 /// The text the CLI prints for a sandbox: its name, then `network:interface=address` each.
 func describe(_ sandbox: SandboxInfo) -> String {
     let networks = sandbox.attachments.map { "\($0.network):\($0.interface)=\($0.address)" }
-    return sandbox.name.padding(toLength: 16, withPad: " ", startingAt: 0) + " " + networks.joined(separator: " ")
+    return column(sandbox.name, 16) + " " + networks.joined(separator: " ")
+}
+
+/// `text` padded to `width`, never cut: a long name (a runtime's container) stays whole.
+func column(_ text: String, _ width: Int) -> String {
+    text.count < width ? text + String(repeating: " ", count: width - text.count) : text
 }
 
 /// JSON for people: indented, keys sorted.
@@ -65,7 +70,7 @@ struct NetworkCommand: ParsableCommand {
         @OptionGroup var socket: SocketOption
         func run() throws {
             let rows = try socket.call("GET", "/v1/networks", as: [NetworkRecord].self).map {
-                "\($0.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \($0.driver.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \($0.subnet)"
+                "\(column($0.name, 16)) \(column($0.driver.rawValue, 8)) \($0.subnet)"
             }
             print((["NAME             DRIVER   SUBNET"] + rows).joined(separator: "\n"))
         }
