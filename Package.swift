@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "dnsd", targets: ["dnsd"]),
+        .executable(name: "dnsd-daemon", targets: ["dnsd-daemon"]),
         .library(name: "Resolver", targets: ["Resolver"]),
         .library(name: "Netns", targets: ["Netns"]),
         .library(name: "Addressing", targets: ["Addressing"]),
@@ -54,8 +55,12 @@ let package = Package(
         // The shared store: etcd (v3 JSON gateway over libcurl), Consul (KV HTTP API), local.
         .target(name: "Store", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]),
 
-        // The cluster's state in the store: key layout, records, networks/VNIs, IPAM, names.
-        .target(name: "ClusterState", dependencies: ["Store", "Addressing", .product(name: "Logging", package: "swift-log")]),
+        // The records the store holds (networks, endpoints, hosts) as value types: what the CLI
+        // decodes too, so it needs no store client.
+        .target(name: "ClusterRecords", dependencies: ["Addressing"]),
+
+        // The cluster's state in the store: key layout, networks/VNIs, IPAM, names.
+        .target(name: "ClusterState", dependencies: ["ClusterRecords", "Store", "Addressing", .product(name: "Logging", package: "swift-log")]),
 
         // The embedded DNS responder.
         .target(
@@ -88,10 +93,25 @@ let package = Package(
         // runtime starts it for every container and the daemon binary takes ~5 ms just to start.
         .executableTarget(name: "dnsd-cni", dependencies: ["ControlAPI"]),
 
+        // One-line errors for the root command of each executable (DESIGN.md §2).
+        .target(name: "CommandLineSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // `dnsd`: the CLI, a client of the daemon's API; small, because every command is a process
+        // start. `dnsd daemon` and `dnsd serve-dns` exec `dnsd-daemon`.
         .executableTarget(
             name: "dnsd",
             dependencies: [
-                "Node", "ControlAPI", "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns", "Addressing", "CShim",
+                "ControlAPI", "CommandLineSupport", "ClusterRecords", "Addressing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // `dnsd-daemon`: the servers: the daemon (core, HTTP API on SwiftNIO, metrics) and serve-dns.
+        .executableTarget(
+            name: "dnsd-daemon",
+            dependencies: [
+                "Node", "ControlAPI", "CommandLineSupport", "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns",
+                "Addressing", "CShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+@_exported import ClusterRecords
 import Addressing
 import Foundation
 import Logging

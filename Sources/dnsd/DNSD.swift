@@ -1,6 +1,9 @@
 import ArgumentParser
-import Foundation
+import CommandLineSupport
 
+/// The `dnsd` command: the client commands, run in this small process (it starts in a few
+/// milliseconds), and the servers (`daemon`, `serve-dns`), which this process hands to
+/// `dnsd-daemon`, installed beside it, by exec: same process, same arguments.
 @main
 struct DNSD: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,46 +15,12 @@ struct DNSD: ParsableCommand {
             """,
         subcommands: [DaemonCommand.self, NetworkCommand.self, RunCommand.self, StopCommand.self, RemoveCommand.self,
                       PsCommand.self, InspectCommand.self, EventsCommand.self, ExecCommand.self, AttachCommand.self, CNICommand.self,
-                      ServeDNS.self]
+                      ServeDNSCommand.self]
     )
 
-    /// Like ArgumentParser's `main`, but a refusal is exactly one line on stderr (the contract in
-    /// DESIGN.md §2): ArgumentParser would add the usage text to a bad flag or a missing argument.
-    /// `--help` and `--version` still print in full.
     static func main() {
-        let command: ParsableCommand
-        do {
-            command = try parseAsRoot()
-        } catch {
-            fail(error, hint: helpHint(for: CommandLine.arguments.dropFirst()))
-        }
-        do {
-            var command = command
-            try command.run()
-        } catch {
-            fail(error, hint: nil)
-        }
-    }
-
-    private static func fail(_ error: Error, hint: String?) -> Never {
-        let code = exitCode(for: error)
-        if code == .success { exit(withError: error) }  // --help, --version: full output
-        let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-        let line = "Error: " + message + (hint.map { " (see '\($0)')" } ?? "") + "\n"
-        FileHandle.standardError.write(Data(line.utf8))
-        Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
-    }
-
-    /// `dnsd network create --help` for `dnsd network create --bogus ...`: the subcommand words
-    /// that precede the first flag or argument that is not one.
-    private static func helpHint(for arguments: ArraySlice<String>) -> String {
-        var words = ["dnsd"]
-        var commands: [ParsableCommand.Type] = configuration.subcommands
-        for argument in arguments {
-            guard let next = commands.first(where: { $0._commandName == argument }) else { break }
-            words.append(argument)
-            commands = next.configuration.subcommands
-        }
-        return (words + ["--help"]).joined(separator: " ")
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, ServerCommands.names.contains(first) { ServerCommands.exec(arguments) }
+        mainWithOneLineErrors(arguments)
     }
 }

@@ -63,9 +63,4 @@ public enum CommandResult: Sendable {
     }
 }
 
-/// A network and its endpoints (`GET /v1/networks/NAME`).
-public struct NetworkDetail: Codable, Sendable {
-    public var network: NetworkRecord
-    public var endpoints: [EndpointState]
-}
 

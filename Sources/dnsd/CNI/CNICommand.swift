@@ -1,7 +1,8 @@
+import CommandLineSupport
 import ArgumentParser
-import ClusterState
-import Node
-import Foundation
+import ClusterRecords
+import ControlAPI
+import FoundationEssentials
 
 /// `dnsd cni install NET`: sets a CNI runtime up to use the dnsd network NET — a conflist named
 /// after it in the runtime's configuration directory, and `dnsd` among its plugins.
@@ -10,10 +11,24 @@ struct CNICommand: ParsableCommand {
         commandName: "cni", abstract: "Set CNI runtimes (podman, containerd) up to use a dnsd network.",
         subcommands: [Install.self, Uninstall.self])
 
+    /// A network configuration list with the dnsd plugin (CNI spec 1.0.0).
+    struct Conflist: Encodable {
+        struct Plugin: Encodable {
+            var type: String
+            var socket: String
+            var hostsDir: String?
+            var capabilities: [String: Bool]
+        }
+        var cniVersion: String
+        var name: String
+        var plugins: [Plugin]
+    }
+
     static func conflistPath(_ directory: String, _ network: String) -> String { "\(directory)/10-dnsd-\(network).conflist" }
 
     struct Install: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "install",
             abstract: "Write the conflist for a network and put the plugin where the runtime looks.",
             discussion: """
                 The defaults are where podman (network_backend = "cni") and `ctr run --cni` look.
@@ -29,21 +44,23 @@ struct CNICommand: ParsableCommand {
         func run() throws {
             // The network must exist (it may be created on another host: the store knows).
             _ = try socket.call("GET", "/v1/networks/\(network)", as: NetworkDetail.self)
-            var plugin: [String: Any] = ["type": "dnsd", "socket": socket.sock, "capabilities": ["ips": true, "aliases": true]]
             if let hostsDir {
                 guard hostsDir.hasPrefix("/") else { throw CLIError("--hosts-dir must be an absolute path") }
                 try FileManager.default.createDirectory(atPath: hostsDir, withIntermediateDirectories: true)
-                plugin["hostsDir"] = hostsDir
             }
-            let conflist: [String: Any] = ["cniVersion": "1.0.0", "name": network, "plugins": [plugin]]
-            let data = try JSONSerialization.data(withJSONObject: conflist, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            let conflist = Conflist(cniVersion: "1.0.0", name: network, plugins: [
+                .init(type: "dnsd", socket: socket.sock, hostsDir: hostsDir, capabilities: ["ips": true, "aliases": true]),
+            ])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let data = try encoder.encode(conflist)
             try FileManager.default.createDirectory(atPath: confDir, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: binDir, withIntermediateDirectories: true)
             let path = CNICommand.conflistPath(confDir, network)
             try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
             // The plugin is dnsd-cni, built and installed beside this dnsd.
-            let executable = (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") as NSString)
-                .deletingLastPathComponent + "/dnsd-cni"
+            let me = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            let executable = String(me[..<(me.lastIndex(of: "/") ?? me.startIndex)]) + "/dnsd-cni"
             guard FileManager.default.isExecutableFile(atPath: executable) else {
                 throw CLIError("the CNI plugin \(executable) is missing: it is built and installed beside dnsd")
             }
@@ -58,6 +75,7 @@ struct CNICommand: ParsableCommand {
 
     struct Uninstall: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "uninstall",
             abstract: "Remove a network's conflist (and the plugin link when no dnsd conflist is left).")
         @Option(help: "Where the runtime reads network configurations.") var confDir = "/etc/cni/net.d"
         @Option(help: "Where the runtime finds plugins.") var binDir = "/opt/cni/bin"

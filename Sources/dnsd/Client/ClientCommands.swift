@@ -1,9 +1,12 @@
 import Addressing
 import ArgumentParser
-import ClusterState
-import Foundation
-import Node
-import Netns
+import ClusterRecords
+import CommandLineSupport
+import ControlAPI
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `--sock` for the client commands, and the calls they make to the daemon's HTTP API.
 struct SocketOption: ParsableArguments {
@@ -51,6 +54,7 @@ struct NetworkCommand: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Create a network (overlay: cluster-wide; bridge: on this host).",
             discussion: "Example: dnsd network create --driver=overlay --subnet=192.168.0.0/24 vnet")
         @Option(help: "overlay or bridge.") var driver: String = "overlay"
@@ -77,7 +81,8 @@ struct NetworkCommand: ParsableCommand {
     }
 
     struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a network and its endpoints as JSON.")
+        static let configuration = CommandConfiguration(
+            commandName: "inspect", abstract: "Show a network and its endpoints as JSON.")
         @Argument var name: String
         @OptionGroup var socket: SocketOption
         func run() throws { print(try prettyJSON(try socket.call("GET", "/v1/networks/\(name)", as: NetworkDetail.self))) }
@@ -92,6 +97,7 @@ struct NetworkCommand: ParsableCommand {
 
     struct Connect: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "connect",
             abstract: "Attach a running sandbox to a network (next ethN).",
             discussion: "Example: dnsd network connect vnet c01")
         @Option(name: .customLong("alias"), help: "Extra name on this network (repeatable).") var aliases: [String] = []
@@ -106,7 +112,8 @@ struct NetworkCommand: ParsableCommand {
     }
 
     struct Disconnect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Detach a sandbox from a network.")
+        static let configuration = CommandConfiguration(
+            commandName: "disconnect", abstract: "Detach a sandbox from a network.")
         @Argument var network: String
         @Argument var name: String
         @OptionGroup var socket: SocketOption
@@ -192,7 +199,8 @@ struct ExecCommand: ParsableCommand {
     func run() throws {
         guard !command.isEmpty else { throw CLIError("missing the command to run after '--'") }
         do { _ = try HostLabel(name) } catch { throw CLIError("\(error)") }
-        guard NamedNamespaces().exists(name) else { throw CLIError("no sandbox '\(name)' on this host") }
+        var status = stat()
+        guard stat("/run/netns/\(name)", &status) == 0 else { throw CLIError("no sandbox '\(name)' on this host") }
         // `ip netns exec` also bind-mounts /etc/netns/NAME/{hosts,resolv.conf} for the command.
         let arguments = ["ip", "netns", "exec", name] + command
         var argv = arguments.map { strdup($0) } + [nil]
@@ -220,14 +228,10 @@ struct EventsCommand: ParsableCommand {
     @OptionGroup var socket: SocketOption
     func run() throws {
         try APIClient.stream("/v1/events", socket: socket.sock) { line in
-            FileHandle.standardOutput.write(line + Data("\n".utf8))
+            var bytes = Array(line)
+            bytes.append(UInt8(ascii: "\n"))
+            _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
         }
     }
 }
 
-
-/// One clear line on stderr and a non-zero exit.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

@@ -1,3 +1,4 @@
+import CommandLineSupport
 import CShim
 import Foundation
 import Node

@@ -1,3 +1,4 @@
+import CommandLineSupport
 import Addressing
 import ArgumentParser
 import Dispatch
