@@ -5,7 +5,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl-dev \
                 libcurl4-openssl-dev busybox-static nftables iproute2 util-linux gcc curl \
                 etcd-server etcd-client \
-                podman runc conmon containerd containernetworking-plugins uidmap
+                podman runc conmon containerd containernetworking-plugins uidmap docker.io
 RELEASE_BIN := .build/release/dnsd
 
 .PHONY: all deps build release test fuzz demo demo-podman bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni clean-test-leftovers clean

@@ -11,6 +11,12 @@
 #   rt_containerd_start DIR HOSTNS    containerd of one host (ctr namespace "dnsd")
 #   rt_ctr DIR ARGS...                ctr of that host, in its network namespace (for --cni)
 #   rt_containerd_clean DIR           its tasks, containers, daemon, mounts and files gone
+#   rt_dockerd_start DIR HOSTNS       dockerd 20.10 of one host: its own data-root, exec-root and socket,
+#                                     no iptables; its own /run/docker/plugins (DIR/plugins) in a
+#                                     mount namespace of its own, so each host's dockerd sees only
+#                                     its own host's plugin sockets (dnsd.sock)
+#   rt_docker DIR ARGS...             the docker 20.10 client of that host (/usr/bin/docker)
+#   rt_dockerd_clean DIR              its containers, images, daemon, mounts and files gone
 #   rt_shared_begin FILE / rt_shared_end FILE NET...
 #                                     machine-wide state the runtimes make (podman's blob cache,
 #                                     libcni's result cache, /opt/cni for ctr): what did not exist
@@ -147,7 +153,48 @@ rt_containerd_clean() {
   rm -rf "$dir"
 }
 
-RT_SHARED_DIRS="/var/lib/containers /var/lib/cni /opt/cni"
+RT_SHARED_DIRS="/var/lib/containers /var/lib/cni /opt/cni /run/docker"
+
+rt_dockerd_start() {
+  local dir=$1 hostns=$2 i
+  mkdir -p "$dir/plugins" "$dir/data" "$dir/exec" /run/docker/plugins
+  echo "$hostns" > "$dir/hostns"
+  echo '{}' > "$dir/daemon.json"
+  # slave propagation: the host's mounts reach dockerd, dockerd's (layers, netns files) stay inside.
+  nsenter --net="/run/netns/$hostns" unshare --mount --propagation slave \
+    sh -c 'mount --bind "$0/plugins" /run/docker/plugins && exec dockerd --data-root "$0/data" --exec-root "$0/exec" \
+      --pidfile "$0/dockerd.pid" -H "unix://$0/docker.sock" --storage-driver overlay2 --iptables=false --ip-forward=false \
+      --ip-masq=false --bridge none --config-file "$0/daemon.json"' "$dir" > "$dir/dockerd.log" 2>&1 < /dev/null &
+  echo $! > "$dir/launcher.pid"
+  for i in $(seq 150); do
+    /usr/bin/docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "dockerd did not start: $(tail -3 "$dir/dockerd.log")" >&2
+  return 1
+}
+
+rt_docker() {
+  local dir=$1; shift
+  /usr/bin/docker -H "unix://$dir/docker.sock" "$@"
+}
+
+rt_dockerd_clean() {
+  local dir=$1 pid
+  [ -f "$dir/launcher.pid" ] || { rm -rf "$dir"; return 0; }
+  if [ -S "$dir/docker.sock" ]; then
+    rt_docker "$dir" rm -f $(rt_docker "$dir" ps -aq 2>/dev/null) >/dev/null 2>&1
+    for n in $(rt_docker "$dir" network ls -q --filter type=custom 2>/dev/null); do rt_docker "$dir" network rm "$n" >/dev/null 2>&1; done
+  fi
+  pid=$(cat "$dir/launcher.pid")
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
+  # dockerd's own containerd and shims (their paths are under DIR).
+  pkill -9 -f "$dir/exec" 2>/dev/null
+  _rt_unmount_under "$dir"
+  rm -rf "$dir"
+}
 
 rt_shared_begin() {
   local file=$1 d

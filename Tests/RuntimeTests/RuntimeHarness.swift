@@ -15,6 +15,7 @@ final class RuntimeHarness {
     private let library: String
     private var podmanHosts: [Int] = []
     private var containerdHosts: [Int] = []
+    private var dockerHosts: [Int] = []
     private var ctrConfigured = false
     private var madeLoopback = false
     private let sharedRecord: String
@@ -90,6 +91,24 @@ final class RuntimeHarness {
         _ = try ctr(n, ["images", "import", cluster.work + "/image/image.tar"])
     }
 
+    /// Short, as podman's: dockerd's exec root holds sockets too.
+    func dockerDirectory(_ n: Int) -> String { "/tmp/dnsdt-\(TestRun.token)-\(cluster.prefix.suffix(2))d\(n)" }
+
+    /// dockerd 20.10 on host n, with its own plugin directory (`dockerDirectory(n)/plugins`, its
+    /// /run/docker/plugins), and the image loaded.
+    func startDockerd(_ n: Int) throws {
+        dockerHosts.append(n)
+        try script("rt_dockerd_start", [dockerDirectory(n), cluster.hosts[n - 1].name])
+        let loaded = try docker(n, ["load", "-q", "-i", cluster.work + "/image/image.tar"])
+        guard loaded.status == 0 else { throw ShellError(command: "docker load", status: loaded.status, stderr: loaded.stderr) }
+    }
+
+    /// The docker 20.10 client of host n.
+    @discardableResult
+    func docker(_ n: Int, _ arguments: [String], timeout: Double = 60) throws -> Shell.Result {
+        try Shell.run(["bash", "-c", "source \"$0\"; rt_docker \"$@\"", library, dockerDirectory(n)] + arguments, timeout: timeout)
+    }
+
     /// ctr on host n (namespace "dnsd"), in the host's network namespace.
     @discardableResult
     func ctr(_ n: Int, _ arguments: [String], timeout: Double = 60) throws -> Shell.Result {
@@ -117,6 +136,7 @@ final class RuntimeHarness {
     func close() {
         for n in podmanHosts { _ = try? script("rt_podman_clean", [podmanDirectory(n)]) }
         for n in containerdHosts { _ = try? script("rt_containerd_clean", [containerdDirectory(n)]) }
+        for n in dockerHosts { _ = try? script("rt_dockerd_clean", [dockerDirectory(n)]) }
         if ctrConfigured {
             _ = try? cluster.dnsd(1, ["cni", "uninstall", network])
             if madeLoopback { try? FileManager.default.removeItem(atPath: "/opt/cni/bin/loopback") }
