@@ -108,7 +108,25 @@ public struct ContainerAttachment: Codable, Sendable {
     /// domain with the DNS responder, the host's servers in hosts mode.
     public var nameservers: [String]
     public var search: [String]
-    public init(containerID: String, name: String, network: String, netns: String, interface: String, mac: String, address: String, gateway: String, nameservers: [String], search: [String]) {
+    /// The container's way out: its leg on the host's gateway bridge with the default route
+    /// (overlay networks; nil on a bridge network, which routes out itself).
+    public var egress: Egress?
+
+    public struct Egress: Codable, Sendable {
+        public var interface: String
+        public var mac: String
+        public var address: String
+        public var gateway: String
+        public init(interface: String, mac: String, address: String, gateway: String) {
+            self.interface = interface
+            self.mac = mac
+            self.address = address
+            self.gateway = gateway
+        }
+    }
+
+    public init(containerID: String, name: String, network: String, netns: String, interface: String, mac: String, address: String, gateway: String, nameservers: [String], search: [String], egress: Egress? = nil) {
+        self.egress = egress
         self.containerID = containerID
         self.name = name
         self.network = network

@@ -86,10 +86,21 @@ enum CNIPlugin {
         var ip: [String: JSONValue] = ["address": .string(attachment.address), "interface": .int(interfaces.count - 1)]
         if !attachment.gateway.isEmpty { ip["gateway"] = .string(attachment.gateway) }
         if request.cniVersion != "1.0.0" { ip["version"] = .string("4") }
+        var ips = (result["ips"]?.array ?? []) + [.object(ip)]
+        var routes = result["routes"]?.array ?? []
+        if let egress = attachment.egress {
+            // The gateway-bridge leg and the default route through it.
+            interfaces.append(.object(["name": .string(egress.interface), "mac": .string(egress.mac), "sandbox": .string(attachment.netns)]))
+            var leg: [String: JSONValue] = ["address": .string(egress.address), "gateway": .string(egress.gateway),
+                                            "interface": .int(interfaces.count - 1)]
+            if request.cniVersion != "1.0.0" { leg["version"] = .string("4") }
+            ips.append(.object(leg))
+            routes.append(.object(["dst": .string("0.0.0.0/0"), "gw": .string(egress.gateway)]))
+        }
         result["cniVersion"] = .string(request.cniVersion)
         result["interfaces"] = .array(interfaces)
-        result["ips"] = .array((result["ips"]?.array ?? []) + [.object(ip)])
-        if result["routes"] == nil { result["routes"] = .array([]) }
+        result["ips"] = .array(ips)
+        result["routes"] = .array(routes)
         var dns = result["dns"]?.object ?? [:]
         let servers = dns["nameservers"]?.strings ?? [], search = dns["search"]?.strings ?? []
         dns["nameservers"] = .strings(attachment.nameservers + servers.filter { !attachment.nameservers.contains($0) })

@@ -65,8 +65,15 @@ struct CNIPluginTests {
         let ips = try #require(add.json["ips"] as? [[String: Any]])
         #expect(ips.first?["address"] as? String == "192.168.60.2/24" && ips.first?["gateway"] as? String == "192.168.60.1")
         #expect(ips.first?["interface"] as? Int == 0)
+        #expect(ips.first?["address"] as? String == "192.168.60.2/24")
         let interfaces = try #require(add.json["interfaces"] as? [[String: Any]])
         #expect(interfaces.first?["name"] as? String == "eth0" && interfaces.first?["sandbox"] as? String == "/run/netns/\(ns)")
+        // On an overlay the container also gets its way out: a leg on the gateway bridge with the
+        // default route, in the result and in the kernel.
+        #expect(interfaces.count == 2 && interfaces.last?["name"] as? String == "dnsgw0", "\(interfaces)")
+        #expect(ips.count == 2 && ips.last?["gateway"] as? String == "172.18.0.1" && ips.last?["interface"] as? Int == 1)
+        #expect((add.json["routes"] as? [[String: Any]])?.first?["gw"] as? String == "172.18.0.1")
+        #expect(try f.cluster.exec(ns, ["ip", "route", "show", "default"]).stdout.contains("via 172.18.0.1 dev dnsgw0"))
         let dns = try #require(add.json["dns"] as? [String: Any])
         #expect(dns["nameservers"] as? [String] == ["127.0.0.11"] && dns["search"] as? [String] == ["pnet"])
         // podman's generated name (with '_') becomes a DNS label; the aliases answer too.
@@ -90,7 +97,8 @@ struct CNIPluginTests {
         // DEL, twice, the second without CNI_NETNS (as ctr sends it): both succeed.
         #expect(try f.cni("DEL", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(previous)).status == 0)
         #expect(!(try f.ps().contains(name)))
-        #expect(!(try f.cluster.exec(ns, ["ip", "link"]).stdout.contains("eth0")), "the interface left the namespace")
+        let links = try f.cluster.exec(ns, ["ip", "link"]).stdout
+        #expect(!links.contains("eth0") && !links.contains("dnsgw0"), "the interfaces left the namespace")
         #expect(try f.cni("DEL", id: "cid-1", stdin: f.config(previous)).status == 0)
         let gone = try f.cni("CHECK", id: "cid-1", netns: "/run/netns/\(ns)", stdin: f.config(previous))
         #expect(gone.status != 0 && Self.code(gone) == 3, "\(gone.raw)")

@@ -41,6 +41,9 @@ struct CNIRuntimeTests {
         // --ip: the requested address.
         let pinned = try rt.podman(2, ["run", "--rm", "--name", rt.cluster.name("r5"), "--network", net, "--ip", "192.168.77.200", rt.image, "ip", "-4", "-o", "addr", "show", "eth0"])
         #expect(pinned.stdout.contains("192.168.77.200/24"), "\(pinned.stdout)\(pinned.stderr)")
+        // The way out: the gateway bridge's NAT takes a container to another host's underlay address.
+        let out = try rt.podman(1, ["exec", web, "ping", "-c", "1", "-W", "2", "198.18.0.2"])
+        #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
         // A name is unique in the cluster: podman's run fails with dnsd's one line.
         let clash = try rt.podman(2, ["run", "--rm", "--name", web, "--network", net, rt.image, "true"])
         #expect(clash.status != 0 && clash.stderr.contains("already used in the cluster"), "\(clash.stderr)")

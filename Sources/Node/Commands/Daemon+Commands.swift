@@ -177,14 +177,16 @@ extension Daemon: NetworkTeardown {
     /// `dnsd attach`: a namespace made by a container runtime joins a network.
     private func adopt(_ request: SandboxAdoption) throws -> LocalSandbox {
         try adopt(name: try label(request.name, "name"), path: request.netns, network: request.network, interface: nil,
-                  requested: nil, aliases: request.aliases, hostsFile: request.hostsFile, containerID: nil)
+                  requested: nil, aliases: request.aliases, hostsFile: request.hostsFile, containerID: nil, egressInterface: nil)
     }
 
     /// Adopts a namespace a runtime made: dnsd adds the interface (`interface`, or the next
     /// `ethN`) and the names, serves DNS at 127.0.0.11 if the address is free there, keeps the
-    /// runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes the namespace.
+    /// runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes the namespace. With
+    /// `egressInterface`, an overlay attachment also gets a leg on the gateway bridge under that
+    /// name, with the default route (as `run --net` gives eth1): the way out of the overlay.
     func adopt(name: HostLabel, path: String, network networkName: String, interface: String?, requested: IPv4Address?,
-               aliases: [String]?, hostsFile: String?, containerID: String?) throws -> LocalSandbox {
+               aliases: [String]?, hostsFile: String?, containerID: String?, egressInterface: String?) throws -> LocalSandbox {
         guard FileManager.default.fileExists(atPath: path) else { throw APIError.notFound("no network namespace at \(path)") }
         let network = try registry.network(try label(networkName, "network"))
         let aliases = try (aliases ?? []).map { try HostLabel($0, what: "alias") }
@@ -207,6 +209,12 @@ extension Daemon: NetworkTeardown {
             let ownsFiles = local.ownsFiles
             undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: ownsFiles) }
             try attach(&local, to: network, requested: requested, interface: interface, defaultRoute: false, undo: undo)
+            if let egressInterface, network.driver == .overlay {
+                if try sandbox.hasInterface(named: egressInterface) {
+                    throw APIError.conflict("an interface named \(egressInterface) already exists in \(path)")
+                }
+                try attachGatewayBridge(&local, interface: egressInterface, undo: undo)
+            }
             do { try startDNS(local) } catch {
                 // A runtime may hold 127.0.0.11:53 itself (Docker's own resolver): names still
                 // resolve through the hosts file.
@@ -404,16 +412,19 @@ extension Daemon: NetworkTeardown {
         try attachLocal(&local, spec: .defaultBridge, pool: \.defaultPool, defaultRoute: true, undo: undo)
     }
 
-    private func attachGatewayBridge(_ local: inout LocalSandbox, undo: Rollback) throws {
-        try attachLocal(&local, spec: .gatewayBridge, pool: \.gatewayPool, defaultRoute: true, undo: undo)
+    private func attachGatewayBridge(_ local: inout LocalSandbox, interface: String? = nil, undo: Rollback) throws {
+        try attachLocal(&local, spec: .gatewayBridge, pool: \.gatewayPool, interface: interface, defaultRoute: true, undo: undo)
     }
 
     private func attachLocal(_ local: inout LocalSandbox, spec: LocalBridgeDriver.BridgeSpec,
-                             pool: ReferenceWritableKeyPath<Daemon, AddressPool>, defaultRoute: Bool, undo: Rollback) throws {
+                             pool: ReferenceWritableKeyPath<Daemon, AddressPool>, interface: String? = nil, defaultRoute: Bool,
+                             undo: Rollback) throws {
         try bridges.createBridge(spec)
         let address = try self[keyPath: pool].allocate()
         undo.add("local address \(address)") { [self] in self[keyPath: pool].release(address) }
-        let endpoint = try bridges.attach(local.sandbox, to: spec.name, address: address, defaultRoute: defaultRoute)
+        let endpoint = try bridges.attach(local.sandbox, to: spec.name, address: address, interface: interface, defaultRoute: defaultRoute)
+        let attached = LocalAttachment(network: localRecord(spec), endpoint: endpoint, published: nil)
+        undo.add("interface \(endpoint.interface) on \(spec.name)") { [self] in try detachInterface(attached) }
         local.attachments.append(LocalAttachment(network: localRecord(spec), endpoint: endpoint, published: nil))
     }
 

@@ -3,6 +3,7 @@ import ClusterState
 import Foundation
 import HostsWriter
 import Netns
+import OverlayNet
 
 /// Containers that a runtime made (CNI): named by the runtime's container id, attached one
 /// network at a time. The first attachment adopts the container's namespace as a sandbox, later
@@ -25,7 +26,8 @@ extension Daemon {
         } else {
             let name = try label(request.name ?? id, "name")
             local = try adopt(name: name, path: request.netns, network: network.text, interface: request.interface, requested: requested,
-                              aliases: request.aliases, hostsFile: request.hostsFile, containerID: id)
+                              aliases: request.aliases, hostsFile: request.hostsFile, containerID: id,
+                              egressInterface: Self.egressInterface)
         }
         guard let attachment = try containerAttachment(local, network: network.text) else {
             throw APIError(status: 500, message: "container \(id) attached but its attachment to \(network) is not recorded")
@@ -64,6 +66,10 @@ extension Daemon {
         return attachment
     }
 
+    /// The container's leg on the gateway bridge (its default route out), beside the runtime's
+    /// interfaces; named apart from their `ethN`, which a runtime may still ask for.
+    static let egressInterface = "dnsgw0"
+
     /// The local sandbox made for container `id`.
     func container(_ id: String) -> LocalSandbox? {
         sandboxes.values.first { $0.containerID == id }
@@ -75,12 +81,19 @@ extension Daemon {
         let resolver: (nameservers: [String], search: [String]) = dns != nil
             ? (["127.0.0.11"], local.namedNetworks.map(\.text))
             : (configuration.hostResolvConf.nameservers.filter { !$0.hasPrefix("127.") }, configuration.hostResolvConf.search)
+        // The egress leg belongs to the container's first network's result (one default route).
+        let first = local.attachments.first { $0.published != nil }?.network.name == network
+        let egress = local.attachments.first { first && $0.published == nil && $0.endpoint.interface == Self.egressInterface }.map { leg in
+            let spec = LocalBridgeDriver.BridgeSpec.gatewayBridge
+            return ContainerAttachment.Egress(interface: leg.endpoint.interface, mac: leg.endpoint.mac.description,
+                                              address: "\(leg.endpoint.address)/\(spec.subnet.prefixLength)", gateway: spec.gateway.description)
+        }
         return ContainerAttachment(containerID: local.containerID ?? "", name: local.name.text, network: network,
                                    netns: local.sandbox.namespace.path, interface: attachment.endpoint.interface,
                                    mac: attachment.endpoint.mac.description,
                                    address: "\(attachment.endpoint.address)/\(subnet.prefixLength)",
                                    gateway: attachment.network.gatewayAddress?.description ?? "",
-                                   nameservers: resolver.nameservers, search: resolver.search)
+                                   nameservers: resolver.nameservers, search: resolver.search, egress: egress)
     }
 
     /// A runtime's container id: what CNI and containerd allow (letters, digits, `_.-`), 1-128.
