@@ -91,7 +91,7 @@ let package = Package(
 
         // The CNI plugin: a separate small executable (ControlAPI and Foundation only), because a
         // runtime starts it for every container and the daemon binary takes ~5 ms just to start.
-        .executableTarget(name: "dnsd-cni", dependencies: ["ControlAPI"]),
+        .executableTarget(name: "dnsd-cni", dependencies: ["ControlAPI", "Addressing"]),
 
         // One-line errors for the root command of each executable (DESIGN.md §2).
         .target(name: "CommandLineSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),

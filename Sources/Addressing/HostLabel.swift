@@ -54,3 +54,21 @@ public struct HostLabel: Hashable, Sendable, CustomStringConvertible, Comparable
 
     public static func < (lhs: HostLabel, rhs: HostLabel) -> Bool { lhs.text < rhs.text }
 }
+
+extension HostLabel {
+    /// A runtime's container name as a DNS label: Docker's and podman's generated names
+    /// (`festive_hopper`) and container ids (`default-c3`, or 64 hex digits) are not always one.
+    /// Characters other than letters, digits and '-' become '-'; a 64-hex-digit id is cut to its
+    /// 12-digit short form, as Docker and podman print it; anything longer than 63 is cut. Nil
+    /// when nothing is left.
+    public static func sanitized(_ given: String) -> HostLabel? {
+        var text = given
+        if text.utf8.count == 64, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+            text = String(text.prefix(12))
+        }
+        var label = String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" }.prefix(63))
+        while label.hasPrefix("-") { label.removeFirst() }
+        while label.hasSuffix("-") { label.removeLast() }
+        return try? HostLabel(label)
+    }
+}

@@ -78,6 +78,11 @@ public final class Daemon: @unchecked Sendable {
     private(set) var lease = LeaseID("0")
     let lock = NSLock()
     var sandboxes: [String: LocalSandbox] = [:]
+    /// Docker's endpoints on this host, by Docker's endpoint id (the remote network driver).
+    var dockerEndpoints: [String: DockerEndpoint] = [:]
+    /// Per overlay network: the resolver dnsd serves at its gateway address (for Docker's
+    /// containers, whose 127.0.0.11 is Docker's own: `docker run --dns GATEWAY`).
+    var gatewayResolvers: [String: SandboxID] = [:]
     private var nextSandbox = 1
     /// Local address pools of the default bridge and the gateway bridge.
     var defaultPool = try! AddressPool(subnet: LocalBridgeDriver.BridgeSpec.defaultBridge.subnet)

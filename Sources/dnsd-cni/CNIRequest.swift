@@ -1,3 +1,4 @@
+import Addressing
 import ControlAPI
 import FoundationEssentials
 
@@ -53,7 +54,7 @@ struct CNIRequest {
         let runtimeConfig = config["runtimeConfig"]
         let cniArgs = config["args"]?["cni"]
         let given = cniArgs?["name"]?.string ?? arguments["K8S_POD_NAME"] ?? containerID
-        name = Self.hostLabel(given, containerID: containerID)
+        name = HostLabel.sanitized(given)?.text ?? String(containerID.prefix(12))
         let ips = (runtimeConfig?["ips"]?.strings ?? []) + (cniArgs?["ips"]?.strings ?? []) + (arguments["IP"].map { [$0] } ?? [])
         // The first IPv4 requested, without its prefix length; dnsd networks are IPv4.
         ip = ips.lazy.map { String($0.split(separator: "/").first ?? "") }.first { !$0.contains(":") }
@@ -74,20 +75,5 @@ struct CNIRequest {
             if parts.count == 2 { result[String(parts[0])] = String(parts[1]) }
         }
         return result
-    }
-
-    /// A runtime's container name as a DNS label: podman's generated names (`festive_hopper`)
-    /// and ctr's ids (`default-c3`, or 64 hex digits) are not always one. Characters other than
-    /// letters, digits and '-' become '-'; a 64-digit id is cut to its 12-digit short form, as
-    /// Docker and podman print it; anything longer than 63 is cut.
-    static func hostLabel(_ given: String, containerID: String) -> String {
-        var text = given
-        if text.utf8.count == 64, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
-            text = String(text.prefix(12))
-        }
-        var label = String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" }.prefix(63))
-        while label.hasPrefix("-") { label.removeFirst() }
-        while label.hasSuffix("-") { label.removeLast() }
-        return label.isEmpty ? String(containerID.prefix(12)) : label
     }
 }

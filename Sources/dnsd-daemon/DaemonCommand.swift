@@ -47,6 +47,12 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default; e.g. 127.0.0.1:9153).")
     var metrics: String?
 
+    @Option(help: "Serve Docker's remote network and IPAM driver API on this socket (e.g. /run/docker/plugins/dnsd.sock: Docker then knows the driver dnsd).")
+    var dockerPlugin: String?
+
+    @Option(help: "dockerd's API socket, for the names of Docker's networks and containers (with --docker-plugin).")
+    var dockerApi: String = "/var/run/docker.sock"
+
     @OptionGroup var upstream: UpstreamOptions
     @OptionGroup var log: LogOptions
 
@@ -122,15 +128,31 @@ struct DaemonCommand: ParsableCommand {
         }
         let control = APIServer(path: sock, logger: logger)
         do {
-            try control.start(perform: { command in try daemon.perform(command) }, events: daemon.events)
+            try control.start(routes: ControlRoutes(perform: { command in try daemon.perform(command) }), events: daemon.events)
         } catch {
             throw CLIError("cannot listen on \(sock): \(error)")
+        }
+        var plugin: APIServer?
+        var docker: DockerIntegration?
+        if let dockerPlugin {
+            let integration = DockerIntegration(engine: DockerEngine(socket: dockerApi), daemon: daemon, logger: logger)
+            let server = APIServer(path: dockerPlugin, logger: logger)
+            do {
+                try server.start(routes: DockerPluginRoutes(daemon: daemon, logger: logger, docker: integration), events: nil)
+            } catch {
+                throw CLIError("cannot listen on \(dockerPlugin): \(error)")
+            }
+            integration.start()
+            plugin = server
+            docker = integration
         }
         logger.info("dnsd daemon ready", metadata: ["host": "\(hostId)", "store": "\(store)", "socket": "\(sock)", "mode": "\(dnsMode)"])
         stop.wait()
         // A command under way finishes (or rolls back) before the daemon goes: no new clients,
         // then the command lock taken for good, then the replies of those served meanwhile.
         control.stop()
+        plugin?.stop()
+        docker?.stop()
         daemon.refuseCommands()
         control.waitForClients(seconds: 2)
         metricsServer?.stop()

@@ -245,6 +245,32 @@ public final class OverlayDriver: @unchecked Sendable {
         }
     }
 
+    /// A veth for a container whose runtime moves the interface into its namespace itself
+    /// (Docker's remote driver `Join`): the bridge end `vd<address in hex>` on the network's
+    /// bridge, the other end `hostName` in the host's namespace with `mac` and the overlay MTU;
+    /// the runtime moves it, renames it and sets its address. Returns the bridge end's name.
+    public func createHostVeth(on networkName: HostLabel, address: IPv4Address, mac: MACAddress, hostName: String) throws -> String {
+        try lock.withLock {
+            guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
+            let port = AttachedEndpoint.bridgePortName("vd", for: address)
+            if try network.netlink.link(named: port) != nil { try network.netlink.deleteLink(named: port) }
+            if try hostNetlink.link(named: hostName) != nil { try hostNetlink.deleteLink(named: hostName) }
+            let hostNamespace = try host.namespace ?? NamespaceHandle(path: "/proc/self/ns/net")
+            try network.netlink.createLink(LinkSpec(
+                name: port, kind: .veth(peer: VethPeer(name: hostName, namespaceFD: hostNamespace.fd, mtu: Self.mtu, mac: mac)),
+                mtu: Self.mtu, master: network.bridge, up: true))
+            return port
+        }
+    }
+
+    /// Deletes a bridge port made by `createHostVeth` (its peer goes with it, wherever it is).
+    public func deleteBridgePort(_ port: String, on networkName: HostLabel) throws {
+        try lock.withLock {
+            guard let network = networks[networkName], try network.netlink.link(named: port) != nil else { return }
+            try network.netlink.deleteLink(named: port)
+        }
+    }
+
     /// Removes the endpoint's veth (both ends).
     public func detach(_ endpoint: AttachedEndpoint) throws {
         try lock.withLock {

@@ -138,8 +138,8 @@ public final class DNSServer: @unchecked Sendable {
 
     /// Serves DNS inside `namespace` for `sandbox`. When it returns, queries are answered.
     @discardableResult
-    public func serve(_ sandbox: SandboxID, in namespace: NamespaceHandle, mode: Mode = .direct) throws -> Listening {
-        let listen = configuration.listenAddress
+    public func serve(_ sandbox: SandboxID, in namespace: NamespaceHandle, mode: Mode = .direct, at address: SocketAddress? = nil) throws -> Listening {
+        let listen = address ?? configuration.listenAddress
         let bindAddress = mode == .direct ? listen : SocketAddress(listen.address, port: 0)
         let (udp, tcp) = try namespaceThread.run(in: namespace) { () throws -> (Int32, Int32) in
             // A fresh namespace has lo down, and 127.0.0.11 lives on lo.

@@ -40,8 +40,9 @@ final class APIServer: @unchecked Sendable {
         ProcessInfo.processInfo.environment["DNSD_TEST_SOCKET_MODE"].flatMap { mode_t($0, radix: 8) } ?? 0o600
     }
 
-    /// Listens; from then on every request goes to `perform`, events to `events`' followers.
-    func start(perform: @escaping @Sendable (Command) throws -> CommandResult, events: EventHub) throws {
+    /// Listens; from then on every request goes to `routes`, and `GET /v1/events` (when `events`
+    /// is given) to `events`' followers.
+    func start(routes: any HTTPRoutes, events: EventHub?) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let logger = self.logger
         let active = self.active
@@ -57,7 +58,7 @@ final class APIServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.clientTimeout))
                     try channel.pipeline.syncOperations.addHandler(
-                        APIHandler(perform: perform, events: events, busy: over, logger: logger))
+                        APIHandler(routes: routes, events: events, busy: over, logger: logger))
                 }
             }
         unlink(path)
@@ -112,13 +113,33 @@ private final class AcceptErrorLogger: ChannelInboundHandler {
     }
 }
 
+/// What a server answers: a status and a JSON body for each request (run off the event loop).
+protocol HTTPRoutes: Sendable {
+    func respond(method: String, path: String, body: Data) -> (status: Int, body: Data)
+}
+
+/// The control API's routes: each request one typed `Command` for the daemon.
+struct ControlRoutes: HTTPRoutes {
+    let perform: @Sendable (Command) throws -> CommandResult
+
+    func respond(method: String, path: String, body: Data) -> (status: Int, body: Data) {
+        do {
+            let (command, success) = try Routes.command(method: method, path: path, body: body)
+            return (success, try perform(command).json())
+        } catch {
+            let refusal = Daemon.apiError(error)
+            return (refusal.status, APIHandler.errorBody(refusal.message))
+        }
+    }
+}
+
 /// One client connection: one request, one answer (or the events stream).
-private final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
+final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let perform: @Sendable (Command) throws -> CommandResult
-    private let events: EventHub
+    private let routes: any HTTPRoutes
+    private let events: EventHub?
     private let busy: Bool
     private let logger: Logger
     private var head: HTTPRequestHead?
@@ -128,8 +149,8 @@ private final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     private var responding = false
     private var subscription: Int?
 
-    init(perform: @escaping @Sendable (Command) throws -> CommandResult, events: EventHub, busy: Bool, logger: Logger) {
-        self.perform = perform
+    init(routes: any HTTPRoutes, events: EventHub?, busy: Bool, logger: Logger) {
+        self.routes = routes
         self.events = events
         self.busy = busy
         self.logger = logger
@@ -147,7 +168,7 @@ private final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let subscription { events.unsubscribe(subscription) }
+        if let subscription { events?.unsubscribe(subscription) }
         context.fireChannelInactive()
     }
 
@@ -180,30 +201,22 @@ private final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
         guard !tooLarge else { return answer(context, 413, error: "request body over \(APIServer.maxBody) bytes") }
         let method = head.method.rawValue
         let path = head.uri
-        if method == "GET", path.split(separator: "?").first == "/v1/events" { return follow(context) }
+        if let events, method == "GET", path.split(separator: "?").first == "/v1/events" { return follow(context, events) }
         let body = Data(self.body.readableBytesView)
-        let command: Command, success: Int
-        do { (command, success) = try Routes.command(method: method, path: path, body: body) } catch {
-            let refusal = Daemon.apiError(error)
-            return answer(context, refusal.status, error: refusal.message)
-        }
-        let perform = self.perform
+        let routes = self.routes
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
+        // Off the event loop: commands block on the store and the kernel.
         DispatchQueue.global().async {
-            let reply: (Int, Data)
-            do { reply = (success, try perform(command).json()) } catch {
-                let refusal = Daemon.apiError(error)
-                reply = (refusal.status, Self.errorBody(refusal.message))
-            }
+            let reply = routes.respond(method: method, path: path, body: body)
             loop.execute {
                 let (handler, context) = bound.value
-                handler.write(context, reply.0, reply.1)
+                handler.write(context, reply.status, reply.body)
             }
         }
     }
 
-    private static func errorBody(_ message: String) -> Data {
+    static func errorBody(_ message: String) -> Data {
         (try? JSONEncoder().encode(["error": message])) ?? Data("{}".utf8)
     }
 
@@ -226,7 +239,7 @@ private final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// `GET /v1/events`: a chunked stream of JSON lines until the client goes (or stops reading).
-    private func follow(_ context: ChannelHandlerContext) {
+    private func follow(_ context: ChannelHandlerContext, _ events: EventHub) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/x-ndjson")
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)

@@ -1,0 +1,160 @@
+import Addressing
+import ClusterState
+import Foundation
+import Netns
+import OverlayNet
+import Resolver
+
+/// One endpoint Docker made on a dnsd network through the remote driver: Docker owns the
+/// container's namespace (it is not there yet at `Join`) and moves the interface in itself; dnsd
+/// gives the veth, the address (cluster IPAM) and, once Docker's events name the container, the
+/// published endpoint.
+struct DockerEndpoint {
+    var network: NetworkRecord
+    var address: IPv4Address
+    var mac: MACAddress
+    /// The veth's end on the overlay bridge, once joined.
+    var bridgePort: String?
+    var published: EndpointState?
+}
+
+/// Docker's remote network and IPAM driver calls, as the core carries them out. Networks are
+/// dnsd overlay networks, matched by subnet (dnsd networks never overlap); addresses come from
+/// the cluster IPAM, so no two hosts hand out one.
+extension Daemon {
+    /// The dnsd network whose subnet is `pool` (an IPAM pool, "192.168.0.0/24").
+    private func network(pool: String) throws -> NetworkRecord {
+        let subnet = try IPv4Subnet(parsing: pool)
+        guard let record = try registry.networks().first(where: { (try? $0.parsedSubnet) == subnet }) else {
+            throw APIError.notFound("no dnsd network has subnet \(pool): create it first (docker network create -d dnsd --ipam-driver dnsd --subnet \(pool) NAME, or dnsd network create)")
+        }
+        guard record.driver == .overlay else { throw APIError.badRequest("dnsd network '\(record.name)' is a bridge network; Docker uses overlay networks") }
+        return record
+    }
+
+    /// `IpamDriver.RequestAddress`: the gateway (the network's, or the pool's first address while
+    /// the network is being made), or an address claimed in the cluster IPAM for this host.
+    public func dockerRequestAddress(pool: String, requested: String?, gateway: Bool) throws -> String {
+        try lock.withLock {
+            let subnet = try IPv4Subnet(parsing: pool)
+            if gateway {
+                let existing = try? network(pool: pool)
+                let address = existing?.gatewayAddress ?? requested.flatMap { IPv4Address($0) } ?? IPv4Address(subnet.network.value + 1)
+                return "\(address)/\(subnet.prefixLength)"
+            }
+            let record = try network(pool: pool)
+            let address = try registry.allocateAddress(on: record, requested: try requestedAddress(requested), host: configuration.hostID,
+                                                       lease: lease)
+            return "\(address)/\(subnet.prefixLength)"
+        }
+    }
+
+    /// `IpamDriver.ReleaseAddress`: this host's claim goes (the gateway is no claim).
+    public func dockerReleaseAddress(pool: String, address text: String) throws {
+        try lock.withLock {
+            guard let record = try? network(pool: pool), let address = IPv4Address(String(text.split(separator: "/").first ?? "")),
+                  address != record.gatewayAddress else { return }
+            try registry.releaseAddress(address, on: try record.label, heldBy: configuration.hostID)
+        }
+    }
+
+    /// `NetworkDriver.CreateEndpoint`: Docker gives the address it took from the IPAM; the reply
+    /// gives the MAC every host's FDB will point at.
+    public func dockerCreateEndpoint(_ id: String, address text: String) throws -> String {
+        try lock.withLock {
+            guard let address = IPv4Address(String(text.split(separator: "/").first ?? "")) else {
+                throw APIError.badRequest("endpoint \(id) has no IPv4 address (is the network's IPAM driver dnsd?)")
+            }
+            guard let record = try registry.networks().first(where: { (try? $0.parsedSubnet)?.contains(address) == true && $0.driver == .overlay }) else {
+                throw APIError.notFound("no dnsd overlay network holds \(address)")
+            }
+            let mac = MACAddress(derivedFrom: address)
+            dockerEndpoints[id] = DockerEndpoint(network: record, address: address, mac: mac)
+            return mac.description
+        }
+    }
+
+    /// `NetworkDriver.Join`: the veth Docker moves into the container (its name in the host's
+    /// namespace) and the overlay network's gateway.
+    public func dockerJoin(_ id: String) throws -> (interface: String, gateway: String) {
+        try lock.withLock {
+            guard var endpoint = dockerEndpoints[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
+            try ensureNetwork(endpoint.network)
+            let hostName = "dnsd" + String(id.prefix(11))
+            endpoint.bridgePort = try overlay.createHostVeth(on: try endpoint.network.label, address: endpoint.address, mac: endpoint.mac,
+                                                             hostName: hostName)
+            dockerEndpoints[id] = endpoint
+            serveGatewayResolver(endpoint.network)
+            return (hostName, endpoint.network.gatewayAddress?.description ?? "")
+        }
+    }
+
+    /// `NetworkDriver.Leave` / `DeleteEndpoint`: its names go from the cluster; with `delete`, its
+    /// veth and the record here too.
+    public func dockerLeave(_ id: String, delete: Bool) throws {
+        try lock.withLock {
+            guard var endpoint = dockerEndpoints[id] else { return }
+            try withdrawDocker(&endpoint)
+            if delete {
+                if let port = endpoint.bridgePort { try overlay.deleteBridgePort(port, on: try endpoint.network.label) }
+                dockerEndpoints[id] = nil
+            } else {
+                dockerEndpoints[id] = endpoint
+            }
+        }
+    }
+
+    /// Names a Docker endpoint (from Docker's events: `name`, `--network-alias`): published under
+    /// this host's lease, as a `dnsd run` sandbox's would be. A name another host holds is refused.
+    public func dockerPublish(_ id: String, name text: String, aliases: [String]) throws {
+        try lock.withLock {
+            guard var endpoint = dockerEndpoints[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
+            // Docker's generated names (youthful_noether) answer as youthful-noether.
+            guard let name = HostLabel.sanitized(text) else { throw APIError.badRequest("container name '\(text)' has no DNS form") }
+            if let published = endpoint.published, published.name == name.text { return }
+            try withdrawDocker(&endpoint)
+            try registry.claimName(name, host: configuration.hostID, lease: lease)
+            let state = EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: endpoint.network.name, name: name.text,
+                                      aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
+                                      ipv4: endpoint.address.description, mac: endpoint.mac.description,
+                                      host: configuration.hostID, vtep: configuration.advertise.description)
+            do { try registry.publish(state, lease: lease) } catch {
+                try? registry.releaseName(name, heldBy: configuration.hostID)
+                throw error
+            }
+            endpoint.published = state
+            dockerEndpoints[id] = endpoint
+        }
+    }
+
+    /// dnsd's resolver at the overlay network's gateway address, in its hidden namespace (where the
+    /// gateway lives on br0), answering with that network's names: what a Docker container asks
+    /// through Docker's own resolver when started with `--dns GATEWAY`. Once per network; a
+    /// failure is logged (Docker's same-host answers still work).
+    func serveGatewayResolver(_ network: NetworkRecord) {
+        guard let dns, gatewayResolvers[network.name] == nil, let label = try? network.label, let gateway = network.gatewayAddress else { return }
+        let id = nextSandboxID()
+        do {
+            let namespace = try NamespaceHandle(path: overlay.namespaces.path(overlay.overlayNamespaceName(label)))
+            records.update { $0.attach(id, to: [label]) }
+            _ = try dns.serve(id, in: namespace, at: SocketAddress(gateway, port: 53))
+            gatewayResolvers[network.name] = id
+            logger.info("resolver at the network's gateway", metadata: ["network": "\(network.name)", "address": "\(gateway):53"])
+        } catch {
+            records.update { $0.detach(id) }
+            logger.warning("no resolver at the network's gateway", metadata: ["network": "\(network.name)", "error": "\(error)"])
+        }
+    }
+
+    /// The Docker endpoints of this host (for the events watcher's resynchronisation).
+    public func dockerEndpointIDs() -> [String] { lock.withLock { Array(dockerEndpoints.keys) } }
+
+    private func withdrawDocker(_ endpoint: inout DockerEndpoint) throws {
+        guard let published = endpoint.published else { return }
+        try registry.withdraw(endpoint: published.id, network: try endpoint.network.label)
+        if let name = try? HostLabel(published.name), !sandboxes.keys.contains(published.name) {
+            try registry.releaseName(name, heldBy: configuration.hostID)
+        }
+        endpoint.published = nil
+    }
+}

@@ -1,0 +1,88 @@
+import ControlAPI
+import Foundation
+
+/// The few Docker Engine API calls dnsd makes (API 1.41, Docker 20.10) over dockerd's unix
+/// socket: driver calls carry no names, so the names of networks and containers come from here.
+struct DockerEngine: Sendable {
+    let socket: String
+    static let version = "/v1.41"
+
+    struct Network {
+        var id: String
+        var name: String
+        var driver: String
+        var subnet: String?
+        var gateway: String?
+        /// Per endpoint id on this host: the container's name.
+        var endpointNames: [String: String] = [:]
+    }
+
+    struct Container {
+        var name: String
+        /// Per network name: Docker's endpoint id and the container's aliases there.
+        var endpoints: [String: (endpointID: String, aliases: [String])]
+    }
+
+    private func get(_ path: String) throws -> Any? {
+        let response = try APIClient.request("GET", Self.version + path, socket: socket)
+        guard response.status == 200 else { return nil }
+        return try JSONSerialization.jsonObject(with: response.body)
+    }
+
+    private static func network(_ object: [String: Any]) -> Network {
+        let config = ((object["IPAM"] as? [String: Any])?["Config"] as? [[String: Any]])?.first
+        var names: [String: String] = [:]
+        for (_, container) in object["Containers"] as? [String: [String: Any]] ?? [:] {
+            if let endpoint = container["EndpointID"] as? String, let name = container["Name"] as? String { names[endpoint] = name }
+        }
+        return Network(id: object["Id"] as? String ?? "", name: object["Name"] as? String ?? "", driver: object["Driver"] as? String ?? "",
+                       subnet: config?["Subnet"] as? String, gateway: config?["Gateway"] as? String, endpointNames: names)
+    }
+
+    func network(_ id: String) throws -> Network? {
+        (try get("/networks/\(id)") as? [String: Any]).map(Self.network)
+    }
+
+    func networks() throws -> [Network] {
+        ((try get("/networks") as? [[String: Any]]) ?? []).map(Self.network)
+    }
+
+    /// Creates a network with dnsd as its driver and IPAM driver.
+    func createNetwork(name: String, subnet: String, gateway: String) throws {
+        let body: [String: Any] = ["Name": name, "Driver": "dnsd", "CheckDuplicate": true,
+                                   "IPAM": ["Driver": "dnsd", "Config": [["Subnet": subnet, "Gateway": gateway]]]]
+        let response = try APIClient.request("POST", Self.version + "/networks/create", body: try JSONSerialization.data(withJSONObject: body),
+                                             socket: socket)
+        guard (200..<300).contains(response.status) else {
+            let message = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["message"] as? String
+            throw DockerPluginError("docker network create \(name): \(message ?? "status \(response.status)")")
+        }
+    }
+
+    func container(_ id: String) throws -> Container? {
+        guard let object = try get("/containers/\(id)/json") as? [String: Any] else { return nil }
+        let networks = (object["NetworkSettings"] as? [String: Any])?["Networks"] as? [String: [String: Any]] ?? [:]
+        var endpoints: [String: (String, [String])] = [:]
+        for (name, settings) in networks {
+            endpoints[name] = (settings["EndpointID"] as? String ?? "", settings["Aliases"] as? [String] ?? [])
+        }
+        let name = (object["Name"] as? String ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        return Container(name: name, endpoints: endpoints)
+    }
+
+    /// The ids of the running containers.
+    func runningContainers() throws -> [String] {
+        ((try get("/containers/json") as? [[String: Any]]) ?? []).compactMap { $0["Id"] as? String }
+    }
+
+    /// Follows container start events until dockerd closes the stream (or goes away).
+    func followStarts(_ started: (String) -> Void) throws {
+        let filters = #"{"type":["container"],"event":["start"]}"#
+        let query = filters.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        try APIClient.stream(Self.version + "/events?filters=" + query, socket: socket) { line in
+            guard let event = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+                  let actor = event["Actor"] as? [String: Any], let id = actor["ID"] as? String else { return }
+            started(id)
+        }
+    }
+}

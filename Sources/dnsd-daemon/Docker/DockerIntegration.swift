@@ -1,0 +1,127 @@
+import ClusterState
+import ControlAPI
+import Foundation
+import Logging
+import Node
+
+/// What ties a host's dockerd to dnsd beyond the driver calls: the names of networks Docker
+/// creates with the dnsd driver (made dnsd networks), dnsd's overlay networks made usable from
+/// this host's Docker (created there with the dnsd driver), and the names of Docker's
+/// containers (published when they start; withdrawn by the driver's `Leave` when they stop).
+/// Each loop retries while dockerd is away, and resynchronises when it is back.
+final class DockerIntegration: @unchecked Sendable {
+    let engine: DockerEngine
+    let daemon: Daemon
+    let logger: Logger
+    private let stopped = NSLock()
+    private var isStopped = false
+    private var refused: Set<String> = []
+
+    init(engine: DockerEngine, daemon: Daemon, logger: Logger) {
+        self.engine = engine
+        self.daemon = daemon
+        self.logger = logger
+    }
+
+    var stopping: Bool { stopped.withLock { isStopped } }
+    func stop() { stopped.withLock { isStopped = true } }
+
+    func start() {
+        Thread.detachNewThread { [self] in followNames() }
+        Thread.detachNewThread { [self] in syncNetworks() }
+    }
+
+    /// `CreateNetwork` of Docker network `id`: once dockerd has stored it (just after the call
+    /// returns), the dnsd network of that name and subnet exists.
+    func networkCreated(id: String, pool: String, gateway: String?) {
+        Thread.detachNewThread { [self] in
+            for _ in 0..<250 {
+                if let network = try? engine.network(id) {
+                    ensureDnsdNetwork(name: network.name, subnet: pool, gateway: gateway)
+                    return
+                }
+                usleep(20_000)
+            }
+            logger.warning("docker never showed the network it created", metadata: ["network": "\(id)"])
+        }
+    }
+
+    /// The dnsd network for a Docker network: made if missing (an existing one must have its subnet).
+    func ensureDnsdNetwork(name: String, subnet: String, gateway: String?) {
+        do {
+            if case .networks(let networks) = try daemon.perform(.listNetworks), let existing = networks.first(where: { $0.name == name }) {
+                if existing.subnet != subnet {
+                    logger.error("docker network and dnsd network of one name differ", metadata: ["network": "\(name)", "docker": "\(subnet)", "dnsd": "\(existing.subnet)"])
+                }
+                return
+            }
+            _ = try daemon.perform(.createNetwork(NetworkCreation(name: name, driver: "overlay", subnet: subnet, gateway: gateway)))
+            logger.info("dnsd network created for a docker network", metadata: ["network": "\(name)", "subnet": "\(subnet)"])
+        } catch {
+            logger.error("cannot make the dnsd network for a docker network", metadata: ["network": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Every few seconds: each dnsd overlay network exists in this host's dockerd (driver dnsd).
+    private func syncNetworks() {
+        while !stopping {
+            do {
+                let docker = try engine.networks()
+                if case .networks(let networks) = try daemon.perform(.listNetworks) {
+                    for network in networks where network.driver == .overlay && !docker.contains(where: { $0.name == network.name }) {
+                        guard !refused.contains(network.name) else { continue }
+                        do {
+                            try engine.createNetwork(name: network.name, subnet: network.subnet, gateway: network.gateway)
+                            logger.info("dnsd network made usable from docker", metadata: ["network": "\(network.name)"])
+                        } catch {
+                            refused.insert(network.name)
+                            logger.warning("cannot create the docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
+                        }
+                    }
+                }
+            } catch {
+                logger.debug("docker network sync: \(error)")
+            }
+            for _ in 0..<10 where !stopping { usleep(100_000) }
+        }
+    }
+
+    /// Follows container starts; at each (re)connection, every running container first.
+    private func followNames() {
+        while !stopping {
+            do {
+                for id in try engine.runningContainers() { publish(container: id) }
+                try engine.followStarts { [self] id in publish(container: id) }
+            } catch {
+                logger.debug("docker events: \(error)")
+            }
+            for _ in 0..<5 where !stopping { usleep(100_000) }
+        }
+    }
+
+    /// At `Join`: if Docker already lists the endpoint's container in the network, its name is
+    /// published before the container starts, so its peers are programmed on every host before
+    /// its first packet (otherwise the start event publishes it).
+    func joined(networkID: String, endpointID: String) {
+        guard let name = (try? engine.network(networkID))?.endpointNames[endpointID] else {
+            logger.debug("docker endpoint not named at join", metadata: ["endpoint": "\(endpointID.prefix(12))"])
+            return
+        }
+        do { try daemon.dockerPublish(endpointID, name: name, aliases: []) } catch {
+            logger.error("cannot publish a docker container's name", metadata: ["container": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Publishes the names of container `id` on each dnsd endpoint it has on this host.
+    private func publish(container id: String) {
+        guard let container = try? engine.container(id) else { return }
+        let known = Set(daemon.dockerEndpointIDs())
+        for (network, endpoint) in container.endpoints where known.contains(endpoint.endpointID) {
+            do {
+                try daemon.dockerPublish(endpoint.endpointID, name: container.name, aliases: endpoint.aliases)
+            } catch {
+                logger.error("cannot publish a docker container's name", metadata: ["container": "\(container.name)", "network": "\(network)", "error": "\(error)"])
+            }
+        }
+    }
+}

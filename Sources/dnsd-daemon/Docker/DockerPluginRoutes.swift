@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import Node
+
+/// libnetwork's remote NetworkDriver and IpamDriver API (Docker 20.10), served on the plugin
+/// socket Docker discovers (/run/docker/plugins/dnsd.sock): each call a POST of JSON to
+/// `/<Interface>.<Method>`; a failure is 200 with `{"Err": ...}` (network driver) or
+/// `{"Error": ...}` (IPAM), an unknown method 404 (docker's plugin client then skips it).
+///
+/// Scope `local` with connectivity `global`, as macvlan declares: each host's dockerd keeps its
+/// own copy of a network (no cluster store, no swarm), and dnsd's store is what joins them.
+struct DockerPluginRoutes: HTTPRoutes {
+    let daemon: Daemon
+    let logger: Logger
+    /// What needs Docker's API: the name of a network Docker created, of a container joining.
+    let docker: DockerIntegration
+
+    func respond(method: String, path: String, body: Data) -> (status: Int, body: Data) {
+        let call = String(path.dropFirst())
+        let request = (try? JSONSerialization.jsonObject(with: body.isEmpty ? Data("{}".utf8) : body)) as? [String: Any] ?? [:]
+        logger.debug("docker plugin call", metadata: ["call": "\(call)"])
+        let ipam = call.hasPrefix("IpamDriver.")
+        do {
+            guard method == "POST", let reply = try handle(call, request) else {
+                return (404, json(["Err": "dnsd does not implement \(call)"]))
+            }
+            return (200, json(reply))
+        } catch {
+            let message = Daemon.apiError(error).message
+            logger.info("docker plugin call refused", metadata: ["call": "\(call)", "error": "\(message)"])
+            return (200, json([ipam ? "Error" : "Err": message]))
+        }
+    }
+
+    /// The reply to `call`, or nil for a call dnsd does not know.
+    private func handle(_ call: String, _ request: [String: Any]) throws -> [String: Any]? {
+        func string(_ key: String) -> String { request[key] as? String ?? "" }
+        switch call {
+        case "Plugin.Activate": return ["Implements": ["NetworkDriver", "IpamDriver"]]
+        case "NetworkDriver.GetCapabilities": return ["Scope": "local", "ConnectivityScope": "global"]
+        case "IpamDriver.GetCapabilities": return ["RequiresMACAddress": false, "RequiresRequestReplay": false]
+        case "IpamDriver.GetDefaultAddressSpaces":
+            return ["LocalDefaultAddressSpace": "dnsd", "GlobalDefaultAddressSpace": "dnsd"]
+        case "IpamDriver.RequestPool":
+            if request["V6"] as? Bool == true { throw DockerPluginError("dnsd networks are IPv4 only") }
+            let pool = string("Pool")
+            guard !pool.isEmpty else { throw DockerPluginError("dnsd's IPAM needs --subnet: the dnsd network's subnet") }
+            return ["PoolID": pool, "Pool": pool, "Data": [String: String]()]
+        case "IpamDriver.ReleasePool": return [:]
+        case "IpamDriver.RequestAddress":
+            let options = request["Options"] as? [String: Any] ?? [:]
+            let gateway = options["RequestAddressType"] as? String == "com.docker.network.gateway"
+            let requested = string("Address")
+            let address = try daemon.dockerRequestAddress(pool: string("PoolID"), requested: requested.isEmpty ? nil : requested, gateway: gateway)
+            return ["Address": address, "Data": [String: String]()]
+        case "IpamDriver.ReleaseAddress":
+            try daemon.dockerReleaseAddress(pool: string("PoolID"), address: string("Address"))
+            return [:]
+        case "NetworkDriver.CreateNetwork":
+            let data = (request["IPv4Data"] as? [[String: Any]])?.first ?? [:]
+            guard let pool = data["Pool"] as? String, !pool.isEmpty else { throw DockerPluginError("a dnsd network needs --subnet") }
+            docker.networkCreated(id: string("NetworkID"), pool: pool, gateway: (data["Gateway"] as? String).map { String($0.split(separator: "/").first ?? "") })
+            return [:]
+        case "NetworkDriver.DeleteNetwork", "NetworkDriver.AllocateNetwork", "NetworkDriver.FreeNetwork",
+             "NetworkDriver.DiscoverNew", "NetworkDriver.DiscoverDelete",
+             "NetworkDriver.ProgramExternalConnectivity", "NetworkDriver.RevokeExternalConnectivity":
+            return call == "NetworkDriver.AllocateNetwork" ? ["Options": [String: String]()] : [:]
+        case "NetworkDriver.CreateEndpoint":
+            let interface = request["Interface"] as? [String: Any] ?? [:]
+            let mac = try daemon.dockerCreateEndpoint(string("EndpointID"), address: interface["Address"] as? String ?? "")
+            // Docker gave the address; the MAC is dnsd's (every host's FDB points at it).
+            return ["Interface": ["MacAddress": mac]]
+        case "NetworkDriver.EndpointOperInfo": return ["Value": [String: String]()]
+        case "NetworkDriver.Join":
+            let joined = try daemon.dockerJoin(string("EndpointID"))
+            docker.joined(networkID: string("NetworkID"), endpointID: string("EndpointID"))
+            // No gateway leg: Docker would add docker_gwbridge, whose default pool is the subnet
+            // of dnsd's own gateway bridge on this host.
+            return ["InterfaceName": ["SrcName": joined.interface, "DstPrefix": "eth"], "Gateway": joined.gateway,
+                    "DisableGatewayService": true]
+        case "NetworkDriver.Leave":
+            try daemon.dockerLeave(string("EndpointID"), delete: false)
+            return [:]
+        case "NetworkDriver.DeleteEndpoint":
+            try daemon.dockerLeave(string("EndpointID"), delete: true)
+            return [:]
+        default:
+            return nil
+        }
+    }
+
+    private func json(_ object: [String: Any]) -> Data {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    }
+}
+
+struct DockerPluginError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
