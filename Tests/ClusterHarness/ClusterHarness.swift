@@ -36,7 +36,8 @@ public final class ClusterHarness: @unchecked Sendable {
     /// "consul" or "local"), in `dnsMode`; `logLevel` is the
     /// daemons' `--log-level` (their logs are `work/daemon-hN.log`).
     /// `launcher` goes before each daemon's command line (e.g. `prlimit --nofile=...`; it must
-    /// exec the daemon, so the process stays the same); `environment` is added to theirs.
+    /// exec the daemon, so the process stays the same); `environment` is added to theirs;
+    /// `{n}` in `daemonOptions` is each host's number.
     public init(hosts count: Int, store: String = "etcd", dnsMode: String = "dns", logLevel: String = "warning",
                 launcher: [String] = [], environment: [String] = [], daemonOptions: [String] = []) throws {
         prefix = "e\(TestRun.token)x\(Self.counter.add(1, ordering: .relaxed).newValue)"
@@ -93,7 +94,7 @@ public final class ClusterHarness: @unchecked Sendable {
                     "nsenter", "--net=/run/netns/\(host.name)", Self.dnsdBinary, "daemon", "--store", storeURL,
                     "--host-id", hostID(n), "--advertise", "198.18.0.\(n)", "--state-dir", work + "/state-h\(n)",
                     "--sock", socket(n), "--dns-mode", dnsMode, "--lease-ttl", "3", "--upstream", "127.0.0.1:9", "--log-level", logLevel,
-                ] + daemonOptions)
+                ] + daemonOptions.map { $0.replacingOccurrences(of: "{n}", with: "\(n)") })
                 daemons.append(try ChildProcess(daemonArguments[n - 1], output: logPath(n)))
             }
             for n in 1...count { try waitForDaemon(n) }

@@ -25,12 +25,18 @@ final class RuntimeHarness {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
-    init(hosts: Int) throws {
+    /// Where each host's dockerd keeps its state (`d1`, `d2`... appended): short, as podman's.
+    private let dockerBase = "/tmp/dnsdt-\(TestRun.token)-\(UUID().uuidString.prefix(4).lowercased())"
+
+    /// `docker`: each daemon also serves the Docker plugin socket in its host's dockerd plugin
+    /// directory and reads that dockerd's API.
+    init(hosts: Int, docker: Bool = false) throws {
         library = Self.repository + "/scripts/runtimes.sh"
         network = "v\(TestRun.token)"
         namespacesBefore = Set(Self.runtimeNamespaces())
         netnsFilesBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? [])
-        cluster = try ClusterHarness(hosts: hosts, logLevel: "info")
+        let options = docker ? ["--docker-plugin", dockerBase + "d{n}/plugins/dnsd.sock", "--docker-api", dockerBase + "d{n}/docker.sock"] : []
+        cluster = try ClusterHarness(hosts: hosts, daemonOptions: options)
         sharedRecord = cluster.work + "/shared-missing"
         do {
             try script("rt_shared_begin", [sharedRecord])
@@ -92,7 +98,7 @@ final class RuntimeHarness {
     }
 
     /// Short, as podman's: dockerd's exec root holds sockets too.
-    func dockerDirectory(_ n: Int) -> String { "/tmp/dnsdt-\(TestRun.token)-\(cluster.prefix.suffix(2))d\(n)" }
+    func dockerDirectory(_ n: Int) -> String { dockerBase + "d\(n)" }
 
     /// dockerd 20.10 on host n, with its own plugin directory (`dockerDirectory(n)/plugins`, its
     /// /run/docker/plugins), and the image loaded.

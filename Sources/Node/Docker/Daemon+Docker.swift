@@ -111,16 +111,21 @@ extension Daemon {
             guard var endpoint = dockerEndpoints[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
             // Docker's generated names (youthful_noether) answer as youthful-noether.
             guard let name = HostLabel.sanitized(text) else { throw APIError.badRequest("container name '\(text)' has no DNS form") }
-            if let published = endpoint.published, published.name == name.text { return }
-            try withdrawDocker(&endpoint)
-            try registry.claimName(name, host: configuration.hostID, lease: lease)
             let state = EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: endpoint.network.name, name: name.text,
                                       aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
                                       ipv4: endpoint.address.description, mac: endpoint.mac.description,
                                       host: configuration.hostID, vtep: configuration.advertise.description)
-            do { try registry.publish(state, lease: lease) } catch {
-                try? registry.releaseName(name, heldBy: configuration.hostID)
-                throw error
+            if let published = endpoint.published, published.name == name.text {
+                // Named at Join already; the start event adds the aliases Docker knows by then.
+                guard published.aliases != state.aliases else { return }
+                try registry.publish(state, lease: lease)
+            } else {
+                try withdrawDocker(&endpoint)
+                try registry.claimName(name, host: configuration.hostID, lease: lease)
+                do { try registry.publish(state, lease: lease) } catch {
+                    try? registry.releaseName(name, heldBy: configuration.hostID)
+                    throw error
+                }
             }
             endpoint.published = state
             dockerEndpoints[id] = endpoint

@@ -1,0 +1,68 @@
+import ClusterHarness
+import Foundation
+import TestSupport
+import Testing
+
+/// Issue 14 with a real dockerd per simulated host (etcd, two hosts): dnsd as Docker's network
+/// and IPAM driver.
+@Suite("Runtimes: docker run on dnsd networks across hosts", .serialized, .timeLimit(.minutes(5)))
+struct DockerRuntimeTests {
+    static func address(_ output: String, _ name: String) -> String? { CNIRuntimeTests.address(in: output, of: name) }
+
+    @Test("docker network create -d dnsd on h1, vnet on h2 too; run on both; names by --dns GATEWAY across hosts; stop and kill")
+    func story() throws {
+        let rt = try RuntimeHarness(hosts: 2, docker: true)
+        defer {
+            rt.close()
+            #expect(rt.leftovers().isEmpty, "\(rt.leftovers())")
+            #expect(!FileManager.default.fileExists(atPath: rt.dockerDirectory(1)))
+        }
+        try rt.startDockerd(1)
+        try rt.startDockerd(2)
+        let net = "d" + rt.network.dropFirst()
+        let created = try rt.docker(1, ["network", "create", "-d", "dnsd", "--ipam-driver", "dnsd", "--subnet", "192.168.78.0/24", net])
+        #expect(created.status == 0, "\(created.stderr)")
+        // The dnsd network exists in the store, and h2's dockerd has it too.
+        #expect(try rt.cluster.eventually(5) { try rt.cluster.dnsd(2, ["network", "ls"]).stdout.contains(net) })
+        #expect(try rt.cluster.eventually(5) { try rt.docker(2, ["network", "ls", "--format", "{{.Name}} {{.Driver}}"]).stdout.contains("\(net) dnsd") })
+        // A network made with dnsd network create is usable from Docker on every host as well.
+        #expect(try rt.cluster.eventually(5) { try rt.docker(1, ["network", "ls"]).stdout.contains(rt.network) })
+
+        let web = try rt.docker(1, ["run", "-d", "--name", "web", "--network", net, "--network-alias", "www", rt.image, "httpd", "-f", "-p", "80", "-h", "/www"])
+        #expect(web.status == 0, "\(web.stderr)")
+        let dns = ["--dns", "192.168.78.1"]
+        let lookup = try rt.docker(2, ["run", "--rm"] + dns + ["--network", net, rt.image, "nslookup", "web"])
+        #expect(Self.address(lookup.stdout, "web") == "192.168.78.2", "\(lookup.stdout)\(lookup.stderr)")
+        let qualified = try rt.docker(2, ["run", "--rm"] + dns + ["--network", net, rt.image, "nslookup", "web.\(net)"])
+        #expect(Self.address(qualified.stdout, "web") == "192.168.78.2", "\(qualified.stdout)")
+        let alias = try rt.docker(2, ["run", "--rm"] + dns + ["--network", net, rt.image, "nslookup", "www.\(net)"])
+        #expect(Self.address(alias.stdout, "www") == "192.168.78.2", "--network-alias: \(alias.stdout)")
+        let page = try rt.docker(2, ["run", "--rm"] + dns + ["--network", net, rt.image, "wget", "-qO-", "http://web.\(net)/"])
+        #expect(page.stdout.contains("hello from dnsd-busybox"), "\(page.stdout)\(page.stderr)")
+        // Docker's own answer on h1 agrees with dnsd's.
+        let local = try rt.docker(1, ["run", "--rm", "--network", net, rt.image, "nslookup", "web"])
+        #expect(Self.address(local.stdout, "web") == "192.168.78.2", "\(local.stdout)")
+
+        // Addresses come from the cluster IPAM: --ip honoured, none handed out twice.
+        let pinned = try rt.docker(2, ["run", "--rm", "--network", net, "--ip", "192.168.78.50", rt.image, "ip", "-4", "-o", "addr", "show", "eth0"])
+        #expect(pinned.stdout.contains("192.168.78.50/24"), "\(pinned.stdout)\(pinned.stderr)")
+        let taken = try rt.docker(2, ["run", "--rm", "--network", net, "--ip", "192.168.78.2", rt.image, "true"])
+        #expect(taken.status != 0, "web's address is refused on h2: \(taken.stdout)")
+
+        // A dnsd sandbox and a Docker container resolve each other.
+        let sbx = rt.cluster.name("sbx")
+        #expect(try rt.cluster.dnsd(2, ["run", "--name", sbx, "--net", net]).status == 0)
+        #expect(try rt.cluster.eventually { try rt.cluster.exec(sbx, ["dig", "+short", "web.\(net)", "@127.0.0.11"]).stdout.contains("192.168.78.2") })
+        let back = try rt.docker(1, ["exec", "web", "nslookup", "\(sbx).\(net)", "192.168.78.1"])
+        #expect(Self.address(back.stdout, sbx) != nil, "\(back.stdout)\(back.stderr)")
+
+        // docker stop: the name vanishes on h2; docker kill of another: likewise.
+        #expect(try rt.docker(1, ["stop", "-t", "0", "web"]).status == 0)
+        #expect(try rt.cluster.eventually(5) { try rt.cluster.exec(sbx, ["dig", "web.\(net)", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
+        #expect(try rt.docker(1, ["run", "-d", "--name", "k1", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        #expect(try rt.cluster.eventually { try rt.cluster.exec(sbx, ["dig", "+short", "k1.\(net)", "@127.0.0.11"]).stdout.contains("192.168.78.") })
+        #expect(try rt.docker(1, ["kill", "k1"]).status == 0)
+        #expect(try rt.cluster.eventually(5) { try rt.cluster.exec(sbx, ["dig", "k1.\(net)", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
+        #expect(try rt.cluster.dnsd(2, ["stop", sbx]).status == 0)
+    }
+}
