@@ -15,6 +15,7 @@
 #                                     no iptables; its own /run/docker/plugins (DIR/plugins) in a
 #                                     mount namespace of its own, so each host's dockerd sees only
 #                                     its own host's plugin sockets (dnsd.sock)
+#   rt_dockerd_stop DIR               stops that dockerd (SIGTERM; its containers stop with it)
 #   rt_docker DIR ARGS...             the docker 20.10 client of that host (/usr/bin/docker)
 #   rt_dockerd_clean DIR              its containers, images, daemon, mounts and files gone
 #   rt_shared_begin FILE / rt_shared_end FILE NET...
@@ -172,6 +173,14 @@ rt_dockerd_start() {
   done
   echo "dockerd did not start: $(tail -3 "$dir/dockerd.log")" >&2
   return 1
+}
+
+rt_dockerd_stop() {
+  local dir=$1 pid
+  pid=$(cat "$dir/launcher.pid")
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
 }
 
 rt_docker() {

@@ -51,8 +51,13 @@ public struct EndpointState: Codable, Sendable, Equatable {
     public var host: String
     /// The host's VTEP (underlay) address, where other hosts send this endpoint's frames.
     public var vtep: String
+    /// "docker" for an endpoint of a Docker container (its host re-adopts it from dockerd after a
+    /// restart, not from its journal); nil for dnsd's own sandboxes and CNI containers.
+    public var runtime: String?
 
-    public init(id: String, network: String, name: String, aliases: [String], ipv4: String, mac: String, host: String, vtep: String) {
+    public init(id: String, network: String, name: String, aliases: [String], ipv4: String, mac: String, host: String, vtep: String,
+                runtime: String? = nil) {
+        self.runtime = runtime
         self.id = id
         self.network = network
         self.name = name

@@ -222,7 +222,8 @@ public final class Daemon: @unchecked Sendable {
                     mustPublish = true
                     try lock.withLock {
                         lease = try takeLease()
-                        try republish(sandboxes.values.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) })
+                        try republish(sandboxes.values.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) }
+                                      + dockerRepublications())
                     }
                     mustPublish = false
                     storeReachable.store(true, ordering: .relaxed)

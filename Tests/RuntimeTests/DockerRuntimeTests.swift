@@ -65,4 +65,48 @@ struct DockerRuntimeTests {
         #expect(try rt.cluster.eventually(5) { try rt.cluster.exec(sbx, ["dig", "k1.\(net)", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
         #expect(try rt.cluster.dnsd(2, ["stop", sbx]).status == 0)
     }
+
+    @Test("dnsd killed and restarted: containers keep addresses and names; dockerd restarted: its stopped containers leave nothing in the store")
+    func restarts() throws {
+        let rt = try RuntimeHarness(hosts: 2, docker: true)
+        defer {
+            rt.close()
+            #expect(rt.leftovers().isEmpty, "\(rt.leftovers())")
+        }
+        try rt.startDockerd(1)
+        try rt.startDockerd(2)
+        let net = rt.network  // made by dnsd network create: in both dockerds by the sync
+        #expect(try rt.cluster.eventually(5) { try rt.docker(1, ["network", "ls"]).stdout.contains(net) && (try rt.docker(2, ["network", "ls"]).stdout.contains(net)) })
+        #expect(try rt.docker(1, ["run", "-d", "--name", "web", "--network", net, rt.image, "httpd", "-f", "-p", "80", "-h", "/www"]).status == 0)
+        #expect(try rt.docker(2, ["run", "-d", "--name", "c2", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        func lookup(_ name: String) throws -> String? {
+            Self.address(try rt.docker(2, ["exec", "c2", "nslookup", "\(name).\(net)", "192.168.77.1"]).stdout, name)
+        }
+        func storedNames() throws -> [String] {
+            let detail = try rt.cluster.dnsd(2, ["network", "inspect", net]).stdout
+            return detail.split(separator: "\n").filter { $0.contains("\"name\" :") && !$0.contains(net) }.map { String($0) }
+        }
+        #expect(try rt.cluster.eventually(5) { try lookup("web") == "192.168.77.2" })
+
+        // dnsd on h1 dies without warning and comes back: web keeps its address and its name.
+        rt.cluster.kill(1)
+        try rt.cluster.restart(1)
+        #expect(try rt.cluster.eventually(5) { try lookup("web") == "192.168.77.2" })
+        let page = try rt.docker(2, ["exec", "c2", "wget", "-qO-", "http://192.168.77.2/"])
+        #expect(page.stdout.contains("hello from dnsd-busybox"), "\(page.stdout)\(page.stderr)")
+        // Past the old lease's TTL (3 s), web is still held and published under the new one.
+        usleep(4_500_000)
+        #expect(try lookup("web") == "192.168.77.2")
+        let names = try storedNames()
+        #expect(names.filter { $0.contains("\"web\"") }.count == 1, "\(names)")
+
+        // dockerd on h1 restarts: web stopped with it, so its name and address leave the store.
+        try rt.restartDockerd(1)
+        #expect(try rt.cluster.eventually(8) { try lookup("web") == nil }, "web withdrawn after dockerd's restart")
+        #expect(try rt.cluster.eventually(5) { !(try storedNames().contains { $0.contains("\"web\"") }) })
+        // ...and web can start again, same name.
+        let again = try rt.docker(1, ["start", "web"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try rt.cluster.eventually(5) { try lookup("web") != nil })
+    }
 }

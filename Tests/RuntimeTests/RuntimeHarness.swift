@@ -109,6 +109,12 @@ final class RuntimeHarness {
         guard loaded.status == 0 else { throw ShellError(command: "docker load", status: loaded.status, stderr: loaded.stderr) }
     }
 
+    /// Stops host n's dockerd (its containers stop with it) and starts it again on the same state.
+    func restartDockerd(_ n: Int) throws {
+        try script("rt_dockerd_stop", [dockerDirectory(n)])
+        try script("rt_dockerd_start", [dockerDirectory(n), cluster.hosts[n - 1].name])
+    }
+
     /// The docker 20.10 client of host n.
     @discardableResult
     func docker(_ n: Int, _ arguments: [String], timeout: Double = 60) throws -> Shell.Result {

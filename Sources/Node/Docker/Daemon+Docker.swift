@@ -16,6 +16,9 @@ struct DockerEndpoint {
     /// The veth's end on the overlay bridge, once joined.
     var bridgePort: String?
     var published: EndpointState?
+    /// When dnsd learnt of it: one younger than the sweep's grace may be starting still (joined,
+    /// not yet running).
+    var learnt = Date()
 }
 
 /// Docker's remote network and IPAM driver calls, as the core carries them out. Networks are
@@ -114,7 +117,7 @@ extension Daemon {
             let state = EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: endpoint.network.name, name: name.text,
                                       aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
                                       ipv4: endpoint.address.description, mac: endpoint.mac.description,
-                                      host: configuration.hostID, vtep: configuration.advertise.description)
+                                      host: configuration.hostID, vtep: configuration.advertise.description, runtime: "docker")
             if let published = endpoint.published, published.name == name.text {
                 // Named at Join already; the start event adds the aliases Docker knows by then.
                 guard published.aliases != state.aliases else { return }
@@ -148,6 +151,70 @@ extension Daemon {
         } catch {
             records.update { $0.detach(id) }
             logger.warning("no resolver at the network's gateway", metadata: ["network": "\(network.name)", "error": "\(error)"])
+        }
+    }
+
+    /// After a restart of dnsd (or of dockerd): an endpoint of a running Docker container, as
+    /// dockerd describes it, taken back with its address, MAC and veth, its name and address held
+    /// again under this daemon's lease and published.
+    public func dockerAdopt(_ id: String, network networkName: String, address text: String, name text2: String, aliases: [String]) throws {
+        try lock.withLock {
+            guard dockerEndpoints[id]?.published == nil else { return }
+            guard let address = IPv4Address(text) else { throw APIError.badRequest("endpoint \(id): no IPv4 address") }
+            guard let record = try registry.networks().first(where: { $0.name == networkName && $0.driver == .overlay }) else {
+                throw APIError.notFound("no dnsd overlay network '\(networkName)'")
+            }
+            guard let name = HostLabel.sanitized(text2) else { throw APIError.badRequest("container name '\(text2)' has no DNS form") }
+            try ensureNetwork(record)
+            let mac = MACAddress(derivedFrom: address)
+            let state = EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: record.name, name: name.text,
+                                      aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
+                                      ipv4: address.description, mac: mac.description, host: configuration.hostID,
+                                      vtep: configuration.advertise.description, runtime: "docker")
+            let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
+            if let error = refused[name] { throw error }
+            dockerEndpoints[id] = DockerEndpoint(network: record, address: address, mac: mac,
+                                                 bridgePort: AttachedEndpoint.bridgePortName("vd", for: address), published: state)
+            serveGatewayResolver(record)
+        }
+    }
+
+    /// After a resynchronisation with dockerd: this host's Docker endpoints that no running
+    /// container has any more (stopped while dnsd or dockerd was away, dockerd restarted) are
+    /// withdrawn, with their names and addresses, and their veths deleted; one dnsd learnt of
+    /// less than `grace` ago is left alone (its container may be between Join and running).
+    public func dockerSweep(running: Set<String>, grace: TimeInterval = 10) {
+        lock.withLock {
+            let now = Date()
+            for (id, var endpoint) in dockerEndpoints where !running.contains(id) && now.timeIntervalSince(endpoint.learnt) >= grace {
+                attempt("withdrawing docker endpoint \(id.prefix(12))") { try withdrawDocker(&endpoint) }
+                attempt("releasing \(endpoint.address)") {
+                    try registry.releaseAddress(endpoint.address, on: try endpoint.network.label, heldBy: configuration.hostID)
+                }
+                if let port = endpoint.bridgePort { attempt("deleting \(port)") { try overlay.deleteBridgePort(port, on: try endpoint.network.label) } }
+                dockerEndpoints[id] = nil
+            }
+            let kept = Set(dockerEndpoints.values.compactMap { $0.published?.id })
+            let stale = reconciler.known().endpoints.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
+            for endpoint in stale {
+                guard let network = try? HostLabel(endpoint.network, what: "network") else { continue }
+                logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(endpoint.id)", "name": "\(endpoint.name)"])
+                attempt("withdrawing \(endpoint.id)") { try registry.withdraw(endpoint: endpoint.id, network: network) }
+                if let address = IPv4Address(endpoint.ipv4) {
+                    attempt("releasing \(address)") { try registry.releaseAddress(address, on: network, heldBy: configuration.hostID) }
+                }
+                if let name = try? HostLabel(endpoint.name), sandboxes[endpoint.name] == nil {
+                    attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
+                }
+            }
+        }
+    }
+
+    /// Under `lock`: the Docker endpoints to hold again under a new lease.
+    func dockerRepublications() -> [Republication] {
+        dockerEndpoints.values.compactMap { endpoint in
+            guard let published = endpoint.published, let name = try? HostLabel(published.name) else { return nil }
+            return Republication(name: name, endpoints: [published])
         }
     }
 

@@ -23,7 +23,8 @@ extension Daemon {
         }
         let allEndpoints = known?.endpoints ?? listed.endpoints
         let allNetworks = known?.networks ?? listed.networks
-        let stored = Dictionary(grouping: allEndpoints.filter { $0.host == me }, by: \.name)
+        // Docker's endpoints are re-adopted from dockerd (`dockerAdopt`), not from here.
+        let stored = Dictionary(grouping: allEndpoints.filter { $0.host == me && $0.runtime == nil }, by: \.name)
         let networks = Dictionary(allNetworks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var entries = Dictionary(journal.load().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for (name, published) in stored where entries[name] == nil {

@@ -19,8 +19,8 @@ struct DockerEngine: Sendable {
 
     struct Container {
         var name: String
-        /// Per network name: Docker's endpoint id and the container's aliases there.
-        var endpoints: [String: (endpointID: String, aliases: [String])]
+        /// Per network name: Docker's endpoint id, the container's aliases and address there.
+        var endpoints: [String: (endpointID: String, aliases: [String], address: String)]
     }
 
     private func get(_ path: String) throws -> Any? {
@@ -62,9 +62,9 @@ struct DockerEngine: Sendable {
     func container(_ id: String) throws -> Container? {
         guard let object = try get("/containers/\(id)/json") as? [String: Any] else { return nil }
         let networks = (object["NetworkSettings"] as? [String: Any])?["Networks"] as? [String: [String: Any]] ?? [:]
-        var endpoints: [String: (String, [String])] = [:]
+        var endpoints: [String: (String, [String], String)] = [:]
         for (name, settings) in networks {
-            endpoints[name] = (settings["EndpointID"] as? String ?? "", settings["Aliases"] as? [String] ?? [])
+            endpoints[name] = (settings["EndpointID"] as? String ?? "", settings["Aliases"] as? [String] ?? [], settings["IPAddress"] as? String ?? "")
         }
         let name = (object["Name"] as? String ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         return Container(name: name, endpoints: endpoints)

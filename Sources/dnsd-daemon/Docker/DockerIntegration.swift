@@ -29,6 +29,23 @@ final class DockerIntegration: @unchecked Sendable {
     func start() {
         Thread.detachNewThread { [self] in followNames() }
         Thread.detachNewThread { [self] in syncNetworks() }
+        Thread.detachNewThread { [self] in sweepEndpoints() }
+    }
+
+    /// Every few seconds: this host's Docker endpoints whose container no longer runs are
+    /// withdrawn (a dockerd that restarted or died never says `Leave` for them).
+    private func sweepEndpoints() {
+        while !stopping {
+            for _ in 0..<30 where !stopping { usleep(100_000) }
+            guard let ids = try? engine.runningContainers() else { continue }
+            var running = Set<String>()
+            var complete = true
+            for id in ids {
+                guard let container = try? engine.container(id) else { complete = false; break }
+                running.formUnion(container.endpoints.values.map(\.endpointID))
+            }
+            if complete { daemon.dockerSweep(running: running) }
+        }
     }
 
     /// `CreateNetwork` of Docker network `id`: once dockerd has stored it (just after the call
@@ -86,11 +103,19 @@ final class DockerIntegration: @unchecked Sendable {
         }
     }
 
-    /// Follows container starts; at each (re)connection, every running container first.
+    /// Follows container starts; at each (re)connection first every running container: its
+    /// endpoints on dnsd networks taken back (after a restart of dnsd) or named, then this host's
+    /// Docker endpoints that no running container has any more withdrawn.
     private func followNames() {
         while !stopping {
             do {
-                for id in try engine.runningContainers() { publish(container: id) }
+                var running = Set<String>()
+                for id in try engine.runningContainers() {
+                    guard let container = try engine.container(id) else { continue }
+                    running.formUnion(container.endpoints.values.map(\.endpointID))
+                    adopt(container)
+                }
+                daemon.dockerSweep(running: running)
                 try engine.followStarts { [self] id in publish(container: id) }
             } catch {
                 logger.debug("docker events: \(error)")
@@ -109,6 +134,27 @@ final class DockerIntegration: @unchecked Sendable {
         }
         do { try daemon.dockerPublish(endpointID, name: name, aliases: []) } catch {
             logger.error("cannot publish a docker container's name", metadata: ["container": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// A running container's endpoints on dnsd networks: known ones named, others (from before a
+    /// restart) adopted.
+    private func adopt(_ container: DockerEngine.Container) {
+        let known = Set(daemon.dockerEndpointIDs())
+        let dnsdNetworks: Set<String>
+        if case .networks(let networks) = try? daemon.perform(.listNetworks) { dnsdNetworks = Set(networks.map(\.name)) } else { dnsdNetworks = [] }
+        for (network, endpoint) in container.endpoints where dnsdNetworks.contains(network) {
+            do {
+                if known.contains(endpoint.endpointID) {
+                    try daemon.dockerPublish(endpoint.endpointID, name: container.name, aliases: endpoint.aliases)
+                } else {
+                    try daemon.dockerAdopt(endpoint.endpointID, network: network, address: endpoint.address, name: container.name,
+                                           aliases: endpoint.aliases)
+                    logger.info("docker endpoint taken back", metadata: ["container": "\(container.name)", "network": "\(network)"])
+                }
+            } catch {
+                logger.error("cannot take back a docker endpoint", metadata: ["container": "\(container.name)", "network": "\(network)", "error": "\(error)"])
+            }
         }
     }
 
