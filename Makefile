@@ -8,7 +8,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 podman runc conmon containerd containernetworking-plugins uidmap docker.io
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo demo-podman bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo demo-podman demo-docker bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni clean-test-leftovers clean
 
 all: build
 
@@ -68,6 +68,12 @@ demo: release
 demo-podman: release
 	@[ "$$(id -u)" = 0 ] || { echo "make demo-podman needs root (network namespaces, runtimes)"; exit 1; }
 	scripts/demo-podman.sh $(RELEASE_BIN)
+
+## The Docker story: dockerd 20.10 on two simulated hosts with dnsd as its network and IPAM
+## driver; names across hosts; removes everything it made.
+demo-docker: release
+	@[ "$$(id -u)" = 0 ] || { echo "make demo-docker needs root (network namespaces, dockerd)"; exit 1; }
+	scripts/demo-docker.sh $(RELEASE_BIN)
 
 ## The resolver alone in one sandbox (dnsd serve-dns).
 demo-resolver: release
