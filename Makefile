@@ -8,7 +8,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 podman runc conmon containerd containernetworking-plugins uidmap docker.io
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo demo-podman demo-docker bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo demo-podman demo-docker bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-docker clean-test-leftovers clean
 
 all: build
 
@@ -80,7 +80,7 @@ demo-resolver: release
 	scripts/demo-resolver.sh $(RELEASE_BIN)
 
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
-bench: bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni
+bench: bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-docker
 
 bench-dns: release
 	bench/dns.sh $(RELEASE_BIN)
@@ -105,6 +105,9 @@ bench-cli: release
 
 bench-cni: release
 	bench/cni.sh $(RELEASE_BIN)
+
+bench-docker: release
+	bench/docker.sh $(RELEASE_BIN)
 
 ## What test runs that died left behind (their namespaces, files, links and processes, found by
 ## their run token), and nothing of a run or benchmark still going: scripts/sweep-test-runs.sh.
