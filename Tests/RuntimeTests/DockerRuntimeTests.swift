@@ -64,6 +64,20 @@ struct DockerRuntimeTests {
         #expect(try rt.docker(1, ["kill", "k1"]).status == 0)
         #expect(try rt.cluster.eventually(5) { try rt.cluster.exec(sbx, ["dig", "k1.\(net)", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
         #expect(try rt.cluster.dnsd(2, ["stop", sbx]).status == 0)
+
+        // docker network rm on h1 removes the dnsd network, unless a container on h2 uses it: Docker
+        // ignores a driver's refusal to delete, so h1's copy goes and comes back (dnsd re-creates
+        // it in every dockerd while the cluster has the network); then h2's dockerd loses its copy.
+        #expect(try rt.docker(2, ["run", "-d", "--name", "c2", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        #expect(try rt.cluster.eventually { try rt.cluster.dnsd(1, ["network", "inspect", net]).stdout.contains("\"c2\"") })
+        _ = try rt.docker(1, ["network", "rm", net])
+        #expect(try rt.cluster.dnsd(1, ["network", "ls"]).stdout.contains(net), "in use on h2: the cluster keeps it")
+        #expect(try rt.cluster.eventually(5) { try rt.docker(1, ["network", "ls"]).stdout.contains(net) }, "h1's copy comes back")
+        #expect(try rt.docker(2, ["rm", "-f", "c2"]).status == 0)
+        let removed = try rt.docker(1, ["network", "rm", net])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(!(try rt.cluster.dnsd(2, ["network", "ls"]).stdout.contains(net)))
+        #expect(try rt.cluster.eventually(8) { !(try rt.docker(2, ["network", "ls"]).stdout.contains(net)) }, "h2's copy goes")
     }
 
     @Test("dnsd killed and restarted: containers keep addresses and names; dockerd restarted: its stopped containers leave nothing in the store")

@@ -59,6 +59,15 @@ struct DockerEngine: Sendable {
         }
     }
 
+    /// Removes a network (Docker refuses while containers use it).
+    func removeNetwork(_ id: String) throws {
+        let response = try APIClient.request("DELETE", Self.version + "/networks/\(id)", socket: socket)
+        guard (200..<300).contains(response.status) || response.status == 404 else {
+            let message = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["message"] as? String
+            throw DockerPluginError("docker network rm \(id): \(message ?? "status \(response.status)")")
+        }
+    }
+
     func container(_ id: String) throws -> Container? {
         guard let object = try get("/containers/\(id)/json") as? [String: Any] else { return nil }
         let networks = (object["NetworkSettings"] as? [String: Any])?["Networks"] as? [String: [String: Any]] ?? [:]

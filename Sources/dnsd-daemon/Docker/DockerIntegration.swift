@@ -16,6 +16,12 @@ final class DockerIntegration: @unchecked Sendable {
     private let stopped = NSLock()
     private var isStopped = false
     private var refused: Set<String> = []
+    /// Docker networks of driver dnsd with no dnsd network, and for how many checks in a row.
+    private var orphaned: [String: Int] = [:]
+    /// Docker network id -> name, for the dnsd-driver networks of this dockerd: `DeleteNetwork`
+    /// carries only the id, and dockerd has forgotten the network by then.
+    private let namesLock = NSLock()
+    private var networkNames: [String: String] = [:]
 
     init(engine: DockerEngine, daemon: Daemon, logger: Logger) {
         self.engine = engine
@@ -54,6 +60,7 @@ final class DockerIntegration: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             for _ in 0..<250 {
                 if let network = try? engine.network(id) {
+                    namesLock.withLock { networkNames[id] = network.name }
                     ensureDnsdNetwork(name: network.name, subnet: pool, gateway: gateway)
                     return
                 }
@@ -79,12 +86,44 @@ final class DockerIntegration: @unchecked Sendable {
         }
     }
 
-    /// Every few seconds: each dnsd overlay network exists in this host's dockerd (driver dnsd).
+    /// `DeleteNetwork` of Docker network `id` (`docker network rm` on this host): the dnsd network
+    /// goes from the cluster (refused while any host has an endpoint on it: then Docker's removal
+    /// fails with dnsd's line); the other hosts' dockerds lose their copies by the sync. A network
+    /// dnsd no longer has is fine.
+    func networkDeleted(id: String) throws {
+        guard let name = namesLock.withLock({ networkNames[id] }) ?? (try? engine.network(id))?.name, !name.isEmpty else { return }
+        do {
+            _ = try daemon.perform(.removeNetwork(name))
+            namesLock.withLock { networkNames[id] = nil }
+            logger.info("dnsd network removed with the docker network", metadata: ["network": "\(name)"])
+        } catch let error as APIError where error.status == 404 {
+            return
+        }
+    }
+
+    /// Every second: each dnsd overlay network exists in this host's dockerd (driver dnsd), and a
+    /// dnsd-driver network the cluster no longer has (removed on another host) goes from it
+    /// after three checks in a row (a network Docker is creating gets its dnsd network within ms).
     private func syncNetworks() {
         while !stopping {
             do {
                 let docker = try engine.networks()
+                namesLock.withLock {
+                    for network in docker where network.driver == "dnsd" { networkNames[network.id] = network.name }
+                }
                 if case .networks(let networks) = try daemon.perform(.listNetworks) {
+                    let names = Set(networks.map(\.name))
+                    for network in docker where network.driver == "dnsd" && !names.contains(network.name) {
+                        orphaned[network.id, default: 0] += 1
+                        guard orphaned[network.id, default: 0] >= 3 else { continue }
+                        do {
+                            try engine.removeNetwork(network.id)
+                            logger.info("docker network removed: its dnsd network left the cluster", metadata: ["network": "\(network.name)"])
+                        } catch {
+                            logger.debug("docker network \(network.name) stays: \(error)")
+                        }
+                    }
+                    orphaned = orphaned.filter { id, _ in docker.contains { $0.id == id && !names.contains($0.name) } }
                     for network in networks where network.driver == .overlay && !docker.contains(where: { $0.name == network.name }) {
                         guard !refused.contains(network.name) else { continue }
                         do {

@@ -61,7 +61,10 @@ struct DockerPluginRoutes: HTTPRoutes {
             guard let pool = data["Pool"] as? String, !pool.isEmpty else { throw DockerPluginError("a dnsd network needs --subnet") }
             docker.networkCreated(id: string("NetworkID"), pool: pool, gateway: (data["Gateway"] as? String).map { String($0.split(separator: "/").first ?? "") })
             return [:]
-        case "NetworkDriver.DeleteNetwork", "NetworkDriver.AllocateNetwork", "NetworkDriver.FreeNetwork",
+        case "NetworkDriver.DeleteNetwork":
+            try docker.networkDeleted(id: string("NetworkID"))
+            return [:]
+        case "NetworkDriver.AllocateNetwork", "NetworkDriver.FreeNetwork",
              "NetworkDriver.DiscoverNew", "NetworkDriver.DiscoverDelete",
              "NetworkDriver.ProgramExternalConnectivity", "NetworkDriver.RevokeExternalConnectivity":
             return call == "NetworkDriver.AllocateNetwork" ? ["Options": [String: String]()] : [:]
