@@ -15,7 +15,8 @@
 #                                     no iptables; its own /run/docker/plugins (DIR/plugins) in a
 #                                     mount namespace of its own, so each host's dockerd sees only
 #                                     its own host's plugin sockets (dnsd.sock)
-#   rt_dockerd_stop DIR               stops that dockerd (SIGTERM; its containers stop with it)
+#   rt_dockerd_stop DIR [SIGNAL]      stops that dockerd (TERM: its containers stop with it; KILL: it
+#                                     dies without telling its plugins)
 #   rt_docker DIR ARGS...             the docker 20.10 client of that host (/usr/bin/docker)
 #   rt_dockerd_clean DIR              its containers, images, daemon, mounts and files gone
 #   rt_shared_begin FILE / rt_shared_end FILE NET...
@@ -176,9 +177,9 @@ rt_dockerd_start() {
 }
 
 rt_dockerd_stop() {
-  local dir=$1 pid
+  local dir=$1 signal=${2:-TERM} pid
   pid=$(cat "$dir/launcher.pid")
-  kill "$pid" 2>/dev/null
+  kill -s "$signal" "$pid" 2>/dev/null
   for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null
 }

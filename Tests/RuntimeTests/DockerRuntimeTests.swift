@@ -80,7 +80,7 @@ struct DockerRuntimeTests {
         #expect(try rt.cluster.eventually(8) { !(try rt.docker(2, ["network", "ls"]).stdout.contains(net)) }, "h2's copy goes")
     }
 
-    @Test("dnsd killed and restarted: containers keep addresses and names; dockerd restarted: its stopped containers leave nothing in the store")
+    @Test("restarts of dnsd, of dockerd, and of both: running containers keep addresses and names; stopped ones leave nothing in the store")
     func restarts() throws {
         let rt = try RuntimeHarness(hosts: 2, docker: true)
         defer {
@@ -114,13 +114,28 @@ struct DockerRuntimeTests {
         let names = try storedNames()
         #expect(names.filter { $0.contains("\"web\"") }.count == 1, "\(names)")
 
-        // dockerd on h1 restarts: web stopped with it, so its name and address leave the store.
-        try rt.restartDockerd(1)
+        // dockerd on h1 is killed (no Leave for anything) and restarts; web does not come back
+        // with it, so its name and address leave the store (the sweep).
+        try rt.restartDockerd(1, signal: "KILL")
         #expect(try rt.cluster.eventually(8) { try lookup("web") == nil }, "web withdrawn after dockerd's restart")
         #expect(try rt.cluster.eventually(5) { !(try storedNames().contains { $0.contains("\"web\"") }) })
         // ...and web can start again, same name.
         let again = try rt.docker(1, ["start", "web"])
         #expect(again.status == 0, "\(again.stderr)")
+        #expect(try rt.cluster.eventually(5) { try lookup("web") != nil })
+
+        // Both down at once: dockerd stops (web stops with it), dnsd dies before it hears of it,
+        // dnsd comes back, then dockerd: web's record from before is withdrawn, nothing stale is
+        // left, and web starts again. (Stopped while dnsd is down, dockerd waits ~15 s for the
+        // plugin to answer its Leave calls: Docker's own retries.)
+        try rt.stopDockerd(1)
+        rt.cluster.kill(1)
+        try rt.cluster.restart(1)
+        try rt.startDockerdAgain(1)
+        #expect(try rt.cluster.eventually(8) { !(try storedNames().contains { $0.contains("\"web\"") }) }, "no stale record of web")
+        #expect(try lookup("web") == nil)
+        let third = try rt.docker(1, ["start", "web"])
+        #expect(third.status == 0, "\(third.stderr)")
         #expect(try rt.cluster.eventually(5) { try lookup("web") != nil })
     }
 }

@@ -109,11 +109,17 @@ final class RuntimeHarness {
         guard loaded.status == 0 else { throw ShellError(command: "docker load", status: loaded.status, stderr: loaded.stderr) }
     }
 
-    /// Stops host n's dockerd (its containers stop with it) and starts it again on the same state.
-    func restartDockerd(_ n: Int) throws {
-        try script("rt_dockerd_stop", [dockerDirectory(n)])
+    /// Stops host n's dockerd (`signal` TERM: its containers stop with it; KILL: it dies without a
+    /// word to its plugins) and starts it again on the same state.
+    func restartDockerd(_ n: Int, signal: String = "TERM") throws {
+        try stopDockerd(n, signal: signal)
         try script("rt_dockerd_start", [dockerDirectory(n), cluster.hosts[n - 1].name])
     }
+
+    func stopDockerd(_ n: Int, signal: String = "TERM") throws { try script("rt_dockerd_stop", [dockerDirectory(n), signal]) }
+
+    /// Starts host n's dockerd again after `stopDockerd`.
+    func startDockerdAgain(_ n: Int) throws { try script("rt_dockerd_start", [dockerDirectory(n), cluster.hosts[n - 1].name]) }
 
     /// The docker 20.10 client of host n.
     @discardableResult
