@@ -33,13 +33,15 @@ build: deps
 release: deps
 	swift build -c release -Xswiftc -static-stdlib
 
-## Unit, namespace and end-to-end tests, then the fault tests one at a time (root: they create network namespaces), then the
+## Unit, namespace and end-to-end tests, then the real-runtime tests and the fault tests one at a time (root: they create network namespaces), then the
 ## noisy-neighbour check (fails on a lost query; prints its latency bar). Lines starting FIGURE
 ## are the measured figures.
 test: deps clean-test-leftovers
 	@[ "$$(id -u)" = 0 ] || { echo "make test needs root (network namespaces)"; exit 1; }
 	swift build --build-tests
-	set -o pipefail; swift test --skip-build --skip FaultTests 2>&1 | tee .build/test.log
+	set -o pipefail; swift test --skip-build --skip FaultTests --skip RuntimeTests 2>&1 | tee .build/test.log
+	@# Real podman, containerd and dockerd: heavy, so on their own, one suite at a time.
+	set -o pipefail; swift test --skip-build --filter RuntimeTests --no-parallel 2>&1 | tee -a .build/test.log
 	@# The fault tests have time bounds (DNS back within 1 s, catch-up within 2 s): one at a time,
 	@# not beside other suites deleting hundreds of namespaces (the kernel's teardown holds rtnl).
 	set -o pipefail; swift test --skip-build --filter FaultTests --no-parallel 2>&1 | tee -a .build/test.log

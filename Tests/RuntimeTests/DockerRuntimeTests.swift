@@ -63,6 +63,16 @@ struct DockerRuntimeTests {
         #expect(try rt.cluster.eventually { try rt.cluster.exec(sbx, ["dig", "+short", "k1.\(net)", "@127.0.0.11"]).stdout.contains("192.168.78.") })
         #expect(try rt.docker(1, ["kill", "k1"]).status == 0)
         #expect(try rt.cluster.eventually(5) { try rt.cluster.exec(sbx, ["dig", "k1.\(net)", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
+        // docker rm -f of a running container: likewise.
+        #expect(try rt.docker(1, ["run", "-d", "--name", "r1", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        #expect(try rt.cluster.eventually { try rt.cluster.exec(sbx, ["dig", "+short", "r1.\(net)", "@127.0.0.11"]).stdout.contains("192.168.78.") })
+        #expect(try rt.docker(1, ["rm", "-f", "r1"]).status == 0)
+        #expect(try rt.cluster.eventually(5) { try rt.cluster.exec(sbx, ["dig", "r1.\(net)", "@127.0.0.11"]).stdout.contains("NXDOMAIN") })
+        // Two containers on one host resolve each other through Docker's resolver and dnsd's.
+        #expect(try rt.docker(1, ["run", "-d", "--name", "a1", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        let sameHost = try rt.docker(1, ["run", "--rm"] + dns + ["--network", net, rt.image, "nslookup", "a1.\(net)"])
+        #expect(Self.address(sameHost.stdout, "a1") != nil, "\(sameHost.stdout)")
+        #expect(try rt.docker(1, ["rm", "-f", "a1"]).status == 0)
         #expect(try rt.cluster.dnsd(2, ["stop", sbx]).status == 0)
 
         // docker network rm on h1 removes the dnsd network, unless a container on h2 uses it: Docker

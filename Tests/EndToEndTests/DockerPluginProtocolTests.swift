@@ -1,0 +1,75 @@
+import ClusterHarness
+import Foundation
+import TestSupport
+import Testing
+
+/// libnetwork's remote driver protocol as dnsd serves it on its plugin socket, called with curl
+/// as dockerd calls it (POST /Iface.Method with JSON): the replies' shapes, the two error forms
+/// (`Err` for the network driver, `Error` for IPAM), 404 for an unknown call. The calls that
+/// need a real dockerd are in RuntimeTests.
+@Suite("Docker plugin protocol", .serialized, .timeLimit(.minutes(2)))
+struct DockerPluginProtocolTests {
+    @Test("Activate, capabilities, IPAM pools and addresses from the cluster, errors in libnetwork's forms, unknown calls 404")
+    func protocolShapes() throws {
+        let plugin = TestRun.temporaryPath("plugin") + ".sock"
+        let cluster = try ClusterHarness(hosts: 1, store: "local", daemonOptions: ["--docker-plugin", plugin, "--docker-api", "/nonexistent/docker.sock"])
+        defer {
+            cluster.close()
+            try? FileManager.default.removeItem(atPath: plugin)
+        }
+        func call(_ method: String, _ body: String = "{}") throws -> (status: Int, json: [String: Any]) {
+            let result = try Shell.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", plugin, "-X", "POST", "-d", body,
+                                        "http://plugin/\(method)"])
+            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            let status = Int(lines.last ?? "") ?? 0
+            let json = (try? JSONSerialization.jsonObject(with: Data(lines.dropLast().joined(separator: "\n").utf8))) as? [String: Any] ?? [:]
+            return (status, json)
+        }
+        #expect(try call("Plugin.Activate").json["Implements"] as? [String] == ["NetworkDriver", "IpamDriver"])
+        let capabilities = try call("NetworkDriver.GetCapabilities").json
+        #expect(capabilities["Scope"] as? String == "local" && capabilities["ConnectivityScope"] as? String == "global")
+        #expect(try call("IpamDriver.GetDefaultAddressSpaces").json["LocalDefaultAddressSpace"] as? String == "dnsd")
+        #expect(try call("IpamDriver.GetCapabilities").json["RequiresMACAddress"] as? Bool == false)
+
+        // IPAM errors are {"Error": ...}; network driver errors {"Err": ...}.
+        let v6 = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":"fd00::/64","V6":true}"#)
+        #expect(v6.status == 200 && (v6.json["Error"] as? String)?.contains("IPv4") == true, "\(v6.json)")
+        let noPool = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":""}"#)
+        #expect((noPool.json["Error"] as? String)?.contains("--subnet") == true)
+        let pool = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":"192.168.90.0/24"}"#).json
+        #expect(pool["PoolID"] as? String == "192.168.90.0/24" && pool["Pool"] as? String == "192.168.90.0/24")
+        let noNetwork = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Address":""}"#)
+        #expect((noNetwork.json["Error"] as? String)?.contains("no dnsd network has subnet") == true, "\(noNetwork.json)")
+        let gateway = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Options":{"RequestAddressType":"com.docker.network.gateway"}}"#)
+        #expect(gateway.json["Address"] as? String == "192.168.90.1/24", "\(gateway.json)")
+
+        // With the dnsd network: addresses are claims in the cluster IPAM, released again.
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet", "192.168.90.0/24", "dnet"]).status == 0)
+        let first = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Address":""}"#).json
+        #expect(first["Address"] as? String == "192.168.90.2/24", "\(first)")
+        let pinned = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Address":"192.168.90.50"}"#).json
+        #expect(pinned["Address"] as? String == "192.168.90.50/24")
+        let taken = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Address":"192.168.90.50"}"#).json
+        #expect(taken["Error"] != nil, "\(taken)")
+        #expect(try call("IpamDriver.ReleaseAddress", #"{"PoolID":"192.168.90.0/24","Address":"192.168.90.50"}"#).json.isEmpty)
+        let again = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Address":"192.168.90.50"}"#).json
+        #expect(again["Address"] as? String == "192.168.90.50/24", "released, so free again: \(again)")
+
+        // Endpoints: dnsd's MAC for Docker's address; one outside every network is an Err.
+        let endpoint = try call("NetworkDriver.CreateEndpoint", #"{"NetworkID":"n1","EndpointID":"e1","Interface":{"Address":"192.168.90.2/24"}}"#).json
+        #expect((endpoint["Interface"] as? [String: Any])?["MacAddress"] as? String == "02:42:c0:a8:5a:02", "\(endpoint)")
+        let outside = try call("NetworkDriver.CreateEndpoint", #"{"NetworkID":"n1","EndpointID":"e2","Interface":{"Address":"10.1.2.3/24"}}"#).json
+        #expect(outside["Err"] != nil, "\(outside)")
+        #expect(try call("NetworkDriver.Join", #"{"NetworkID":"n1","EndpointID":"nosuch","SandboxKey":"/x"}"#).json["Err"] != nil)
+        #expect(try call("NetworkDriver.DeleteEndpoint", #"{"NetworkID":"n1","EndpointID":"e1"}"#).json.isEmpty)
+        #expect(try call("NetworkDriver.EndpointOperInfo", #"{"NetworkID":"n1","EndpointID":"e1"}"#).json["Value"] != nil)
+        #expect(try call("NetworkDriver.ProgramExternalConnectivity", #"{"NetworkID":"n1","EndpointID":"e1"}"#).json.isEmpty)
+
+        // An unknown call: 404, so libnetwork skips what it may skip.
+        #expect(try call("NetworkDriver.NoSuchMethod").status == 404)
+        #expect(try call("Nonsense").status == 404)
+        // A malformed body is refused, and the daemon goes on.
+        #expect(try call("IpamDriver.RequestPool", "{not json").json["Error"] != nil)
+        #expect(try cluster.dnsd(1, ["ps"]).status == 0)
+    }
+}
