@@ -48,12 +48,14 @@ docker_on h1 network create -d dnsd --ipam-driver dnsd --subnet 192.168.0.0/24 v
 for _ in $(seq 50); do rt_docker "$DOCKER2" network ls | grep -q vnet && break; sleep 0.1; done
 docker_on h2 network ls
 
-say "web on h1; from h2, by name (Docker's resolver forwards to dnsd at the network's gateway: --dns 192.168.0.1)"
+say "web on h1; from h2, by name (Docker's resolver forwards to dnsd at the network's gateway)"
 docker_on h1 run -d --name web --network vnet "$RT_IMAGE" httpd -f -p 80 -h /www >/dev/null
-docker_on h2 run --rm --dns 192.168.0.1 --network vnet "$RT_IMAGE" nslookup web
-docker_on h2 run --rm --dns 192.168.0.1 --network vnet "$RT_IMAGE" wget -qO- http://web.vnet/
+echo "h2\$ dnsd docker dns-args vnet"
+DNS=$("$DNSD" docker dns-args --sock "$WORK/h2.sock" vnet); echo "$DNS"
+docker_on h2 run --rm $DNS --network vnet "$RT_IMAGE" nslookup web
+docker_on h2 run --rm $DNS --network vnet "$RT_IMAGE" wget -qO- http://web.vnet/
 
 say "h1 stops web: gone from DNS on h2"
 docker_on h1 stop -t 0 web >/dev/null
-docker_on h2 run --rm --dns 192.168.0.1 --network vnet "$RT_IMAGE" nslookup web.vnet || true
+docker_on h2 run --rm $DNS --network vnet "$RT_IMAGE" nslookup web.vnet || true
 say "done: removing the containers, dockerds, hosts, etcd and every namespace"

@@ -14,7 +14,7 @@ struct DNSD: ParsableCommand {
             answers their names at 127.0.0.11 inside each one.
             """,
         subcommands: [DaemonCommand.self, NetworkCommand.self, RunCommand.self, StopCommand.self, RemoveCommand.self,
-                      PsCommand.self, InspectCommand.self, EventsCommand.self, ExecCommand.self, AttachCommand.self, CNICommand.self,
+                      PsCommand.self, InspectCommand.self, EventsCommand.self, ExecCommand.self, AttachCommand.self, CNICommand.self, DockerCommand.self,
                       ServeDNSCommand.self]
     )
 

@@ -45,6 +45,10 @@ struct DockerPluginProtocolTests {
 
         // With the dnsd network: addresses are claims in the cluster IPAM, released again.
         #expect(try cluster.dnsd(1, ["network", "create", "--subnet", "192.168.90.0/24", "dnet"]).status == 0)
+        // The one flag a Docker container needs for names on other hosts.
+        #expect(try cluster.dnsd(1, ["docker", "dns-args", "dnet"]).stdout == "--dns 192.168.90.1\n")
+        let unknown = try cluster.dnsd(1, ["docker", "dns-args", "nosuch"])
+        #expect(unknown.status != 0 && unknown.stderr.split(separator: "\n").count == 1)
         let first = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Address":""}"#).json
         #expect(first["Address"] as? String == "192.168.90.2/24", "\(first)")
         let pinned = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.90.0/24","Address":"192.168.90.50"}"#).json
