@@ -26,7 +26,8 @@ ip -n "$NS" link set lo up
 nsenter --net=/run/netns/"$NS" "$DNSD" daemon --state-dir "$WORK/state" --sock "$SOCK" --host-id cnibench \
     --upstream 127.0.0.1:9 --log-level error > "$WORK/daemon.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do "$DNSD" ps --sock "$SOCK" >/dev/null 2>&1 && break; sleep 0.05; done
+. "$HERE/../scripts/underlay.sh"
+dnsd_wait "$DNSD" "$SOCK"
 "$DNSD" network create --sock "$SOCK" --driver=bridge --subnet=10.77.0.0/16 cnibr >/dev/null
 "$DNSD" network create --sock "$SOCK" --driver=overlay --subnet=10.78.0.0/16 cniov >/dev/null
 for i in $(seq 0 $((ROUNDS - 1))); do ip netns add "${P}d$i"; ip netns add "${P}r$i"; done

@@ -38,6 +38,7 @@ for n in 1 2; do
         --host-id "h$n" --state-dir "$WORK/state-h$n" --sock "$WORK/h$n.sock" --lease-ttl 3 --upstream 127.0.0.1:9 \
         --docker-plugin "$D/plugins/dnsd.sock" --docker-api "$D/docker.sock" --log-level warning &
     PIDS+=($!)
+    dnsd_wait "$DNSD" "$WORK/h$n.sock"
     echo "h$n\$ dockerd ...   # its /run/docker/plugins is this host's"
     rt_dockerd_start "$D" "${P}h$n"
     rt_docker "$D" load -q -i "$WORK/image/image.tar" >/dev/null

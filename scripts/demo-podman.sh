@@ -45,11 +45,7 @@ for n in 1 2; do
         --log-level warning &
     PIDS+=($!)
 done
-for n in 1 2; do
-    up=0
-    for _ in $(seq 100); do "$DNSD" ps --sock "$WORK/h$n.sock" >/dev/null 2>&1 && { up=1; break; }; sleep 0.1; done
-    [ $up = 1 ] || { echo "the daemon of h$n did not start"; exit 1; }
-done
+for n in 1 2; do dnsd_wait "$DNSD" "$WORK/h$n.sock"; done
 
 say "an image built here from busybox-static (no registry)"
 mkdir -p "$WORK/image"; rt_image "$WORK/image"; ls -l "$WORK/image/image.tar"

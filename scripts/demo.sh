@@ -33,11 +33,7 @@ for n in 1 2 3; do
         --log-level warning &
     PIDS+=($!)
 done
-for n in 1 2 3; do
-    up=0
-    for _ in $(seq 100); do DNSD_SOCK="$WORK/h$n.sock" "$DNSD" ps >/dev/null 2>&1 && { up=1; break; }; sleep 0.1; done
-    [ $up = 1 ] || { echo "the daemon of h$n did not start"; exit 1; }
-done
+for n in 1 2 3; do dnsd_wait "$DNSD" "$WORK/h$n.sock"; done
 
 say "an overlay network, created on any host, visible on all"
 on h1 "$DNSD" network create --driver=overlay --subnet=192.168.0.0/24 vnet

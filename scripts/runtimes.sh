@@ -122,12 +122,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
   nsenter --net="/run/netns/$hostns" setsid containerd --config "$dir/config.toml" > "$dir/containerd.log" 2>&1 < /dev/null &
   echo $! > "$dir/containerd.pid"
-  for i in $(seq 100); do
-    ctr -a "$dir/containerd.sock" version >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "containerd did not start: $(tail -3 "$dir/containerd.log")" >&2
-  return 1
+  _rt_wait_until containerd "$dir/containerd.log" 100 ctr -a "$dir/containerd.sock" version
 }
 
 rt_ctr() {
@@ -136,7 +131,7 @@ rt_ctr() {
 }
 
 rt_containerd_clean() {
-  local dir=$1 c pid
+  local dir=$1 c
   [ -f "$dir/containerd.pid" ] || { rm -rf "$dir"; return 0; }
   if [ -S "$dir/containerd.sock" ]; then
     for c in $(rt_ctr "$dir" tasks ls -q 2>/dev/null); do rt_ctr "$dir" tasks kill -s KILL "$c" >/dev/null 2>&1; done
@@ -145,10 +140,7 @@ rt_containerd_clean() {
     for c in $(rt_ctr "$dir" containers ls -q 2>/dev/null); do rt_ctr "$dir" containers rm "$c" >/dev/null 2>&1; done
     rt_ctr "$dir" images rm "docker.io/library/dnsd-busybox:latest" "$RT_IMAGE" >/dev/null 2>&1
   fi
-  pid=$(cat "$dir/containerd.pid")
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
+  _rt_stop "$(cat "$dir/containerd.pid")" TERM 50
   # Shims left behind by a task that would not die.
   pkill -9 -f "containerd-shim.*$dir" 2>/dev/null
   _rt_unmount_under "$dir"
@@ -168,20 +160,11 @@ rt_dockerd_start() {
       --pidfile "$0/dockerd.pid" -H "unix://$0/docker.sock" --storage-driver overlay2 --iptables=false --ip-forward=false \
       --ip-masq=false --bridge none --config-file "$0/daemon.json"' "$dir" > "$dir/dockerd.log" 2>&1 < /dev/null &
   echo $! > "$dir/launcher.pid"
-  for i in $(seq 150); do
-    /usr/bin/docker -H "unix://$dir/docker.sock" version >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "dockerd did not start: $(tail -3 "$dir/dockerd.log")" >&2
-  return 1
+  _rt_wait_until dockerd "$dir/dockerd.log" 150 rt_docker "$dir" version
 }
 
 rt_dockerd_stop() {
-  local dir=$1 signal=${2:-TERM} pid
-  pid=$(cat "$dir/launcher.pid")
-  kill -s "$signal" "$pid" 2>/dev/null
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
+  _rt_stop "$(cat "$1/launcher.pid")" "${2:-TERM}" 150
 }
 
 rt_docker() {
@@ -190,16 +173,13 @@ rt_docker() {
 }
 
 rt_dockerd_clean() {
-  local dir=$1 pid
+  local dir=$1
   [ -f "$dir/launcher.pid" ] || { rm -rf "$dir"; return 0; }
   if [ -S "$dir/docker.sock" ]; then
     rt_docker "$dir" rm -f $(rt_docker "$dir" ps -aq 2>/dev/null) >/dev/null 2>&1
     for n in $(rt_docker "$dir" network ls -q --filter type=custom 2>/dev/null); do rt_docker "$dir" network rm "$n" >/dev/null 2>&1; done
   fi
-  pid=$(cat "$dir/launcher.pid")
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
+  _rt_stop "$(cat "$dir/launcher.pid")" TERM 100
   # dockerd's own containerd and shims (their paths are under DIR).
   pkill -9 -f "$dir/exec" 2>/dev/null
   _rt_unmount_under "$dir"
@@ -219,6 +199,25 @@ rt_shared_end() {
   [ -f "$file" ] || return 0
   while read -r d; do rm -rf "$d"; done < "$file"
   rm -f "$file"
+}
+
+# WHAT answers COMMAND... within TRIES tenths of a second, or its log's last lines and failure.
+_rt_wait_until() {
+  local what=$1 log=$2 tries=$3 i; shift 3
+  for i in $(seq "$tries"); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "$what did not start: $(tail -3 "$log")" >&2
+  return 1
+}
+
+# Sends SIGNAL to PID, waits up to TRIES tenths of a second for it to go, then SIGKILL.
+_rt_stop() {
+  local pid=$1 signal=$2 tries=$3
+  kill -s "$signal" "$pid" 2>/dev/null
+  for _ in $(seq "$tries"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
 }
 
 # Every mount under DIR (overlay roots, shm, netns files), deepest first.

@@ -24,3 +24,9 @@ underlay_etcd() {  # NAME [ETCD OPTIONS...]: etcd at 198.18.0.254:2379 in host N
     echo "etcd did not become healthy" >&2
     return 1
 }
+
+dnsd_wait() {  # DNSD SOCK: waits until the daemon on SOCK answers (10 s), else says so and fails
+    for _ in $(seq 100); do "$1" ps --sock "$2" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "the dnsd daemon on $2 did not start" >&2
+    return 1
+}

@@ -247,6 +247,10 @@ public final class Daemon: @unchecked Sendable {
         journal.remove(name)
     }
 
+    /// The cluster's networks as this host last saw them in the store (the reconciler's view, in
+    /// memory): for loops that look every second, where a store listing each time would be waste.
+    public func knownNetworks() -> [NetworkRecord] { reconciler.known().networks }
+
     /// What the metrics read at a scrape.
     public func metricsSample() -> MetricsSample {
         var sample = MetricsSample()

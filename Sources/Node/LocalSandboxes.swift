@@ -42,7 +42,12 @@ struct LocalSandbox {
     /// a sandbox `run` made, or of a runtime's container (nothing else reads them). A namespace
     /// adopted with `dnsd attach` keeps its files, which `ip netns exec` shows and a user may
     /// have written to, and a runtime's own hosts file stays.
-    var ownsFiles: Bool { !adopted || (containerID != nil && hostsFile == nil) }
+    var ownsFiles: Bool { Self.ownsFiles(adopted: adopted, containerID: containerID, hostsFile: hostsFile) }
+
+    /// The same rule for a journal entry of a sandbox that is gone.
+    static func ownsFiles(adopted: Bool, containerID: String?, hostsFile: String?) -> Bool {
+        !adopted || (containerID != nil && hostsFile == nil)
+    }
 
     /// Networks whose names this sandbox resolves, in attachment order.
     var namedNetworks: [HostLabel] {

@@ -82,8 +82,9 @@ extension Daemon {
             ? (["127.0.0.11"], local.namedNetworks.map(\.text))
             : (configuration.hostResolvConf.nameservers.filter { !$0.hasPrefix("127.") }, configuration.hostResolvConf.search)
         // The egress leg belongs to the container's first network's result (one default route).
-        let first = local.attachments.first { $0.published != nil }?.network.name == network
-        let egress = local.attachments.first { first && $0.published == nil && $0.endpoint.interface == Self.egressInterface }.map { leg in
+        let isFirst = local.attachments.first { $0.published != nil }?.network.name == network
+        let leg = isFirst ? local.attachments.first { $0.published == nil && $0.endpoint.interface == Self.egressInterface } : nil
+        let egress = leg.map { leg in
             let spec = LocalBridgeDriver.BridgeSpec.gatewayBridge
             return ContainerAttachment.Egress(interface: leg.endpoint.interface, mac: leg.endpoint.mac.description,
                                               address: "\(leg.endpoint.address)/\(spec.subnet.prefixLength)", gateway: spec.gateway.description)

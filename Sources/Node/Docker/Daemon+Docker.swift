@@ -114,10 +114,7 @@ extension Daemon {
             guard var endpoint = dockerEndpoints[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
             // Docker's generated names (youthful_noether) answer as youthful-noether.
             guard let name = HostLabel.sanitized(text) else { throw APIError.badRequest("container name '\(text)' has no DNS form") }
-            let state = EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: endpoint.network.name, name: name.text,
-                                      aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
-                                      ipv4: endpoint.address.description, mac: endpoint.mac.description,
-                                      host: configuration.hostID, vtep: configuration.advertise.description, runtime: "docker")
+            let state = dockerState(id, network: endpoint.network, address: endpoint.address, name: name, aliases: aliases)
             if let published = endpoint.published, published.name == name.text {
                 // Named at Join already; the start event adds the aliases Docker knows by then.
                 guard published.aliases != state.aliases else { return }
@@ -166,15 +163,11 @@ extension Daemon {
             }
             guard let name = HostLabel.sanitized(text2) else { throw APIError.badRequest("container name '\(text2)' has no DNS form") }
             try ensureNetwork(record)
-            let mac = MACAddress(derivedFrom: address)
-            let state = EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: record.name, name: name.text,
-                                      aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
-                                      ipv4: address.description, mac: mac.description, host: configuration.hostID,
-                                      vtep: configuration.advertise.description, runtime: "docker")
+            let state = dockerState(id, network: record, address: address, name: name, aliases: aliases)
             let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
             if let error = refused[name] { throw error }
-            dockerEndpoints[id] = DockerEndpoint(network: record, address: address, mac: mac,
-                                                 bridgePort: AttachedEndpoint.bridgePortName("vd", for: address), published: state)
+            dockerEndpoints[id] = DockerEndpoint(network: record, address: address, mac: MACAddress(derivedFrom: address),
+                                                 bridgePort: OverlayDriver.hostVethPortName(for: address), published: state)
             serveGatewayResolver(record)
         }
     }
@@ -197,17 +190,22 @@ extension Daemon {
             let kept = Set(dockerEndpoints.values.compactMap { $0.published?.id })
             let stale = reconciler.known().endpoints.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
             for endpoint in stale {
-                guard let network = try? HostLabel(endpoint.network, what: "network") else { continue }
                 logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(endpoint.id)", "name": "\(endpoint.name)"])
-                attempt("withdrawing \(endpoint.id)") { try registry.withdraw(endpoint: endpoint.id, network: network) }
-                if let address = IPv4Address(endpoint.ipv4) {
-                    attempt("releasing \(address)") { try registry.releaseAddress(address, on: network, heldBy: configuration.hostID) }
-                }
+                withdrawEndpoint(endpoint)
                 if let name = try? HostLabel(endpoint.name), sandboxes[endpoint.name] == nil {
                     attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
                 }
             }
         }
+    }
+
+    /// What a Docker endpoint publishes: its names (aliases as DNS labels, without the name),
+    /// address, dnsd's MAC for it, this host and its VTEP.
+    private func dockerState(_ id: String, network: NetworkRecord, address: IPv4Address, name: HostLabel, aliases: [String]) -> EndpointState {
+        EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: network.name, name: name.text,
+                      aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
+                      ipv4: address.description, mac: MACAddress(derivedFrom: address).description,
+                      host: configuration.hostID, vtep: configuration.advertise.description, runtime: "docker")
     }
 
     /// Under `lock`: the Docker endpoints to hold again under a new lease.

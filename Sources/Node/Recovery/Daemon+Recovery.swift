@@ -90,7 +90,8 @@ extension Daemon {
 
     private func withdraw(_ entry: SandboxJournal.Entry, alsoStored: [EndpointState]) {
         // The files dnsd kept for a sandbox it made or a container's (/etc/netns/NAME) go with it.
-        if !entry.adopted || (entry.containerID != nil && entry.hostsFile == nil), (try? HostLabel(entry.name)) != nil {
+        if LocalSandbox.ownsFiles(adopted: entry.adopted, containerID: entry.containerID, hostsFile: entry.hostsFile),
+           (try? HostLabel(entry.name)) != nil {
             let files = HostsWriter.Files.namedNamespace(entry.name)
             try? FileManager.default.removeItem(atPath: files.hosts)
             try? FileManager.default.removeItem(atPath: files.resolvConf)
@@ -103,7 +104,8 @@ extension Daemon {
         journal.remove(entry.name)
     }
 
-    private func withdrawEndpoint(_ endpoint: EndpointState) {
+    /// Withdraws `endpoint` from the store and releases its address claim (best effort, logged).
+    func withdrawEndpoint(_ endpoint: EndpointState) {
         guard let network = try? HostLabel(endpoint.network, what: "network") else { return }
         attempt("withdrawing endpoint \(endpoint.id)") { try registry.withdraw(endpoint: endpoint.id, network: network) }
         if let address = IPv4Address(endpoint.ipv4) {

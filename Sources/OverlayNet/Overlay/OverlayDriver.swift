@@ -252,7 +252,7 @@ public final class OverlayDriver: @unchecked Sendable {
     public func createHostVeth(on networkName: HostLabel, address: IPv4Address, mac: MACAddress, hostName: String) throws -> String {
         try lock.withLock {
             guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
-            let port = AttachedEndpoint.bridgePortName("vd", for: address)
+            let port = Self.hostVethPortName(for: address)
             if try network.netlink.link(named: port) != nil { try network.netlink.deleteLink(named: port) }
             if try hostNetlink.link(named: hostName) != nil { try hostNetlink.deleteLink(named: hostName) }
             let hostNamespace = try host.namespace ?? NamespaceHandle(path: "/proc/self/ns/net")
@@ -262,6 +262,9 @@ public final class OverlayDriver: @unchecked Sendable {
             return port
         }
     }
+
+    /// The bridge end's name of `createHostVeth`'s veth for `address`.
+    public static func hostVethPortName(for address: IPv4Address) -> String { AttachedEndpoint.bridgePortName("vd", for: address) }
 
     /// Deletes a bridge port made by `createHostVeth` (its peer goes with it, wherever it is).
     public func deleteBridgePort(_ port: String, on networkName: HostLabel) throws {

@@ -29,6 +29,12 @@ struct DockerEngine: Sendable {
         return try JSONSerialization.jsonObject(with: response.body)
     }
 
+    /// dockerd's refusal (`{"message": ...}`) as one line.
+    private static func failure(_ what: String, _ response: APIClient.Response) -> DockerPluginError {
+        let message = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["message"] as? String
+        return DockerPluginError("\(what): \(message ?? "status \(response.status)")")
+    }
+
     private static func network(_ object: [String: Any]) -> Network {
         let config = ((object["IPAM"] as? [String: Any])?["Config"] as? [[String: Any]])?.first
         var names: [String: String] = [:]
@@ -53,19 +59,13 @@ struct DockerEngine: Sendable {
                                    "IPAM": ["Driver": "dnsd", "Config": [["Subnet": subnet, "Gateway": gateway]]]]
         let response = try APIClient.request("POST", Self.version + "/networks/create", body: try JSONSerialization.data(withJSONObject: body),
                                              socket: socket)
-        guard (200..<300).contains(response.status) else {
-            let message = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["message"] as? String
-            throw DockerPluginError("docker network create \(name): \(message ?? "status \(response.status)")")
-        }
+        guard (200..<300).contains(response.status) else { throw Self.failure("docker network create \(name)", response) }
     }
 
     /// Removes a network (Docker refuses while containers use it).
     func removeNetwork(_ id: String) throws {
         let response = try APIClient.request("DELETE", Self.version + "/networks/\(id)", socket: socket)
-        guard (200..<300).contains(response.status) || response.status == 404 else {
-            let message = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["message"] as? String
-            throw DockerPluginError("docker network rm \(id): \(message ?? "status \(response.status)")")
-        }
+        guard (200..<300).contains(response.status) || response.status == 404 else { throw Self.failure("docker network rm \(id)", response) }
     }
 
     func container(_ id: String) throws -> Container? {
@@ -79,9 +79,16 @@ struct DockerEngine: Sendable {
         return Container(name: name, endpoints: endpoints)
     }
 
-    /// The ids of the running containers.
-    func runningContainers() throws -> [String] {
-        ((try get("/containers/json") as? [[String: Any]]) ?? []).compactMap { $0["Id"] as? String }
+    /// The running containers and their endpoint ids, in one listing (it carries each
+    /// container's network settings).
+    func runningEndpoints() throws -> (containers: [String], endpoints: Set<String>) {
+        guard let list = try get("/containers/json") as? [[String: Any]] else { throw DockerPluginError("dockerd did not list its containers") }
+        var endpoints = Set<String>()
+        for container in list {
+            let networks = (container["NetworkSettings"] as? [String: Any])?["Networks"] as? [String: [String: Any]] ?? [:]
+            endpoints.formUnion(networks.values.compactMap { $0["EndpointID"] as? String })
+        }
+        return (list.compactMap { $0["Id"] as? String }, endpoints)
     }
 
     /// Follows container start events until dockerd closes the stream (or goes away).

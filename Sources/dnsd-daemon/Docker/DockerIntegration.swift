@@ -43,14 +43,8 @@ final class DockerIntegration: @unchecked Sendable {
     private func sweepEndpoints() {
         while !stopping {
             for _ in 0..<30 where !stopping { usleep(100_000) }
-            guard let ids = try? engine.runningContainers() else { continue }
-            var running = Set<String>()
-            var complete = true
-            for id in ids {
-                guard let container = try? engine.container(id) else { complete = false; break }
-                running.formUnion(container.endpoints.values.map(\.endpointID))
-            }
-            if complete { daemon.dockerSweep(running: running) }
+            guard let running = try? engine.runningEndpoints() else { continue }
+            daemon.dockerSweep(running: running.endpoints)
         }
     }
 
@@ -107,38 +101,47 @@ final class DockerIntegration: @unchecked Sendable {
     private func syncNetworks() {
         while !stopping {
             do {
-                let docker = try engine.networks()
+                let docker = try engine.networks().filter { $0.driver == "dnsd" }
                 namesLock.withLock {
-                    for network in docker where network.driver == "dnsd" { networkNames[network.id] = network.name }
+                    for network in docker { networkNames[network.id] = network.name }
                 }
-                if case .networks(let networks) = try daemon.perform(.listNetworks) {
-                    let names = Set(networks.map(\.name))
-                    for network in docker where network.driver == "dnsd" && !names.contains(network.name) {
-                        orphaned[network.id, default: 0] += 1
-                        guard orphaned[network.id, default: 0] >= 3 else { continue }
-                        do {
-                            try engine.removeNetwork(network.id)
-                            logger.info("docker network removed: its dnsd network left the cluster", metadata: ["network": "\(network.name)"])
-                        } catch {
-                            logger.debug("docker network \(network.name) stays: \(error)")
-                        }
-                    }
-                    orphaned = orphaned.filter { id, _ in docker.contains { $0.id == id && !names.contains($0.name) } }
-                    for network in networks where network.driver == .overlay && !docker.contains(where: { $0.name == network.name }) {
-                        guard !refused.contains(network.name) else { continue }
-                        do {
-                            try engine.createNetwork(name: network.name, subnet: network.subnet, gateway: network.gateway)
-                            logger.info("dnsd network made usable from docker", metadata: ["network": "\(network.name)"])
-                        } catch {
-                            refused.insert(network.name)
-                            logger.warning("cannot create the docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
-                        }
-                    }
+                let networks = daemon.knownNetworks()
+                removeOrphans(docker, keeping: Set(networks.map(\.name)))
+                for network in networks where network.driver == .overlay && !docker.contains(where: { $0.name == network.name }) {
+                    create(network)
                 }
             } catch {
                 logger.debug("docker network sync: \(error)")
             }
             for _ in 0..<10 where !stopping { usleep(100_000) }
+        }
+    }
+
+    /// Removes the dnsd-driver networks of this dockerd the cluster has not had for three checks.
+    private func removeOrphans(_ docker: [DockerEngine.Network], keeping names: Set<String>) {
+        let orphans = docker.filter { !names.contains($0.name) }
+        orphaned = orphaned.filter { id, _ in orphans.contains { $0.id == id } }
+        for network in orphans {
+            orphaned[network.id, default: 0] += 1
+            guard orphaned[network.id, default: 0] >= 3 else { continue }
+            do {
+                try engine.removeNetwork(network.id)
+                logger.info("docker network removed: its dnsd network left the cluster", metadata: ["network": "\(network.name)"])
+            } catch {
+                logger.debug("docker network \(network.name) stays: \(error)")
+            }
+        }
+    }
+
+    /// Creates a dnsd overlay network in this dockerd (once: a refusal is logged and not retried).
+    private func create(_ network: NetworkRecord) {
+        guard !refused.contains(network.name) else { return }
+        do {
+            try engine.createNetwork(name: network.name, subnet: network.subnet, gateway: network.gateway)
+            logger.info("dnsd network made usable from docker", metadata: ["network": "\(network.name)"])
+        } catch {
+            refused.insert(network.name)
+            logger.warning("cannot create the docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
         }
     }
 
@@ -148,13 +151,11 @@ final class DockerIntegration: @unchecked Sendable {
     private func followNames() {
         while !stopping {
             do {
-                var running = Set<String>()
-                for id in try engine.runningContainers() {
-                    guard let container = try engine.container(id) else { continue }
-                    running.formUnion(container.endpoints.values.map(\.endpointID))
-                    adopt(container)
+                let running = try engine.runningEndpoints()
+                for id in running.containers {
+                    if let container = try engine.container(id) { adopt(container) }
                 }
-                daemon.dockerSweep(running: running)
+                daemon.dockerSweep(running: running.endpoints)
                 try engine.followStarts { [self] id in publish(container: id) }
             } catch {
                 logger.debug("docker events: \(error)")
@@ -180,8 +181,7 @@ final class DockerIntegration: @unchecked Sendable {
     /// restart) adopted.
     private func adopt(_ container: DockerEngine.Container) {
         let known = Set(daemon.dockerEndpointIDs())
-        let dnsdNetworks: Set<String>
-        if case .networks(let networks) = try? daemon.perform(.listNetworks) { dnsdNetworks = Set(networks.map(\.name)) } else { dnsdNetworks = [] }
+        let dnsdNetworks = Set(daemon.knownNetworks().map(\.name))
         for (network, endpoint) in container.endpoints where dnsdNetworks.contains(network) {
             do {
                 if known.contains(endpoint.endpointID) {

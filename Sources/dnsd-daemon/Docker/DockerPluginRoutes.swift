@@ -64,10 +64,10 @@ struct DockerPluginRoutes: HTTPRoutes {
         case "NetworkDriver.DeleteNetwork":
             try docker.networkDeleted(id: string("NetworkID"))
             return [:]
-        case "NetworkDriver.AllocateNetwork", "NetworkDriver.FreeNetwork",
-             "NetworkDriver.DiscoverNew", "NetworkDriver.DiscoverDelete",
+        case "NetworkDriver.AllocateNetwork": return ["Options": [String: String]()]
+        case "NetworkDriver.FreeNetwork", "NetworkDriver.DiscoverNew", "NetworkDriver.DiscoverDelete",
              "NetworkDriver.ProgramExternalConnectivity", "NetworkDriver.RevokeExternalConnectivity":
-            return call == "NetworkDriver.AllocateNetwork" ? ["Options": [String: String]()] : [:]
+            return [:]
         case "NetworkDriver.CreateEndpoint":
             let interface = request["Interface"] as? [String: Any] ?? [:]
             let mac = try daemon.dockerCreateEndpoint(string("EndpointID"), address: interface["Address"] as? String ?? "")
