@@ -110,11 +110,31 @@ public struct ClusterRegistry: Sendable {
         return (entries.compactMap { Self.decodeNetwork($0, logger: logger) }, revision)
     }
 
+    /// The network and address of an address claim's key, nil for any other key.
+    public static func addressClaim(_ key: String) -> (network: String, address: IPv4Address)? {
+        guard key.hasPrefix(Keys.ipamRoot) else { return nil }
+        let rest = key.dropFirst(Keys.ipamRoot.count)
+        guard let slash = rest.firstIndex(of: "/"), let address = IPv4Address(String(rest[rest.index(after: slash)...])) else { return nil }
+        return (String(rest[..<slash]), address)
+    }
+
+    /// Every address claim of the cluster, by network, and the revision of the listing.
+    public func addressClaims() throws -> (claims: [String: Set<IPv4Address>], revision: Int64) {
+        let (entries, revision) = try store.list(prefix: Keys.ipamRoot)
+        var claims: [String: Set<IPv4Address>] = [:]
+        for entry in entries {
+            if let claim = Self.addressClaim(entry.key) { claims[claim.network, default: []].insert(claim.address) }
+        }
+        return (claims, revision)
+    }
+
     /// A watch event under `Keys.root`, read: a network or an endpoint put (decoded, or nil when
     /// unreadable: logged), a deletion of either, or nil for any other key.
     public enum Change {
         case network(name: String, NetworkRecord?)
         case endpoint(key: String, EndpointState?)
+        /// An address claim made (true) or released (false): what allocators pick around.
+        case addressClaim(network: String, IPv4Address, Bool)
     }
 
     /// What `event` changes, or nil for a key that is neither a network nor an endpoint (names,
@@ -129,6 +149,7 @@ public struct ClusterRegistry: Sendable {
             let k = String(key.dropFirst(Keys.endpoints.count))
             return .endpoint(key: k, event.kind == .put ? decodeEndpoint(event.entry, logger: logger) : nil)
         }
+        if let claim = addressClaim(key) { return .addressClaim(network: claim.network, claim.address, event.kind == .put) }
         return nil
     }
 
@@ -217,8 +238,7 @@ public struct ClusterRegistry: Sendable {
     public func allocateAddress(on network: NetworkRecord, requested: IPv4Address? = nil, host: String, lease: LeaseID?) throws -> IPv4Address {
         let subnet = try network.parsedSubnet
         let gateway = network.gatewayAddress
-        let first = subnet.network.value + 1
-        let last = subnet.network.value + UInt32(subnet.size - 2)
+        let range = Self.assignable(on: network, subnet: subnet)
         let label = try network.label
         var revision = network.revision
         if revision == 0 {
@@ -238,21 +258,34 @@ public struct ClusterRegistry: Sendable {
             return false
         }
         if let requested {
-            guard subnet.contains(requested) else { throw ClusterError.addressOutside(requested.description, subnet: subnet.description) }
-            guard requested.value >= first, requested.value <= last, requested != gateway else {
-                throw ClusterError.addressReserved(requested.description)
-            }
+            try Self.validate(requested, on: network)
             guard try take(requested) else { throw ClusterError.addressTaken(requested.description) }
             return requested
         }
         let used = Set(try store.list(prefix: Keys.ipam(network.name)).entries.compactMap { IPv4Address(String($0.key.dropFirst(Keys.ipam(network.name).count))) })
-        var candidate = first
-        while candidate <= last {
+        var candidate = range.lowerBound
+        while candidate <= range.upperBound {
             let address = IPv4Address(candidate)
             if address != gateway, !used.contains(address), try take(address) { return address }
             candidate += 1
         }
         throw ClusterError.subnetExhausted(subnet.description)
+    }
+
+    /// Refuses an address a user asked for that `network` cannot hand out: outside its subnet,
+    /// or its network, broadcast or gateway address.
+    public static func validate(_ requested: IPv4Address, on network: NetworkRecord) throws {
+        let subnet = try network.parsedSubnet
+        guard subnet.contains(requested) else { throw ClusterError.addressOutside(requested.description, subnet: subnet.description) }
+        guard assignable(on: network, subnet: subnet).contains(requested.value), requested != network.gatewayAddress else {
+            throw ClusterError.addressReserved(requested.description)
+        }
+    }
+
+    /// The addresses an endpoint of `network` may have (the gateway aside): the subnet less its
+    /// network and broadcast addresses.
+    public static func assignable(on network: NetworkRecord, subnet: IPv4Subnet) -> ClosedRange<UInt32> {
+        (subnet.network.value + 1)...(subnet.network.value + UInt32(subnet.size - 2))
     }
 
     /// Keeps `address` for `host` under `lease`, like `holdName`.

@@ -10,7 +10,8 @@ public enum Keys {
     public static let names = root + "names/"
     public static let hosts = root + "hosts/"
     public static let endpoints = root + "endpoints/"
-    public static func ipam(_ network: String) -> String { root + "ipam/\(network)/" }
+    public static let ipamRoot = root + "ipam/"
+    public static func ipam(_ network: String) -> String { ipamRoot + "\(network)/" }
     /// Rewritten by every address claim on a network, so that a removal which found no claims
     /// can tell, atomically, that none was made since (`ClusterRegistry.deleteNetwork`).
     /// Under no lease: every host rewrites it.

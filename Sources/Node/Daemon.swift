@@ -9,9 +9,13 @@ import Resolver
 import Store
 import Synchronization
 
-/// The per-host daemon: writes local changes to the store first, and projects the store onto
-/// this host (peers, DNS records, hosts files) through the `Reconciler`. Holds the drivers and
-/// the local sandboxes; one lock serialises local changes.
+/// The per-host daemon, composed here from owners that each keep one concern behind a short
+/// lock of its own (DESIGN.md §3, concurrency contract): this host's sandboxes
+/// (`SandboxTable`), the runtimes' Docker endpoints (`DockerEndpointTable`), the networks'
+/// devices and peer tables (`NetworkDevices`, the overlay driver), the lease (`HostMembership`),
+/// the store's projection (`Reconciler`). No lock is held across a store request or any wait:
+/// commands on one sandbox are ordered (`KeyedOrder`), commands on different sandboxes run at
+/// once, and reads never wait for a write or the store. Background work runs on `Ticker`s.
 public final class Daemon: @unchecked Sendable {
     public struct Configuration {
         var hostID: String
@@ -56,38 +60,26 @@ public final class Daemon: @unchecked Sendable {
     let logger: Logger
     let thread: NamespaceThread
     let factory: SandboxFactory
-    let overlay: OverlayDriver
-    let bridges: LocalBridgeDriver
+    let devices: NetworkDevices
     let records = RecordStore()
     let dns: DNSServer?
     let hosts: HostsWriter
-    let journal: SandboxJournal
+    let sandboxes: SandboxTable
+    let docker: DockerEndpointTable
     let cache: StoreCache
     /// The changes the reconciler applies, for `GET /v1/events`.
     public let events = EventHub()
-    /// Whether the store answered the last keep-alive (for metrics).
-    let storeReachable = Atomic<Bool>(false)
-    /// Set by `shutdown`: the keep-alive and reconnect loops end.
-    let isShutDown = Atomic<Bool>(false)
-    /// Whether the daemon holds a lease in the store (false while it started without the store).
-    private(set) var connected = false
-    /// Set (under `lock`) once the daemon is stopping: later commands are refused.
-    private(set) var stopping = false
-    /// The host's lease; "0" (none) until the store first answers, and every command is refused
-    /// until then.
-    private(set) var lease = LeaseID("0")
-    let lock = NSLock()
-    var sandboxes: [String: LocalSandbox] = [:]
-    /// Docker's endpoints on this host, by Docker's endpoint id (the remote network driver).
-    var dockerEndpoints: [String: DockerEndpoint] = [:]
-    /// Per overlay network: the resolver dnsd serves at its gateway address (for Docker's
-    /// containers, whose 127.0.0.11 is Docker's own: `docker run --dns GATEWAY`).
-    var gatewayResolvers: [String: SandboxID] = [:]
-    private var nextSandbox = 1
-    /// Local address pools of the default bridge and the gateway bridge.
-    var defaultPool = try! AddressPool(subnet: LocalBridgeDriver.BridgeSpec.defaultBridge.subnet)
-    var gatewayPool = try! AddressPool(subnet: LocalBridgeDriver.BridgeSpec.gatewayBridge.subnet)
-    var reconciler: Reconciler!
+    let membership: HostMembership
+    let reconciler: Reconciler
+    let picker: AddressPicker
+    let withdrawals: PendingWithdrawals
+    let order = KeyedOrder()
+    let localAddresses = LocalAddresses()
+    let commands = CommandsInFlight()
+    private var tickers: [Ticker] = []
+
+    var overlay: OverlayDriver { devices.overlay }
+    var bridges: LocalBridgeDriver { devices.bridges }
 
     public init(configuration: Configuration, store: any KeyValueStore, logger: Logger) throws {
         self.configuration = configuration
@@ -97,10 +89,15 @@ public final class Daemon: @unchecked Sendable {
         thread = try NamespaceThread(name: "dnsd-netns")
         // A few namespaces kept warm: `run` then names one instead of making one.
         factory = try SandboxFactory(thread: thread, warmNamespaces: configuration.warmNamespaces)
-        overlay = try OverlayDriver(host: .init(id: configuration.hostID, advertise: configuration.advertise, namespace: configuration.hostNamespace),
-                                    thread: thread, logger: logger)
-        bridges = try LocalBridgeDriver(hostNamespace: configuration.hostNamespace, thread: thread, logger: logger)
-        journal = try SandboxJournal(directory: configuration.stateDirectory + "/sandboxes", logger: logger)
+        let overlay = try OverlayDriver(host: .init(id: configuration.hostID, advertise: configuration.advertise, namespace: configuration.hostNamespace),
+                                        thread: thread, logger: logger)
+        let bridges = try LocalBridgeDriver(hostNamespace: configuration.hostNamespace, thread: thread, logger: logger)
+        let sandboxes = SandboxTable(journal: try SandboxJournal(directory: configuration.stateDirectory + "/sandboxes", logger: logger))
+        self.sandboxes = sandboxes
+        let docker = DockerEndpointTable()
+        self.docker = docker
+        devices = NetworkDevices(overlay: overlay, bridges: bridges, hostID: configuration.hostID, logger: logger,
+                                 inUse: { sandboxes.uses(network: $0) || docker.uses(network: $0) })
         hosts = HostsWriter(mode: configuration.dnsMode, hostResolvConf: configuration.hostResolvConf,
                             upstreams: configuration.upstreams.map(\.address.description), logger: logger)
         if configuration.dnsMode == .dns {
@@ -115,143 +112,88 @@ public final class Daemon: @unchecked Sendable {
             dns = nil
         }
         cache = StoreCache(path: configuration.stateDirectory + "/cluster-cache.json", logger: logger)
+        let membership = HostMembership(store: store, registry: registry,
+                                        record: HostRecord(id: configuration.hostID, advertise: configuration.advertise.description),
+                                        ttl: configuration.leaseTTL, logger: logger)
+        self.membership = membership
+        let reconciler = Reconciler(hostID: configuration.hostID, registry: registry, records: records, hosts: hosts, peers: overlay,
+                                    teardown: devices, cache: cache, events: events, logger: logger)
+        self.reconciler = reconciler
+        picker = AddressPicker(claimed: { reconciler.claimedAddresses(on: $0) })
+        withdrawals = PendingWithdrawals(registry: registry, hostID: configuration.hostID, lease: { membership.lease }, logger: logger)
+
         var unreachable: Error?
-        do {
-            lease = try takeLease()
-            connected = true
-            storeReachable.store(true, ordering: .relaxed)
-        } catch let error as StoreError {
-            unreachable = error
-        }
-        reconciler = Reconciler(hostID: configuration.hostID, registry: registry, records: records, hosts: hosts, peers: overlay,
-                                cache: cache, events: events, logger: logger)
-        reconciler.teardown = self
+        do { try membership.join() } catch let error as StoreError { unreachable = error }
         let started = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> String { "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000) ms" }
+        let published: Bool
         if let unreachable {
             // Without the store: what this host knew last, until the store is back.
             guard let known = cache.load() else { throw unreachable }
             logger.warning("store unreachable; serving what this host knew until it is back", metadata: ["error": "\(unreachable)"])
-            let recovered = lock.withLock { recoverLocally(known: known) }
+            let recovered = recoverLocally(known: known)
             reconciler.seed(known)
             hosts.sweepUnclaimed()
             logger.info("sandboxes adopted again from the journal and the cache", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
-            connectLater(recovered)
+            published = false
         } else {
             // Local sandboxes answer DNS again before their records are written back to the store.
-            let recovered = lock.withLock { recoverLocally(known: nil) }
+            let recovered = recoverLocally(known: nil)
             logger.info("sandboxes adopted again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
             try reconciler.start()
             hosts.sweepUnclaimed()
             logger.info("records loaded from the store", metadata: ["after": "\(elapsed())"])
-            var published = true
-            do { try lock.withLock { try republish(recovered) } } catch {
+            do {
+                if let lease = membership.lease { _ = try publishAgain(under: lease, everything: true) }
+                published = true
+            } catch {
                 logger.warning("publishing the recovered sandboxes failed; the keep-alive tries again", metadata: ["error": "\(error)"])
                 published = false
             }
             logger.info("sandboxes published again", metadata: ["count": "\(recovered.count)", "after": "\(elapsed())"])
-            startKeepAlive(publishFirst: !published)
         }
+        membership.start(publishFirst: !published, joined: { [unowned self] in try reconciler.start() },
+                         publish: { [unowned self] lease, everything in try publishAgain(under: lease, everything: everything) })
         cache.start { [unowned self] in cacheSnapshot() }
-        startLivenessChecks(interval: configuration.livenessInterval)
-    }
-
-    /// Retries the store until it answers, then does what a start with the store does: a lease,
-    /// the host record, the listing and watch (reconciling the cached view), the republish.
-    private func connectLater(_ recovered: [Republication]) {
-        Thread.detachNewThread { [self] in
-            while !isShutDown.load(ordering: .relaxed) {
-                Thread.sleep(forTimeInterval: 0.5)
-                do {
-                    let granted = try takeLease()
-                    try lock.withLock {
-                        lease = granted
-                        try reconciler.start()
-                        try republish(recovered)
-                        connected = true
-                    }
-                    storeReachable.store(true, ordering: .relaxed)
-                    logger.info("store reachable again; this host is published and watching")
-                    startKeepAlive()
-                    return
-                } catch {
-                    logger.debug("store still unreachable: \(error)")
-                }
-            }
-        }
+        let liveness = LivenessCheck(daemon: self)
+        tickers = [
+            Ticker("liveness check", every: configuration.livenessInterval, logger: logger) { liveness.round() },
+            Ticker("pending withdrawals", every: 0.25, logger: logger) { [unowned self] in withdrawals.retryDue() },
+        ]
+        for ticker in tickers { ticker.start() }
     }
 
     /// The networks and endpoints to cache: the reconciler's, and the networks of this host's
     /// own attachments.
     private func cacheSnapshot() -> StoreCache.Snapshot {
-        let local = lock.withLock { sandboxes.values.flatMap { $0.attachments.filter { $0.published != nil }.map(\.network) } }
+        let local = sandboxes.all().flatMap { $0.attachments.filter { $0.published != nil }.map(\.network) }
         let (endpoints, networks) = reconciler.known()
         var byName: [String: NetworkRecord] = [:]
         for network in networks + local { byName[network.name] = network }
         return StoreCache.Snapshot(networks: byName.values.sorted { $0.name < $1.name }, endpoints: endpoints.sorted { $0.id < $1.id })
     }
 
-    func nextSandboxID() -> SandboxID {
-        defer { nextSandbox += 1 }
-        return SandboxID(nextSandbox)
-    }
-
-    /// A new lease with this host's record under it.
-    private func takeLease() throws -> LeaseID {
-        let granted = try store.grantLease(ttl: configuration.leaseTTL)
-        try registry.registerHost(HostRecord(id: configuration.hostID, advertise: configuration.advertise.description), lease: granted)
-        return granted
-    }
-
-    /// Keeps the host's lease alive; if it expired (the store was unreachable for longer than
-    /// the TTL), or publishing failed before (`publishFirst`), takes a new one and publishes this
-    /// host and its sandboxes again, until that succeeds.
-    private func startKeepAlive(publishFirst: Bool = false) {
-        let interval = max(0.5, Double(configuration.leaseTTL) / 3)
-        Thread.detachNewThread { [self] in
-            var mustPublish = publishFirst
-            while !isShutDown.load(ordering: .relaxed) {
-                Thread.sleep(forTimeInterval: interval)
-                if isShutDown.load(ordering: .relaxed) { return }
-                do {
-                    if !mustPublish, try store.keepAlive(lease) {
-                        storeReachable.store(true, ordering: .relaxed)
-                        continue
-                    }
-                    logger.warning("publishing this host again (lease expired or an earlier attempt failed)")
-                    mustPublish = true
-                    try lock.withLock {
-                        lease = try takeLease()
-                        try republish(sandboxes.values.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) }
-                                      + dockerRepublications())
-                    }
-                    mustPublish = false
-                    storeReachable.store(true, ordering: .relaxed)
-                } catch {
-                    storeReachable.store(false, ordering: .relaxed)
-                    logger.warning("lease keep-alive failed: \(error)")
-                }
-            }
+    /// The lease a change is written under; refused while the daemon has none (it started
+    /// without the store and has not reached it yet).
+    func currentLease() throws -> LeaseID {
+        guard let lease = membership.lease else {
+            throw APIError.unavailable("store unavailable: this daemon started without it and is still trying to reach it")
         }
-    }
-
-    /// Records `local` as this host's (in memory and in the journal).
-    func remember(_ local: LocalSandbox) {
-        sandboxes[local.name.text] = local
-        journal.save(local.journalEntry)
-    }
-
-    /// Drops `name` from this host's sandboxes (in memory and in the journal).
-    func forget(_ name: String) {
-        sandboxes[name] = nil
-        journal.remove(name)
+        return lease
     }
 
     /// The cluster's networks as this host last saw them in the store (the reconciler's view, in
     /// memory): for loops that look every second, where a store listing each time would be waste.
     public func knownNetworks() -> [NetworkRecord] { reconciler.known().networks }
 
-    /// What the metrics read at a scrape.
+    /// A network by name: the watch's copy (no round trip), or the store's for one this host has
+    /// not heard of yet (made a moment ago on another host).
+    func network(_ name: HostLabel) throws -> NetworkRecord {
+        if let known = reconciler.network(named: name.text) { return known }
+        return try registry.network(name)
+    }
+
+    /// What the metrics read at a scrape: counters and owners' sizes, no lock a command holds.
     public func metricsSample() -> MetricsSample {
         var sample = MetricsSample()
         sample.dns = dns?.counters.snapshot() ?? []
@@ -263,15 +205,16 @@ public final class Daemon: @unchecked Sendable {
             byNetwork[endpoint.network] = counts
         }
         sample.endpoints = byNetwork
-        sample.sandboxes = lock.withLock { sandboxes.count }
-        sample.storeUp = storeReachable.load(ordering: .relaxed)
+        sample.sandboxes = sandboxes.count
+        sample.storeUp = membership.reachable.load(ordering: .relaxed)
         let watch = reconciler.watchProgress()
         sample.watchRevision = watch.revision
         sample.lastStoreEvent = watch.lastEvent
         let files = hosts.totals()
         sample.hostsFileWrites = files.writes
         sample.hostsFileRepairs = files.repairs
-        sample.peerProgrammingErrors = reconciler.peerErrors.load(ordering: .relaxed)
+        sample.peerProgrammingErrors = reconciler.peerErrors.load(ordering: .relaxed) + overlay.replayFailures
+        sample.pendingWithdrawals = withdrawals.count
         return sample
     }
 
@@ -283,18 +226,48 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    /// Waits for the command under way to finish (or roll back), then refuses every later one.
+    /// Refuses every later command, then waits (up to 5 s) for those under way to finish or roll back.
     public func refuseCommands() {
-        lock.withLock { stopping = true }
+        commands.refuseNew(waitingUpTo: 5)
     }
 
     public func shutdown() {
-        isShutDown.store(true, ordering: .relaxed)
+        for ticker in tickers { ticker.stop() }
+        membership.stop()
         reconciler.stop()
         cache.stop()
         factory.shutdown()
         // Sandboxes keep running: their namespaces, interfaces and files stay; the lease lapses
         // unless the daemon comes back (issue 6 covers re-adoption).
         dns?.shutdown()
+    }
+}
+
+/// The commands being carried out, and whether new ones are still taken (not while stopping).
+final class CommandsInFlight: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var running = 0
+    private var refusing = false
+
+    func run<T>(_ body: () throws -> T) throws -> T {
+        try condition.withLock {
+            if refusing { throw APIError.unavailable("the daemon is stopping") }
+            running += 1
+        }
+        defer {
+            condition.withLock {
+                running -= 1
+                condition.broadcast()
+            }
+        }
+        return try body()
+    }
+
+    func refuseNew(waitingUpTo seconds: TimeInterval) {
+        let deadline = Date().addingTimeInterval(seconds)
+        condition.withLock {
+            refusing = true
+            while running > 0, condition.wait(until: deadline) {}
+        }
     }
 }

@@ -3,6 +3,7 @@ import ClusterState
 import HostsWriter
 import OverlayNet
 import Resolver
+import Store
 
 /// One attachment of a local sandbox, as made here and as published.
 struct LocalAttachment {
@@ -29,6 +30,9 @@ struct LocalSandbox {
     /// The namespace's nsfs inode when adopted: a path that now names another namespace (a
     /// reused /proc/PID) is not this sandbox's any more.
     var namespaceInode: UInt64? = nil
+    /// The lease its claims were last written under: one written under an older lease (the
+    /// lease lapsed and was renewed while this sandbox was being made) is published again.
+    var lease: LeaseID? = nil
 
     /// Its hosts file and resolv.conf: /etc/netns/NAME, with a runtime's own hosts file instead
     /// when it has one.

@@ -93,6 +93,7 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
             switch condition {
             case .absent(let key): ["KV": ["Verb": "check-not-exists", "Key": key]]
             case .unchanged(let key, let revision): ["KV": ["Verb": "check-index", "Key": key, "Index": revision]]
+            case .heldBy(let key, let lease): ["KV": ["Verb": "check-session", "Key": key, "Session": lease.raw]]
             }
         }
         for (key, value) in puts {

@@ -129,11 +129,14 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return reply["succeeded"] as? Bool ?? false
     }
 
-    /// A txn compare: absent is "created at revision 0", unchanged "last modified at revision N".
+    /// A txn compare: absent is "created at revision 0", unchanged "last modified at revision N",
+    /// held "attached to lease L".
     private static func compare(_ condition: KeyCondition) -> [String: Any] {
         switch condition {
         case .absent(let key): ["target": "CREATE", "result": "EQUAL", "key": b64(key), "create_revision": "0"]
         case .unchanged(let key, let revision): ["target": "MOD", "result": "EQUAL", "key": b64(key), "mod_revision": String(revision)]
+        // An absent key compares as lease 0, which no lease is: the condition fails.
+        case .heldBy(let key, let lease): ["target": "LEASE", "result": "EQUAL", "key": b64(key), "lease": lease.raw]
         }
     }
 

@@ -63,6 +63,9 @@ public enum KeyCondition: Sendable, Equatable {
     case absent(String)
     /// The key exists and was last changed at this revision.
     case unchanged(String, modRevision: Int64)
+    /// The key exists and is held under this lease (etcd: its lease; Consul: locked by this
+    /// session): a host's own claim, whatever its revision, and never another's.
+    case heldBy(String, lease: LeaseID)
 
     /// Conditions and puts one commit may carry (Consul takes 64 operations per transaction in
     /// older versions, 128 now; etcd 128 by default).

@@ -226,6 +226,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
                 switch condition {
                 case .absent(let key): guard data[key] == nil else { return false }
                 case .unchanged(let key, let revision): guard data[key]?.modRevision == revision else { return false }
+                case .heldBy(let key, let lease): guard let held = data[key]?.lease, held == lease else { return false }
                 }
             }
             // Checked before the first put, so a missing lease writes nothing.

@@ -24,7 +24,7 @@ struct NamespaceLivenessTests {
         #expect(try waitUntil { !NamespaceIdentity.namespacesInUse().contains(inode) })
         #expect(liveness.gone([subject], inUse: NamespaceIdentity.namespacesInUse()).isEmpty, "one miss is allowed")
         let verdict = liveness.gone([subject], inUse: NamespaceIdentity.namespacesInUse())
-        #expect(verdict.map(\.name) == ["c"] && verdict.first?.reason.contains("no process") == true)
+        #expect(verdict.map(\.subject.name) == ["c"] && verdict.first?.reason.contains("no process") == true)
     }
 
     @Test("a path that names nothing, or another namespace, is gone at once; a plain attach needs no process")
@@ -40,7 +40,7 @@ struct NamespaceLivenessTests {
         let missing = NamespaceLiveness.Subject(name: "missing", path: "/proc/999999999/ns/net", inode: inode, isContainer: true)
         for _ in 0..<3 {
             let gone = liveness.gone([attached, reused, missing], inUse: [])
-            #expect(Set(gone.map(\.name)) == ["reused", "missing"], "\(gone)")
+            #expect(Set(gone.map(\.subject.name)) == ["reused", "missing"], "\(gone)")
         }
     }
 
@@ -55,7 +55,7 @@ struct NamespaceLivenessTests {
         let start = Date()
         #expect(liveness.gone([subject], inUse: [], now: start).isEmpty)
         #expect(liveness.gone([subject], inUse: [], now: start.addingTimeInterval(29)).isEmpty)
-        #expect(liveness.gone([subject], inUse: [], now: start.addingTimeInterval(31)).map(\.name) == ["c"])
+        #expect(liveness.gone([subject], inUse: [], now: start.addingTimeInterval(31)).map(\.subject.name) == ["c"])
     }
 
     private func waitUntil(_ condition: () throws -> Bool) throws -> Bool {

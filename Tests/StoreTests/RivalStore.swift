@@ -45,7 +45,7 @@ final class RivalStore: KeyValueStore {
                 deletes: [String], lease: LeaseID?) throws -> Bool {
         for condition in conditions {
             switch condition {
-            case .absent(let key), .unchanged(let key, _): try rivalMoves(key)
+            case .absent(let key), .unchanged(let key, _), .heldBy(let key, _): try rivalMoves(key)
             }
         }
         return try inner.commit(conditions, puts: puts, unleasedPuts: unleasedPuts, deletes: deletes, lease: lease)

@@ -2,7 +2,7 @@
 """A test double of Consul's HTTP API, the subset dnsd uses, written from Consul's public API
 reference (no Consul binary can be installed here), and as strict as that reference:
 - KV: GET (recurse, blocking index/wait with Go durations such as "5m"), PUT (cas, acquire),
-  DELETE (cas), PUT /v1/txn (check-not-exists, check-index, lock, set, delete), at most 64
+  DELETE (cas), PUT /v1/txn (check-not-exists, check-index, check-session, lock, set, delete), at most 64
   operations per transaction (413 past that, as older Consul versions; newer allow 128).
 - Sessions: create with TTL between 10s and 86400s (400 otherwise), Behavior "release" by
   default ("delete" on request), LockDelay 15s by default (a key held by an invalidated session
@@ -173,9 +173,11 @@ class Handler(BaseHTTPRequestHandler):
                 errors.append({"OpIndex": i, "What": "key exists"})
             elif op["Verb"] == "check-index" and (current is None or current["ModifyIndex"] != op["Index"]):
                 errors.append({"OpIndex": i, "What": "index mismatch"})
+            elif op["Verb"] == "check-session" and (current is None or current.get("Session") != op.get("Session")):
+                errors.append({"OpIndex": i, "What": "key not locked by the session"})
             elif op["Verb"] == "lock" and not may_acquire(op["Key"], op.get("Session"), current):
                 errors.append({"OpIndex": i, "What": "lock failed"})
-            elif op["Verb"] not in ("check-not-exists", "check-index", "lock", "set", "delete"):
+            elif op["Verb"] not in ("check-not-exists", "check-index", "check-session", "lock", "set", "delete"):
                 return self.reply(400, b"unsupported verb")
         if errors:
             return self.reply(409, {"Results": None, "Errors": errors})

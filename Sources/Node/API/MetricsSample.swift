@@ -14,6 +14,8 @@ public struct MetricsSample: Sendable {
     public var hostsFileWrites: Int? = nil
     public var hostsFileRepairs: Int? = nil
     public var peerProgrammingErrors: Int? = nil
+    /// Sandboxes withdrawn here whose withdrawal the store has not taken yet.
+    public var pendingWithdrawals: Int? = nil
 
     public init(dns: [(path: DNSCounters.Path, rcode: Int, count: UInt64)] = []) { self.dns = dns }
 }

@@ -6,18 +6,15 @@ import OverlayNet
 import Resolver
 import Store
 
-/// The control API's commands. Each validates first, writes the store first, and undoes its
-/// own half-done steps when a later one fails, so a refusal changes nothing.
-extension Daemon: NetworkTeardown {
-    /// Carries out `command` under the command lock. Refusals are thrown as `APIError`s: the
-    /// HTTP status and the one line the CLI prints.
+/// The control API's commands. Each validates first, writes the store first (one transaction
+/// for an attach, one for a stop), and undoes its own half-done steps when a later one fails, so
+/// a refusal changes nothing. Commands on one sandbox are ordered by its name; nothing else waits.
+extension Daemon {
+    /// Carries out `command`. Refusals are thrown as `APIError`s: the HTTP status and the one
+    /// line the CLI prints.
     public func perform(_ command: Command) throws -> CommandResult {
         do {
-            return try lock.withLock {
-                if stopping { throw APIError.unavailable("the daemon is stopping") }
-                if !connected, command.changes {
-                    throw APIError.unavailable("store unavailable: this daemon started without it and is still trying to reach it")
-                }
+            return try commands.run {
                 switch command {
                 case .createNetwork(let spec): return .network(try networkCreate(spec))
                 case .listNetworks: return .networks(try registry.networks().sorted { $0.name < $1.name })
@@ -29,7 +26,7 @@ extension Daemon: NetworkTeardown {
                 case .disconnect(let name, let network): return .sandbox(info(try disconnect(name, from: network)))
                 case .stop(let name): return .removed(Removed(name: try stop(name, missingIsFine: false)))
                 case .remove(let name): return .removed(Removed(name: try stop(name, missingIsFine: true)))
-                case .listSandboxes: return .sandboxes(sandboxes.values.sorted { $0.name < $1.name }.map(info))
+                case .listSandboxes: return .sandboxes(sandboxes.all().sorted { $0.name < $1.name }.map(info))
                 case .inspectSandbox(let name): return .sandbox(info(try local(name)))
                 case .dnsView(let name): return .dnsView(dnsView(try local(name)))
                 case .attachContainer(let spec): return .containerAttachment(try attachContainer(spec))
@@ -63,7 +60,7 @@ extension Daemon: NetworkTeardown {
 
     func local(_ text: String) throws -> LocalSandbox {
         let name = try label(text, "name")
-        guard let local = sandboxes[name.text] else { throw APIError.notFound("no sandbox '\(name)' on this host") }
+        guard let local = sandboxes.sandbox(name.text) else { throw APIError.notFound("no sandbox '\(name)' on this host") }
         return local
     }
 
@@ -119,9 +116,8 @@ extension Daemon: NetworkTeardown {
         guard let driver else { throw APIError.badRequest("invalid --driver '\(request.driver ?? "")': expected overlay or bridge") }
         var reserved = LocalBridgeDriver.BridgeSpec.reservedSubnets.map { (subnet: $0, what: "the built-in bridge pool") }
         reserved += try bridges.hostRoutes().map { (subnet: $0, what: "a route of host \(configuration.hostID)") }
-        let record = try registry.createNetwork(name: name, driver: driver, subnet: subnet, gateway: gateway,
-                                                host: configuration.hostID, reserved: reserved)
-        return record
+        return try registry.createNetwork(name: name, driver: driver, subnet: subnet, gateway: gateway,
+                                          host: configuration.hostID, reserved: reserved)
     }
 
     private func networkInspect(_ name: String) throws -> NetworkDetail {
@@ -136,7 +132,7 @@ extension Daemon: NetworkTeardown {
         let name = try label(text, "network")
         let record = try registry.network(name)
         try registry.deleteNetwork(name)
-        try removeDevices(of: record)
+        try devices.remove(record)
         return name.text
     }
 
@@ -146,96 +142,117 @@ extension Daemon: NetworkTeardown {
         let name = try label(request.name, "name")
         let hostname = try request.hostname.map { try HostLabel($0, what: "hostname") } ?? name
         let aliases = try (request.aliases ?? []).map { try HostLabel($0, what: "alias") }
-        let network = try request.network.map { try registry.network(try label($0, "network")) }
+        let network = try request.network.map { try self.network(try label($0, "network")) }
         let requested = try requestedAddress(request.ip)
-        // The cluster first (names are unique there), then this host's namespaces.
-        try registry.claimName(name, host: configuration.hostID, lease: lease)
-        let undo = Rollback(logger: logger)
-        undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
-        return try undo.perform {
-            guard sandboxes[name.text] == nil, !factory.namespaces.exists(name.text) else {
+        let lease = try currentLease()
+        return try order.run(name.text) {
+            try withdrawals.finish(name.text)
+            try sandboxes.reserve(name)
+            guard !factory.namespaces.exists(name.text) else {
+                sandboxes.unreserve(name)
                 throw APIError.conflict("a network namespace named '\(name)' already exists on this host")
             }
-            let sandbox = try factory.create(name.text)
-            undo.add("namespace \(name)") { [self] in try factory.delete(sandbox) }
-            var local = LocalSandbox(name: name, hostname: hostname, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: false)
-            try hosts.addSandbox(name.text, files: .namedNamespace(name.text), hostname: hostname)
-            undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: true) }
-            if let network {
-                // run --net=NET: eth0 on NET, eth1 on the gateway bridge with the default route.
-                try attach(&local, to: network, requested: requested, defaultRoute: network.driver == .bridge, undo: undo)
-                if network.driver == .overlay { try attachGatewayBridge(&local, undo: undo) }
-            } else {
-                try attachDefaultBridge(&local, undo: undo)
+            let undo = Rollback(logger: logger)
+            undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
+            return try undo.perform {
+                // The cluster first (names are unique there), in one transaction with the
+                // address and the endpoint; then this host's namespace and interfaces.
+                var claimed: EndpointState?
+                if let network {
+                    claimed = try claim(name: name, as: name, aliases: aliases, on: network, requested: requested, lease: lease, undo: undo)
+                } else {
+                    try registry.claimName(name, host: configuration.hostID, lease: lease)
+                    undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
+                }
+                let sandbox = try factory.create(name.text)
+                undo.add("namespace \(name)") { [self] in try factory.delete(sandbox) }
+                var local = LocalSandbox(name: name, hostname: hostname, aliases: aliases, sandbox: sandbox, id: sandboxes.nextSandboxID(),
+                                         adopted: false, lease: lease)
+                try hosts.addSandbox(name.text, files: .namedNamespace(name.text), hostname: hostname)
+                undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: true) }
+                if let network, let claimed {
+                    // run --net=NET: eth0 on NET, eth1 on the gateway bridge with the default route.
+                    try plug(&local, into: network, as: claimed, defaultRoute: network.driver == .bridge, undo: undo)
+                    if network.driver == .overlay { try attachLocal(&local, spec: .gatewayBridge, defaultRoute: true, undo: undo) }
+                } else {
+                    try attachLocal(&local, spec: .defaultBridge, defaultRoute: true, undo: undo)
+                }
+                try startDNS(local)
+                sandboxes.save(local)
+                return local
             }
-            try startDNS(local)
-            remember(local)
-            return local
         }
     }
 
     /// `dnsd attach`: a namespace made by a container runtime joins a network.
     private func adopt(_ request: SandboxAdoption) throws -> LocalSandbox {
-        try adopt(name: try label(request.name, "name"), path: request.netns, network: request.network, interface: nil,
-                  requested: nil, aliases: request.aliases, hostsFile: request.hostsFile, containerID: nil, egressInterface: nil)
+        let name = try label(request.name, "name")
+        return try order.run(name.text) {
+            try adopt(name: name, path: request.netns, network: request.network, interface: nil, requested: nil,
+                      aliases: request.aliases, hostsFile: request.hostsFile, containerID: nil, egressInterface: nil)
+        }
     }
 
-    /// Adopts a namespace a runtime made: dnsd adds the interface (`interface`, or the next
-    /// `ethN`) and the names, serves DNS at 127.0.0.11 if the address is free there, keeps the
-    /// runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes the namespace. With
-    /// `egressInterface`, an overlay attachment also gets a leg on the gateway bridge under that
-    /// name, with the default route (as `run --net` gives eth1): the way out of the overlay.
+    /// In `name`'s order: adopts a namespace a runtime made: dnsd adds the interface
+    /// (`interface`, or the next `ethN`) and the names, serves DNS at 127.0.0.11 if the address is
+    /// free there, keeps the runtime's hosts file (or /etc/netns/NAME/hosts), and never deletes
+    /// the namespace. With `egressInterface`, an overlay attachment also gets a leg on the
+    /// gateway bridge under that name, with the default route (as `run --net` gives eth1): the
+    /// way out of the overlay.
     func adopt(name: HostLabel, path: String, network networkName: String, interface: String?, requested: IPv4Address?,
                aliases: [String]?, hostsFile: String?, containerID: String?, egressInterface: String?) throws -> LocalSandbox {
         guard FileManager.default.fileExists(atPath: path) else { throw APIError.notFound("no network namespace at \(path)") }
-        let network = try registry.network(try label(networkName, "network"))
+        let network = try self.network(try label(networkName, "network"))
         let aliases = try (aliases ?? []).map { try HostLabel($0, what: "alias") }
-        guard sandboxes[name.text] == nil else { throw APIError.conflict("'\(name)' is already managed on this host") }
-        let sandbox = try factory.adopt(path: path, name: name.text)
-        let inode = try sandbox.namespace.inode()
-        if let other = sandboxes.values.first(where: { $0.namespaceInode == inode }) {
-            throw APIError.conflict("the namespace at \(path) is already managed on this host as '\(other.name)'")
-        }
-        if let interface, try sandbox.hasInterface(named: interface) {
-            throw APIError.conflict("an interface named \(interface) already exists in \(path)")
-        }
-        try registry.claimName(name, host: configuration.hostID, lease: lease)
+        let lease = try currentLease()
+        try withdrawals.finish(name.text)
+        try sandboxes.reserve(name)
         let undo = Rollback(logger: logger)
-        undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
+        undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
         return try undo.perform {
-            var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: nextSandboxID(), adopted: true,
-                                     hostsFile: hostsFile, containerID: containerID, namespaceInode: inode)
+            let sandbox = try factory.adopt(path: path, name: name.text)
+            let inode = try sandbox.namespace.inode()
+            if let other = sandboxes.sandbox(inode: inode) {
+                throw APIError.conflict("the namespace at \(path) is already managed on this host as '\(other.name)'")
+            }
+            for wanted in [interface, network.driver == .overlay ? egressInterface : nil].compactMap({ $0 }) where try sandbox.hasInterface(named: wanted) {
+                throw APIError.conflict("an interface named \(wanted) already exists in \(path)")
+            }
+            let claimed = try claim(name: name, as: name, aliases: aliases, on: network, requested: requested, lease: lease, undo: undo)
+            var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: sandboxes.nextSandboxID(), adopted: true,
+                                     hostsFile: hostsFile, containerID: containerID, namespaceInode: inode, lease: lease)
             try hosts.addSandbox(name.text, files: local.files, hostname: name)
             let ownsFiles = local.ownsFiles
             undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: ownsFiles) }
-            try attach(&local, to: network, requested: requested, interface: interface, defaultRoute: false, undo: undo)
+            try plug(&local, into: network, as: claimed, interface: interface, defaultRoute: false, undo: undo)
             if let egressInterface, network.driver == .overlay {
-                if try sandbox.hasInterface(named: egressInterface) {
-                    throw APIError.conflict("an interface named \(egressInterface) already exists in \(path)")
-                }
-                try attachGatewayBridge(&local, interface: egressInterface, undo: undo)
+                try attachLocal(&local, spec: .gatewayBridge, interface: egressInterface, defaultRoute: true, undo: undo)
             }
             do { try startDNS(local) } catch {
                 // A runtime may hold 127.0.0.11:53 itself (Docker's own resolver): names still
                 // resolve through the hosts file.
                 logger.warning("no DNS responder in \(path): \(error)")
             }
-            remember(local)
+            sandboxes.save(local)
             return local
         }
     }
 
     private func connect(_ sandbox: String, _ request: NetworkConnection) throws -> LocalSandbox {
-        try connect(try local(sandbox), to: request.network, requested: try requestedAddress(request.ip), aliases: request.aliases,
-                    interface: nil)
+        let name = try label(sandbox, "name")
+        return try order.run(name.text) {
+            try connect(try local(name.text), to: request.network, requested: try requestedAddress(request.ip), aliases: request.aliases,
+                        interface: nil)
+        }
     }
 
-    /// Connects a local sandbox to one more network, as `interface` or the next `ethN`.
+    /// In the sandbox's order: connects a local sandbox to one more network, as `interface` or
+    /// the next `ethN`.
     func connect(_ local: LocalSandbox, to networkName: String, requested: IPv4Address?, aliases: [String]?,
                  interface: String?) throws -> LocalSandbox {
         var local = local
         let name = local.name
-        let network = try registry.network(try label(networkName, "network"))
+        let network = try self.network(try label(networkName, "network"))
         guard !local.attachments.contains(where: { $0.network.name == network.name }) else {
             throw APIError.conflict("'\(name)' is already connected to '\(network.name)'")
         }
@@ -243,154 +260,158 @@ extension Daemon: NetworkTeardown {
             throw APIError.conflict("an interface named \(interface) already exists in \(local.sandbox.namespace.path)")
         }
         if let aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
+        let lease = try currentLease()
         let undo = Rollback(logger: logger)
         return try undo.perform {
-            try attach(&local, to: network, requested: requested, interface: interface, defaultRoute: false, undo: undo)
+            let claimed = try claim(name: nil, as: name, aliases: local.aliases, on: network, requested: requested, lease: lease, undo: undo)
+            try plug(&local, into: network, as: claimed, interface: interface, defaultRoute: false, undo: undo)
             records.update { $0.attach(local.id, to: local.namedNetworks) }
-            remember(local)
+            sandboxes.save(local)
             return local
         }
     }
 
     func disconnect(_ sandbox: String, from network: String) throws -> LocalSandbox {
-        var local = try local(sandbox)
-        let name = local.name
-        let networkName = try label(network, "network")
-        guard let index = local.attachments.firstIndex(where: { $0.network.name == networkName.text }) else {
-            throw APIError.notFound("'\(name)' is not connected to '\(networkName)'")
+        let name = try label(sandbox, "name")
+        return try order.run(name.text) {
+            var local = try local(name.text)
+            let networkName = try label(network, "network")
+            guard let index = local.attachments.firstIndex(where: { $0.network.name == networkName.text }) else {
+                throw APIError.notFound("'\(name)' is not connected to '\(networkName)'")
+            }
+            let attachment = local.attachments[index]
+            if let published = attachment.published {
+                try registry.release(name: nil, endpoints: [published], host: configuration.hostID, lease: membership.lease)
+                hosts.detach(local.name.text, from: try attachment.network.label)
+            } else {
+                releaseLocal(attachment)
+            }
+            local.attachments.remove(at: index)
+            try devices.detachInterface(attachment)
+            records.update { $0.attach(local.id, to: local.namedNetworks) }
+            sandboxes.save(local)
+            return local
         }
-        let attachment = local.attachments.remove(at: index)
-        try release(attachment, of: local)
-        records.update { $0.attach(local.id, to: local.namedNetworks) }
-        remember(local)
-        return local
     }
 
     /// `stop` and `rm` (for which a sandbox already gone is fine).
     func stop(_ text: String, missingIsFine: Bool) throws -> String {
         let name = try label(text, "name")
-        guard let local = sandboxes[name.text] else {
-            if missingIsFine { return name.text }
-            throw APIError.notFound("no sandbox '\(name)' on this host")
+        return try order.run(name.text) {
+            guard let local = sandboxes.sandbox(name.text) else {
+                if missingIsFine { return name.text }
+                throw APIError.notFound("no sandbox '\(name)' on this host")
+            }
+            // The store first, in one transaction: every host drops the names, then the local
+            // pieces go. A store that cannot be reached refuses the stop before anything
+            // changed here (a retry finishes it).
+            _ = try currentLease()
+            try registry.release(name: name, endpoints: local.attachments.compactMap(\.published), host: configuration.hostID,
+                                 lease: membership.lease)
+            removeLocally(local)
+            return name.text
         }
-        // The store first: every host drops the names, then the local pieces go. A store that
-        // cannot be reached refuses the stop before anything changed here (a retry finishes it).
-        for attachment in local.attachments where attachment.published != nil { try release(attachment, of: local, deleteLink: false) }
-        try registry.releaseName(name, heldBy: configuration.hostID)
-        for attachment in local.attachments where attachment.published == nil {
-            attempt("releasing \(attachment.endpoint.address) of \(name)") { try release(attachment, of: local, deleteLink: false) }
+    }
+
+    /// In the sandbox's order: a sandbox whose namespace or container went away, withdrawn here
+    /// at once (DNS, hosts files, interfaces) and from the store when it answers. Nothing if the
+    /// sandbox of that name is not the one found gone (stopped and made again meanwhile).
+    func withdrawVanished(_ subject: NamespaceLiveness.Subject, reason: String) {
+        guard let name = try? HostLabel(subject.name) else { return }
+        order.run(name.text) {
+            guard let local = sandboxes.sandbox(name.text), local.namespaceInode == subject.inode else { return }
+            logger.info("withdrawing a sandbox whose container is gone", metadata: ["sandbox": "\(name)", "reason": "\(reason)"])
+            let published = local.attachments.compactMap(\.published)
+            reconciler.suppress(published)
+            withdrawals.add(name, endpoints: published)
+            removeLocally(local)
         }
-        forget(name.text)
+    }
+
+    /// Everything this host has of `local` goes: its table entry and journal, its responder and
+    /// DNS scope, its hosts file, its interfaces (or its namespace, if dnsd made it).
+    private func removeLocally(_ local: LocalSandbox) {
+        let name = local.name
+        sandboxes.forget(name.text)
         dns?.stopServing(local.id)
         records.update { $0.detach(local.id) }
+        for attachment in local.attachments {
+            if attachment.published == nil {
+                releaseLocal(attachment)
+            } else if let label = try? attachment.network.label {
+                hosts.detach(name.text, from: label)
+            }
+        }
         hosts.removeSandbox(name.text, deleteFiles: local.ownsFiles)
         if local.adopted {
             // The runtime's namespace stays; only dnsd's interfaces leave it.
             for attachment in local.attachments {
-                attempt("removing \(attachment.endpoint.interface) from \(name)") { try detachInterface(attachment) }
+                attempt("removing \(attachment.endpoint.interface) from \(name)") { try devices.detachInterface(attachment) }
             }
         } else {
-            try factory.delete(local.sandbox)
+            attempt("deleting the namespace of \(name)") { try factory.delete(local.sandbox) }
         }
-        return name.text
     }
 
     // MARK: attachments
 
-    /// Attaches to a cluster network: address from the store, interface here, endpoint
-    /// published (under the lease), own hosts line, DNS scope.
-    private func attach(_ local: inout LocalSandbox, to network: NetworkRecord, requested: IPv4Address?,
-                        interface: String? = nil, defaultRoute: Bool, undo: Rollback) throws {
+    /// Claims an attachment of sandbox `sandbox` to `network` in the cluster, in one transaction:
+    /// `name` too when given (a new sandbox), an address (`requested`, or the lowest free one as
+    /// this host sees the claims), and the endpoint record. Its undo (one transaction again) is
+    /// added to `undo`. Returns the published endpoint.
+    func claim(name: HostLabel?, as sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, requested: IPv4Address?,
+               lease: LeaseID, undo: Rollback) throws -> EndpointState {
         let label = try network.label
-        if network.driver == .bridge, network.host != configuration.hostID {
-            throw APIError.badRequest("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
+        func endpoint(_ address: IPv4Address) -> EndpointState {
+            EndpointState(id: "\(configuration.hostID)-\(sandbox.text)", network: network.name, name: sandbox.text,
+                          aliases: aliases.map(\.text), ipv4: address.description, mac: MACAddress(derivedFrom: address).description,
+                          host: configuration.hostID, vtep: configuration.advertise.description)
         }
-        let address = try registry.allocateAddress(on: network, requested: requested, host: configuration.hostID, lease: lease)
-        undo.add("claim of \(address) on \(label)") { [self] in try registry.releaseAddress(address, on: label, heldBy: configuration.hostID) }
-        try ensureNetwork(network)
-        let endpoint: AttachedEndpoint
-        switch network.driver {
-        case .overlay:
-            endpoint = try overlay.attach(local.sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
-        case .bridge:
-            endpoint = try bridges.attach(local.sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
+        func commit(_ address: IPv4Address) throws -> EndpointState? {
+            let state = endpoint(address)
+            let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, address: address, endpoint: state)
+            guard try registry.claim(claim, host: configuration.hostID, lease: lease) else { return nil }
+            undo.add("claims of \(sandbox) on \(label)") { [self] in
+                try registry.release(name: name, endpoints: [state], host: configuration.hostID, lease: lease)
+            }
+            return state
         }
-        let attached = LocalAttachment(network: network, endpoint: endpoint, published: nil)
-        undo.add("interface \(endpoint.interface) on \(label)") { [self] in try detachInterface(attached) }
-        let state = EndpointState(id: "\(configuration.hostID)-\(local.name.text)", network: network.name, name: local.name.text,
-                                  aliases: local.aliases.map(\.text), ipv4: address.description, mac: endpoint.mac.description,
-                                  host: configuration.hostID, vtep: configuration.advertise.description)
-        try registry.publish(state, lease: lease)
-        undo.add("endpoint \(state.id)") { [self] in try registry.withdraw(endpoint: state.id, network: label) }
+        if let requested {
+            try ClusterRegistry.validate(requested, on: network)
+            guard picker.hold(requested, on: network.name) else { throw ClusterError.addressTaken(requested.description) }
+            defer { picker.done(requested, on: network.name) }
+            guard let state = try commit(requested) else { throw ClusterError.addressTaken(requested.description) }
+            return state
+        }
+        // Addresses the store refused although this host's view had them free: the view was
+        // behind. After the first, the view is refreshed from one listing.
+        var refused: Set<IPv4Address> = []
+        while true {
+            let address = try picker.pick(on: network, excluding: refused)
+            defer { picker.done(address, on: network.name) }
+            if let state = try commit(address) { return state }
+            if refused.isEmpty { refused = try registry.claimedAddresses(on: label) }
+            refused.insert(address)
+        }
+    }
+
+    /// Makes the interface of a claimed attachment (`state`'s address) in the sandbox, with
+    /// whichever driver the network has, adds the sandbox's own hosts line, and records it.
+    private func plug(_ local: inout LocalSandbox, into network: NetworkRecord, as state: EndpointState, interface: String? = nil,
+                      defaultRoute: Bool, undo: Rollback) throws {
+        let label = try network.label
+        guard let address = IPv4Address(state.ipv4) else { throw APIError(status: 500, message: "claimed endpoint without an address") }
+        let sandbox = local.sandbox
+        let endpoint = try devices.withNetwork(network) { () throws -> AttachedEndpoint in
+            switch network.driver {
+            case .overlay: try overlay.attach(sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
+            case .bridge: try bridges.attach(sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
+            }
+        }
+        let attached = LocalAttachment(network: network, endpoint: endpoint, published: state)
+        undo.add("interface \(endpoint.interface) on \(label)") { [self] in try devices.detachInterface(attached) }
         hosts.attach(local.name.text, to: label, ownAddresses: [address])
-        local.attachments.append(LocalAttachment(network: network, endpoint: endpoint, published: state))
-    }
-
-    /// Makes `network` exist on this host: an overlay's hidden namespace (with the peers already
-    /// known on other hosts), or a bridge network's bridge. Adopts what is already there; an
-    /// overlay left from an earlier network of the same name (removed and re-created with
-    /// another subnet or VNI) is replaced when no sandbox here uses it.
-    func ensureNetwork(_ network: NetworkRecord) throws {
-        let label = try network.label
-        switch network.driver {
-        case .overlay:
-            let spec = try overlaySpec(network)
-            if let existing = overlay.spec(of: label) {
-                if existing == spec { return }
-                guard !isInUse(network.name) else {
-                    throw APIError.badRequest("network '\(network.name)' changed in the store while sandboxes here still use its old form")
-                }
-                try overlay.deleteNetwork(label)
-            }
-            try overlay.createNetwork(spec)
-            reconciler.replayPeers(on: label)
-        case .bridge:
-            try bridges.createBridge(bridgeSpec(network))
-        }
-    }
-
-    func overlaySpec(_ network: NetworkRecord) throws -> OverlaySpec {
-        OverlaySpec(name: try network.label, subnet: try network.parsedSubnet,
-                    gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni)
-    }
-
-    /// Whether a local sandbox is attached to the network named `name`.
-    func isInUse(_ name: String) -> Bool {
-        sandboxes.values.contains { $0.attachments.contains { $0.network.name == name } }
-    }
-
-    /// Under `lock`: removes this host's devices of `network` (an overlay's namespace, a bridge
-    /// network's bridge and NAT rule) unless a local sandbox still uses them.
-    func removeDevices(of network: NetworkRecord) throws {
-        let label = try network.label
-        guard !isInUse(network.name) else {
-            logger.warning("network left the store but a sandbox here still uses it; its devices stay", metadata: ["network": "\(network.name)"])
-            return
-        }
-        switch network.driver {
-        case .overlay:
-            if overlay.hasNetwork(label) || overlay.hasNamespace(label) { try overlay.deleteNetwork(label) }
-        case .bridge:
-            if network.host == configuration.hostID { try bridges.deleteBridge(bridgeSpec(network)) }
-        }
-    }
-
-    /// A network that left the store (or was re-created differently): its devices here go,
-    /// unless the store now has an identical network of that name.
-    public func networkLeft(_ network: NetworkRecord) {
-        lock.withLock {
-            if let current = reconciler.network(named: network.name), current == network { return }
-            do { try removeDevices(of: network) } catch {
-                logger.warning("removing a network's devices failed", metadata: ["network": "\(network.name)", "error": "\(error)"])
-            }
-        }
-    }
-
-    /// Removes an attachment's veth, with whichever driver made it.
-    func detachInterface(_ attachment: LocalAttachment) throws {
-        if attachment.network.driver == .overlay { try overlay.detach(attachment.endpoint) } else {
-            try bridges.detach(attachment.endpoint)
-        }
+        local.attachments.append(attached)
     }
 
     /// The record standing for one of the host's nameless bridges (never stored).
@@ -399,54 +420,29 @@ extension Daemon: NetworkTeardown {
                       gateway: spec.gateway.description, vni: 0, host: configuration.hostID)
     }
 
-    func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
-        LocalBridgeDriver.BridgeSpec(name: (try? network.label) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.name,
-                                     device: network.vni != 0 ? LocalBridgeDriver.BridgeSpec.device(forNetworkNumber: network.vni)
-                                         : LocalBridgeDriver.BridgeSpec.device(forUnnumberedNetwork: network.name),
-                                     subnet: (try? network.parsedSubnet) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.subnet,
-                                     gateway: network.gatewayAddress ?? IPv4Address(0))
-    }
-
-    /// The built-in default bridge: nameless, as docker0 is (no records, no published endpoint).
-    private func attachDefaultBridge(_ local: inout LocalSandbox, undo: Rollback) throws {
-        try attachLocal(&local, spec: .defaultBridge, pool: \.defaultPool, defaultRoute: true, undo: undo)
-    }
-
-    private func attachGatewayBridge(_ local: inout LocalSandbox, interface: String? = nil, undo: Rollback) throws {
-        try attachLocal(&local, spec: .gatewayBridge, pool: \.gatewayPool, interface: interface, defaultRoute: true, undo: undo)
-    }
-
-    private func attachLocal(_ local: inout LocalSandbox, spec: LocalBridgeDriver.BridgeSpec,
-                             pool: ReferenceWritableKeyPath<Daemon, AddressPool>, interface: String? = nil, defaultRoute: Bool,
+    /// A leg on one of the host's nameless bridges (the default bridge, docker0's peer, or the
+    /// gateway bridge, the way out of an overlay): an address from this host's pool, no store.
+    private func attachLocal(_ local: inout LocalSandbox, spec: LocalBridgeDriver.BridgeSpec, interface: String? = nil, defaultRoute: Bool,
                              undo: Rollback) throws {
         try bridges.createBridge(spec)
-        let address = try self[keyPath: pool].allocate()
-        undo.add("local address \(address)") { [self] in self[keyPath: pool].release(address) }
+        let address = try localAddresses.allocate(on: spec)
+        undo.add("local address \(address)") { [self] in localAddresses.release(address, on: spec) }
         let endpoint = try bridges.attach(local.sandbox, to: spec.name, address: address, interface: interface, defaultRoute: defaultRoute)
         let attached = LocalAttachment(network: localRecord(spec), endpoint: endpoint, published: nil)
-        undo.add("interface \(endpoint.interface) on \(spec.name)") { [self] in try detachInterface(attached) }
-        local.attachments.append(LocalAttachment(network: localRecord(spec), endpoint: endpoint, published: nil))
+        undo.add("interface \(endpoint.interface) on \(spec.name)") { [self] in try devices.detachInterface(attached) }
+        local.attachments.append(attached)
+    }
+
+    /// Returns a nameless bridge leg's address to its pool.
+    private func releaseLocal(_ attachment: LocalAttachment) {
+        for spec in [LocalBridgeDriver.BridgeSpec.defaultBridge, .gatewayBridge] where attachment.network.name == spec.name.text {
+            localAddresses.release(attachment.endpoint.address, on: spec)
+        }
     }
 
     private func startDNS(_ local: LocalSandbox) throws {
         records.update { $0.attach(local.id, to: local.namedNetworks) }
         guard let dns else { return }
         try dns.serve(local.id, in: local.sandbox.namespace)
-    }
-
-    /// Withdraws an attachment: store first, then the interface (unless the whole namespace is
-    /// about to go, which takes its interfaces with it), then the address.
-    private func release(_ attachment: LocalAttachment, of local: LocalSandbox, deleteLink: Bool = true) throws {
-        let label = try attachment.network.label
-        if let published = attachment.published {
-            try registry.withdraw(endpoint: published.id, network: label)
-            try registry.releaseAddress(attachment.endpoint.address, on: label, heldBy: configuration.hostID)
-            hosts.detach(local.name.text, from: label)
-        } else if attachment.network.name == LocalBridgeDriver.BridgeSpec.defaultBridge.name.text {
-            defaultPool.release(attachment.endpoint.address)
-        } else {
-            gatewayPool.release(attachment.endpoint.address)
-        }
-        if deleteLink { try detachInterface(attachment) }
     }
 }

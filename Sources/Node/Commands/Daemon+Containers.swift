@@ -17,22 +17,24 @@ extension Daemon {
             throw APIError.badRequest("invalid interface name '\(request.interface)': 1-15 characters, no '/', ':' or spaces")
         }
         let requested = try requestedAddress(request.ip)
-        let local: LocalSandbox
-        if let existing = container(id) {
-            guard try existing.sandbox.namespace.inode() == (try NamespaceIdentity.inode(atPath: request.netns)) else {
-                throw APIError.conflict("container \(id) is already attached here with another namespace (\(existing.sandbox.namespace.path))")
+        let name = try sandboxes.container(id)?.name ?? label(request.name ?? id, "name")
+        return try order.run(name.text) {
+            let local: LocalSandbox
+            if let existing = sandboxes.container(id) {
+                guard try existing.sandbox.namespace.inode() == (try NamespaceIdentity.inode(atPath: request.netns)) else {
+                    throw APIError.conflict("container \(id) is already attached here with another namespace (\(existing.sandbox.namespace.path))")
+                }
+                local = try connect(existing, to: network.text, requested: requested, aliases: request.aliases, interface: request.interface)
+            } else {
+                local = try adopt(name: name, path: request.netns, network: network.text, interface: request.interface, requested: requested,
+                                  aliases: request.aliases, hostsFile: request.hostsFile, containerID: id,
+                                  egressInterface: Self.egressInterface)
             }
-            local = try connect(existing, to: network.text, requested: requested, aliases: request.aliases, interface: request.interface)
-        } else {
-            let name = try label(request.name ?? id, "name")
-            local = try adopt(name: name, path: request.netns, network: network.text, interface: request.interface, requested: requested,
-                              aliases: request.aliases, hostsFile: request.hostsFile, containerID: id,
-                              egressInterface: Self.egressInterface)
+            guard let attachment = try containerAttachment(local, network: network.text) else {
+                throw APIError(status: 500, message: "container \(id) attached but its attachment to \(network) is not recorded")
+            }
+            return attachment
         }
-        guard let attachment = try containerAttachment(local, network: network.text) else {
-            throw APIError(status: 500, message: "container \(id) attached but its attachment to \(network) is not recorded")
-        }
-        return attachment
     }
 
     /// Detaches the container from `network`; the last network withdraws the sandbox (names
@@ -40,7 +42,7 @@ extension Daemon {
     func detachContainer(_ containerID: String, network networkName: String) throws {
         let id = try Self.containerID(containerID)
         let network = try label(networkName, "network")
-        guard let local = container(id) else { return }
+        guard let local = sandboxes.container(id) else { return }
         let published = local.attachments.filter { $0.published != nil }
         guard published.contains(where: { $0.network.name == network.text }) else { return }
         if published.count == 1 {
@@ -51,11 +53,11 @@ extension Daemon {
     }
 
     /// The container's attachment to `network` read back from the kernel: refused when the
-    /// interface or its address is gone.
+    /// interface or its address is gone. A read: it waits for no command and no store.
     func checkContainer(_ containerID: String, network networkName: String) throws -> ContainerAttachment {
         let id = try Self.containerID(containerID)
         let network = try label(networkName, "network")
-        guard let local = container(id), let attachment = try containerAttachment(local, network: network.text) else {
+        guard let local = sandboxes.container(id), let attachment = try containerAttachment(local, network: network.text) else {
             throw APIError.notFound("container \(id) is not attached to '\(network)' on this host")
         }
         let interfaces = try local.sandbox.interfaces()
@@ -69,11 +71,6 @@ extension Daemon {
     /// The container's leg on the gateway bridge (its default route out), beside the runtime's
     /// interfaces; named apart from their `ethN`, which a runtime may still ask for.
     static let egressInterface = "dnsgw0"
-
-    /// The local sandbox made for container `id`.
-    func container(_ id: String) -> LocalSandbox? {
-        sandboxes.values.first { $0.containerID == id }
-    }
 
     private func containerAttachment(_ local: LocalSandbox, network: String) throws -> ContainerAttachment? {
         guard let attachment = local.attachments.first(where: { $0.network.name == network && $0.published != nil }) else { return nil }

@@ -4,6 +4,7 @@ import Foundation
 import Netns
 import OverlayNet
 import Resolver
+import Store
 
 /// One endpoint Docker made on a dnsd network through the remote driver: Docker owns the
 /// container's namespace (it is not there yet at `Join`) and moves the interface in itself; dnsd
@@ -19,11 +20,66 @@ struct DockerEndpoint {
     /// When dnsd learnt of it: one younger than the sweep's grace may be starting still (joined,
     /// not yet running).
     var learnt = Date()
+    /// The lease its claims were last written under.
+    var lease: LeaseID? = nil
+}
+
+/// The owner of this host's Docker endpoints (by Docker's endpoint id) and of the resolvers dnsd
+/// serves at overlay gateways for them. One short lock, never held across a store request or a
+/// call to dockerd.
+final class DockerEndpointTable: @unchecked Sendable {
+    private let lock = NSLock()
+    private var endpoints: [String: DockerEndpoint] = [:]
+    /// Per overlay network: the resolver dnsd serves at its gateway address (for Docker's
+    /// containers, whose 127.0.0.11 is Docker's own: `docker run --dns GATEWAY`).
+    private var gatewayResolvers: [String: SandboxID] = [:]
+
+    subscript(id: String) -> DockerEndpoint? {
+        get { lock.withLock { endpoints[id] } }
+        set { lock.withLock { endpoints[id] = newValue } }
+    }
+
+    func ids() -> [String] { lock.withLock { Array(endpoints.keys) } }
+
+    func all() -> [String: DockerEndpoint] { lock.withLock { endpoints } }
+
+    func uses(network: String) -> Bool { lock.withLock { endpoints.values.contains { $0.network.name == network } } }
+
+    /// The published endpoints, to hold again under a new lease.
+    func published() -> [(republication: Republication, lease: LeaseID?)] {
+        lock.withLock {
+            endpoints.values.compactMap { endpoint in
+                guard let published = endpoint.published, let name = try? HostLabel(published.name) else { return nil }
+                return (Republication(name: name, endpoints: [published]), endpoint.lease)
+            }
+        }
+    }
+
+    /// Notes every published endpoint (but those named in `except`) as held under `lease`.
+    func setLease(_ lease: LeaseID, except names: Set<String>) {
+        lock.withLock {
+            for (id, endpoint) in endpoints where endpoint.published.map({ !names.contains($0.name) }) == true {
+                endpoints[id]?.lease = lease
+            }
+        }
+    }
+
+    /// Reserves the gateway resolver slot of `network`; false when it has one already.
+    func claimGatewayResolver(_ network: String, id: SandboxID) -> Bool {
+        lock.withLock {
+            guard gatewayResolvers[network] == nil else { return false }
+            gatewayResolvers[network] = id
+            return true
+        }
+    }
+
+    func dropGatewayResolver(_ network: String) { _ = lock.withLock { gatewayResolvers.removeValue(forKey: network) } }
 }
 
 /// Docker's remote network and IPAM driver calls, as the core carries them out. Networks are
 /// dnsd overlay networks, matched by subnet (dnsd networks never overlap); addresses come from
-/// the cluster IPAM, so no two hosts hand out one.
+/// the cluster IPAM, so no two hosts hand out one. Calls on one endpoint are ordered; no lock is
+/// held across the store.
 extension Daemon {
     /// The dnsd network whose subnet is `pool` (an IPAM pool, "192.168.0.0/24").
     private func network(pool: String) throws -> NetworkRecord {
@@ -38,7 +94,7 @@ extension Daemon {
     /// `IpamDriver.RequestAddress`: the gateway (the network's, or the pool's first address while
     /// the network is being made), or an address claimed in the cluster IPAM for this host.
     public func dockerRequestAddress(pool: String, requested: String?, gateway: Bool) throws -> String {
-        try lock.withLock {
+        try commands.run {
             let subnet = try IPv4Subnet(parsing: pool)
             if gateway {
                 let existing = try? network(pool: pool)
@@ -47,14 +103,14 @@ extension Daemon {
             }
             let record = try network(pool: pool)
             let address = try registry.allocateAddress(on: record, requested: try requestedAddress(requested), host: configuration.hostID,
-                                                       lease: lease)
+                                                       lease: try currentLease())
             return "\(address)/\(subnet.prefixLength)"
         }
     }
 
     /// `IpamDriver.ReleaseAddress`: this host's claim goes (the gateway is no claim).
     public func dockerReleaseAddress(pool: String, address text: String) throws {
-        try lock.withLock {
+        try commands.run {
             guard let record = try? network(pool: pool), let address = IPv4Address(String(text.split(separator: "/").first ?? "")),
                   address != record.gatewayAddress else { return }
             try registry.releaseAddress(address, on: try record.label, heldBy: configuration.hostID)
@@ -64,7 +120,7 @@ extension Daemon {
     /// `NetworkDriver.CreateEndpoint`: Docker gives the address it took from the IPAM; the reply
     /// gives the MAC every host's FDB will point at.
     public func dockerCreateEndpoint(_ id: String, address text: String) throws -> String {
-        try lock.withLock {
+        try order.run(Self.dockerKey(id)) {
             guard let address = IPv4Address(String(text.split(separator: "/").first ?? "")) else {
                 throw APIError.badRequest("endpoint \(id) has no IPv4 address (is the network's IPAM driver dnsd?)")
             }
@@ -72,7 +128,7 @@ extension Daemon {
                 throw APIError.notFound("no dnsd overlay network holds \(address)")
             }
             let mac = MACAddress(derivedFrom: address)
-            dockerEndpoints[id] = DockerEndpoint(network: record, address: address, mac: mac)
+            docker[id] = DockerEndpoint(network: record, address: address, mac: mac)
             return mac.description
         }
     }
@@ -80,13 +136,14 @@ extension Daemon {
     /// `NetworkDriver.Join`: the veth Docker moves into the container (its name in the host's
     /// namespace) and the overlay network's gateway.
     public func dockerJoin(_ id: String) throws -> (interface: String, gateway: String) {
-        try lock.withLock {
-            guard var endpoint = dockerEndpoints[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
-            try ensureNetwork(endpoint.network)
+        try order.run(Self.dockerKey(id)) {
+            guard var endpoint = docker[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
             let hostName = "dnsd" + String(id.prefix(11))
-            endpoint.bridgePort = try overlay.createHostVeth(on: try endpoint.network.label, address: endpoint.address, mac: endpoint.mac,
-                                                             hostName: hostName)
-            dockerEndpoints[id] = endpoint
+            let label = try endpoint.network.label
+            endpoint.bridgePort = try devices.withNetwork(endpoint.network) {
+                try overlay.createHostVeth(on: label, address: endpoint.address, mac: endpoint.mac, hostName: hostName)
+            }
+            docker[id] = endpoint
             serveGatewayResolver(endpoint.network)
             return (hostName, endpoint.network.gatewayAddress?.description ?? "")
         }
@@ -95,14 +152,14 @@ extension Daemon {
     /// `NetworkDriver.Leave` / `DeleteEndpoint`: its names go from the cluster; with `delete`, its
     /// veth and the record here too.
     public func dockerLeave(_ id: String, delete: Bool) throws {
-        try lock.withLock {
-            guard var endpoint = dockerEndpoints[id] else { return }
+        try order.run(Self.dockerKey(id)) {
+            guard var endpoint = docker[id] else { return }
             try withdrawDocker(&endpoint)
             if delete {
                 if let port = endpoint.bridgePort { try overlay.deleteBridgePort(port, on: try endpoint.network.label) }
-                dockerEndpoints[id] = nil
+                docker[id] = nil
             } else {
-                dockerEndpoints[id] = endpoint
+                docker[id] = endpoint
             }
         }
     }
@@ -110,8 +167,9 @@ extension Daemon {
     /// Names a Docker endpoint (from Docker's events: `name`, `--network-alias`): published under
     /// this host's lease, as a `dnsd run` sandbox's would be. A name another host holds is refused.
     public func dockerPublish(_ id: String, name text: String, aliases: [String]) throws {
-        try lock.withLock {
-            guard var endpoint = dockerEndpoints[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
+        try order.run(Self.dockerKey(id)) {
+            let lease = try currentLease()
+            guard var endpoint = docker[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
             // Docker's generated names (youthful_noether) answer as youthful-noether.
             guard let name = HostLabel.sanitized(text) else { throw APIError.badRequest("container name '\(text)' has no DNS form") }
             let state = dockerState(id, network: endpoint.network, address: endpoint.address, name: name, aliases: aliases)
@@ -123,12 +181,13 @@ extension Daemon {
                 try withdrawDocker(&endpoint)
                 try registry.claimName(name, host: configuration.hostID, lease: lease)
                 do { try registry.publish(state, lease: lease) } catch {
-                    try? registry.releaseName(name, heldBy: configuration.hostID)
+                    attempt("releasing the name \(name) after a failed publish") { try registry.releaseName(name, heldBy: configuration.hostID) }
                     throw error
                 }
             }
             endpoint.published = state
-            dockerEndpoints[id] = endpoint
+            endpoint.lease = lease
+            docker[id] = endpoint
         }
     }
 
@@ -137,16 +196,17 @@ extension Daemon {
     /// through Docker's own resolver when started with `--dns GATEWAY`. Once per network; a
     /// failure is logged (Docker's same-host answers still work).
     func serveGatewayResolver(_ network: NetworkRecord) {
-        guard let dns, gatewayResolvers[network.name] == nil, let label = try? network.label, let gateway = network.gatewayAddress else { return }
-        let id = nextSandboxID()
+        guard let dns, let label = try? network.label, let gateway = network.gatewayAddress else { return }
+        let id = sandboxes.nextSandboxID()
+        guard docker.claimGatewayResolver(network.name, id: id) else { return }
         do {
             let namespace = try NamespaceHandle(path: overlay.namespaces.path(overlay.overlayNamespaceName(label)))
             records.update { $0.attach(id, to: [label]) }
             _ = try dns.serve(id, in: namespace, at: SocketAddress(gateway, port: 53))
-            gatewayResolvers[network.name] = id
             logger.info("resolver at the network's gateway", metadata: ["network": "\(network.name)", "address": "\(gateway):53"])
         } catch {
             records.update { $0.detach(id) }
+            docker.dropGatewayResolver(network.name)
             logger.warning("no resolver at the network's gateway", metadata: ["network": "\(network.name)", "error": "\(error)"])
         }
     }
@@ -155,19 +215,20 @@ extension Daemon {
     /// dockerd describes it, taken back with its address, MAC and veth, its name and address held
     /// again under this daemon's lease and published.
     public func dockerAdopt(_ id: String, network networkName: String, address text: String, name text2: String, aliases: [String]) throws {
-        try lock.withLock {
-            guard dockerEndpoints[id]?.published == nil else { return }
+        try order.run(Self.dockerKey(id)) {
+            let lease = try currentLease()
+            guard docker[id]?.published == nil else { return }
             guard let address = IPv4Address(text) else { throw APIError.badRequest("endpoint \(id): no IPv4 address") }
             guard let record = try registry.networks().first(where: { $0.name == networkName && $0.driver == .overlay }) else {
                 throw APIError.notFound("no dnsd overlay network '\(networkName)'")
             }
             guard let name = HostLabel.sanitized(text2) else { throw APIError.badRequest("container name '\(text2)' has no DNS form") }
-            try ensureNetwork(record)
+            try devices.withNetwork(record) {}
             let state = dockerState(id, network: record, address: address, name: name, aliases: aliases)
             let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
             if let error = refused[name] { throw error }
-            dockerEndpoints[id] = DockerEndpoint(network: record, address: address, mac: MACAddress(derivedFrom: address),
-                                                 bridgePort: OverlayDriver.hostVethPortName(for: address), published: state)
+            docker[id] = DockerEndpoint(network: record, address: address, mac: MACAddress(derivedFrom: address),
+                                        bridgePort: OverlayDriver.hostVethPortName(for: address), published: state, lease: lease)
             serveGatewayResolver(record)
         }
     }
@@ -177,27 +238,31 @@ extension Daemon {
     /// withdrawn, with their names and addresses, and their veths deleted; one dnsd learnt of
     /// less than `grace` ago is left alone (its container may be between Join and running).
     public func dockerSweep(running: Set<String>, grace: TimeInterval = 10) {
-        lock.withLock {
-            let now = Date()
-            for (id, var endpoint) in dockerEndpoints where !running.contains(id) && now.timeIntervalSince(endpoint.learnt) >= grace {
+        let now = Date()
+        for (id, _) in docker.all() where !running.contains(id) {
+            order.run(Self.dockerKey(id)) {
+                guard var endpoint = docker[id], now.timeIntervalSince(endpoint.learnt) >= grace else { return }
                 attempt("withdrawing docker endpoint \(id.prefix(12))") { try withdrawDocker(&endpoint) }
                 attempt("releasing \(endpoint.address)") {
                     try registry.releaseAddress(endpoint.address, on: try endpoint.network.label, heldBy: configuration.hostID)
                 }
                 if let port = endpoint.bridgePort { attempt("deleting \(port)") { try overlay.deleteBridgePort(port, on: try endpoint.network.label) } }
-                dockerEndpoints[id] = nil
+                docker[id] = nil
             }
-            let kept = Set(dockerEndpoints.values.compactMap { $0.published?.id })
-            let stale = reconciler.known().endpoints.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
-            for endpoint in stale {
-                logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(endpoint.id)", "name": "\(endpoint.name)"])
-                withdrawEndpoint(endpoint)
-                if let name = try? HostLabel(endpoint.name), sandboxes[endpoint.name] == nil {
-                    attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
-                }
+        }
+        let kept = Set(docker.all().values.compactMap { $0.published?.id })
+        let stale = reconciler.known().endpoints.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
+        for endpoint in stale {
+            logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(endpoint.id)", "name": "\(endpoint.name)"])
+            withdrawEndpoint(endpoint)
+            if let name = try? HostLabel(endpoint.name), sandboxes.sandbox(endpoint.name) == nil {
+                attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
             }
         }
     }
+
+    /// The key that orders the calls on one Docker endpoint.
+    static func dockerKey(_ id: String) -> String { "docker/" + id }
 
     /// What a Docker endpoint publishes: its names (aliases as DNS labels, without the name),
     /// address, dnsd's MAC for it, this host and its VTEP.
@@ -208,21 +273,13 @@ extension Daemon {
                       host: configuration.hostID, vtep: configuration.advertise.description, runtime: "docker")
     }
 
-    /// Under `lock`: the Docker endpoints to hold again under a new lease.
-    func dockerRepublications() -> [Republication] {
-        dockerEndpoints.values.compactMap { endpoint in
-            guard let published = endpoint.published, let name = try? HostLabel(published.name) else { return nil }
-            return Republication(name: name, endpoints: [published])
-        }
-    }
-
     /// The Docker endpoints of this host (for the events watcher's resynchronisation).
-    public func dockerEndpointIDs() -> [String] { lock.withLock { Array(dockerEndpoints.keys) } }
+    public func dockerEndpointIDs() -> [String] { docker.ids() }
 
     private func withdrawDocker(_ endpoint: inout DockerEndpoint) throws {
         guard let published = endpoint.published else { return }
         try registry.withdraw(endpoint: published.id, network: try endpoint.network.label)
-        if let name = try? HostLabel(published.name), !sandboxes.keys.contains(published.name) {
+        if let name = try? HostLabel(published.name), sandboxes.sandbox(published.name) == nil {
             try registry.releaseName(name, heldBy: configuration.hostID)
         }
         endpoint.published = nil

@@ -1,34 +1,25 @@
 import Foundation
 import Netns
 
-extension Daemon {
-    /// Every `interval`, withdraws the adopted sandboxes `NamespaceLiveness` finds gone, as
-    /// `dnsd rm` would (names everywhere, interfaces here). A store that cannot be reached
-    /// leaves them for the next round.
-    func startLivenessChecks(interval: TimeInterval) {
-        Thread.detachNewThread { [self] in
-            var liveness = NamespaceLiveness()
-            while !isShutDown.load(ordering: .relaxed) {
-                Thread.sleep(forTimeInterval: interval)
-                let subjects: [NamespaceLiveness.Subject] = lock.withLock {
-                    sandboxes.values.compactMap { local in
-                        guard local.adopted, let inode = local.namespaceInode else { return nil }
-                        return .init(name: local.name.text, path: local.sandbox.namespace.path, inode: inode,
-                                     isContainer: local.containerID != nil)
-                    }
-                }
-                guard !subjects.isEmpty else { continue }
-                let inUse = subjects.contains(where: \.isContainer) ? NamespaceIdentity.namespacesInUse() : nil
-                for (name, reason) in liveness.gone(subjects, inUse: inUse) {
-                    lock.withLock {
-                        // Still the same sandbox (not stopped and re-made meanwhile)?
-                        guard !stopping, let local = sandboxes[name], subjects.contains(where: { $0.name == name && $0.inode == local.namespaceInode })
-                        else { return }
-                        logger.info("withdrawing a sandbox whose container is gone", metadata: ["sandbox": "\(name)", "reason": "\(reason)"])
-                        attempt("withdrawing \(name)") { _ = try stop(name, missingIsFine: true) }
-                    }
-                }
-            }
+/// Every round (a `Ticker`), withdraws the adopted sandboxes `NamespaceLiveness` finds gone: at
+/// once here (DNS, hosts files, interfaces), and from the store when it answers
+/// (`PendingWithdrawals`), so a store that is away never holds a withdrawal, nor anything else.
+final class LivenessCheck: @unchecked Sendable {
+    private unowned let daemon: Daemon
+    /// Touched only by the ticker's thread.
+    private var liveness = NamespaceLiveness()
+
+    init(daemon: Daemon) { self.daemon = daemon }
+
+    func round() {
+        let subjects: [NamespaceLiveness.Subject] = daemon.sandboxes.all().compactMap { local in
+            guard local.adopted, let inode = local.namespaceInode else { return nil }
+            return .init(name: local.name.text, path: local.sandbox.namespace.path, inode: inode, isContainer: local.containerID != nil)
+        }
+        guard !subjects.isEmpty else { return }
+        let inUse = subjects.contains(where: \.isContainer) ? NamespaceIdentity.namespacesInUse() : nil
+        for verdict in liveness.gone(subjects, inUse: inUse) {
+            daemon.withdrawVanished(verdict.subject, reason: verdict.reason)
         }
     }
 }

@@ -29,33 +29,35 @@ struct NamespaceLiveness {
         var everHeld = false
         var misses = 0
     }
-    private var seen: [String: Seen] = [:]
+    /// What was seen of each namespace, by its identity (nsfs inode), not by the sandbox's name:
+    /// a container restarted under the same name has a new namespace and starts afresh.
+    private var seen: [UInt64: Seen] = [:]
 
     /// The subjects that are gone, with why. `inUse` is nil when no subject needs it.
-    mutating func gone(_ subjects: [Subject], inUse: Set<UInt64>?, now: Date = Date()) -> [(name: String, reason: String)] {
-        var verdicts: [(name: String, reason: String)] = []
-        var next: [String: Seen] = [:]
+    mutating func gone(_ subjects: [Subject], inUse: Set<UInt64>?, now: Date = Date()) -> [(subject: Subject, reason: String)] {
+        var verdicts: [(subject: Subject, reason: String)] = []
+        var next: [UInt64: Seen] = [:]
         for subject in subjects {
             guard NamespaceIdentity.inodeIfPresent(atPath: subject.path) == subject.inode else {
-                verdicts.append((subject.name, "its namespace \(subject.path) is gone"))
+                verdicts.append((subject, "its namespace \(subject.path) is gone"))
                 continue
             }
             guard subject.isContainer, let inUse else { continue }
-            var state = seen[subject.name] ?? Seen(firstSeen: now)
+            var state = seen[subject.inode] ?? Seen(firstSeen: now)
             if inUse.contains(subject.inode) {
                 state.everHeld = true
                 state.misses = 0
             } else if state.everHeld {
                 state.misses += 1
                 if state.misses >= missesAllowed {
-                    verdicts.append((subject.name, "no process is in its namespace any more"))
+                    verdicts.append((subject, "no process is in its namespace any more"))
                     continue
                 }
             } else if now.timeIntervalSince(state.firstSeen) >= neverJoinedGrace {
-                verdicts.append((subject.name, "no process joined its namespace within \(Int(neverJoinedGrace)) s"))
+                verdicts.append((subject, "no process joined its namespace within \(Int(neverJoinedGrace)) s"))
                 continue
             }
-            next[subject.name] = state
+            next[subject.inode] = state
         }
         seen = next
         return verdicts

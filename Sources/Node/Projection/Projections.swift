@@ -24,9 +24,9 @@ public protocol HostsProjection: Sendable {
 
 extension HostsWriter: HostsProjection {}
 
-/// Remote endpoints as kernel peers (a neighbour and an FDB entry) on overlays present here.
+/// Remote endpoints as kernel peers (a neighbour and an FDB entry): each network's peer table,
+/// programmed into its overlay whenever that exists here.
 public protocol PeerProjection: Sendable {
-    func hasNetwork(_ name: HostLabel) -> Bool
     func addPeer(_ address: IPv4Address, vtep: IPv4Address, on network: HostLabel) throws
     func removePeer(_ address: IPv4Address, vtep: IPv4Address, on network: HostLabel) throws
 }
@@ -34,6 +34,6 @@ public protocol PeerProjection: Sendable {
 extension OverlayDriver: PeerProjection {}
 
 /// A network that left the store (or came back with other parameters): its devices here go.
-public protocol NetworkTeardown: AnyObject, Sendable {
+public protocol NetworkTeardown: Sendable {
     func networkLeft(_ record: NetworkRecord)
 }

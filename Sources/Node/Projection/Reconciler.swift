@@ -13,15 +13,20 @@ import Synchronization
 /// watches from the revision after it; if the store compacted that history, it lists again.
 ///
 /// It owns its input (the store, through `ClusterRegistry`) and sees its outputs only through
-/// their interfaces (`Projections.swift`): it knows nothing of the daemon.
+/// their interfaces (`Projections.swift`): it knows nothing of the daemon, and only emits: each
+/// remote endpoint goes to the peer table (which the overlay driver keeps per network and
+/// replays into a network made later), each network that left to the devices' owner.
+///
+/// It also keeps what allocators read without a store round trip: the address claims of every
+/// network, from the same listing and watch.
 final class Reconciler: @unchecked Sendable {
     private let hostID: String
     private let registry: ClusterRegistry
     private let records: any DNSProjection
     private let hosts: any HostsProjection
     private let peers: any PeerProjection
-    /// Told of networks that leave the store (weak: its owner is what tears devices down).
-    weak var teardown: (any NetworkTeardown)?
+    /// Told of networks that leave the store: the owner of this host's network devices.
+    private let teardown: any NetworkTeardown
     private let cache: StoreCache?
     let events: EventHub
     private let logger: Logger
@@ -32,6 +37,11 @@ final class Reconciler: @unchecked Sendable {
     private var applied: [String: EndpointState] = [:]
     /// The networks as last applied, by name.
     private var networks: [String: NetworkRecord] = [:]
+    /// Address claims by network, as last seen.
+    private var claims: [String: Set<IPv4Address>] = [:]
+    /// This host's endpoints withdrawn here before the store heard of it (a sandbox that vanished
+    /// while the store was away): kept out of every projection until the store deletes them.
+    private var suppressed: Set<String> = []
     private var watch: (any WatchHandle)?
     private let filesQueue = DispatchQueue(label: "dnsd-hosts-files")
     private var stopped = false
@@ -40,8 +50,9 @@ final class Reconciler: @unchecked Sendable {
     private var lastEvent: Date?
 
     init(hostID: String, registry: ClusterRegistry, records: any DNSProjection, hosts: any HostsProjection,
-         peers: any PeerProjection, cache: StoreCache?, events: EventHub, logger: Logger) {
+         peers: any PeerProjection, teardown: any NetworkTeardown, cache: StoreCache?, events: EventHub, logger: Logger) {
         self.hostID = hostID
+        self.teardown = teardown
         self.registry = registry
         self.records = records
         self.hosts = hosts
@@ -59,8 +70,10 @@ final class Reconciler: @unchecked Sendable {
     func start() throws {
         let (networkList, revision) = try registry.networksWithRevision()
         let (endpoints, _) = try registry.endpoints()
+        let (claimList, _) = try registry.addressClaims()
         let gone: [NetworkRecord] = lock.withLock {
             self.revision = max(self.revision, revision)
+            claims = claimList
             var changes: [String: NetworkRecord?] = Dictionary(networkList.map { ($0.name, .some($0)) }, uniquingKeysWith: { a, _ in a })
             for name in networks.keys where changes[name] == nil { changes[name] = .some(nil) }
             let gone = applyNetworks(changes)
@@ -108,6 +121,20 @@ final class Reconciler: @unchecked Sendable {
     /// The network record as last seen in the store, if any.
     func network(named name: String) -> NetworkRecord? { lock.withLock { networks[name] } }
 
+    /// The addresses claimed on `network`, as last seen in the store.
+    func claimedAddresses(on network: String) -> Set<IPv4Address> { lock.withLock { claims[network] ?? [] } }
+
+    /// Takes this host's endpoints out of DNS, hosts files and events now, ahead of the store
+    /// (which is told later, when it answers): until the store deletes them, a listing or a
+    /// watch event that still has them changes nothing.
+    func suppress(_ endpoints: [EndpointState]) {
+        lock.withLock {
+            let keys = endpoints.map(key)
+            suppressed.formUnion(keys)
+            apply(removing: keys.compactMap { applied[$0] }, putting: [])
+        }
+    }
+
     /// Lists and watches again (after the store compacted the history the watch needed),
     /// retrying while the store cannot be reached; the projections stay as they are meanwhile.
     private func restart() {
@@ -146,11 +173,14 @@ final class Reconciler: @unchecked Sendable {
                 switch ClusterRegistry.change(event, logger: logger) {
                 case .network(let name, let record)?: finalNetworks[name] = .some(record)
                 case .endpoint(let k, let state)?: finalEndpoints[k] = .some(state)
+                case .addressClaim(let network, let address, let held)?:
+                    if held { claims[network, default: []].insert(address) } else { claims[network]?.remove(address) }
                 case nil: continue
                 }
             }
             // Networks first: an endpoint's network is known (and its zone in scope) before its records.
             let gone = applyNetworks(finalNetworks)
+            for (k, state) in finalEndpoints where state == nil { suppressed.remove(k) }
             apply(removing: finalEndpoints.compactMap { k, state in state == nil ? applied[k] : nil },
                   putting: finalEndpoints.values.compactMap { $0 })
             return gone
@@ -177,12 +207,10 @@ final class Reconciler: @unchecked Sendable {
                     appeared.append(record)
                 } else {
                     networks[name] = nil
+                    claims[name] = nil
                     table.removeNetwork(label)
                 }
             }
-        }
-        for record in appeared {
-            for endpoint in applied.values where endpoint.network == record.name { programPeer(endpoint, add: true) }
         }
         if events.isFollowed {
             let now = EventHub.now()
@@ -196,15 +224,11 @@ final class Reconciler: @unchecked Sendable {
         return gone
     }
 
-    /// Removes what this host has of networks that left the store (or changed identity):
-    /// overlay namespaces and bridge devices no local sandbox uses. On a queue of its own: the
-    /// teardown may take a lock a caller of `start()` holds (the daemon's command lock).
+    /// Tells the devices' owner of networks that left the store (or changed identity), outside
+    /// `lock`, in store order.
     private func tearDown(_ records: [NetworkRecord]) {
-        guard !records.isEmpty, let teardown else { return }
-        teardownQueue.async { for record in records { teardown.networkLeft(record) } }
+        for record in records { teardown.networkLeft(record) }
     }
-
-    private let teardownQueue = DispatchQueue(label: "dnsd-network-teardown")
 
     /// Under `lock`: DNS records first, all in one table update, then kernel peers; then the
     /// hosts-file lines, which for a watch batch are written on `filesQueue` so that a burst of
@@ -215,6 +239,7 @@ final class Reconciler: @unchecked Sendable {
         var gone = removing, added: [(EndpointState, HostLabel)] = []
         for endpoint in putting {
             let k = key(endpoint)
+            if suppressed.contains(k) { continue }
             if let old = applied[k] {
                 if old == endpoint { continue }
                 gone.append(old)
@@ -259,25 +284,15 @@ final class Reconciler: @unchecked Sendable {
         cache?.markChanged()
     }
 
-    /// One remote endpoint's neighbour and FDB entry, on an overlay that exists here. An
-    /// endpoint whose network is not known yet is programmed when the network arrives.
+    /// One remote endpoint into (or out of) its network's peer table; the overlay driver
+    /// programs it now if the network exists here, or when it is made. Endpoints of bridge
+    /// networks (one host's alone) have no peers.
     private func programPeer(_ endpoint: EndpointState, add: Bool) {
-        guard endpoint.host != hostID, networks[endpoint.network]?.driver == .overlay,
+        guard endpoint.host != hostID, networks[endpoint.network]?.driver != .bridge,
               let label = try? HostLabel(endpoint.network, what: "network"), let address = IPv4Address(endpoint.ipv4),
-              let vtep = IPv4Address(endpoint.vtep), peers.hasNetwork(label)
+              let vtep = IPv4Address(endpoint.vtep)
         else { return }
         program(endpoint, address: address, vtep: vtep, on: label, add: add)
-    }
-
-    /// Programs every remote endpoint known on `network` into its overlay, which was just made
-    /// here (by a command, before the store's copy of the network may have reached the watch).
-    func replayPeers(on network: HostLabel) {
-        lock.withLock {
-            for endpoint in applied.values where endpoint.network == network.text && endpoint.host != hostID {
-                guard let address = IPv4Address(endpoint.ipv4), let vtep = IPv4Address(endpoint.vtep) else { continue }
-                program(endpoint, address: address, vtep: vtep, on: network, add: true)
-            }
-        }
     }
 
     /// The kernel call for one peer; a refusal is counted and logged, never thrown.

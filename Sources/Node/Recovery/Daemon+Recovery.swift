@@ -4,6 +4,7 @@ import Foundation
 import HostsWriter
 import OverlayNet
 import Resolver
+import Store
 
 /// Start-up recovery. The journal (and, for sandboxes it lacks, the store) says which sandboxes
 /// this host had; the kernel says which still exist. Survivors are adopted with their
@@ -26,7 +27,7 @@ extension Daemon {
         // Docker's endpoints are re-adopted from dockerd (`dockerAdopt`), not from here.
         let stored = Dictionary(grouping: allEndpoints.filter { $0.host == me && $0.runtime == nil }, by: \.name)
         let networks = Dictionary(allNetworks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        var entries = Dictionary(journal.load().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var entries = Dictionary(sandboxes.journal.load().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for (name, published) in stored where entries[name] == nil {
             // Published by a daemon that kept no journal entry for it: a sandbox `run` made.
             entries[name] = SandboxJournal.Entry(name: name, hostname: name, aliases: published.first?.aliases ?? [],
@@ -49,7 +50,7 @@ extension Daemon {
             }
         }
         // Every survivor's DNS scope in one table update, then its responder.
-        let survivors = recovered.compactMap { sandboxes[$0.name.text] }
+        let survivors = recovered.compactMap { sandboxes.sandbox($0.name.text) }
         records.update { table in
             for local in survivors { table.attach(local.id, to: local.namedNetworks) }
         }
@@ -64,28 +65,40 @@ extension Daemon {
         return recovered
     }
 
-    /// Phase two, and what a new lease after an expired one needs too: each sandbox's name and
-    /// addresses held under the current lease, its endpoints published again. One whose name or
-    /// address another host claimed meanwhile loses its cluster interfaces (two hosts must never
-    /// answer for one name or address) and keeps running without them. A store error is thrown:
-    /// the caller tries the whole thing again later.
-    func republish(_ recovered: [Republication]) throws {
-        let refused = try registry.republish(recovered, host: configuration.hostID, lease: lease)
-        logger.info("sandboxes published", metadata: ["count": "\(recovered.count - refused.count)", "refused": "\(refused.count)"])
+    /// Phase two, and what a new lease needs too: each sandbox's name and addresses held under
+    /// `lease`, its endpoints published again: all of this host's (`everything`: after a restart
+    /// or a new lease), or those last written under another lease (made while the lease was being
+    /// renewed). One whose name or address another host claimed meanwhile loses its cluster
+    /// interfaces (two hosts must never answer for one name or address) and keeps running
+    /// without them. A store error is thrown: the keep-alive tries again. True when done.
+    func publishAgain(under lease: LeaseID, everything: Bool) throws -> Bool {
+        let locals = sandboxes.all().filter { everything || $0.lease != lease }
+        let dockerEndpoints = docker.published().filter { everything || $0.lease != lease }
+        guard !locals.isEmpty || !dockerEndpoints.isEmpty else { return true }
+        let republications = locals.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) }
+            + dockerEndpoints.map(\.republication)
+        let refused = try registry.republish(republications, host: configuration.hostID, lease: lease)
+        logger.info("sandboxes published", metadata: ["count": "\(republications.count - refused.count)", "refused": "\(refused.count)"])
+        for local in locals where refused[local.name] == nil { sandboxes.setLease(lease, of: local.name.text) }
+        docker.setLease(lease, except: Set(refused.keys.map(\.text)))
         for (name, error) in refused {
             logger.error("a sandbox lost its name or address while this host was away; detaching it from its cluster networks",
                          metadata: ["sandbox": "\(name)", "error": "\(error)"])
-            guard var local = sandboxes[name.text] else { continue }
-            for attachment in local.attachments where attachment.published != nil {
-                if let published = attachment.published { withdrawEndpoint(published) }
-                attempt("removing \(attachment.endpoint.interface) from \(name)") { try detachInterface(attachment) }
-                if let label = try? attachment.network.label { hosts.detach(local.name.text, from: label) }
+            order.run(name.text) {
+                guard var local = sandboxes.sandbox(name.text) else { return }
+                for attachment in local.attachments where attachment.published != nil {
+                    if let published = attachment.published { withdrawEndpoint(published) }
+                    attempt("removing \(attachment.endpoint.interface) from \(name)") { try devices.detachInterface(attachment) }
+                    if let label = try? attachment.network.label { hosts.detach(local.name.text, from: label) }
+                }
+                attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
+                local.attachments.removeAll { $0.published != nil }
+                local.lease = lease
+                records.update { $0.attach(local.id, to: local.namedNetworks) }
+                sandboxes.save(local)
             }
-            attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
-            local.attachments.removeAll { $0.published != nil }
-            records.update { $0.attach(local.id, to: local.namedNetworks) }
-            remember(local)
         }
+        return true
     }
 
     private func withdraw(_ entry: SandboxJournal.Entry, alsoStored: [EndpointState]) {
@@ -101,7 +114,7 @@ extension Daemon {
         if let name = try? HostLabel(entry.name) {
             attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
         }
-        journal.remove(entry.name)
+        sandboxes.journal.remove(entry.name)
     }
 
     /// Withdraws `endpoint` from the store and releases its address claim (best effort, logged).
@@ -127,7 +140,7 @@ extension Daemon {
         let interfaces = try sandbox.interfaces()
         let hostname = (try? HostLabel(entry.hostname)) ?? name
         var local = LocalSandbox(name: name, hostname: hostname, aliases: entry.aliases.compactMap { try? HostLabel($0) },
-                                 sandbox: sandbox, id: nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile,
+                                 sandbox: sandbox, id: sandboxes.nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile,
                                  containerID: entry.containerID, namespaceInode: inode)
         try hosts.addSandbox(name.text, files: local.files, hostname: hostname, resuming: true)
         var kept: [EndpointState] = []
@@ -139,7 +152,7 @@ extension Daemon {
                 withdrawEndpoint(endpoint)
                 continue
             }
-            try ensureNetwork(network)
+            try devices.withNetwork(network) {}
             hosts.attach(name.text, to: label, ownAddresses: [address])
             local.attachments.append(LocalAttachment(
                 network: network, endpoint: Self.endpoint(label, name, interface, portPrefix: network.driver == .overlay ? "ve" : "vb"),
@@ -149,15 +162,16 @@ extension Daemon {
         for stale in alsoStored where !kept.contains(where: { $0.id == stale.id }) { withdrawEndpoint(stale) }
         // The nameless local bridges: their addresses are taken again in the local pools.
         for interface in interfaces {
-            for (spec, pool) in [(LocalBridgeDriver.BridgeSpec.defaultBridge, \Daemon.defaultPool), (.gatewayBridge, \Daemon.gatewayPool)]
-                where spec.subnet.contains(interface.address) {
+            for spec in [LocalBridgeDriver.BridgeSpec.defaultBridge, .gatewayBridge] where spec.subnet.contains(interface.address) {
                 try bridges.createBridge(spec)
-                try? self[keyPath: pool].reserve(interface.address)
+                attempt("taking \(interface.address) of \(name) again on \(spec.name)") {
+                    try localAddresses.reserve(interface.address, on: spec)
+                }
                 local.attachments.append(LocalAttachment(
                     network: localRecord(spec), endpoint: Self.endpoint(spec.name, name, interface, portPrefix: "vb"), published: nil))
             }
         }
-        remember(local)
+        sandboxes.save(local)
         return Republication(name: name, endpoints: kept)
     }
 

@@ -6,7 +6,7 @@ import Logging
 /// state directory. The store forgets a host's endpoints when its lease lapses (the daemon was
 /// down longer than the TTL); the journal is how a restarted daemon still knows which names and
 /// addresses its surviving sandboxes had, and where a runtime's namespace and hosts file live.
-final class SandboxJournal {
+final class SandboxJournal: @unchecked Sendable {
     struct Entry: Codable, Equatable {
         var name: String
         var hostname: String
@@ -25,8 +25,10 @@ final class SandboxJournal {
 
     let directory: String
     let logger: Logger
-    /// What is on disk, to skip writing an entry that did not change. Used under the daemon's lock.
+    /// What is on disk, to skip writing an entry that did not change.
     private var written: [String: Entry] = [:]
+    /// Guards `written`; entries of one sandbox are written in its commands' order.
+    private let lock = NSLock()
 
     init(directory: String, logger: Logger) throws {
         self.directory = directory
@@ -39,12 +41,12 @@ final class SandboxJournal {
 
     /// Writes `entry` (atomically), unless it is what is on disk already.
     func save(_ entry: Entry) {
-        guard written[entry.name] != entry else { return }
+        guard lock.withLock({ written[entry.name] }) != entry else { return }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             try AtomicFile.write(try encoder.encode(entry), to: path(entry.name))
-            written[entry.name] = entry
+            lock.withLock { written[entry.name] = entry }
         } catch {
             // The store still has the sandbox; only a restart after a lapsed lease would miss it.
             logger.error("could not record sandbox in the journal", metadata: ["sandbox": "\(entry.name)", "error": "\(error)"])
@@ -53,7 +55,7 @@ final class SandboxJournal {
 
     func remove(_ name: String) {
         unlink(path(name))
-        written[name] = nil
+        _ = lock.withLock { written.removeValue(forKey: name) }
     }
 
     /// Every readable entry; an unreadable file is logged and left for a person to look at.
@@ -66,7 +68,7 @@ final class SandboxJournal {
                 logger.warning("skipping an unreadable journal entry", metadata: ["file": "\(directory)/\(file)"])
                 return nil
             }
-            written[entry.name] = entry
+            lock.withLock { written[entry.name] = entry }
             return entry
         }
     }

@@ -103,6 +103,9 @@ public final class OverlayDriver: @unchecked Sendable {
     private let logger: Logger
     private let lock = NSLock()
     private var networks: [HostLabel: Network] = [:]
+    /// Each network's remote endpoints, address -> VTEP: what its kernel tables must hold.
+    private var desiredPeers: [HostLabel: [IPv4Address: IPv4Address]] = [:]
+    private var replayFailureCount = 0
 
     public init(host: Host, namespaces: NamedNamespaces = NamedNamespaces(), thread: NamespaceThread, logger: Logger) throws {
         self.host = host
@@ -132,14 +135,18 @@ public final class OverlayDriver: @unchecked Sendable {
             if networks[spec.name] != nil { return }
             let name = overlayNamespaceName(spec.name)
             if namespaces.exists(name) {
-                networks[spec.name] = try adopt(spec, namespaceName: name)
+                let network = try adopt(spec, namespaceName: name)
+                networks[spec.name] = network
+                replayPeers(into: network)
                 return
             }
             let (handle, netlink) = try namespaces.create(name, on: thread, also: NetlinkSocket.inNewNamespace)
             do {
                 let bridge = try ensureBridge(spec, in: netlink)
                 let vxlan = try ensureVXLAN(spec, in: netlink, namespaceFD: handle.fd, bridge: bridge)
-                networks[spec.name] = Network(spec: spec, namespaceName: name, netlink: netlink, bridge: bridge, vxlan: vxlan)
+                let network = Network(spec: spec, namespaceName: name, netlink: netlink, bridge: bridge, vxlan: vxlan)
+                networks[spec.name] = network
+                replayPeers(into: network)
                 logger.info("overlay network created", metadata: ["network": "\(spec.name)", "vni": "\(spec.vni)", "netns": "\(name)"])
             } catch {
                 // The vxlan device goes first and synchronously: a namespace is torn down
@@ -207,7 +214,7 @@ public final class OverlayDriver: @unchecked Sendable {
 
     /// Takes over an existing overlay namespace once it is what `spec` says, repairing what is
     /// missing or different (a daemon killed between making the namespace and its devices, a
-    /// device deleted or changed by hand). Peers are the caller's to program again.
+    /// device deleted or changed by hand). Its peers are programmed again from the table.
     private func adopt(_ spec: OverlaySpec, namespaceName: String) throws -> Network {
         let handle = try NamespaceHandle(path: namespaces.path(namespaceName))
         let netlink = try NetlinkSocket.open(in: handle, using: thread)
@@ -283,28 +290,56 @@ public final class OverlayDriver: @unchecked Sendable {
     }
 
     /// A remote endpoint: one permanent neighbour (its IP -> its MAC, for the proxy ARP answer)
-    /// and one FDB entry (its MAC -> the remote VTEP). Idempotent.
+    /// and one FDB entry (its MAC -> the remote VTEP). The driver keeps each network's peer
+    /// table whether or not the network exists here yet (libnetwork's peerdb): a network made
+    /// later gets every peer the table has when it is created (`createNetwork`), so whoever
+    /// feeds peers never needs to know when that happens. Idempotent.
     public func addPeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
         try lock.withLock {
-            guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
-            let mac = MACAddress(derivedFrom: address)
-            try network.netlink.addNeighbour(address, mac: mac, on: network.vxlan)
-            do {
-                try network.netlink.addForwardingEntry(mac, remote: vtep, on: network.vxlan)
-            } catch {
-                try? network.netlink.deleteNeighbour(address, on: network.vxlan)
-                throw error
-            }
+            desiredPeers[networkName, default: [:]][address] = vtep
+            guard let network = networks[networkName] else { return }
+            try program(address, vtep: vtep, on: network)
         }
     }
 
-    /// Removes a remote endpoint's neighbour and FDB entry. Idempotent.
+    /// Removes a remote endpoint from the network's peer table and its neighbour and FDB entry
+    /// from the kernel. Idempotent.
     public func removePeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
         try lock.withLock {
+            if desiredPeers[networkName]?[address] == vtep {
+                desiredPeers[networkName]?[address] = nil
+                if desiredPeers[networkName]?.isEmpty == true { desiredPeers[networkName] = nil }
+            }
             guard let network = networks[networkName] else { return }
             let mac = MACAddress(derivedFrom: address)
             try network.netlink.deleteForwardingEntry(mac, remote: vtep, on: network.vxlan)
             try network.netlink.deleteNeighbour(address, on: network.vxlan)
+        }
+    }
+
+    /// Peers the kernel refused while a network was being made (counted for metrics; each is
+    /// logged). A refusal of `addPeer` itself is thrown to its caller instead.
+    public var replayFailures: Int { lock.withLock { replayFailureCount } }
+
+    /// Under `lock`: one peer's neighbour, then its FDB entry (the neighbour undone if that fails).
+    private func program(_ address: IPv4Address, vtep: IPv4Address, on network: Network) throws {
+        let mac = MACAddress(derivedFrom: address)
+        try network.netlink.addNeighbour(address, mac: mac, on: network.vxlan)
+        do {
+            try network.netlink.addForwardingEntry(mac, remote: vtep, on: network.vxlan)
+        } catch {
+            try? network.netlink.deleteNeighbour(address, on: network.vxlan)
+            throw error
+        }
+    }
+
+    /// Under `lock`: every peer of the table into a network just made or adopted here.
+    private func replayPeers(into network: Network) {
+        for (address, vtep) in desiredPeers[network.spec.name] ?? [:] {
+            do { try program(address, vtep: vtep, on: network) } catch {
+                replayFailureCount += 1
+                logger.warning("peer add failed", metadata: ["network": "\(network.spec.name)", "peer": "\(address)", "error": "\(error)"])
+            }
         }
     }
 

@@ -68,6 +68,7 @@ final class DaemonMetrics: ForwardObserver, @unchecked Sendable {
             }
             if let value = now.sandboxes { gauge("dnsd_sandboxes", [], Double(value)) }
             if let value = now.storeUp { gauge("dnsd_store_up", [], value ? 1 : 0) }
+            if let value = now.pendingWithdrawals { gauge("dnsd_pending_withdrawals", [], Double(value)) }
             if let value = now.watchRevision { gauge("dnsd_store_watch_revision", [], Double(value)) }
             if let value = now.lastStoreEvent { gauge("dnsd_store_seconds_since_last_event", [], Date().timeIntervalSince(value)) }
             if let value = now.hostsFileWrites { push("dnsd_hosts_file_writes_total", [], total: UInt64(value)) }

@@ -1,0 +1,90 @@
+import Addressing
+import Store
+
+/// An attachment's claims in the cluster, each committed in one store transaction: what makes an
+/// attach (and a stop) one round trip on the hot path instead of five.
+extension ClusterRegistry {
+    /// What one attachment claims: the sandbox's name (nil when the sandbox holds it already:
+    /// `connect`), one address of its network, and its endpoint record, all under `lease`.
+    public struct AttachmentClaim: Sendable {
+        public var name: HostLabel?
+        public var network: NetworkRecord
+        public var address: IPv4Address
+        public var endpoint: EndpointState
+
+        public init(name: HostLabel?, network: NetworkRecord, address: IPv4Address, endpoint: EndpointState) {
+            self.name = name
+            self.network = network
+            self.address = address
+            self.endpoint = endpoint
+        }
+    }
+
+    /// Commits `claim` in one transaction: the name absent, the address absent and the network as
+    /// read (not removed, not re-created), then the name, the address and the endpoint written
+    /// under `lease` and the network's claims marker rewritten (which a concurrent removal checks).
+    /// Returns false when only the address was taken meanwhile (the caller picks another); throws
+    /// `nameTaken`, `noSuchNetwork` or `networkChanged` when the commit failed for that. A
+    /// failure costs reads to tell which; a success is one round trip.
+    public func claim(_ claim: AttachmentClaim, host: String, lease: LeaseID?) throws -> Bool {
+        let label = try claim.network.label
+        var revision = claim.network.revision
+        if revision == 0 {
+            // A record not read from the store (a cache): its revision first.
+            guard let entry = try store.get(Keys.network(label)) else { throw ClusterError.noSuchNetwork(claim.network.name) }
+            revision = entry.modRevision
+        }
+        let addressKey = Keys.address(label, claim.address)
+        var conditions: [KeyCondition] = [.unchanged(Keys.network(label), modRevision: revision), .absent(addressKey)]
+        var puts: [(key: String, value: [UInt8])] = [(addressKey, Array(host.utf8))]
+        if let name = claim.name {
+            conditions.append(.absent(Keys.name(name)))
+            puts.append((Keys.name(name), try JSON.encode(NameClaim(name: name.text, host: host))))
+        }
+        puts.append((Keys.endpoint(label, claim.endpoint.id), try JSON.encode(claim.endpoint)))
+        if try store.commit(conditions, puts: puts, unleasedPuts: [(Keys.claimsMarker(label), Array(host.utf8))],
+                            deletes: [], lease: lease) {
+            return true
+        }
+        // Which condition failed: the name (a refusal), the network (a refusal), else the address.
+        if let name = claim.name, let holder = try store.get(Keys.name(name)) {
+            throw ClusterError.nameTaken(name.text, host: Self.nameHolder(holder))
+        }
+        guard let current = try store.get(Keys.network(label)) else { throw ClusterError.noSuchNetwork(claim.network.name) }
+        guard current.modRevision == revision else { throw ClusterError.networkChanged(claim.network.name) }
+        return false
+    }
+
+    /// The addresses claimed on `network` now (one listing): what an allocator starts again from
+    /// when its view proved stale.
+    public func claimedAddresses(on network: HostLabel) throws -> Set<IPv4Address> {
+        let prefix = Keys.ipam(network.text)
+        return Set(try store.list(prefix: prefix).entries.compactMap { IPv4Address(String($0.key.dropFirst(prefix.count))) })
+    }
+
+    /// Withdraws a sandbox's endpoints and releases their addresses and (when given) its name, in
+    /// one transaction conditioned on every claim being still this host's under `lease`. When
+    /// that does not hold (a claim made under an earlier lease, one already gone, another host's
+    /// meanwhile), each piece goes the careful way: the endpoint deleted, each claim released only
+    /// if `host` holds it. A store error is thrown with nothing assumed done.
+    public func release(name: HostLabel?, endpoints: [EndpointState], host: String, lease: LeaseID?) throws {
+        var claims: [String] = []
+        var deletes: [String] = []
+        for endpoint in endpoints {
+            let network = try HostLabel(endpoint.network, what: "network")
+            deletes.append(Keys.endpoint(network, endpoint.id))
+            if let address = IPv4Address(endpoint.ipv4) { claims.append(Keys.address(network, address)) }
+        }
+        if let name { claims.append(Keys.name(name)) }
+        if let lease, claims.count + deletes.count + claims.count <= KeyCondition.maximumOperations,
+           try store.commit(claims.map { .heldBy($0, lease: lease) }, puts: [], deletes: deletes + claims, lease: nil) {
+            return
+        }
+        for endpoint in endpoints {
+            let network = try HostLabel(endpoint.network, what: "network")
+            try withdraw(endpoint: endpoint.id, network: network)
+            if let address = IPv4Address(endpoint.ipv4) { try releaseAddress(address, on: network, heldBy: host) }
+        }
+        if let name { try releaseName(name, heldBy: host) }
+    }
+}

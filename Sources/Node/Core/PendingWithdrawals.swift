@@ -1,0 +1,70 @@
+import Addressing
+import ClusterState
+import Foundation
+import Logging
+import Store
+
+/// Sandboxes withdrawn here (a vanished namespace: DNS and hosts files stopped answering for them
+/// at once) whose claims the store has not released yet: each is tried when it is queued and
+/// then by a ticker, with a backoff of its own, until the store answers. A new sandbox of the
+/// same name first finishes its predecessor's withdrawal (`finish`).
+final class PendingWithdrawals: @unchecked Sendable {
+    struct Withdrawal {
+        var name: HostLabel
+        var endpoints: [EndpointState]
+        var attempts = 0
+        var next = Date()
+    }
+
+    private let registry: ClusterRegistry
+    private let hostID: String
+    private let lease: @Sendable () -> LeaseID?
+    private let logger: Logger
+    private let lock = NSLock()
+    private var pending: [String: Withdrawal] = [:]
+
+    init(registry: ClusterRegistry, hostID: String, lease: @escaping @Sendable () -> LeaseID?, logger: Logger) {
+        self.registry = registry
+        self.hostID = hostID
+        self.lease = lease
+        self.logger = logger
+    }
+
+    var count: Int { lock.withLock { pending.count } }
+
+    /// Queues the release of `name` and its endpoints, and tries it once now.
+    func add(_ name: HostLabel, endpoints: [EndpointState]) {
+        lock.withLock { pending[name.text] = Withdrawal(name: name, endpoints: endpoints) }
+        try? attempt(name.text)
+    }
+
+    /// Finishes the withdrawal of `name`, if one is pending: a store error is thrown (the caller,
+    /// about to claim the name again, must not go on).
+    func finish(_ name: String) throws { try attempt(name) }
+
+    /// One ticker round: every withdrawal whose time has come.
+    func retryDue() {
+        let due = lock.withLock { pending.values.filter { $0.next <= Date() }.map(\.name.text) }
+        for name in due { try? attempt(name) }
+    }
+
+    private func attempt(_ name: String) throws {
+        guard let withdrawal = lock.withLock({ pending[name] }) else { return }
+        do {
+            try registry.release(name: withdrawal.name, endpoints: withdrawal.endpoints, host: hostID, lease: lease())
+            lock.withLock { pending[name] = nil }
+            logger.info("sandbox withdrawn from the store", metadata: ["sandbox": "\(name)", "after attempts": "\(withdrawal.attempts + 1)"])
+        } catch {
+            lock.withLock {
+                guard var current = pending[name] else { return }
+                if current.attempts == 0 {
+                    logger.warning("withdrawing a vanished sandbox from the store failed; retrying", metadata: ["sandbox": "\(name)", "error": "\(error)"])
+                }
+                current.attempts += 1
+                current.next = Date().addingTimeInterval(min(0.25 * pow(2, Double(min(current.attempts, 3))), 2))
+                pending[name] = current
+            }
+            throw error
+        }
+    }
+}

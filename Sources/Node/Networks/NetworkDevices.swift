@@ -1,0 +1,119 @@
+import Addressing
+import ClusterState
+import Foundation
+import Logging
+import OverlayNet
+
+/// The owner of this host's network devices: each overlay's hidden namespace (bridge, vxlan and,
+/// through the overlay driver's peer table, its peers) and each bridge network's bridge. A
+/// command holds a network while it attaches to it (`withNetwork`); a network that left the store
+/// loses its devices here once no attachment uses it and no command holds it. Its lock is held
+/// only across netlink calls.
+final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
+    let overlay: OverlayDriver
+    let bridges: LocalBridgeDriver
+    private let hostID: String
+    private let logger: Logger
+    /// Whether an attachment on this host uses the network of that name (sandboxes, Docker
+    /// endpoints): their owners answer.
+    private let inUse: @Sendable (String) -> Bool
+    private let lock = NSLock()
+    /// Commands attaching to a network right now, by network name.
+    private var holds: [String: Int] = [:]
+
+    init(overlay: OverlayDriver, bridges: LocalBridgeDriver, hostID: String, logger: Logger, inUse: @escaping @Sendable (String) -> Bool) {
+        self.overlay = overlay
+        self.bridges = bridges
+        self.hostID = hostID
+        self.logger = logger
+        self.inUse = inUse
+    }
+
+    /// Makes `network` exist here (adopting what is there) and keeps it while `body` runs.
+    func withNetwork<T>(_ network: NetworkRecord, _ body: () throws -> T) throws -> T {
+        try lock.withLock {
+            try ensure(network)
+            holds[network.name, default: 0] += 1
+        }
+        defer {
+            lock.withLock {
+                holds[network.name, default: 1] -= 1
+                if holds[network.name] == 0 { holds[network.name] = nil }
+            }
+        }
+        return try body()
+    }
+
+    /// Under `lock`: an overlay's hidden namespace (its peers come from the driver's table), or a
+    /// bridge network's bridge. An overlay left from an earlier network of the same name (removed
+    /// and re-created with another subnet or VNI) is replaced when nothing here uses it.
+    private func ensure(_ network: NetworkRecord) throws {
+        let label = try network.label
+        switch network.driver {
+        case .overlay:
+            let spec = try Self.overlaySpec(network)
+            if let existing = overlay.spec(of: label) {
+                if existing == spec { return }
+                guard !used(network.name) else {
+                    throw APIError.badRequest("network '\(network.name)' changed in the store while sandboxes here still use its old form")
+                }
+                try overlay.deleteNetwork(label)
+            }
+            try overlay.createNetwork(spec)
+        case .bridge:
+            if network.host != hostID {
+                throw APIError.badRequest("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
+            }
+            try bridges.createBridge(Self.bridgeSpec(network))
+        }
+    }
+
+    private func used(_ name: String) -> Bool { holds[name, default: 0] > 0 || inUse(name) }
+
+    /// A network that left the store (or was re-created differently): its devices here go,
+    /// unless something uses them, or they are already a newer network's of that name.
+    func networkLeft(_ network: NetworkRecord) {
+        do { try remove(network) } catch {
+            logger.warning("removing a network's devices failed", metadata: ["network": "\(network.name)", "error": "\(error)"])
+        }
+    }
+
+    /// Removes this host's devices of `network` (`network rm` here, or the store's removal seen
+    /// from the watch) unless an attachment here still uses them.
+    func remove(_ network: NetworkRecord) throws {
+        let label = try network.label
+        try lock.withLock {
+            guard !used(network.name) else {
+                logger.warning("network left the store but a sandbox here still uses it; its devices stay", metadata: ["network": "\(network.name)"])
+                return
+            }
+            switch network.driver {
+            case .overlay:
+                if let existing = overlay.spec(of: label), existing != (try Self.overlaySpec(network)) { return }
+                if overlay.hasNetwork(label) || overlay.hasNamespace(label) { try overlay.deleteNetwork(label) }
+            case .bridge:
+                if network.host == hostID { try bridges.deleteBridge(Self.bridgeSpec(network)) }
+            }
+        }
+    }
+
+    /// Removes an attachment's veth, with whichever driver made it.
+    func detachInterface(_ attachment: LocalAttachment) throws {
+        if attachment.network.driver == .overlay { try overlay.detach(attachment.endpoint) } else {
+            try bridges.detach(attachment.endpoint)
+        }
+    }
+
+    static func overlaySpec(_ network: NetworkRecord) throws -> OverlaySpec {
+        OverlaySpec(name: try network.label, subnet: try network.parsedSubnet,
+                    gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni)
+    }
+
+    static func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
+        LocalBridgeDriver.BridgeSpec(name: (try? network.label) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.name,
+                                     device: network.vni != 0 ? LocalBridgeDriver.BridgeSpec.device(forNetworkNumber: network.vni)
+                                         : LocalBridgeDriver.BridgeSpec.device(forUnnumberedNetwork: network.name),
+                                     subnet: (try? network.parsedSubnet) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.subnet,
+                                     gateway: network.gatewayAddress ?? IPv4Address(0))
+    }
+}
