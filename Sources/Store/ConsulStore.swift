@@ -7,12 +7,12 @@ import Logging
 /// into put and delete events, with X-Consul-Index as the revision.
 public final class ConsulStore: KeyValueStore, @unchecked Sendable {
     private let address: String
-    private let client: HTTPClient
+    private let client: HTTPClientPool
     private let logger: Logger
 
     public init(address: String, timeoutMilliseconds: Int = 2000, logger: Logger) {
         self.address = address
-        client = HTTPClient(timeoutMilliseconds: timeoutMilliseconds)
+        client = HTTPClientPool(timeoutMilliseconds: timeoutMilliseconds)
         self.logger = logger
     }
 
@@ -23,7 +23,8 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
 
     private func call(_ method: String, _ path: String, query: String = "", body: Data? = nil,
                       timeoutMilliseconds: Int? = nil, http: HTTPClient? = nil, accepting: Set<Int> = [200, 404]) throws -> (status: Int, body: Data, index: Int64) {
-        let reply = try (http ?? client).request(method, url(path, query), body: body, timeoutMilliseconds: timeoutMilliseconds)
+        let reply = try http.map { try $0.request(method, url(path, query), body: body, timeoutMilliseconds: timeoutMilliseconds) }
+            ?? client.request(method, url(path, query), body: body, timeoutMilliseconds: timeoutMilliseconds)
         guard accepting.contains(reply.status) else {
             throw StoreError.refused(operation: "\(method) \(path)", status: reply.status, detail: String(decoding: reply.body.prefix(300), as: UTF8.self))
         }

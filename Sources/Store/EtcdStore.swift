@@ -2,11 +2,12 @@ import Foundation
 import Logging
 
 /// etcd v3 through its JSON gateway (`/v3/...`, keys and values base64, int64 as strings,
-/// proto3 zero values omitted). One kept-alive connection for requests; each watch has its own
-/// streaming connection on its own thread, resuming from the last revision seen.
+/// proto3 zero values omitted). Kept-alive connections for requests, as many as are used at once
+/// (`HTTPClientPool`); each watch has its own streaming connection on its own thread, resuming
+/// from the last revision seen.
 public final class EtcdStore: KeyValueStore, @unchecked Sendable {
     private let endpoints: [String]
-    private let client: HTTPClient
+    private let client: HTTPClientPool
     private let logger: Logger
     private let lock = NSLock()
     private var current = 0
@@ -15,7 +16,7 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
     public init(endpoints: [String], timeoutMilliseconds: Int = 2000, logger: Logger) {
         precondition(!endpoints.isEmpty)
         self.endpoints = endpoints
-        self.client = HTTPClient(timeoutMilliseconds: timeoutMilliseconds)
+        self.client = HTTPClientPool(timeoutMilliseconds: timeoutMilliseconds)
         self.logger = logger
     }
 

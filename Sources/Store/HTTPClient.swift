@@ -144,3 +144,31 @@ final class HTTPClient: @unchecked Sendable {
         }
     }
 }
+
+/// Kept-alive clients for requests made from many threads at once: each request borrows an idle
+/// client (its connection already open) or makes one, and gives it back, so concurrent commands
+/// never queue behind one connection, and a request stuck on a member that does not answer
+/// holds only its own. At most `idleLimit` idle clients are kept.
+final class HTTPClientPool: @unchecked Sendable {
+    private let timeoutMilliseconds: Int
+    private let idleLimit: Int
+    private let lock = NSLock()
+    private var idle: [HTTPClient] = []
+
+    init(timeoutMilliseconds: Int, idleLimit: Int = 16) {
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.idleLimit = idleLimit
+    }
+
+    func request(_ method: String, _ url: String, body: Data?, timeoutMilliseconds: Int? = nil) throws
+        -> (status: Int, body: Data, headers: [String: String]) {
+        let client = lock.withLock { idle.popLast() } ?? HTTPClient(timeoutMilliseconds: self.timeoutMilliseconds)
+        defer { lock.withLock { if idle.count < idleLimit { idle.append(client) } } }
+        return try client.request(method, url, body: body, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    func post(_ url: String, body: Data) throws -> (status: Int, body: Data) {
+        let reply = try request("POST", url, body: body)
+        return (reply.status, reply.body)
+    }
+}

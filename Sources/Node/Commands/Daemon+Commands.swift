@@ -147,11 +147,7 @@ extension Daemon {
         let lease = try currentLease()
         return try order.run(name.text) {
             try withdrawals.finish(name.text)
-            try sandboxes.reserve(name)
-            guard !factory.namespaces.exists(name.text) else {
-                sandboxes.unreserve(name)
-                throw APIError.conflict("a network namespace named '\(name)' already exists on this host")
-            }
+            try sandboxes.reserve(name, host: configuration.hostID)
             let undo = Rollback(logger: logger)
             undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
             return try undo.perform {
@@ -163,6 +159,9 @@ extension Daemon {
                 } else {
                     try registry.claimName(name, host: configuration.hostID, lease: lease)
                     undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
+                }
+                guard !factory.namespaces.exists(name.text) else {
+                    throw APIError.conflict("a network namespace named '\(name)' already exists on this host")
                 }
                 let sandbox = try factory.create(name.text)
                 undo.add("namespace \(name)") { [self] in try factory.delete(sandbox) }
@@ -206,7 +205,7 @@ extension Daemon {
         let aliases = try (aliases ?? []).map { try HostLabel($0, what: "alias") }
         let lease = try currentLease()
         try withdrawals.finish(name.text)
-        try sandboxes.reserve(name)
+        try sandboxes.reserve(name, host: configuration.hostID)
         let undo = Rollback(logger: logger)
         undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
         return try undo.perform {

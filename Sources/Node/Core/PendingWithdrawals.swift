@@ -32,28 +32,33 @@ final class PendingWithdrawals: @unchecked Sendable {
 
     var count: Int { lock.withLock { pending.count } }
 
-    /// Queues the release of `name` and its endpoints, and tries it once now.
+    /// Queues the release of `name` and its endpoints for the next round (never tried here: the
+    /// caller, the liveness check, must not wait on the store).
     func add(_ name: HostLabel, endpoints: [EndpointState]) {
         lock.withLock { pending[name.text] = Withdrawal(name: name, endpoints: endpoints) }
-        try? attempt(name.text)
     }
 
     /// Finishes the withdrawal of `name`, if one is pending: a store error is thrown (the caller,
     /// about to claim the name again, must not go on).
-    func finish(_ name: String) throws { try attempt(name) }
-
-    /// One ticker round: every withdrawal whose time has come.
-    func retryDue() {
-        let due = lock.withLock { pending.values.filter { $0.next <= Date() }.map(\.name.text) }
-        for name in due { try? attempt(name) }
+    func finish(_ name: String) throws {
+        if let error = attempt(name) { throw error }
     }
 
-    private func attempt(_ name: String) throws {
-        guard let withdrawal = lock.withLock({ pending[name] }) else { return }
+    /// One ticker round: every withdrawal whose time has come (a failure is logged by `attempt`
+    /// and tried again after its backoff).
+    func retryDue() {
+        let due = lock.withLock { pending.values.filter { $0.next <= Date() }.map(\.name.text) }
+        for name in due { _ = attempt(name) }
+    }
+
+    /// Releases `name`'s claims; the error when the store did not take it.
+    private func attempt(_ name: String) -> Error? {
+        guard let withdrawal = lock.withLock({ pending[name] }) else { return nil }
         do {
             try registry.release(name: withdrawal.name, endpoints: withdrawal.endpoints, host: hostID, lease: lease())
             lock.withLock { pending[name] = nil }
             logger.info("sandbox withdrawn from the store", metadata: ["sandbox": "\(name)", "after attempts": "\(withdrawal.attempts + 1)"])
+            return nil
         } catch {
             lock.withLock {
                 guard var current = pending[name] else { return }
@@ -64,7 +69,7 @@ final class PendingWithdrawals: @unchecked Sendable {
                 current.next = Date().addingTimeInterval(min(0.25 * pow(2, Double(min(current.attempts, 3))), 2))
                 pending[name] = current
             }
-            throw error
+            return error
         }
     }
 }

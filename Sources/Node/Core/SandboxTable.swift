@@ -16,12 +16,12 @@ final class SandboxTable: @unchecked Sendable {
 
     init(journal: SandboxJournal) { self.journal = journal }
 
-    /// Reserves `name` for a sandbox being made; refused when one of that name exists here or is
-    /// being made.
-    func reserve(_ name: HostLabel) throws {
+    /// Reserves `name` for a sandbox being made; refused, as the cluster would refuse it, when
+    /// one of that name exists here or is being made.
+    func reserve(_ name: HostLabel, host: String) throws {
         try lock.withLock {
             guard sandboxes[name.text] == nil, !reserved.contains(name.text) else {
-                throw APIError.conflict("'\(name)' is already managed on this host")
+                throw ClusterError.nameTaken(name.text, host: host)
             }
             reserved.insert(name.text)
         }
