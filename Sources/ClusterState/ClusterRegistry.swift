@@ -85,7 +85,11 @@ public struct ClusterRegistry: Sendable {
         let record = NetworkRecord(name: name.text, driver: driver, subnet: subnet.description, gateway: gateway.description,
                                    vni: vni, host: driver == .bridge ? host : nil)
         guard try store.create(Keys.network(name), JSON.encode(record)) else {
-            _ = try? store.delete(Keys.vni(vni))
+            // Another host made the network meanwhile: its number goes back. Should that fail,
+            // the number stays taken (logged): never a second network on one VNI.
+            do { try store.delete(Keys.vni(vni)) } catch {
+                logger.warning("a VXLAN number claimed for a network that exists already stays taken", metadata: ["vni": "\(vni)", "error": "\(error)"])
+            }
             throw ClusterError.networkExists(name.text)
         }
         return record

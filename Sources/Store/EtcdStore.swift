@@ -87,7 +87,12 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
     public func list(prefix: String) throws -> (entries: [KeyValue], revision: Int64) {
         let reply = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(prefix.prefixRangeEnd)])
-        let entries = ((reply["kvs"] as? [Any]) ?? []).compactMap { try? Self.keyValue($0, operation: "list \(prefix)") }
+        var entries: [KeyValue] = []
+        for raw in (reply["kvs"] as? [Any]) ?? [] {
+            do { entries.append(try Self.keyValue(raw, operation: "list \(prefix)")) } catch {
+                logger.warning("etcd: skipping an unreadable entry of a listing", metadata: ["prefix": "\(prefix)", "error": "\(error)"])
+            }
+        }
         return (entries, Self.revision(reply))
     }
 
@@ -172,19 +177,22 @@ public final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
     /// One message of a watch stream: its events (an event without a readable key is left
     /// out, the others kept), or the compaction that cancelled the watch.
-    static func decodeEvents(_ object: [String: Any]) -> (events: [WatchEvent], compacted: Int64?) {
+    static func decodeEvents(_ object: [String: Any]) -> (events: [WatchEvent], compacted: Int64?, skipped: Int) {
         let result = object["result"] as? [String: Any] ?? object
         let compacted = int64(result["compact_revision"])
-        if compacted > 0 { return ([], compacted) }
+        if compacted > 0 { return ([], compacted, 0) }
         let list = (result["events"] as? [Any]) ?? []
+        var skipped = 0
         let events = list.compactMap { raw -> WatchEvent? in
             let event = raw as? [String: Any] ?? [:]
             // PUT events have no "type" (proto3 zero value); only "DELETE" appears.
             let kind: WatchEvent.Kind = (event["type"] as? String) == "DELETE" ? .delete : .put
-            guard let entry = try? keyValue(event["kv"], operation: "watch") else { return nil }
-            return WatchEvent(kind: kind, entry: entry)
+            do { return WatchEvent(kind: kind, entry: try keyValue(event["kv"], operation: "watch")) } catch {
+                skipped += 1
+                return nil
+            }
         }
-        return (events, nil)
+        return (events, nil, skipped)
     }
 }
 
@@ -260,6 +268,9 @@ final class EtcdWatch: @unchecked Sendable {
                         continue
                     }
                     let decoded = EtcdStore.decodeEvents(object)
+                    if decoded.skipped > 0 {
+                        logger.warning("etcd watch: skipping events without a readable key", metadata: ["prefix": "\(prefix)", "count": "\(decoded.skipped)"])
+                    }
                     if let compacted = decoded.compacted {
                         fatal = .compacted(revision: compacted)
                         return false

@@ -53,7 +53,15 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = directory + "/store.log"
         self.logger = logger
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+        // No log yet is a new store; a log that is there but cannot be read is refused, never
+        // taken for an empty one (the compaction below would write over the cluster's state).
+        var text: String?
+        if FileManager.default.fileExists(atPath: path) {
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw StoreError.unavailable(operation: "open local store", detail: "cannot read \(path) (\(error.localizedDescription)); it is left as it is")
+            }
+        }
+        if let text {
             for (number, line) in text.split(separator: "\n").enumerated() {
                 guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                     // A torn last line (a crash mid-write) is expected; anything else is logged.
@@ -89,7 +97,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
 
     deinit {
         expiry?.cancel()
-        try? log.close()
+        try? log?.close()  // nil when the init refused the log
     }
 
     // MARK: durability
@@ -188,8 +196,14 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
 
     private func revokeLocked(_ id: Int64) {
         guard leases.removeValue(forKey: id) != nil else { return }
-        try? append(["op": "revoke", "id": id])
-        for key in data.values.filter({ $0.lease?.raw == String(id) }).map(\.key).sorted() { _ = try? deleteLocked(key) }
+        do {
+            try append(["op": "revoke", "id": id])
+            for key in data.values.filter({ $0.lease?.raw == String(id) }).map(\.key).sorted() { try deleteLocked(key) }
+        } catch {
+            // In memory the keys are gone; on disk they come back at the next open, under a lease
+            // that is itself gone by then and expires them again.
+            logger.error("local store: could not log an expired lease", metadata: ["lease": "\(id)", "error": "\(error)"])
+        }
     }
 
     // MARK: KeyValueStore

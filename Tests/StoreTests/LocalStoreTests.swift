@@ -46,6 +46,27 @@ struct LocalStoreTests {
         #expect(failure.withLock { $0 } == .compacted(revision: revision))
     }
 
+    @Test("a log that cannot be read is refused in one line and left as it is, never taken for an empty store")
+    func unreadableLog() throws {
+        let dir = directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try LocalStore(directory: dir, logger: Logger(label: "t"))
+            try store.put("dnsd/v1/networks/vnet", Array("{}".utf8))
+        }
+        // Not UTF-8 any more (a disk error, a bad copy): the whole log is unreadable as text.
+        let path = dir + "/store.log"
+        var bytes = try #require(FileManager.default.contents(atPath: path))
+        bytes.insert(contentsOf: [0xFF, 0xFE, 0x0A], at: 0)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try LocalStore(directory: dir, logger: Logger(label: "t"))
+        } throws: { error in
+            "\(error)".contains("cannot read") && !"\(error)".contains("\n")
+        }
+        #expect(FileManager.default.contents(atPath: path) == bytes, "the log is left as it was")
+    }
+
     @Test("a key under a lease that is not kept alive vanishes after its TTL, and a watch sees it go")
     func leaseExpiry() throws {
         let dir = directory()

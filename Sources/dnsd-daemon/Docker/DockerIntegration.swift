@@ -43,8 +43,9 @@ final class DockerIntegration: @unchecked Sendable {
     private func sweepEndpoints() {
         while !stopping {
             for _ in 0..<30 where !stopping { usleep(100_000) }
-            guard let running = try? engine.runningEndpoints() else { continue }
-            daemon.dockerSweep(running: running.endpoints)
+            do { daemon.dockerSweep(running: try engine.runningEndpoints().endpoints) } catch {
+                logger.debug("docker sweep: dockerd unreachable: \(error)")
+            }
         }
     }
 

@@ -17,10 +17,11 @@ struct DockerPluginRoutes: HTTPRoutes {
 
     func respond(method: String, path: String, body: Data) -> (status: Int, body: Data) {
         let call = String(path.dropFirst())
-        let request = (try? JSONSerialization.jsonObject(with: body.isEmpty ? Data("{}".utf8) : body)) as? [String: Any] ?? [:]
         logger.debug("docker plugin call", metadata: ["call": "\(call)"])
         let ipam = call.hasPrefix("IpamDriver.")
         do {
+            let parsed = try? JSONSerialization.jsonObject(with: body.isEmpty ? Data("{}".utf8) : body)
+            guard let request = parsed as? [String: Any] else { throw APIError.badRequest("the body of \(call) is not a JSON object") }
             guard method == "POST", let reply = try handle(call, request) else {
                 return (404, json(["Err": "dnsd does not implement \(call)"]))
             }
