@@ -97,7 +97,9 @@ extension Daemon {
         try commands.run {
             let subnet = try IPv4Subnet(parsing: pool)
             if gateway {
-                let existing = try? network(pool: pool)
+                // While Docker makes the network, dnsd's may not exist yet: the pool's first
+                // address. A store that does not answer is an error, not "no network".
+                let existing = try registry.networks().first { (try? $0.parsedSubnet) == subnet }
                 let address = existing?.gatewayAddress ?? requested.flatMap { IPv4Address($0) } ?? IPv4Address(subnet.network.value + 1)
                 return "\(address)/\(subnet.prefixLength)"
             }
@@ -111,8 +113,11 @@ extension Daemon {
     /// `IpamDriver.ReleaseAddress`: this host's claim goes (the gateway is no claim).
     public func dockerReleaseAddress(pool: String, address text: String) throws {
         try commands.run {
-            guard let record = try? network(pool: pool), let address = IPv4Address(String(text.split(separator: "/").first ?? "")),
-                  address != record.gatewayAddress else { return }
+            // A network that is gone has no claims left to release; a store error is reported to
+            // Docker (it retries), never taken for success: a leaked claim blocks `network rm`.
+            let record: NetworkRecord
+            do { record = try network(pool: pool) } catch let error as APIError where error.status == 404 { return }
+            guard let address = IPv4Address(String(text.split(separator: "/").first ?? "")), address != record.gatewayAddress else { return }
             try registry.releaseAddress(address, on: try record.label, heldBy: configuration.hostID)
         }
     }

@@ -106,8 +106,9 @@ extension Daemon {
         if LocalSandbox.ownsFiles(adopted: entry.adopted, containerID: entry.containerID, hostsFile: entry.hostsFile),
            (try? HostLabel(entry.name)) != nil {
             let files = HostsWriter.Files.namedNamespace(entry.name)
-            try? FileManager.default.removeItem(atPath: files.hosts)
-            try? FileManager.default.removeItem(atPath: files.resolvConf)
+            for path in [files.hosts, files.resolvConf] where unlink(path) != 0 && errno != ENOENT {
+                logger.warning("could not remove a vanished sandbox's file", metadata: ["file": "\(path)", "errno": "\(errno)"])
+            }
             rmdir((files.hosts as NSString).deletingLastPathComponent)
         }
         for endpoint in entry.endpoints + alsoStored { withdrawEndpoint(endpoint) }

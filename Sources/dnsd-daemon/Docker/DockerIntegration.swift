@@ -86,7 +86,9 @@ final class DockerIntegration: @unchecked Sendable {
     /// fails with dnsd's line); the other hosts' dockerds lose their copies by the sync. A network
     /// dnsd no longer has is fine.
     func networkDeleted(id: String) throws {
-        guard let name = namesLock.withLock({ networkNames[id] }) ?? (try? engine.network(id))?.name, !name.isEmpty else { return }
+        let known = namesLock.withLock { networkNames[id] }
+        // dockerd may have forgotten the network by now: then it was never one of dnsd's here.
+        guard let name = try known ?? engine.network(id)?.name, !name.isEmpty else { return }
         do {
             _ = try daemon.perform(.removeNetwork(name))
             namesLock.withLock { networkNames[id] = nil }
@@ -200,7 +202,15 @@ final class DockerIntegration: @unchecked Sendable {
 
     /// Publishes the names of container `id` on each dnsd endpoint it has on this host.
     private func publish(container id: String) {
-        guard let container = try? engine.container(id) else { return }
+        let container: DockerEngine.Container
+        do {
+            guard let found = try engine.container(id) else { return }
+            container = found
+        } catch {
+            logger.warning("cannot read a started container from dockerd; its names wait for the next resynchronisation",
+                           metadata: ["container": "\(id.prefix(12))", "error": "\(error)"])
+            return
+        }
         let known = Set(daemon.dockerEndpointIDs())
         for (network, endpoint) in container.endpoints where known.contains(endpoint.endpointID) {
             do {
