@@ -77,7 +77,7 @@ let package = Package(
 
         // The control API's wire (request and reply bodies) and its unix-socket client, for every
         // client process: the CLI, the CNI plugin. Foundation only, so a client starts fast.
-        .target(name: "ControlAPI"),
+        .target(name: "ControlAPI", dependencies: ["ClusterRecords"]),
 
         // The daemon's core: the typed API (Command, CommandResult) every front-end calls, the
         // store-first commands, the reconciler and its projections, recovery, journal and cache.

@@ -15,6 +15,12 @@ public enum APIClient {
         public var body: Data
     }
 
+    /// Sends one typed call (its route's method and path, its body as JSON); returns the status
+    /// and the body, for the caller to decode as `Reply` or to read as a refusal.
+    public static func request<Body, Reply>(_ call: APICall<Body, Reply>, socket: String) throws -> Response {
+        try request(call.route.method, call.path, body: try call.body.map { try JSONEncoder().encode($0) }, socket: socket)
+    }
+
     /// Sends one request; returns the status and the body.
     public static func request(_ method: String, _ path: String, body: Data? = nil, socket: String) throws -> Response {
         let fd = try connect(socket)

@@ -177,7 +177,7 @@ public final class Daemon: @unchecked Sendable {
     /// without the store and has not reached it yet).
     func currentLease() throws -> LeaseID {
         guard let lease = membership.lease else {
-            throw APIError.unavailable("store unavailable: this daemon started without it and is still trying to reach it")
+            throw NodeError.unavailable("store unavailable: this daemon started without it and is still trying to reach it")
         }
         return lease
     }
@@ -251,7 +251,7 @@ final class CommandsInFlight: @unchecked Sendable {
 
     func run<T>(_ body: () throws -> T) throws -> T {
         try condition.withLock {
-            if refusing { throw APIError.unavailable("the daemon is stopping") }
+            if refusing { throw NodeError.unavailable("the daemon is stopping") }
             running += 1
         }
         defer {

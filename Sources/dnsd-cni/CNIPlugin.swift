@@ -56,18 +56,18 @@ enum CNIPlugin {
         let body = ContainerAttach(containerID: request.containerID, netns: netns, interface: request.interface,
                                    network: request.network, name: request.name, ip: request.ip, aliases: request.aliases,
                                    hostsFile: request.hostsDirectory.map { "\($0)/\(request.name)" })
-        let attachment = try decode(try call("POST", "/v1/containers/\(request.containerID)/networks", body, request))
+        let attachment = try call(API.attachContainer(body), request)
         return result(attachment, request)
     }
 
     private static func delete(_ request: CNIRequest) throws {
-        _ = try call("DELETE", "/v1/containers/\(request.containerID)/networks/\(request.network)", nil, request)
+        _ = try call(API.detachContainer(request.containerID, network: request.network), request)
     }
 
     /// The attachment the daemon reads back from the kernel must be the one `prevResult` says.
     private static func check(_ request: CNIRequest) throws {
         guard let previous = request.previousResult else { throw CNIError(code: 7, "CHECK needs prevResult") }
-        let attachment = try decode(try call("GET", "/v1/containers/\(request.containerID)/networks/\(request.network)", nil, request))
+        let attachment = try call(API.checkContainer(request.containerID, network: request.network), request)
         let addresses = (previous["ips"]?.array ?? []).compactMap { $0["address"]?.string }
         guard addresses.contains(attachment.address) else {
             throw CNIError(code: 100, "\(request.interface) has \(attachment.address), prevResult says \(addresses.joined(separator: ", "))")
@@ -111,11 +111,11 @@ enum CNIPlugin {
 
     // MARK: the daemon
 
-    /// One request to the daemon; its body, or the refusal as a CNI error.
-    private static func call(_ method: String, _ path: String, _ body: ContainerAttach?, _ request: CNIRequest) throws -> Data {
+    /// One call to the daemon; its reply, or the refusal as a CNI error.
+    private static func call<Body, Reply>(_ call: APICall<Body, Reply>, _ request: CNIRequest) throws -> Reply {
         let response: APIClient.Response
         do {
-            response = try APIClient.request(method, path, body: try body.map { try JSONEncoder().encode($0) }, socket: request.socket)
+            response = try APIClient.request(call, socket: request.socket)
         } catch {
             // Not running (yet), restarting: the runtime may try again later.
             throw CNIError(code: 11, "\(error)")
@@ -124,17 +124,13 @@ enum CNIPlugin {
             let message = APIClient.errorMessage(response.body) ?? "the dnsd daemon answered \(response.status)"
             switch response.status {
             case 400: throw CNIError(code: 7, message)
-            case 404 where method == "GET": throw CNIError(code: 3, message)
+            case 404 where call.route.method == "GET": throw CNIError(code: 3, message)
             case 404: throw CNIError(code: 7, message)
             case 503: throw CNIError(code: 11, message)
             default: throw CNIError(code: 100, message)
             }
         }
-        return response.body
-    }
-
-    private static func decode(_ body: Data) throws -> ContainerAttachment {
-        do { return try JSONDecoder().decode(ContainerAttachment.self, from: body) } catch {
+        do { return try JSONDecoder().decode(Reply.self, from: response.body) } catch {
             throw CNIError(code: 100, "the dnsd daemon's answer was not understood: \(error)")
         }
     }

@@ -12,7 +12,7 @@ import Testing
 /// The core's commands called directly (issue 12): a `Daemon` embedded in the test process on a
 /// local store, its host namespace a namespace of the test's own (bridges, NAT and vxlan
 /// sockets there, never in the machine's), no binary spawned. Results are typed; refusals are
-/// `APIError`s with the status the HTTP API answers.
+/// `NodeError`s, of the kind whose status the HTTP API answers.
 @Suite("Commands: the core's API on a local store, no binary", .serialized, .timeLimit(.minutes(5)))
 struct CommandTests {
     final class Fixture: @unchecked Sendable {
@@ -42,8 +42,16 @@ struct CommandTests {
             return name
         }
 
+        /// A control API call as the server carries it out: matched against the route table,
+        /// parsed into a `Command` (a request that does not parse is refused there), performed.
+        func perform<Body, Reply>(_ call: APICall<Body, Reply>) throws -> CommandResult {
+            let (route, parameters) = try #require(APIRoute.match(method: call.route.method, path: call.path))
+            let body = try call.body.map { try JSONEncoder().encode($0) } ?? Data()
+            return try daemon.perform(Command(route: route, parameters: parameters, body: body))
+        }
+
         func close() {
-            for name in made { _ = try? daemon.perform(.remove(name)) }
+            for name in made { _ = try? perform(API.remove(name)) }
             daemon.shutdown()
             for name in made {
                 try? NamedNamespaces().delete(name)
@@ -59,8 +67,15 @@ struct CommandTests {
         do {
             _ = try body()
             return nil
-        } catch let error as APIError {
-            return error.status
+        } catch let error as NodeError {
+            // The kinds as the control API answers them.
+            switch error {
+            case .invalid: return 400
+            case .notFound: return 404
+            case .conflict: return 409
+            case .unavailable: return 503
+            case .failed: return 500
+            }
         } catch {
             return -1
         }
@@ -70,19 +85,19 @@ struct CommandTests {
     func networks() throws {
         let fx = try Fixture()
         defer { fx.close() }
-        guard case .network(let created) = try fx.daemon.perform(.createNetwork(NetworkCreation(name: "cnet", driver: "bridge",
+        guard case .network(let created) = try fx.perform(API.createNetwork(NetworkCreation(name: "cnet", driver: "bridge",
                                                                                                  subnet: "192.168.97.0/24", gateway: nil)))
         else { Issue.record("not a network"); return }
         #expect(created.subnet == "192.168.97.0/24" && created.gateway == "192.168.97.1" && created.vni != 0)
-        guard case .networks(let all) = try fx.daemon.perform(.listNetworks) else { Issue.record("not networks"); return }
+        guard case .networks(let all) = try fx.perform(API.listNetworks()) else { Issue.record("not networks"); return }
         #expect(all.map(\.name) == ["cnet"])
-        #expect(refusal { try fx.daemon.perform(.createNetwork(NetworkCreation(name: "cnet", driver: "bridge", subnet: "10.50.0.0/24", gateway: nil))) } == 409)
-        #expect(refusal { try fx.daemon.perform(.createNetwork(NetworkCreation(name: "other", driver: "bridge", subnet: "192.168.97.128/25", gateway: nil))) } == 400)
-        #expect(refusal { try fx.daemon.perform(.createNetwork(NetworkCreation(name: "bad_name", driver: nil, subnet: "10.51.0.0/24", gateway: nil))) } == 400)
-        #expect(refusal { try fx.daemon.perform(.inspectNetwork("nosuch")) } == 404)
-        guard case .removed(let removed) = try fx.daemon.perform(.removeNetwork("cnet")) else { Issue.record("not removed"); return }
+        #expect(refusal { try fx.perform(API.createNetwork(NetworkCreation(name: "cnet", driver: "bridge", subnet: "10.50.0.0/24", gateway: nil))) } == 409)
+        #expect(refusal { try fx.perform(API.createNetwork(NetworkCreation(name: "other", driver: "bridge", subnet: "192.168.97.128/25", gateway: nil))) } == 400)
+        #expect(refusal { try fx.perform(API.createNetwork(NetworkCreation(name: "bad_name", driver: nil, subnet: "10.51.0.0/24", gateway: nil))) } == 400)
+        #expect(refusal { try fx.perform(API.inspectNetwork("nosuch")) } == 404)
+        guard case .removed(let removed) = try fx.perform(API.removeNetwork("cnet")) else { Issue.record("not removed"); return }
         #expect(removed.name == "cnet")
-        guard case .networks(let none) = try fx.daemon.perform(.listNetworks) else { return }
+        guard case .networks(let none) = try fx.perform(API.listNetworks()) else { return }
         #expect(none.isEmpty)
     }
 
@@ -90,31 +105,31 @@ struct CommandTests {
     func sandboxes() throws {
         let fx = try Fixture()
         defer { fx.close() }
-        _ = try fx.daemon.perform(.createNetwork(NetworkCreation(name: "snet", driver: "bridge", subnet: "192.168.98.0/24", gateway: nil)))
-        _ = try fx.daemon.perform(.createNetwork(NetworkCreation(name: "tnet", driver: "bridge", subnet: "192.168.99.0/24", gateway: nil)))
+        _ = try fx.perform(API.createNetwork(NetworkCreation(name: "snet", driver: "bridge", subnet: "192.168.98.0/24", gateway: nil)))
+        _ = try fx.perform(API.createNetwork(NetworkCreation(name: "tnet", driver: "bridge", subnet: "192.168.99.0/24", gateway: nil)))
         let a = fx.name("a"), b = fx.name("b")
-        guard case .sandbox(let info) = try fx.daemon.perform(.run(SandboxCreation(name: a, hostname: nil, network: "snet", aliases: ["web"], ip: nil)))
+        guard case .sandbox(let info) = try fx.perform(API.run(SandboxCreation(name: a, hostname: nil, network: "snet", aliases: ["web"], ip: nil)))
         else { Issue.record("not a sandbox"); return }
         #expect(info.attachments.map(\.network) == ["snet"] && info.attachments.first?.address == "192.168.98.2" && info.hostsFile == "/etc/netns/\(a)/hosts")
-        _ = try fx.daemon.perform(.run(SandboxCreation(name: b, hostname: nil, network: "snet", aliases: nil, ip: "192.168.98.20")))
-        #expect(refusal { try fx.daemon.perform(.run(SandboxCreation(name: a, hostname: nil, network: "snet", aliases: nil, ip: nil))) } == 409)
-        #expect(refusal { try fx.daemon.perform(.run(SandboxCreation(name: fx.name("c"), hostname: nil, network: "snet", aliases: nil, ip: "192.168.98.20"))) } == 409)
-        #expect(refusal { try fx.daemon.perform(.run(SandboxCreation(name: fx.name("d"), hostname: nil, network: "nosuch", aliases: nil, ip: nil))) } == 404)
-        guard case .sandboxes(let all) = try fx.daemon.perform(.listSandboxes) else { return }
+        _ = try fx.perform(API.run(SandboxCreation(name: b, hostname: nil, network: "snet", aliases: nil, ip: "192.168.98.20")))
+        #expect(refusal { try fx.perform(API.run(SandboxCreation(name: a, hostname: nil, network: "snet", aliases: nil, ip: nil))) } == 409)
+        #expect(refusal { try fx.perform(API.run(SandboxCreation(name: fx.name("c"), hostname: nil, network: "snet", aliases: nil, ip: "192.168.98.20"))) } == 409)
+        #expect(refusal { try fx.perform(API.run(SandboxCreation(name: fx.name("d"), hostname: nil, network: "nosuch", aliases: nil, ip: nil))) } == 404)
+        guard case .sandboxes(let all) = try fx.perform(API.listSandboxes()) else { return }
         #expect(all.map(\.name) == [a, b].sorted())
-        guard case .dnsView(let view) = try fx.daemon.perform(.dnsView(b)) else { return }
+        guard case .dnsView(let view) = try fx.perform(API.dnsView(b)) else { return }
         #expect(view.networks.map(\.name) == ["snet"] && Set(view.networks.first?.names.map(\.name) ?? []) == [a, b], "\(view)")
-        guard case .sandbox(let connected) = try fx.daemon.perform(.connect(sandbox: a, NetworkConnection(network: "tnet", aliases: nil, ip: nil))) else { return }
+        guard case .sandbox(let connected) = try fx.perform(API.connect(a, NetworkConnection(network: "tnet", aliases: nil, ip: nil))) else { return }
         #expect(connected.attachments.map(\.network) == ["snet", "tnet"] && connected.attachments.last?.interface == "eth1")
-        #expect(refusal { try fx.daemon.perform(.connect(sandbox: a, NetworkConnection(network: "tnet", aliases: nil, ip: nil))) } == 409)
-        guard case .sandbox(let disconnected) = try fx.daemon.perform(.disconnect(sandbox: a, network: "tnet")) else { return }
+        #expect(refusal { try fx.perform(API.connect(a, NetworkConnection(network: "tnet", aliases: nil, ip: nil))) } == 409)
+        guard case .sandbox(let disconnected) = try fx.perform(API.disconnect(a, from: "tnet")) else { return }
         #expect(disconnected.attachments.map(\.network) == ["snet"])
-        #expect(refusal { try fx.daemon.perform(.disconnect(sandbox: a, network: "tnet")) } == 404)
-        guard case .removed = try fx.daemon.perform(.stop(b)) else { return }
-        #expect(refusal { try fx.daemon.perform(.inspectSandbox(b)) } == 404)
-        #expect(refusal { try fx.daemon.perform(.stop(b)) } == 404)
-        guard case .removed = try fx.daemon.perform(.remove(b)) else { Issue.record("rm of a sandbox already gone is fine"); return }
+        #expect(refusal { try fx.perform(API.disconnect(a, from: "tnet")) } == 404)
+        guard case .removed = try fx.perform(API.stop(b)) else { return }
+        #expect(refusal { try fx.perform(API.inspectSandbox(b)) } == 404)
+        #expect(refusal { try fx.perform(API.stop(b)) } == 404)
+        guard case .removed = try fx.perform(API.remove(b)) else { Issue.record("rm of a sandbox already gone is fine"); return }
         #expect(!NamedNamespaces().exists(b))
-        #expect(refusal { try fx.daemon.perform(.removeNetwork("snet")) } == 409, "still used by a")
+        #expect(refusal { try fx.perform(API.removeNetwork("snet")) } == 409, "still used by a")
     }
 }

@@ -10,8 +10,8 @@ import Store
 /// for an attach, one for a stop), and undoes its own half-done steps when a later one fails, so
 /// a refusal changes nothing. Commands on one sandbox are ordered by its name; nothing else waits.
 extension Daemon {
-    /// Carries out `command`. Refusals are thrown as `APIError`s: the HTTP status and the one
-    /// line the CLI prints.
+    /// Carries out `command`. Refusals and failures are thrown as `NodeError`s, each with the one
+    /// line a user reads.
     public func perform(_ command: Command) throws -> CommandResult {
         do {
             return try commands.run {
@@ -32,35 +32,29 @@ extension Daemon {
                 case .attachContainer(let spec): return .containerAttachment(try attachContainer(spec))
                 case .detachContainer(let id, let network):
                     try detachContainer(id, network: network)
-                    return .removed(Removed(name: id))
+                    return .removed(Removed(name: id.text))
                 case .checkContainer(let id, let network): return .containerAttachment(try checkContainer(id, network: network))
+                case .dockerRequestAddress(let pool, let requested, let gateway):
+                    return .dockerAddress(try dockerRequestAddress(pool: pool, requested: requested, gateway: gateway))
+                case .dockerReleaseAddress(let pool, let address):
+                    try dockerReleaseAddress(pool: pool, address: address)
+                    return .done
+                case .dockerCreateEndpoint(let id, let address): return .dockerEndpoint(mac: try dockerCreateEndpoint(id, address: address))
+                case .dockerJoin(let id):
+                    let joined = try dockerJoin(id)
+                    return .dockerJoined(interface: joined.interface, gateway: joined.gateway)
+                case .dockerLeave(let id, let delete):
+                    try dockerLeave(id, delete: delete)
+                    return .done
                 }
             }
         } catch {
-            throw Self.apiError(error)
+            throw NodeError.from(error)
         }
     }
 
-    /// The HTTP status of a refusal.
-    public static func apiError(_ error: Error) -> APIError {
-        switch error {
-        case let error as APIError: return error
-        case let error as ClusterError:
-            switch error {
-            case .noSuchNetwork: return .notFound(error.description)
-            case .networkExists, .networkInUse, .addressesInUse, .nameTaken, .addressTaken, .networkChanged:
-                return .conflict(error.description)
-            default: return .badRequest(error.description)
-            }
-        case is StoreError, is ContendedKey: return .unavailable("\(error)")
-        case is HostLabel.Invalid, is IPv4Subnet.ParseError: return .badRequest("\(error)")
-        default: return APIError(status: 500, message: "\(error)")
-        }
-    }
-
-    func local(_ text: String) throws -> LocalSandbox {
-        let name = try label(text, "name")
-        guard let local = sandboxes.sandbox(name.text) else { throw APIError.notFound("no sandbox '\(name)' on this host") }
+    func local(_ name: HostLabel) throws -> LocalSandbox {
+        guard let local = sandboxes.sandbox(name.text) else { throw NodeError.notFound("no sandbox '\(name)' on this host") }
         return local
     }
 
@@ -88,48 +82,24 @@ extension Daemon {
         return DNSView(sandbox: local.name.text, resolver: dns == nil ? "hosts file only (hosts mode)" : "127.0.0.11:53", networks: networks)
     }
 
-    func label(_ text: String?, _ what: String) throws -> HostLabel {
-        guard let text else { throw APIError.badRequest("missing \(what)") }
-        return try HostLabel(text, what: what)
-    }
-
-    /// `--ip`, if given.
-    func requestedAddress(_ ip: String?) throws -> IPv4Address? {
-        try ip.map { text in
-            guard let address = IPv4Address(text) else { throw APIError.badRequest("invalid --ip '\(text)'") }
-            return address
-        }
-    }
-
     // MARK: networks
 
-    private func networkCreate(_ request: NetworkCreation) throws -> NetworkRecord {
-        let name = try label(request.name, "network")
-        guard name.text != "bridge", name.text != "gwbridge" else { throw APIError.badRequest("network name '\(name)' is reserved") }
-        let subnet = try IPv4Subnet(parsing: request.subnet)
-        var gateway: IPv4Address?
-        if let text = request.gateway {
-            guard let parsed = IPv4Address(text) else { throw APIError.badRequest("invalid --gateway '\(text)': expected an IPv4 address") }
-            gateway = parsed
-        }
-        let driver = NetworkRecord.Driver(rawValue: request.driver ?? "overlay")
-        guard let driver else { throw APIError.badRequest("invalid --driver '\(request.driver ?? "")': expected overlay or bridge") }
+    private func networkCreate(_ spec: NetworkSpec) throws -> NetworkRecord {
         var reserved = LocalBridgeDriver.BridgeSpec.reservedSubnets.map { (subnet: $0, what: "the built-in bridge pool") }
         reserved += try bridges.hostRoutes().map { (subnet: $0, what: "a route of host \(configuration.hostID)") }
-        return try registry.createNetwork(name: name, driver: driver, subnet: subnet, gateway: gateway,
+        return try registry.createNetwork(name: spec.name, driver: spec.driver, subnet: spec.subnet, gateway: spec.gateway,
                                           host: configuration.hostID, reserved: reserved)
     }
 
-    private func networkInspect(_ name: String) throws -> NetworkDetail {
-        let record = try registry.network(try label(name, "network"))
+    private func networkInspect(_ name: HostLabel) throws -> NetworkDetail {
+        let record = try registry.network(name)
         let endpoints = try registry.endpoints().endpoints.filter { $0.network == record.name }.sorted { $0.id < $1.id }
         return NetworkDetail(network: record, endpoints: endpoints)
     }
 
     /// Removes the network from the store (every host then removes its devices, from the
     /// watch); this host's go before the command returns.
-    private func networkRemove(_ text: String) throws -> String {
-        let name = try label(text, "network")
+    private func networkRemove(_ name: HostLabel) throws -> String {
         let record = try registry.network(name)
         try registry.deleteNetwork(name)
         try devices.remove(record)
@@ -138,12 +108,9 @@ extension Daemon {
 
     // MARK: sandboxes
 
-    private func run(_ request: SandboxCreation) throws -> LocalSandbox {
-        let name = try label(request.name, "name")
-        let hostname = try request.hostname.map { try HostLabel($0, what: "hostname") } ?? name
-        let aliases = try (request.aliases ?? []).map { try HostLabel($0, what: "alias") }
-        let network = try request.network.map { try self.network(try label($0, "network")) }
-        let requested = try requestedAddress(request.ip)
+    private func run(_ spec: RunSpec) throws -> LocalSandbox {
+        let name = spec.name, hostname = spec.hostname, aliases = spec.aliases, requested = spec.address
+        let network = try spec.network.map { try self.network($0) }
         let lease = try currentLease()
         return try order.run(name.text) {
             try withdrawals.finish(name.text)
@@ -161,7 +128,7 @@ extension Daemon {
                     undo.add("claim of name \(name)") { [self] in try registry.releaseName(name, heldBy: configuration.hostID) }
                 }
                 guard !factory.namespaces.exists(name.text) else {
-                    throw APIError.conflict("a network namespace named '\(name)' already exists on this host")
+                    throw NodeError.conflict("a network namespace named '\(name)' already exists on this host")
                 }
                 let sandbox = try factory.create(name.text)
                 undo.add("namespace \(name)") { [self] in try factory.delete(sandbox) }
@@ -184,11 +151,10 @@ extension Daemon {
     }
 
     /// `dnsd attach`: a namespace made by a container runtime joins a network.
-    private func adopt(_ request: SandboxAdoption) throws -> LocalSandbox {
-        let name = try label(request.name, "name")
-        return try order.run(name.text) {
-            try adopt(name: name, path: request.netns, network: request.network, interface: nil, requested: nil,
-                      aliases: request.aliases, hostsFile: request.hostsFile, containerID: nil, egressInterface: nil)
+    private func adopt(_ spec: AdoptionSpec) throws -> LocalSandbox {
+        try order.run(spec.name.text) {
+            try adopt(name: spec.name, path: spec.netns, network: spec.network, interface: nil, requested: nil,
+                      aliases: spec.aliases, hostsFile: spec.hostsFile, containerID: nil, egressInterface: nil)
         }
     }
 
@@ -198,11 +164,10 @@ extension Daemon {
     /// the namespace. With `egressInterface`, an overlay attachment also gets a leg on the
     /// gateway bridge under that name, with the default route (as `run --net` gives eth1): the
     /// way out of the overlay.
-    func adopt(name: HostLabel, path: String, network networkName: String, interface: String?, requested: IPv4Address?,
-               aliases: [String]?, hostsFile: String?, containerID: String?, egressInterface: String?) throws -> LocalSandbox {
-        guard FileManager.default.fileExists(atPath: path) else { throw APIError.notFound("no network namespace at \(path)") }
-        let network = try self.network(try label(networkName, "network"))
-        let aliases = try (aliases ?? []).map { try HostLabel($0, what: "alias") }
+    func adopt(name: HostLabel, path: String, network networkName: HostLabel, interface: String?, requested: IPv4Address?,
+               aliases: [HostLabel], hostsFile: String?, containerID: ContainerID?, egressInterface: String?) throws -> LocalSandbox {
+        guard FileManager.default.fileExists(atPath: path) else { throw NodeError.notFound("no network namespace at \(path)") }
+        let network = try self.network(networkName)
         let lease = try currentLease()
         try withdrawals.finish(name.text)
         try sandboxes.reserve(name, host: configuration.hostID)
@@ -212,14 +177,14 @@ extension Daemon {
             let sandbox = try factory.adopt(path: path, name: name.text)
             let inode = try sandbox.namespace.inode()
             if let other = sandboxes.sandbox(inode: inode) {
-                throw APIError.conflict("the namespace at \(path) is already managed on this host as '\(other.name)'")
+                throw NodeError.conflict("the namespace at \(path) is already managed on this host as '\(other.name)'")
             }
             for wanted in [interface, network.driver == .overlay ? egressInterface : nil].compactMap({ $0 }) where try sandbox.hasInterface(named: wanted) {
-                throw APIError.conflict("an interface named \(wanted) already exists in \(path)")
+                throw NodeError.conflict("an interface named \(wanted) already exists in \(path)")
             }
             let claimed = try claim(name: name, as: name, aliases: aliases, on: network, requested: requested, lease: lease, undo: undo)
             var local = LocalSandbox(name: name, hostname: name, aliases: aliases, sandbox: sandbox, id: sandboxes.nextSandboxID(), adopted: true,
-                                     hostsFile: hostsFile, containerID: containerID, namespaceInode: inode, lease: lease)
+                                     hostsFile: hostsFile, containerID: containerID?.text, namespaceInode: inode, lease: lease)
             try hosts.addSandbox(name.text, files: local.files, hostname: name)
             let ownsFiles = local.ownsFiles
             undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: ownsFiles) }
@@ -237,28 +202,26 @@ extension Daemon {
         }
     }
 
-    private func connect(_ sandbox: String, _ request: NetworkConnection) throws -> LocalSandbox {
-        let name = try label(sandbox, "name")
-        return try order.run(name.text) {
-            try connect(try local(name.text), to: request.network, requested: try requestedAddress(request.ip), aliases: request.aliases,
-                        interface: nil)
+    private func connect(_ name: HostLabel, _ spec: ConnectionSpec) throws -> LocalSandbox {
+        try order.run(name.text) {
+            try connect(try local(name), to: spec.network, requested: spec.address, aliases: spec.aliases, interface: nil)
         }
     }
 
     /// In the sandbox's order: connects a local sandbox to one more network, as `interface` or
-    /// the next `ethN`.
-    func connect(_ local: LocalSandbox, to networkName: String, requested: IPv4Address?, aliases: [String]?,
+    /// the next `ethN`; `aliases`, when given, replace the sandbox's.
+    func connect(_ local: LocalSandbox, to networkName: HostLabel, requested: IPv4Address?, aliases: [HostLabel]?,
                  interface: String?) throws -> LocalSandbox {
         var local = local
         let name = local.name
-        let network = try self.network(try label(networkName, "network"))
+        let network = try self.network(networkName)
         guard !local.attachments.contains(where: { $0.network.name == network.name }) else {
-            throw APIError.conflict("'\(name)' is already connected to '\(network.name)'")
+            throw NodeError.conflict("'\(name)' is already connected to '\(network.name)'")
         }
         if let interface, try local.sandbox.hasInterface(named: interface) {
-            throw APIError.conflict("an interface named \(interface) already exists in \(local.sandbox.namespace.path)")
+            throw NodeError.conflict("an interface named \(interface) already exists in \(local.sandbox.namespace.path)")
         }
-        if let aliases, !aliases.isEmpty { local.aliases = try aliases.map { try HostLabel($0, what: "alias") } }
+        if let aliases, !aliases.isEmpty { local.aliases = aliases }
         let lease = try currentLease()
         let undo = Rollback(logger: logger)
         return try undo.perform {
@@ -270,13 +233,11 @@ extension Daemon {
         }
     }
 
-    func disconnect(_ sandbox: String, from network: String) throws -> LocalSandbox {
-        let name = try label(sandbox, "name")
-        return try order.run(name.text) {
-            var local = try local(name.text)
-            let networkName = try label(network, "network")
+    func disconnect(_ name: HostLabel, from networkName: HostLabel) throws -> LocalSandbox {
+        try order.run(name.text) {
+            var local = try local(name)
             guard let index = local.attachments.firstIndex(where: { $0.network.name == networkName.text }) else {
-                throw APIError.notFound("'\(name)' is not connected to '\(networkName)'")
+                throw NodeError.notFound("'\(name)' is not connected to '\(networkName)'")
             }
             let attachment = local.attachments[index]
             if let published = attachment.published {
@@ -294,12 +255,11 @@ extension Daemon {
     }
 
     /// `stop` and `rm` (for which a sandbox already gone is fine).
-    func stop(_ text: String, missingIsFine: Bool) throws -> String {
-        let name = try label(text, "name")
-        return try order.run(name.text) {
+    func stop(_ name: HostLabel, missingIsFine: Bool) throws -> String {
+        try order.run(name.text) {
             guard let local = sandboxes.sandbox(name.text) else {
                 if missingIsFine { return name.text }
-                throw APIError.notFound("no sandbox '\(name)' on this host")
+                throw NodeError.notFound("no sandbox '\(name)' on this host")
             }
             // The store first, in one transaction: every host drops the names, then the local
             // pieces go. A store that cannot be reached refuses the stop before anything
@@ -399,7 +359,7 @@ extension Daemon {
     private func plug(_ local: inout LocalSandbox, into network: NetworkRecord, as state: EndpointState, interface: String? = nil,
                       defaultRoute: Bool, undo: Rollback) throws {
         let label = try network.label
-        guard let address = IPv4Address(state.ipv4) else { throw APIError(status: 500, message: "claimed endpoint without an address") }
+        guard let address = IPv4Address(state.ipv4) else { throw NodeError.failed("claimed endpoint without an address") }
         let sandbox = local.sandbox
         let endpoint = try devices.withNetwork(network) { () throws -> AttachedEndpoint in
             switch network.driver {

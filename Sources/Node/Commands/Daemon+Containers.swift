@@ -10,28 +10,23 @@ import OverlayNet
 /// ones connect it; detaching the last one withdraws the sandbox. Detaching what is already gone
 /// succeeds, as CNI's `DEL` must.
 extension Daemon {
-    func attachContainer(_ request: ContainerAttach) throws -> ContainerAttachment {
-        let id = try Self.containerID(request.containerID)
-        let network = try label(request.network, "network")
-        guard Self.isInterfaceName(request.interface) else {
-            throw APIError.badRequest("invalid interface name '\(request.interface)': 1-15 characters, no '/', ':' or spaces")
-        }
-        let requested = try requestedAddress(request.ip)
-        let name = try sandboxes.container(id)?.name ?? label(request.name ?? id, "name")
+    func attachContainer(_ spec: ContainerSpec) throws -> ContainerAttachment {
+        let id = spec.id, network = spec.network
+        let name = sandboxes.container(id.text)?.name ?? spec.name
         return try order.run(name.text) {
             let local: LocalSandbox
-            if let existing = sandboxes.container(id) {
-                guard try existing.sandbox.namespace.inode() == (try NamespaceIdentity.inode(atPath: request.netns)) else {
-                    throw APIError.conflict("container \(id) is already attached here with another namespace (\(existing.sandbox.namespace.path))")
+            if let existing = sandboxes.container(id.text) {
+                guard try existing.sandbox.namespace.inode() == (try NamespaceIdentity.inode(atPath: spec.netns)) else {
+                    throw NodeError.conflict("container \(id) is already attached here with another namespace (\(existing.sandbox.namespace.path))")
                 }
-                local = try connect(existing, to: network.text, requested: requested, aliases: request.aliases, interface: request.interface)
+                local = try connect(existing, to: network, requested: spec.address, aliases: spec.aliases, interface: spec.interface)
             } else {
-                local = try adopt(name: name, path: request.netns, network: network.text, interface: request.interface, requested: requested,
-                                  aliases: request.aliases, hostsFile: request.hostsFile, containerID: id,
+                local = try adopt(name: name, path: spec.netns, network: network, interface: spec.interface, requested: spec.address,
+                                  aliases: spec.aliases ?? [], hostsFile: spec.hostsFile, containerID: id,
                                   egressInterface: Self.egressInterface)
             }
             guard let attachment = try containerAttachment(local, network: network.text) else {
-                throw APIError(status: 500, message: "container \(id) attached but its attachment to \(network) is not recorded")
+                throw NodeError.failed("container \(id) attached but its attachment to \(network) is not recorded")
             }
             return attachment
         }
@@ -39,31 +34,27 @@ extension Daemon {
 
     /// Detaches the container from `network`; the last network withdraws the sandbox (names
     /// everywhere, interfaces here). Already gone is fine.
-    func detachContainer(_ containerID: String, network networkName: String) throws {
-        let id = try Self.containerID(containerID)
-        let network = try label(networkName, "network")
-        guard let local = sandboxes.container(id) else { return }
+    func detachContainer(_ id: ContainerID, network: HostLabel) throws {
+        guard let local = sandboxes.container(id.text) else { return }
         let published = local.attachments.filter { $0.published != nil }
         guard published.contains(where: { $0.network.name == network.text }) else { return }
         if published.count == 1 {
-            _ = try stop(local.name.text, missingIsFine: true)
+            _ = try stop(local.name, missingIsFine: true)
         } else {
-            _ = try disconnect(local.name.text, from: network.text)
+            _ = try disconnect(local.name, from: network)
         }
     }
 
     /// The container's attachment to `network` read back from the kernel: refused when the
     /// interface or its address is gone. A read: it waits for no command and no store.
-    func checkContainer(_ containerID: String, network networkName: String) throws -> ContainerAttachment {
-        let id = try Self.containerID(containerID)
-        let network = try label(networkName, "network")
-        guard let local = sandboxes.container(id), let attachment = try containerAttachment(local, network: network.text) else {
-            throw APIError.notFound("container \(id) is not attached to '\(network)' on this host")
+    func checkContainer(_ id: ContainerID, network: HostLabel) throws -> ContainerAttachment {
+        guard let local = sandboxes.container(id.text), let attachment = try containerAttachment(local, network: network.text) else {
+            throw NodeError.notFound("container \(id) is not attached to '\(network)' on this host")
         }
         let interfaces = try local.sandbox.interfaces()
         guard interfaces.contains(where: { $0.name == attachment.interface && "\($0.address)" == attachment.address.split(separator: "/").first.map(String.init) })
         else {
-            throw APIError.conflict("container \(id): interface \(attachment.interface) no longer has \(attachment.address)")
+            throw NodeError.conflict("container \(id): interface \(attachment.interface) no longer has \(attachment.address)")
         }
         return attachment
     }
@@ -92,23 +83,5 @@ extension Daemon {
                                    address: "\(attachment.endpoint.address)/\(subnet.prefixLength)",
                                    gateway: attachment.network.gatewayAddress?.description ?? "",
                                    nameservers: resolver.nameservers, search: resolver.search, egress: egress)
-    }
-
-    /// A runtime's container id: what CNI and containerd allow (letters, digits, `_.-`), 1-128.
-    static func containerID(_ text: String) throws -> String {
-        let allowed = text.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
-        }
-        guard (1...128).contains(text.utf8.count), allowed else {
-            throw APIError.badRequest("invalid container id '\(text.prefix(140))': 1-128 letters, digits, '_', '.' or '-'")
-        }
-        return text
-    }
-
-    /// A Linux interface name (IFNAMSIZ 16 with its NUL; no '/', ':' or whitespace; not "." or "..").
-    static func isInterfaceName(_ name: String) -> Bool {
-        (1...15).contains(name.utf8.count) && name != "." && name != ".."
-            && !name.utf8.contains { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ":") || $0 <= 0x20 || $0 >= 0x7f }
     }
 }

@@ -82,55 +82,52 @@ final class DockerEndpointTable: @unchecked Sendable {
 /// held across the store.
 extension Daemon {
     /// The dnsd network whose subnet is `pool` (an IPAM pool, "192.168.0.0/24").
-    private func network(pool: String) throws -> NetworkRecord {
-        let subnet = try IPv4Subnet(parsing: pool)
+    private func network(pool subnet: IPv4Subnet) throws -> NetworkRecord {
+        let pool = subnet.description
         guard let record = try registry.networks().first(where: { (try? $0.parsedSubnet) == subnet }) else {
-            throw APIError.notFound("no dnsd network has subnet \(pool): create it first (docker network create -d dnsd --ipam-driver dnsd --subnet \(pool) NAME, or dnsd network create)")
+            throw NodeError.notFound("no dnsd network has subnet \(pool): create it first (docker network create -d dnsd --ipam-driver dnsd --subnet \(pool) NAME, or dnsd network create)")
         }
-        guard record.driver == .overlay else { throw APIError.badRequest("dnsd network '\(record.name)' is a bridge network; Docker uses overlay networks") }
+        guard record.driver == .overlay else { throw NodeError.invalid("dnsd network '\(record.name)' is a bridge network; Docker uses overlay networks") }
         return record
     }
 
     /// `IpamDriver.RequestAddress`: the gateway (the network's, or the pool's first address while
     /// the network is being made), or an address claimed in the cluster IPAM for this host.
-    public func dockerRequestAddress(pool: String, requested: String?, gateway: Bool) throws -> String {
-        try commands.run {
-            let subnet = try IPv4Subnet(parsing: pool)
+    func dockerRequestAddress(pool subnet: IPv4Subnet, requested: IPv4Address?, gateway: Bool) throws -> String {
+        do {
             if gateway {
                 // While Docker makes the network, dnsd's may not exist yet: the pool's first
                 // address. A store that does not answer is an error, not "no network".
                 let existing = try registry.networks().first { (try? $0.parsedSubnet) == subnet }
-                let address = existing?.gatewayAddress ?? requested.flatMap { IPv4Address($0) } ?? IPv4Address(subnet.network.value + 1)
+                let address = existing?.gatewayAddress ?? requested ?? IPv4Address(subnet.network.value + 1)
                 return "\(address)/\(subnet.prefixLength)"
             }
-            let record = try network(pool: pool)
-            let address = try registry.allocateAddress(on: record, requested: try requestedAddress(requested), host: configuration.hostID,
+            let record = try network(pool: subnet)
+            let address = try registry.allocateAddress(on: record, requested: requested, host: configuration.hostID,
                                                        lease: try currentLease())
             return "\(address)/\(subnet.prefixLength)"
         }
     }
 
     /// `IpamDriver.ReleaseAddress`: this host's claim goes (the gateway is no claim).
-    public func dockerReleaseAddress(pool: String, address text: String) throws {
-        try commands.run {
+    func dockerReleaseAddress(pool: IPv4Subnet, address: IPv4Address) throws {
+        do {
             // A network that is gone has no claims left to release; a store error is reported to
             // Docker (it retries), never taken for success: a leaked claim blocks `network rm`.
             let record: NetworkRecord
-            do { record = try network(pool: pool) } catch let error as APIError where error.status == 404 { return }
-            guard let address = IPv4Address(String(text.split(separator: "/").first ?? "")), address != record.gatewayAddress else { return }
+            do { record = try network(pool: pool) } catch NodeError.notFound { return }
+            guard address != record.gatewayAddress else { return }
             try registry.releaseAddress(address, on: try record.label, heldBy: configuration.hostID)
         }
     }
 
     /// `NetworkDriver.CreateEndpoint`: Docker gives the address it took from the IPAM; the reply
     /// gives the MAC every host's FDB will point at.
-    public func dockerCreateEndpoint(_ id: String, address text: String) throws -> String {
-        try order.run(Self.dockerKey(id)) {
-            guard let address = IPv4Address(String(text.split(separator: "/").first ?? "")) else {
-                throw APIError.badRequest("endpoint \(id) has no IPv4 address (is the network's IPAM driver dnsd?)")
-            }
+    func dockerCreateEndpoint(_ endpointID: DockerEndpointID, address: IPv4Address) throws -> String {
+        let id = endpointID.text
+        return try order.run(Self.dockerKey(id)) {
             guard let record = try registry.networks().first(where: { (try? $0.parsedSubnet)?.contains(address) == true && $0.driver == .overlay }) else {
-                throw APIError.notFound("no dnsd overlay network holds \(address)")
+                throw NodeError.notFound("no dnsd overlay network holds \(address)")
             }
             let mac = MACAddress(derivedFrom: address)
             docker[id] = DockerEndpoint(network: record, address: address, mac: mac)
@@ -140,9 +137,10 @@ extension Daemon {
 
     /// `NetworkDriver.Join`: the veth Docker moves into the container (its name in the host's
     /// namespace) and the overlay network's gateway.
-    public func dockerJoin(_ id: String) throws -> (interface: String, gateway: String) {
-        try order.run(Self.dockerKey(id)) {
-            guard var endpoint = docker[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
+    func dockerJoin(_ endpointID: DockerEndpointID) throws -> (interface: String, gateway: String) {
+        let id = endpointID.text
+        return try order.run(Self.dockerKey(id)) {
+            guard var endpoint = docker[id] else { throw NodeError.notFound("no endpoint \(id) on this host") }
             let hostName = "dnsd" + String(id.prefix(11))
             let label = try endpoint.network.label
             endpoint.bridgePort = try devices.withNetwork(endpoint.network) {
@@ -156,7 +154,8 @@ extension Daemon {
 
     /// `NetworkDriver.Leave` / `DeleteEndpoint`: its names go from the cluster; with `delete`, its
     /// veth and the record here too.
-    public func dockerLeave(_ id: String, delete: Bool) throws {
+    func dockerLeave(_ endpointID: DockerEndpointID, delete: Bool) throws {
+        let id = endpointID.text
         try order.run(Self.dockerKey(id)) {
             guard var endpoint = docker[id] else { return }
             try withdrawDocker(&endpoint)
@@ -174,9 +173,9 @@ extension Daemon {
     public func dockerPublish(_ id: String, name text: String, aliases: [String]) throws {
         try order.run(Self.dockerKey(id)) {
             let lease = try currentLease()
-            guard var endpoint = docker[id] else { throw APIError.notFound("no endpoint \(id) on this host") }
+            guard var endpoint = docker[id] else { throw NodeError.notFound("no endpoint \(id) on this host") }
             // Docker's generated names (youthful_noether) answer as youthful-noether.
-            guard let name = HostLabel.sanitized(text) else { throw APIError.badRequest("container name '\(text)' has no DNS form") }
+            guard let name = HostLabel.sanitized(text) else { throw NodeError.invalid("container name '\(text)' has no DNS form") }
             let state = dockerState(id, network: endpoint.network, address: endpoint.address, name: name, aliases: aliases)
             if let published = endpoint.published, published.name == name.text {
                 // Named at Join already; the start event adds the aliases Docker knows by then.
@@ -223,11 +222,11 @@ extension Daemon {
         try order.run(Self.dockerKey(id)) {
             let lease = try currentLease()
             guard docker[id]?.published == nil else { return }
-            guard let address = IPv4Address(text) else { throw APIError.badRequest("endpoint \(id): no IPv4 address") }
+            guard let address = IPv4Address(text) else { throw NodeError.invalid("endpoint \(id): no IPv4 address") }
             guard let record = try registry.networks().first(where: { $0.name == networkName && $0.driver == .overlay }) else {
-                throw APIError.notFound("no dnsd overlay network '\(networkName)'")
+                throw NodeError.notFound("no dnsd overlay network '\(networkName)'")
             }
-            guard let name = HostLabel.sanitized(text2) else { throw APIError.badRequest("container name '\(text2)' has no DNS form") }
+            guard let name = HostLabel.sanitized(text2) else { throw NodeError.invalid("container name '\(text2)' has no DNS form") }
             try devices.withNetwork(record) {}
             let state = dockerState(id, network: record, address: address, name: name, aliases: aliases)
             let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)

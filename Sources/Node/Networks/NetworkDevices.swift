@@ -55,14 +55,14 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
             if let existing = overlay.spec(of: label) {
                 if existing == spec { return }
                 guard !used(network.name) else {
-                    throw APIError.badRequest("network '\(network.name)' changed in the store while sandboxes here still use its old form")
+                    throw NodeError.invalid("network '\(network.name)' changed in the store while sandboxes here still use its old form")
                 }
                 try overlay.deleteNetwork(label)
             }
             try overlay.createNetwork(spec)
         case .bridge:
             if network.host != hostID {
-                throw APIError.badRequest("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
+                throw NodeError.invalid("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
             }
             try bridges.createBridge(Self.bridgeSpec(network))
         }

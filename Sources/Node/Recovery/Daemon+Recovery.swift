@@ -135,7 +135,7 @@ extension Daemon {
             // A container's /proc/PID/ns/net may now be another process's namespace.
             inode = try sandbox.namespace.inode()
             if let recorded = entry.namespaceInode, recorded != inode {
-                throw APIError.notFound("\(entry.netnsPath) names another namespace now")
+                throw NodeError.notFound("\(entry.netnsPath) names another namespace now")
             }
         }
         let interfaces = try sandbox.interfaces()

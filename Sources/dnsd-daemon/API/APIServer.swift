@@ -127,7 +127,7 @@ struct ControlRoutes: HTTPRoutes {
             let (command, success) = try Routes.command(method: method, path: path, body: body)
             return (success, try perform(command).json())
         } catch {
-            let refusal = Daemon.apiError(error)
+            let refusal = APIError(error)
             return (refusal.status, APIHandler.errorBody(refusal.message))
         }
     }

@@ -1,8 +1,8 @@
 import Foundation
 import Node
 
-/// The HTTP API's routes (HTTP/1.1 + JSON on the control socket): each turns a method, a path and
-/// a JSON body into one `Command`. `GET /v1/events` is a stream and is served by `APIServer`.
+/// The HTTP API's routes (HTTP/1.1 + JSON on the control socket), as `ControlAPI`'s `APIRoute`
+/// table spells them: each turns a method, a path and a JSON body into one `Command`. `GET /v1/events` is a stream and is served by `APIServer`.
 ///
 /// | route | command |
 /// |---|---|
@@ -24,52 +24,12 @@ import Node
 /// | `DELETE /v1/containers/ID/networks/NET` | it leaves (CNI `DEL`; 200 also when already gone) |
 /// | `GET /v1/events` | a stream of JSON lines, one per change applied |
 enum Routes {
-    /// The command for a request, and the status its success answers with.
+    /// The command for a request (`APIRoute.match`, then `Command(route:parameters:body:)`), and
+    /// the status its success answers with.
     static func command(method: String, path: String, body: Data) throws -> (Command, status: Int) {
-        let parts = path.split(separator: "?", maxSplits: 1).first.map { $0.split(separator: "/").map(String.init) } ?? []
-        guard parts.first == "v1" else { throw APIError.notFound("no route \(method) \(path)") }
-        func decode<T: Decodable>(_ type: T.Type) throws -> T {
-            do { return try JSONDecoder().decode(type, from: body.isEmpty ? Data("{}".utf8) : body) } catch {
-                throw APIError.badRequest("malformed request body: \(Self.reason(error))")
-            }
+        guard let (route, parameters) = APIRoute.match(method: method, path: path), route != .events else {
+            throw APIError.notFound("no route \(method) \(path)")
         }
-        let r = Array(parts.dropFirst())
-        // A route's shape: the literal segments, "*" for a name.
-        func matches(_ verb: String, _ shape: String...) -> Bool {
-            method == verb && r.count == shape.count && zip(r, shape).allSatisfy { $1 == "*" || $0 == $1 }
-        }
-        if matches("GET", "networks") { return (.listNetworks, 200) }
-        if matches("POST", "networks") { return (.createNetwork(try decode(NetworkCreation.self)), 201) }
-        if matches("GET", "networks", "*") { return (.inspectNetwork(r[1]), 200) }
-        if matches("DELETE", "networks", "*") { return (.removeNetwork(r[1]), 200) }
-        if matches("GET", "sandboxes") { return (.listSandboxes, 200) }
-        if matches("POST", "sandboxes") { return (.run(try decode(SandboxCreation.self)), 201) }
-        if matches("POST", "sandboxes", "attach") { return (.attach(try decode(SandboxAdoption.self)), 201) }
-        if matches("GET", "sandboxes", "*") { return (.inspectSandbox(r[1]), 200) }
-        if matches("GET", "sandboxes", "*", "dns") { return (.dnsView(r[1]), 200) }
-        if matches("POST", "sandboxes", "*", "networks") { return (.connect(sandbox: r[1], try decode(NetworkConnection.self)), 200) }
-        if matches("DELETE", "sandboxes", "*", "networks", "*") { return (.disconnect(sandbox: r[1], network: r[3]), 200) }
-        if matches("POST", "sandboxes", "*", "stop") { return (.stop(r[1]), 200) }
-        if matches("DELETE", "sandboxes", "*") { return (.remove(r[1]), 200) }
-        if matches("POST", "containers", "*", "networks") {
-            var spec = try decode(ContainerAttach.self)
-            guard spec.containerID == r[1] else { throw APIError.badRequest("containerID in the body is not the one in the path") }
-            spec.containerID = r[1]
-            return (.attachContainer(spec), 201)
-        }
-        if matches("GET", "containers", "*", "networks", "*") { return (.checkContainer(containerID: r[1], network: r[3]), 200) }
-        if matches("DELETE", "containers", "*", "networks", "*") { return (.detachContainer(containerID: r[1], network: r[3]), 200) }
-        throw APIError.notFound("no route \(method) \(path)")
-    }
-
-    /// A decoding error in one line (which field, what was wrong).
-    static func reason(_ error: Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, _): "missing \(key.stringValue)"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            "wrong type for \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-        case DecodingError.dataCorrupted: "not JSON"
-        default: "\(error)"
-        }
+        return (try Command(route: route, parameters: parameters, body: body), route.success)
     }
 }

@@ -1,3 +1,4 @@
+import Addressing
 import ClusterState
 import ControlAPI
 import Foundation
@@ -74,7 +75,7 @@ final class DockerIntegration: @unchecked Sendable {
                 }
                 return
             }
-            _ = try daemon.perform(.createNetwork(NetworkCreation(name: name, driver: "overlay", subnet: subnet, gateway: gateway)))
+            _ = try daemon.perform(.createNetwork(try Command.network(NetworkCreation(name: name, driver: "overlay", subnet: subnet, gateway: gateway))))
             logger.info("dnsd network created for a docker network", metadata: ["network": "\(name)", "subnet": "\(subnet)"])
         } catch {
             logger.error("cannot make the dnsd network for a docker network", metadata: ["network": "\(name)", "error": "\(error)"])
@@ -90,10 +91,10 @@ final class DockerIntegration: @unchecked Sendable {
         // dockerd may have forgotten the network by now: then it was never one of dnsd's here.
         guard let name = try known ?? engine.network(id)?.name, !name.isEmpty else { return }
         do {
-            _ = try daemon.perform(.removeNetwork(name))
+            _ = try daemon.perform(.removeNetwork(try HostLabel(name, what: "network")))
             namesLock.withLock { networkNames[id] = nil }
             logger.info("dnsd network removed with the docker network", metadata: ["network": "\(name)"])
-        } catch let error as APIError where error.status == 404 {
+        } catch NodeError.notFound {
             return
         }
     }

@@ -1,3 +1,4 @@
+import Addressing
 import Foundation
 import Logging
 import Node
@@ -27,7 +28,7 @@ struct DockerPluginRoutes: HTTPRoutes {
             }
             return (200, json(reply))
         } catch {
-            let message = Daemon.apiError(error).message
+            let message = APIError(error).message
             logger.info("docker plugin call refused", metadata: ["call": "\(call)", "error": "\(message)"])
             return (200, json([ipam ? "Error" : "Err": message]))
         }
@@ -52,10 +53,12 @@ struct DockerPluginRoutes: HTTPRoutes {
             let options = request["Options"] as? [String: Any] ?? [:]
             let gateway = options["RequestAddressType"] as? String == "com.docker.network.gateway"
             let requested = string("Address")
-            let address = try daemon.dockerRequestAddress(pool: string("PoolID"), requested: requested.isEmpty ? nil : requested, gateway: gateway)
+            let command = Command.dockerRequestAddress(pool: try IPv4Subnet(parsing: string("PoolID")),
+                                                       requested: requested.isEmpty ? nil : try address(requested), gateway: gateway)
+            guard case .dockerAddress(let address) = try daemon.perform(command) else { throw DockerPluginError("no address") }
             return ["Address": address, "Data": [String: String]()]
         case "IpamDriver.ReleaseAddress":
-            try daemon.dockerReleaseAddress(pool: string("PoolID"), address: string("Address"))
+            _ = try daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: string("PoolID")), try address(string("Address"))))
             return [:]
         case "NetworkDriver.CreateNetwork":
             let data = (request["IPv4Data"] as? [[String: Any]])?.first ?? [:]
@@ -71,26 +74,39 @@ struct DockerPluginRoutes: HTTPRoutes {
             return [:]
         case "NetworkDriver.CreateEndpoint":
             let interface = request["Interface"] as? [String: Any] ?? [:]
-            let mac = try daemon.dockerCreateEndpoint(string("EndpointID"), address: interface["Address"] as? String ?? "")
+            guard let text = interface["Address"] as? String, !text.isEmpty else {
+                throw DockerPluginError("endpoint \(string("EndpointID")) has no IPv4 address (is the network's IPAM driver dnsd?)")
+            }
+            let command = Command.dockerCreateEndpoint(try DockerEndpointID(string("EndpointID")), address: try address(text))
+            guard case .dockerEndpoint(let mac) = try daemon.perform(command) else { throw DockerPluginError("no endpoint") }
             // Docker gave the address; the MAC is dnsd's (every host's FDB points at it).
             return ["Interface": ["MacAddress": mac]]
         case "NetworkDriver.EndpointOperInfo": return ["Value": [String: String]()]
         case "NetworkDriver.Join":
-            let joined = try daemon.dockerJoin(string("EndpointID"))
+            guard case .dockerJoined(let interface, let gateway) = try daemon.perform(.dockerJoin(try DockerEndpointID(string("EndpointID"))))
+            else { throw DockerPluginError("not joined") }
             docker.joined(networkID: string("NetworkID"), endpointID: string("EndpointID"))
             // No gateway leg: Docker would add docker_gwbridge, whose default pool is the subnet
             // of dnsd's own gateway bridge on this host.
-            return ["InterfaceName": ["SrcName": joined.interface, "DstPrefix": "eth"], "Gateway": joined.gateway,
+            return ["InterfaceName": ["SrcName": interface, "DstPrefix": "eth"], "Gateway": gateway,
                     "DisableGatewayService": true]
         case "NetworkDriver.Leave":
-            try daemon.dockerLeave(string("EndpointID"), delete: false)
+            _ = try daemon.perform(.dockerLeave(try DockerEndpointID(string("EndpointID")), delete: false))
             return [:]
         case "NetworkDriver.DeleteEndpoint":
-            try daemon.dockerLeave(string("EndpointID"), delete: true)
+            _ = try daemon.perform(.dockerLeave(try DockerEndpointID(string("EndpointID")), delete: true))
             return [:]
         default:
             return nil
         }
+    }
+
+    /// An address as Docker sends it ("192.168.0.2/24", or bare).
+    private func address(_ text: String) throws -> IPv4Address {
+        guard let address = IPv4Address(String(text.split(separator: "/").first ?? "")) else {
+            throw DockerPluginError("invalid address '\(text)'")
+        }
+        return address
     }
 
     private func json(_ object: [String: Any]) -> Data {

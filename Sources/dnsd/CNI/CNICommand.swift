@@ -43,7 +43,7 @@ struct CNICommand: ParsableCommand {
 
         func run() throws {
             // The network must exist (it may be created on another host: the store knows).
-            _ = try socket.call("GET", "/v1/networks/\(network)", as: NetworkDetail.self)
+            _ = try socket.call(API.inspectNetwork(network))
             if let hostsDir {
                 guard hostsDir.hasPrefix("/") else { throw CLIError("--hosts-dir must be an absolute path") }
                 try FileManager.default.createDirectory(atPath: hostsDir, withIntermediateDirectories: true)

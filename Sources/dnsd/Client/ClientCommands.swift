@@ -14,19 +14,15 @@ struct SocketOption: ParsableArguments {
     var sock: String = ProcessInfo.processInfo.environment["DNSD_SOCK"] ?? APIClient.defaultPath
 
     /// One API call; the decoded answer, or the daemon's refusal thrown as its one line.
-    func call<Reply: Decodable>(_ method: String, _ path: String, _ body: (some Encodable)? = Optional<Empty>.none,
-                                as type: Reply.Type) throws -> Reply {
-        let payload = try body.map { try JSONEncoder().encode($0) }
-        let response = try APIClient.request(method, path, body: payload, socket: sock)
+    func call<Body, Reply>(_ call: APICall<Body, Reply>) throws -> Reply {
+        let response = try APIClient.request(call, socket: sock)
         guard (200..<300).contains(response.status) else {
             throw CLIError(APIClient.errorMessage(response.body) ?? "the daemon answered \(response.status)")
         }
-        do { return try JSONDecoder().decode(type, from: response.body) } catch {
+        do { return try JSONDecoder().decode(Reply.self, from: response.body) } catch {
             throw CLIError("the daemon's answer was not understood: \(error)")
         }
     }
-
-    struct Empty: Codable {}
 }
 
 /// The text the CLI prints for a sandbox: its name, then `network:interface=address` each.
@@ -63,8 +59,7 @@ struct NetworkCommand: ParsableCommand {
         @Argument(help: "Network name.") var name: String
         @OptionGroup var socket: SocketOption
         func run() throws {
-            let record = try socket.call("POST", "/v1/networks", NetworkCreation(name: name, driver: driver, subnet: subnet, gateway: gateway),
-                                         as: NetworkRecord.self)
+            let record = try socket.call(API.createNetwork(NetworkCreation(name: name, driver: driver, subnet: subnet, gateway: gateway)))
             print("\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.driver == .overlay ? " vni \(record.vni)" : ""))
         }
     }
@@ -73,7 +68,7 @@ struct NetworkCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the cluster's networks.")
         @OptionGroup var socket: SocketOption
         func run() throws {
-            let rows = try socket.call("GET", "/v1/networks", as: [NetworkRecord].self).map {
+            let rows = try socket.call(API.listNetworks()).map {
                 "\(column($0.name, 16)) \(column($0.driver.rawValue, 8)) \($0.subnet)"
             }
             print((["NAME             DRIVER   SUBNET"] + rows).joined(separator: "\n"))
@@ -85,14 +80,14 @@ struct NetworkCommand: ParsableCommand {
             commandName: "inspect", abstract: "Show a network and its endpoints as JSON.")
         @Argument var name: String
         @OptionGroup var socket: SocketOption
-        func run() throws { print(try prettyJSON(try socket.call("GET", "/v1/networks/\(name)", as: NetworkDetail.self))) }
+        func run() throws { print(try prettyJSON(try socket.call(API.inspectNetwork(name)))) }
     }
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a network without endpoints.")
         @Argument var name: String
         @OptionGroup var socket: SocketOption
-        func run() throws { print(try socket.call("DELETE", "/v1/networks/\(name)", as: Removed.self).name) }
+        func run() throws { print(try socket.call(API.removeNetwork(name)).name) }
     }
 
     struct Connect: ParsableCommand {
@@ -106,8 +101,7 @@ struct NetworkCommand: ParsableCommand {
         @Argument(help: "Sandbox name.") var name: String
         @OptionGroup var socket: SocketOption
         func run() throws {
-            print(describe(try socket.call("POST", "/v1/sandboxes/\(name)/networks", NetworkConnection(network: network, aliases: aliases, ip: ip),
-                                           as: SandboxInfo.self)))
+            print(describe(try socket.call(API.connect(name, NetworkConnection(network: network, aliases: aliases, ip: ip)))))
         }
     }
 
@@ -117,7 +111,7 @@ struct NetworkCommand: ParsableCommand {
         @Argument var network: String
         @Argument var name: String
         @OptionGroup var socket: SocketOption
-        func run() throws { print(describe(try socket.call("DELETE", "/v1/sandboxes/\(name)/networks/\(network)", as: SandboxInfo.self))) }
+        func run() throws { print(describe(try socket.call(API.disconnect(name, from: network)))) }
     }
 }
 
@@ -138,8 +132,7 @@ struct RunCommand: ParsableCommand {
     @Option var ip: String?
     @OptionGroup var socket: SocketOption
     func run() throws {
-        print(describe(try socket.call("POST", "/v1/sandboxes", SandboxCreation(name: name, hostname: hostname, network: net, aliases: aliases, ip: ip),
-                                       as: SandboxInfo.self)))
+        print(describe(try socket.call(API.run(SandboxCreation(name: name, hostname: hostname, network: net, aliases: aliases, ip: ip)))))
     }
 }
 
@@ -160,9 +153,8 @@ struct AttachCommand: ParsableCommand {
     @Option(help: "The hosts file the container sees (default /etc/netns/NAME/hosts).") var hostsFile: String?
     @OptionGroup var socket: SocketOption
     func run() throws {
-        print(describe(try socket.call("POST", "/v1/sandboxes/attach",
-                                       SandboxAdoption(name: name, netns: netns, network: net, hostsFile: hostsFile, aliases: aliases),
-                                       as: SandboxInfo.self)))
+        print(describe(try socket.call(API.attach(SandboxAdoption(name: name, netns: netns, network: net, hostsFile: hostsFile,
+                                                                  aliases: aliases)))))
     }
 }
 
@@ -171,21 +163,21 @@ struct StopCommand: ParsableCommand {
         commandName: "stop", abstract: "Stop a sandbox: its names vanish everywhere, its namespace is removed.")
     @Argument var name: String
     @OptionGroup var socket: SocketOption
-    func run() throws { print(try socket.call("POST", "/v1/sandboxes/\(name)/stop", as: Removed.self).name) }
+    func run() throws { print(try socket.call(API.stop(name)).name) }
 }
 
 struct RemoveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a sandbox (stopping it if it runs).")
     @Argument var name: String
     @OptionGroup var socket: SocketOption
-    func run() throws { print(try socket.call("DELETE", "/v1/sandboxes/\(name)", as: Removed.self).name) }
+    func run() throws { print(try socket.call(API.remove(name)).name) }
 }
 
 struct PsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List this host's sandboxes.")
     @OptionGroup var socket: SocketOption
     func run() throws {
-        let rows = try socket.call("GET", "/v1/sandboxes", as: [SandboxInfo].self).map(describe)
+        let rows = try socket.call(API.listSandboxes()).map(describe)
         print((["NAME             NETWORKS"] + rows).joined(separator: "\n"))
     }
 }
@@ -216,8 +208,8 @@ struct InspectCommand: ParsableCommand {
     @OptionGroup var socket: SocketOption
     func run() throws {
         struct Inspection: Encodable { var sandbox: SandboxInfo; var dns: DNSView }
-        let sandbox = try socket.call("GET", "/v1/sandboxes/\(name)", as: SandboxInfo.self)
-        let dns = try socket.call("GET", "/v1/sandboxes/\(name)/dns", as: DNSView.self)
+        let sandbox = try socket.call(API.inspectSandbox(name))
+        let dns = try socket.call(API.dnsView(name))
         print(try prettyJSON(Inspection(sandbox: sandbox, dns: dns)))
     }
 }
@@ -227,7 +219,7 @@ struct EventsCommand: ParsableCommand {
         commandName: "events", abstract: "Follow the changes the daemon applies (one JSON line each) until interrupted.")
     @OptionGroup var socket: SocketOption
     func run() throws {
-        try APIClient.stream("/v1/events", socket: socket.sock) { line in
+        try APIClient.stream(APIRoute.events.path(), socket: socket.sock) { line in
             var bytes = Array(line)
             bytes.append(UInt8(ascii: "\n"))
             _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }

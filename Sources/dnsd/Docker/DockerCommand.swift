@@ -18,7 +18,7 @@ struct DockerCommand: ParsableCommand {
         @OptionGroup var socket: SocketOption
 
         func run() throws {
-            let detail = try socket.call("GET", "/v1/networks/\(network)", as: NetworkDetail.self)
+            let detail = try socket.call(API.inspectNetwork(network))
             guard detail.network.driver == .overlay, !detail.network.gateway.isEmpty else {
                 throw CLIError("'\(network)' is not an overlay network: Docker uses dnsd's overlay networks")
             }
