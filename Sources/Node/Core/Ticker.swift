@@ -5,8 +5,8 @@ import Logging
 /// Docker's sweeps): a named task run every `period` on a thread of its own until `stop()`. A
 /// round that throws is logged once per episode of failures (and once when it recovers), and
 /// the next round waits twice as long, up to `maxBackoff`; a round that succeeds resets the pace.
-final class Ticker: @unchecked Sendable {
-    let name: String
+public final class Ticker: @unchecked Sendable {
+    public let name: String
     private let logger: Logger
     private let body: () throws -> Void
     private let condition = NSCondition()
@@ -15,7 +15,7 @@ final class Ticker: @unchecked Sendable {
     private var period: TimeInterval
     private let maxBackoff: TimeInterval
 
-    init(_ name: String, every period: TimeInterval, maxBackoff: TimeInterval = 8, logger: Logger, _ body: @escaping () throws -> Void) {
+    public init(_ name: String, every period: TimeInterval, maxBackoff: TimeInterval = 8, logger: Logger, _ body: @escaping () throws -> Void) {
         self.name = name
         self.period = period
         self.maxBackoff = max(period, maxBackoff)
@@ -24,16 +24,16 @@ final class Ticker: @unchecked Sendable {
     }
 
     /// Changes the period from the next round on.
-    func setPeriod(_ seconds: TimeInterval) { condition.withLock { period = seconds } }
+    public func setPeriod(_ seconds: TimeInterval) { condition.withLock { period = seconds } }
 
-    func start() {
+    public func start() {
         let thread = Thread { [self] in loop() }
         thread.name = "dnsd-\(name)"
         thread.start()
     }
 
     /// Ends the task and waits for a round in progress to finish.
-    func stop() {
+    public func stop() {
         condition.withLock {
             stopped = true
             condition.broadcast()

@@ -31,23 +31,31 @@ final class DockerIntegration: @unchecked Sendable {
     }
 
     var stopping: Bool { stopped.withLock { isStopped } }
-    func stop() { stopped.withLock { isStopped = true } }
+
+    func stop() {
+        stopped.withLock { isStopped = true }
+        for ticker in tickers { ticker.stop() }
+    }
+
+    /// The periodic loops (the daemon's one `Ticker` mechanism: a failing round is logged once,
+    /// then retried with backoff while dockerd is away).
+    private var tickers: [Ticker] = []
 
     func start() {
         Thread.detachNewThread { [self] in followNames() }
-        Thread.detachNewThread { [self] in syncNetworks() }
-        Thread.detachNewThread { [self] in sweepEndpoints() }
-    }
-
-    /// Every few seconds: this host's Docker endpoints whose container no longer runs are
-    /// withdrawn (a dockerd that restarted or died never says `Leave` for them).
-    private func sweepEndpoints() {
-        while !stopping {
-            for _ in 0..<30 where !stopping { usleep(100_000) }
-            do { daemon.dockerSweep(running: try engine.runningEndpoints().endpoints) } catch {
-                logger.debug("docker sweep: dockerd unreachable: \(error)")
-            }
-        }
+        tickers = [
+            // Each dnsd overlay network exists in this host's dockerd (driver dnsd), and a
+            // dnsd-driver network the cluster no longer has (removed on another host) goes from
+            // it after three checks in a row (a network Docker is creating gets its dnsd network
+            // within ms).
+            Ticker("docker network sync", every: 1, logger: logger) { [unowned self] in try syncNetworks() },
+            // This host's Docker endpoints whose container no longer runs are withdrawn (a
+            // dockerd that restarted or died never says `Leave` for them).
+            Ticker("docker endpoint sweep", every: 3, logger: logger) { [unowned self] in
+                daemon.dockerSweep(running: try engine.runningEndpoints().endpoints)
+            },
+        ]
+        for ticker in tickers { ticker.start() }
     }
 
     /// `CreateNetwork` of Docker network `id`: once dockerd has stored it (just after the call
@@ -99,25 +107,15 @@ final class DockerIntegration: @unchecked Sendable {
         }
     }
 
-    /// Every second: each dnsd overlay network exists in this host's dockerd (driver dnsd), and a
-    /// dnsd-driver network the cluster no longer has (removed on another host) goes from it
-    /// after three checks in a row (a network Docker is creating gets its dnsd network within ms).
-    private func syncNetworks() {
-        while !stopping {
-            do {
-                let docker = try engine.networks().filter { $0.driver == "dnsd" }
-                namesLock.withLock {
-                    for network in docker { networkNames[network.id] = network.name }
-                }
-                let networks = daemon.knownNetworks()
-                removeOrphans(docker, keeping: Set(networks.map(\.name)))
-                for network in networks where network.driver == .overlay && !docker.contains(where: { $0.name == network.name }) {
-                    create(network)
-                }
-            } catch {
-                logger.debug("docker network sync: \(error)")
-            }
-            for _ in 0..<10 where !stopping { usleep(100_000) }
+    private func syncNetworks() throws {
+        let docker = try engine.networks().filter { $0.driver == "dnsd" }
+        namesLock.withLock {
+            for network in docker { networkNames[network.id] = network.name }
+        }
+        let networks = daemon.knownNetworks()
+        removeOrphans(docker, keeping: Set(networks.map(\.name)))
+        for network in networks where network.driver == .overlay && !docker.contains(where: { $0.name == network.name }) {
+            create(network)
         }
     }
 
