@@ -23,9 +23,10 @@ extension ClusterRegistry {
     /// Commits `claim` in one transaction: the name absent, the address absent and the network as
     /// read (not removed, not re-created), then the name, the address and the endpoint written
     /// under `lease` and the network's claims marker rewritten (which a concurrent removal checks).
-    /// Returns false when only the address was taken meanwhile (the caller picks another); throws
-    /// `nameTaken`, `noSuchNetwork` or `networkChanged` when the commit failed for that. A
-    /// failure costs reads to tell which; a success is one round trip.
+    /// Returns false when the address was taken meanwhile (the caller picks another); throws
+    /// `nameTaken`, `noSuchNetwork` or `networkChanged` when the commit failed for that, and a
+    /// store error when nothing explains the failure. A failure costs reads to tell which; a
+    /// success is one round trip.
     public func claim(_ claim: AttachmentClaim, host: String, lease: LeaseID?) throws -> Bool {
         let label = try claim.network.label
         var revision = claim.network.revision
@@ -52,6 +53,12 @@ extension ClusterRegistry {
         }
         guard let current = try store.get(Keys.network(label)) else { throw ClusterError.noSuchNetwork(claim.network.name) }
         guard current.modRevision == revision else { throw ClusterError.networkChanged(claim.network.name) }
+        guard try store.get(addressKey) != nil else {
+            // Nothing the conditions name explains it (Consul refuses a `lock` under a session
+            // that lapsed a moment ago): not "address taken", or the caller would walk the subnet.
+            throw StoreError.refused(operation: "claim of \(claim.address) on \(claim.network.name)", status: 409,
+                                     detail: "the transaction failed although its conditions held (an expired lease?)")
+        }
         return false
     }
 

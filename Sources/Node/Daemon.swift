@@ -73,7 +73,7 @@ public final class Daemon: @unchecked Sendable {
     let reconciler: Reconciler
     let picker: AddressPicker
     let withdrawals: PendingWithdrawals
-    let order = KeyedOrder()
+    let order: KeyedOrder
     let localAddresses = LocalAddresses()
     let commands = CommandsInFlight()
     private var tickers: [Ticker] = []
@@ -120,7 +120,10 @@ public final class Daemon: @unchecked Sendable {
                                     teardown: devices, cache: cache, events: events, logger: logger)
         self.reconciler = reconciler
         picker = AddressPicker(claimed: { reconciler.claimedAddresses(on: $0) })
-        withdrawals = PendingWithdrawals(registry: registry, hostID: configuration.hostID, lease: { membership.lease }, logger: logger)
+        let order = KeyedOrder()
+        self.order = order
+        withdrawals = PendingWithdrawals(registry: registry, hostID: configuration.hostID, lease: { membership.lease }, order: order,
+                                         released: { reconciler.unsuppress($0) }, logger: logger)
 
         var unreachable: Error?
         do { try membership.join() } catch let error as StoreError { unreachable = error }

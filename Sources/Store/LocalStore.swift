@@ -62,10 +62,16 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
             }
         }
         if let text {
-            for (number, line) in text.split(separator: "\n").enumerated() {
+            let lines = text.split(separator: "\n")
+            for (number, line) in lines.enumerated() {
                 guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                    // A torn last line (a crash mid-write) is expected; anything else is logged.
-                    logger.warning("local store: skipping unreadable log line \(number + 1)")
+                    // A torn last line (a crash mid-write) is expected and skipped; an unreadable
+                    // line before it is damage: refused, or the compaction would drop what it held.
+                    guard number == lines.count - 1 else {
+                        throw StoreError.unavailable(operation: "open local store",
+                                                     detail: "cannot read line \(number + 1) of \(path); it is left as it is")
+                    }
+                    logger.warning("local store: skipping a torn last log line \(number + 1)")
                     continue
                 }
                 replay(record)

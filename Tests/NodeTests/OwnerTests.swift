@@ -15,8 +15,9 @@ import Testing
 /// nothing but the commands that need the store ever wait on it.
 @Suite("Owners: no lock across the store", .serialized, .timeLimit(.minutes(5)))
 struct OwnerTests {
-    /// The local store, counting requests, with a gate: a write whose keys mention a held name
-    /// waits until the name is let go (a store that does not answer, for that request only).
+    /// The local store, counting requests (every write as a commit, every get and list as a
+    /// read), with a gate: a write whose keys mention a held name waits until the name is let go
+    /// (a store that does not answer, for that request only).
     final class GatedStore: KeyValueStore, @unchecked Sendable {
         let inner: LocalStore
         let commits = Atomic<Int>(0)
@@ -27,6 +28,10 @@ struct OwnerTests {
 
         init(_ inner: LocalStore) { self.inner = inner }
 
+        /// Writes mentioning a name in `failing` fail at once, as a store that is down.
+        private var failing: Set<String> = []
+        func fail(_ name: String, _ on: Bool) { condition.withLock { if on { failing.insert(name) } else { failing.remove(name) } } }
+
         func hold(_ name: String) { condition.withLock { _ = held.insert(name) } }
         func letGo(_ name: String) {
             condition.withLock {
@@ -35,8 +40,11 @@ struct OwnerTests {
             }
         }
 
-        private func gate(_ keys: [String]) {
-            condition.withLock {
+        private func gate(_ keys: [String]) throws {
+            try condition.withLock {
+                if keys.contains(where: { key in failing.contains { key.hasSuffix("/" + $0) } }) {
+                    throw StoreError.unavailable(operation: "test", detail: "the store is down for this name")
+                }
                 guard keys.contains(where: { key in held.contains { key.hasSuffix("/" + $0) } }) else { return }
                 waiting.add(1, ordering: .relaxed)
                 while keys.contains(where: { key in held.contains { key.hasSuffix("/" + $0) } }) { condition.wait() }
@@ -53,22 +61,32 @@ struct OwnerTests {
             return try inner.list(prefix: prefix)
         }
         func put(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Int64 {
-            gate([key])
+            try gate([key])
+            commits.add(1, ordering: .relaxed)
             return try inner.put(key, value, lease: lease)
         }
-        func delete(_ key: String) throws -> Bool { try inner.delete(key) }
+        func delete(_ key: String) throws -> Bool {
+            try gate([key])
+            commits.add(1, ordering: .relaxed)
+            return try inner.delete(key)
+        }
         func create(_ key: String, _ value: [UInt8], lease: LeaseID?) throws -> Bool {
-            gate([key])
+            try gate([key])
             commits.add(1, ordering: .relaxed)
             return try inner.create(key, value, lease: lease)
         }
         func compareAndSwap(_ key: String, expected: Int64, _ value: [UInt8], lease: LeaseID?) throws -> Bool {
-            try inner.compareAndSwap(key, expected: expected, value, lease: lease)
+            commits.add(1, ordering: .relaxed)
+            return try inner.compareAndSwap(key, expected: expected, value, lease: lease)
         }
-        func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool { try inner.delete(key, ifUnchangedSince: expected) }
+        func delete(_ key: String, ifUnchangedSince expected: Int64) throws -> Bool {
+            try gate([key])
+            commits.add(1, ordering: .relaxed)
+            return try inner.delete(key, ifUnchangedSince: expected)
+        }
         func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], unleasedPuts: [(key: String, value: [UInt8])],
                     deletes: [String], lease: LeaseID?) throws -> Bool {
-            gate(puts.map(\.key) + deletes)
+            try gate(puts.map(\.key) + deletes)
             commits.add(1, ordering: .relaxed)
             return try inner.commit(conditions, puts: puts, unleasedPuts: unleasedPuts, deletes: deletes, lease: lease)
         }
@@ -93,16 +111,33 @@ struct OwnerTests {
 
         init() throws {
             thread = try NamespaceThread(name: "owner-tests")
-            let host = try NamedNamespaces().create(hostName, on: thread)
-            try Shell.check(["ip", "-n", hostName, "link", "set", "lo", "up"], timeout: 10)
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-            store = GatedStore(try LocalStore(directory: directory + "/store", logger: logger))
-            daemon = try Daemon(configuration: .init(
-                hostID: "h1", advertise: IPv4Address(198, 18, 0, 1), dnsMode: .dns,
-                upstreams: [SocketAddress(IPv4Address(127, 0, 0, 1), port: 9)], upstreamTimeoutMilliseconds: 300, leaseTTL: 10,
-                hostResolvConf: ResolvConf(nameservers: ["198.18.0.53"], search: []), stateDirectory: directory + "/state",
-                hostNamespace: host, warmNamespaces: 0), store: store, logger: logger)
+            do {
+                let host = try NamedNamespaces().create(hostName, on: thread)
+                try Shell.check(["ip", "-n", hostName, "link", "set", "lo", "up"], timeout: 10)
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+                store = GatedStore(try LocalStore(directory: directory + "/store", logger: logger))
+                daemon = try Daemon(configuration: .init(
+                    hostID: "h1", advertise: IPv4Address(198, 18, 0, 1), dnsMode: .dns,
+                    upstreams: [SocketAddress(IPv4Address(127, 0, 0, 1), port: 9)], upstreamTimeoutMilliseconds: 300, leaseTTL: 2,
+                    hostResolvConf: ResolvConf(nameservers: ["198.18.0.53"], search: []), stateDirectory: directory + "/state",
+                    hostNamespace: host, warmNamespaces: 0), store: store, logger: logger)
+            } catch {
+                try? NamedNamespaces().delete(hostName)
+                try? FileManager.default.removeItem(atPath: directory)
+                thread.shutdown()
+                throw error
+            }
+        }
+
+        /// Until `condition` holds, up to `seconds`.
+        func eventually(_ seconds: Double = 3, _ condition: () throws -> Bool) rethrows -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try condition() { return true }
+                usleep(10_000)
+            }
+            return try condition()
         }
 
         func name(_ base: String) -> String {
@@ -137,23 +172,50 @@ struct OwnerTests {
         let order = KeyedOrder()
         let inside = Mutex<[String: Int]>([:])
         let most = Mutex<[String: Int]>([:])
-        let both = Atomic<Bool>(false)
-        DispatchQueue.concurrentPerform(iterations: 8) { i in
+        let aInside = DispatchSemaphore(value: 0)
+        let overlapped = Atomic<Bool>(false)
+        let done = DispatchGroup()
+        for i in 0..<8 {
             let key = i < 4 ? "a" : "b"
-            order.run(key) {
-                let now = inside.withLock { state -> [String: Int] in
-                    state[key, default: 0] += 1
-                    return state
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                order.run(key) {
+                    let now = inside.withLock { state -> [String: Int] in
+                        state[key, default: 0] += 1
+                        return state
+                    }
+                    most.withLock { $0[key] = max($0[key] ?? 0, now[key] ?? 0) }
+                    if key == "a" {
+                        aInside.signal()
+                        usleep(20_000)
+                    } else if aInside.wait(timeout: .now() + 2) == .success, inside.withLock({ ($0["a"] ?? 0) > 0 }) {
+                        // A "b" ran while an "a" was inside: different keys go at once.
+                        overlapped.store(true, ordering: .relaxed)
+                    }
+                    inside.withLock { $0[key, default: 1] -= 1 }
                 }
-                most.withLock { $0[key] = max($0[key] ?? 0, now[key] ?? 0) }
-                if (now["a"] ?? 0) > 0, (now["b"] ?? 0) > 0 { both.store(true, ordering: .relaxed) }
-                usleep(30_000)
-                inside.withLock { $0[key, default: 1] -= 1 }
             }
         }
+        #expect(done.wait(timeout: .now() + 20) == .success)
         #expect(most.withLock { $0 } == ["a": 1, "b": 1], "one at a time per key")
-        let overlapped = both.load(ordering: .relaxed)
-        #expect(overlapped, "a and b overlapped")
+        let sawOverlap = overlapped.load(ordering: .relaxed)
+        #expect(sawOverlap, "a and b overlapped")
+        // tryRun: refused while the key is busy, run when it is free.
+        let busy = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { order.run("c") { busy.signal(); release.wait() } }
+        busy.wait()
+        #expect(!order.tryRun("c") {}, "busy")
+        release.signal()
+        #expect(eventuallyTrue { order.tryRun("c") {} })
+    }
+
+    private func eventuallyTrue(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<300 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return false
     }
 
     @Test("the picker never hands one address to two commands in flight, and skips claimed ones")
@@ -171,24 +233,34 @@ struct OwnerTests {
         #expect(!picker.hold(second, on: "p") && picker.hold(IPv4Address(10, 9, 0, 2), on: "p"))
     }
 
-    @Test("a ticker retries a failing round with growing gaps, and stops at once")
+    @Test("a ticker retries a failing round with doubling gaps up to its bound, keeps its pace after a success, and stops at once")
     func ticker() throws {
         let times = Mutex<[Date]>([])
+        let failing = Atomic<Bool>(true)
         let ticker = Ticker("test", every: 0.05, maxBackoff: 0.4, logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() }) {
             times.withLock { $0.append(Date()) }
-            throw StoreError.unavailable(operation: "test", detail: "down")
+            if failing.load(ordering: .relaxed) { throw StoreError.unavailable(operation: "test", detail: "down") }
         }
         ticker.start()
-        usleep(1_000_000)
+        usleep(1_300_000)
+        let failed = times.withLock { $0 }
+        failing.store(false, ordering: .relaxed)
+        usleep(900_000)
         let started = Date()
         ticker.stop()
         #expect(Date().timeIntervalSince(started) < 0.3, "stop waits for no period")
-        let seen = times.withLock { $0 }
-        let gaps = zip(seen.dropFirst(), seen).map { $0.timeIntervalSince($1) }
-        #expect(seen.count >= 3 && seen.count <= 8, "\(seen.count) rounds in 1 s with backoff")
-        #expect(gaps.count >= 2 && gaps.last! > gaps.first!, "gaps grow: \(gaps)")
+        let gaps = zip(failed.dropFirst(), failed).map { $0.timeIntervalSince($1) }
+        // 0.05 (first round), then 0.1, 0.2, 0.4, 0.4...: each gap about twice the one before, up to the bound.
+        #expect(gaps.count >= 3, "\(gaps)")
+        for (earlier, later) in zip(gaps, gaps.dropFirst()) {
+            #expect(later >= min(earlier * 1.6, 0.35) && later <= 0.4 + 0.15, "gaps: \(gaps)")
+        }
+        // After the first success the period is 0.05 s again: many rounds in 0.9 s.
+        let after = times.withLock { $0 }.count - failed.count
+        #expect(after >= 6, "\(after) rounds after recovering")
+        let total = times.withLock { $0.count }
         usleep(200_000)
-        #expect(times.withLock { $0.count } == seen.count, "no round after stop")
+        #expect(times.withLock { $0.count } == total, "no round after stop")
     }
 
     @Test("a command stuck on the store holds nothing: ps, inspect, metrics and another sandbox's run go on")
@@ -199,6 +271,7 @@ struct OwnerTests {
         let early = fx.name("early"), stuck = fx.name("stuck"), other = fx.name("other")
         _ = try fx.perform(API.run(SandboxCreation(name: early, hostname: nil, network: "onet", aliases: nil, ip: nil)))
         fx.store.hold(stuck)
+        defer { fx.store.letGo(stuck) }
         let done = DispatchSemaphore(value: 0)
         let outcome = Mutex<String>("")
         Thread.detachNewThread {
@@ -213,15 +286,21 @@ struct OwnerTests {
         for _ in 0..<200 where fx.store.waiting.load(ordering: .relaxed) == 0 { usleep(10_000) }
         let waiting = fx.store.waiting.load(ordering: .relaxed)
         #expect(waiting == 1, "the run is inside the store")
-        func quick(_ body: () throws -> Void) rethrows -> Bool {
-            let started = Date()
-            try body()
-            return Date().timeIntervalSince(started) < 0.5
+        /// Whether `body` finishes, on a thread of its own, within 0.5 s (a regression fails here
+        /// instead of hanging the test).
+        func quick(_ body: @escaping @Sendable () throws -> Void) -> Bool {
+            let finished = DispatchSemaphore(value: 0)
+            let failure = Mutex<String?>(nil)
+            Thread.detachNewThread {
+                do { try body() } catch { failure.withLock { $0 = "\(error)" } }
+                finished.signal()
+            }
+            return finished.wait(timeout: .now() + 0.5) == .success && failure.withLock { $0 } == nil
         }
-        #expect(try quick { _ = try fx.perform(API.listSandboxes()) }, "ps")
-        #expect(try quick { _ = try fx.perform(API.inspectSandbox(early)) }, "inspect")
+        #expect(quick { _ = try fx.perform(API.listSandboxes()) }, "ps")
+        #expect(quick { _ = try fx.perform(API.inspectSandbox(early)) }, "inspect")
         #expect(quick { _ = fx.daemon.metricsSample() }, "metrics")
-        #expect(try quick { _ = try fx.perform(API.run(SandboxCreation(name: other, hostname: nil, network: "onet", aliases: nil, ip: nil))) },
+        #expect(quick { _ = try fx.perform(API.run(SandboxCreation(name: other, hostname: nil, network: "onet", aliases: nil, ip: nil))) },
                 "another sandbox's run")
         guard case .sandboxes(let during) = try fx.perform(API.listSandboxes()) else { return }
         #expect(Set(during.map(\.name)) == [early, other], "the stuck one is not listed until it is made")
@@ -237,11 +316,15 @@ struct OwnerTests {
         defer { fx.close() }
         _ = try fx.perform(API.createNetwork(NetworkCreation(name: "cnet", driver: "bridge", subnet: "192.168.92.0/24", gateway: nil)))
         let names = (0..<10).map { fx.name("c\($0)") }
-        usleep(200_000)  // the watch has the network
+        #expect(fx.eventually { fx.daemon.knownNetworks().contains { $0.name == "cnet" } }, "the watch has the network")
         let commitsBefore = fx.store.commits.load(ordering: .relaxed), readsBefore = fx.store.reads.load(ordering: .relaxed)
         let addresses = Mutex<[String]>([])
         let failures = Mutex<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: names.count) { i in
+        let group = DispatchGroup()
+        for i in names.indices {
+            group.enter()
+            Thread.detachNewThread {
+            defer { group.leave() }
             do {
                 guard case .sandbox(let info) = try fx.perform(API.run(SandboxCreation(name: names[i], hostname: nil, network: "cnet",
                                                                                         aliases: nil, ip: nil)))
@@ -250,7 +333,9 @@ struct OwnerTests {
             } catch {
                 failures.withLock { $0.append("\(error)") }
             }
+            }
         }
+        #expect(group.wait(timeout: .now() + 60) == .success)
         #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
         #expect(Set(addresses.withLock { $0 }).count == names.count, "\(addresses.withLock { $0 })")
         let commits = fx.store.commits.load(ordering: .relaxed) - commitsBefore, reads = fx.store.reads.load(ordering: .relaxed) - readsBefore
@@ -260,5 +345,73 @@ struct OwnerTests {
         for name in names { _ = try fx.perform(API.stop(name)) }
         let stops = fx.store.commits.load(ordering: .relaxed) - stopsBefore
         #expect(stops == names.count, "one transaction per stop")
+    }
+
+    @Test("a lapsed lease: a new one is taken and the host's sandboxes are published under it again")
+    func leaseLapse() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        _ = try fx.perform(API.createNetwork(NetworkCreation(name: "lnet", driver: "bridge", subnet: "192.168.93.0/24", gateway: nil)))
+        let a = fx.name("lapse")
+        _ = try fx.perform(API.run(SandboxCreation(name: a, hostname: nil, network: "lnet", aliases: nil, ip: nil)))
+        let old = try #require(fx.daemon.membership.lease)
+        #expect(try fx.store.inner.get("dnsd/v1/names/\(a)")?.lease == old)
+        try fx.store.inner.revoke(old)  // as if the store lost it: every key under it goes
+        #expect(try fx.store.inner.get("dnsd/v1/names/\(a)") == nil)
+        #expect(try fx.eventually(5) {
+            guard let lease = fx.daemon.membership.lease, lease != old,
+                  try fx.store.inner.get("dnsd/v1/names/\(a)")?.lease == lease else { return false }
+            return try !fx.store.inner.list(prefix: "dnsd/v1/endpoints/lnet/").entries.isEmpty
+        }, "name and endpoint back under a new lease")
+        #expect(fx.daemon.sandboxes.sandbox(a)?.lease == fx.daemon.membership.lease)
+    }
+
+    @Test("a vanished sandbox is withdrawn here at once and from the store when it answers again")
+    func pendingWithdrawal() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        _ = try fx.perform(API.createNetwork(NetworkCreation(name: "wnet", driver: "bridge", subnet: "192.168.94.0/24", gateway: nil)))
+        let gone = fx.name("gone"), other = fx.name("stays")
+        try Shell.check(["ip", "netns", "add", gone])
+        _ = try fx.perform(API.attach(SandboxAdoption(name: gone, netns: "/run/netns/\(gone)", network: "wnet", hostsFile: nil, aliases: nil)))
+        _ = try fx.perform(API.run(SandboxCreation(name: other, hostname: nil, network: "wnet", aliases: nil, ip: nil)))
+        #expect(fx.eventually { fx.daemon.reconciler.known().endpoints.contains { $0.name == gone } })
+        fx.store.fail(gone, true)
+        try Shell.check(["ip", "netns", "del", gone])
+        // Here at once: out of the table, the records and the other sandbox's hosts file.
+        #expect(fx.eventually(4) {
+            fx.daemon.sandboxes.sandbox(gone) == nil && !fx.daemon.reconciler.known().endpoints.contains { $0.name == gone }
+                && !((try? String(contentsOfFile: "/etc/netns/\(other)/hosts", encoding: .utf8)) ?? gone).contains(gone)
+        }, "withdrawn here while the store refuses")
+        #expect(fx.daemon.metricsSample().pendingWithdrawals == 1)
+        #expect(try fx.store.inner.get("dnsd/v1/names/\(gone)") != nil, "the store still has it")
+        usleep(500_000)
+        #expect(!fx.daemon.reconciler.known().endpoints.contains { $0.name == gone }, "kept out while pending")
+        fx.store.fail(gone, false)
+        #expect(try fx.eventually(5) {
+            try fx.store.inner.get("dnsd/v1/names/\(gone)") == nil && fx.daemon.metricsSample().pendingWithdrawals == 0
+        }, "released once the store answers")
+        #expect(try fx.store.inner.list(prefix: "dnsd/v1/endpoints/wnet/").entries.count == 1)
+        // The name is free again here and in the cluster.
+        _ = try fx.perform(API.run(SandboxCreation(name: gone, hostname: nil, network: "wnet", aliases: nil, ip: nil)))
+        #expect(fx.eventually { fx.daemon.reconciler.known().endpoints.contains { $0.name == gone } }, "a new sandbox of the name is seen")
+    }
+
+    @Test("a network's devices stay while a command holds it, and go when the store drops it and nothing uses it")
+    func networkDevices() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        guard case .network(let record) = try fx.perform(API.createNetwork(NetworkCreation(name: "dnet", driver: "overlay",
+                                                                                            subnet: "192.168.95.0/24", gateway: nil)))
+        else { Issue.record("no network"); return }
+        let label = try record.label
+        try fx.daemon.devices.withNetwork(record) {
+            #expect(fx.daemon.overlay.hasNetwork(label))
+            fx.daemon.devices.networkLeft(record)
+            #expect(fx.daemon.overlay.hasNetwork(label), "held by a command: stays")
+        }
+        fx.daemon.devices.networkLeft(record)
+        #expect(!fx.daemon.overlay.hasNetwork(label) && !fx.daemon.overlay.hasNamespace(label), "gone once nothing holds it")
+        _ = try? fx.perform(API.removeNetwork("dnet"))
     }
 }

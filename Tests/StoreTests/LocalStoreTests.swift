@@ -65,6 +65,16 @@ struct LocalStoreTests {
             "\(error)".contains("cannot read") && !"\(error)".contains("\n")
         }
         #expect(FileManager.default.contents(atPath: path) == bytes, "the log is left as it was")
+        // A damaged line that is not the last one (a zeroed block: valid UTF-8, not JSON).
+        var damaged = try #require(FileManager.default.contents(atPath: path)).dropFirst(3)
+        damaged = Data([0, 0, 0, 0, 0x0A]) + damaged
+        try damaged.write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try LocalStore(directory: dir, logger: Logger(label: "t"))
+        } throws: { error in
+            "\(error)".contains("cannot read line 1")
+        }
+        #expect(FileManager.default.contents(atPath: path) == damaged, "the log is left as it was")
     }
 
     @Test("a key under a lease that is not kept alive vanishes after its TTL, and a watch sees it go")

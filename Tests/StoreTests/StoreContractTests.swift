@@ -108,6 +108,28 @@ struct StoreContractTests {
         }
     }
 
+    @Test("heldBy: true only for a key held under that very lease (a stop's one-transaction release)", arguments: Backend.allCases)
+    func heldBy(backend: Backend) throws {
+        try withStore(backend) { store, another in
+            let mine = try store.grantLease(ttl: 30), theirs = try another().grantLease(ttl: 30)
+            try store.put("name", Array("h1".utf8), lease: mine)
+            try store.put("addr", Array("h1".utf8), lease: mine)
+            try another().put("other", Array("h2".utf8), lease: theirs)
+            try store.put("plain", Array("x".utf8))
+            // Another's lease, no lease, an absent key: each makes the commit fail, deleting nothing.
+            for condition in [KeyCondition.heldBy("other", lease: mine), .heldBy("plain", lease: mine), .heldBy("nosuch", lease: mine),
+                              .heldBy("name", lease: theirs)] {
+                #expect(try !store.commit([.heldBy("addr", lease: mine), condition], puts: [], deletes: ["name", "addr"], lease: nil),
+                        "\(condition)")
+                #expect(try store.get("name") != nil && store.get("addr") != nil)
+            }
+            #expect(try store.commit([.heldBy("name", lease: mine), .heldBy("addr", lease: mine)], puts: [], deletes: ["name", "addr"], lease: nil))
+            #expect(try store.get("name") == nil && store.get("addr") == nil && store.get("other") != nil)
+            try store.revoke(mine)
+            try another().revoke(theirs)
+        }
+    }
+
     @Test("commit: all puts under the lease when every condition holds, none when one fails", arguments: Backend.allCases)
     func commit(backend: Backend) throws {
         try withStore(backend) { store, another in

@@ -15,6 +15,8 @@ extension Daemon {
     public func perform(_ command: Command) throws -> CommandResult {
         do {
             return try commands.run {
+                // Without a lease every change would only wait for the store to refuse it.
+                if command.changes { _ = try currentLease() }
                 switch command {
                 case .createNetwork(let spec): return .network(try networkCreate(spec))
                 case .listNetworks: return .networks(try registry.networks().sorted { $0.name < $1.name })
@@ -111,8 +113,9 @@ extension Daemon {
     private func run(_ spec: RunSpec) throws -> LocalSandbox {
         let name = spec.name, hostname = spec.hostname, aliases = spec.aliases, requested = spec.address
         let network = try spec.network.map { try self.network($0) }
-        let lease = try currentLease()
+        if let network { try checkAttachable(network) }
         return try order.run(name.text) {
+            let lease = try currentLease()
             try withdrawals.finish(name.text)
             try sandboxes.reserve(name, host: configuration.hostID)
             let undo = Rollback(logger: logger)
@@ -168,6 +171,7 @@ extension Daemon {
                aliases: [HostLabel], hostsFile: String?, containerID: ContainerID?, egressInterface: String?) throws -> LocalSandbox {
         guard FileManager.default.fileExists(atPath: path) else { throw NodeError.notFound("no network namespace at \(path)") }
         let network = try self.network(networkName)
+        try checkAttachable(network)
         let lease = try currentLease()
         try withdrawals.finish(name.text)
         try sandboxes.reserve(name, host: configuration.hostID)
@@ -222,6 +226,7 @@ extension Daemon {
             throw NodeError.conflict("an interface named \(interface) already exists in \(local.sandbox.namespace.path)")
         }
         if let aliases, !aliases.isEmpty { local.aliases = aliases }
+        try checkAttachable(network)
         let lease = try currentLease()
         let undo = Rollback(logger: logger)
         return try undo.perform {
@@ -234,7 +239,12 @@ extension Daemon {
     }
 
     func disconnect(_ name: HostLabel, from networkName: HostLabel) throws -> LocalSandbox {
-        try order.run(name.text) {
+        try order.run(name.text) { try disconnectInOrder(name, from: networkName) }
+    }
+
+    /// `disconnect`, in the sandbox's order.
+    func disconnectInOrder(_ name: HostLabel, from networkName: HostLabel) throws -> LocalSandbox {
+        do {
             var local = try local(name)
             guard let index = local.attachments.firstIndex(where: { $0.network.name == networkName.text }) else {
                 throw NodeError.notFound("'\(name)' is not connected to '\(networkName)'")
@@ -256,7 +266,12 @@ extension Daemon {
 
     /// `stop` and `rm` (for which a sandbox already gone is fine).
     func stop(_ name: HostLabel, missingIsFine: Bool) throws -> String {
-        try order.run(name.text) {
+        try order.run(name.text) { try stopInOrder(name, missingIsFine: missingIsFine) }
+    }
+
+    /// `stop`, in the sandbox's order.
+    func stopInOrder(_ name: HostLabel, missingIsFine: Bool) throws -> String {
+        do {
             guard let local = sandboxes.sandbox(name.text) else {
                 if missingIsFine { return name.text }
                 throw NodeError.notFound("no sandbox '\(name)' on this host")
@@ -272,12 +287,14 @@ extension Daemon {
         }
     }
 
-    /// In the sandbox's order: a sandbox whose namespace or container went away, withdrawn here
+    /// In the sandbox's order, unless a command on it is under way: a sandbox whose namespace or
+    /// container went away, withdrawn here
     /// at once (DNS, hosts files, interfaces) and from the store when it answers. Nothing if the
     /// sandbox of that name is not the one found gone (stopped and made again meanwhile).
     func withdrawVanished(_ subject: NamespaceLiveness.Subject, reason: String) {
         guard let name = try? HostLabel(subject.name) else { return }
-        order.run(name.text) {
+        // A command on this sandbox under way (perhaps waiting on the store): the next round.
+        _ = order.tryRun(name.text) {
             guard let local = sandboxes.sandbox(name.text), local.namespaceInode == subject.inode else { return }
             logger.info("withdrawing a sandbox whose container is gone", metadata: ["sandbox": "\(name)", "reason": "\(reason)"])
             let published = local.attachments.compactMap(\.published)
@@ -314,6 +331,14 @@ extension Daemon {
 
     // MARK: attachments
 
+    /// Refuses, before anything is claimed, a network this host cannot attach to: a bridge
+    /// network lives on its one host.
+    func checkAttachable(_ network: NetworkRecord) throws {
+        if network.driver == .bridge, network.host != configuration.hostID {
+            throw NodeError.invalid("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
+        }
+    }
+
     /// Claims an attachment of sandbox `sandbox` to `network` in the cluster, in one transaction:
     /// `name` too when given (a new sandbox), an address (`requested`, or the lowest free one as
     /// this host sees the claims), and the endpoint record. Its undo (one transaction again) is
@@ -329,10 +354,21 @@ extension Daemon {
         func commit(_ address: IPv4Address) throws -> EndpointState? {
             let state = endpoint(address)
             let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, address: address, endpoint: state)
-            guard try registry.claim(claim, host: configuration.hostID, lease: lease) else { return nil }
-            undo.add("claims of \(sandbox) on \(label)") { [self] in
+            // The undo first: a commit whose answer is lost (a timeout) may have been applied, and
+            // the release is conditional (this host's claims only). A definite refusal cancels it.
+            let step = undo.add("claims of \(sandbox) on \(label)") { [self] in
                 try registry.release(name: name, endpoints: [state], host: configuration.hostID, lease: lease)
             }
+            let claimed: Bool
+            do { claimed = try registry.claim(claim, host: configuration.hostID, lease: lease) } catch let error as ClusterError {
+                undo.cancel(step)
+                throw error
+            }
+            guard claimed else {
+                undo.cancel(step)
+                return nil
+            }
+            picker.claimed(address, on: network.name)
             return state
         }
         if let requested {

@@ -35,13 +35,17 @@ extension Daemon {
     /// Detaches the container from `network`; the last network withdraws the sandbox (names
     /// everywhere, interfaces here). Already gone is fine.
     func detachContainer(_ id: ContainerID, network: HostLabel) throws {
-        guard let local = sandboxes.container(id.text) else { return }
-        let published = local.attachments.filter { $0.published != nil }
-        guard published.contains(where: { $0.network.name == network.text }) else { return }
-        if published.count == 1 {
-            _ = try stop(local.name, missingIsFine: true)
-        } else {
-            _ = try disconnect(local.name, from: network)
+        guard let name = sandboxes.container(id.text)?.name else { return }
+        try order.run(name.text) {
+            // Read again in the order: two DELs at once must not both take it for a disconnect.
+            guard let local = sandboxes.container(id.text) else { return }
+            let published = local.attachments.filter { $0.published != nil }
+            guard published.contains(where: { $0.network.name == network.text }) else { return }
+            if published.count == 1 {
+                _ = try stopInOrder(local.name, missingIsFine: true)
+            } else {
+                _ = try disconnectInOrder(local.name, from: network)
+            }
         }
     }
 

@@ -14,20 +14,57 @@ final class KeyedOrder: @unchecked Sendable {
     private var gates: [String: Gate] = [:]
 
     func run<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
-        let gate = lock.withLock { () -> Gate in
+        let gate = enter(key)
+        gate.lock.lock()
+        defer { leave(key, gate) }
+        return try body()
+    }
+
+    /// Runs `body` in `key`'s order if no command on it is under way now; false (and nothing
+    /// run) otherwise. For background work that must not wait behind a command (it tries again
+    /// next round).
+    func tryRun(_ key: String, _ body: () throws -> Void) rethrows -> Bool {
+        let gate = enter(key)
+        guard gate.lock.try() else {
+            lock.withLock {
+                gate.waiting -= 1
+                if gate.waiting == 0 { gates[key] = nil }
+            }
+            return false
+        }
+        defer { leave(key, gate) }
+        try body()
+        return true
+    }
+
+    /// Runs `body` in the order of every key of `keys` at once (a batch over many sandboxes: a
+    /// republish). Gates are taken in sorted order; since a command holds one key at a time,
+    /// this cannot deadlock with them.
+    func run<T>(keys: [String], _ body: () throws -> T) rethrows -> T {
+        let sorted = Array(Set(keys)).sorted()
+        let entered = sorted.map { key -> (String, Gate) in
+            let gate = enter(key)
+            gate.lock.lock()
+            return (key, gate)
+        }
+        defer { for (key, gate) in entered.reversed() { leave(key, gate) } }
+        return try body()
+    }
+
+    private func enter(_ key: String) -> Gate {
+        lock.withLock {
             let gate = gates[key] ?? Gate()
             gate.waiting += 1
             gates[key] = gate
             return gate
         }
-        gate.lock.lock()
-        defer {
-            gate.lock.unlock()
-            lock.withLock {
-                gate.waiting -= 1
-                if gate.waiting == 0 { gates[key] = nil }
-            }
+    }
+
+    private func leave(_ key: String, _ gate: Gate) {
+        gate.lock.unlock()
+        lock.withLock {
+            gate.waiting -= 1
+            if gate.waiting == 0 { gates[key] = nil }
         }
-        return try body()
     }
 }

@@ -5,28 +5,38 @@ import Logging
 import Store
 
 /// Sandboxes withdrawn here (a vanished namespace: DNS and hosts files stopped answering for them
-/// at once) whose claims the store has not released yet: each is tried when it is queued and
-/// then by a ticker, with a backoff of its own, until the store answers. A new sandbox of the
-/// same name first finishes its predecessor's withdrawal (`finish`).
+/// at once) whose claims the store has not released yet: each is tried by a ticker, in the
+/// sandbox's order (never beside a command on the same name), with a backoff of its own, until
+/// the store answers. A new sandbox of the same name first finishes its predecessor's withdrawal
+/// (`finish`, from within its own order). Once released, `released` is told (the reconciler
+/// stops keeping the endpoints out of the projections).
 final class PendingWithdrawals: @unchecked Sendable {
     struct Withdrawal {
         var name: HostLabel
         var endpoints: [EndpointState]
         var attempts = 0
         var next = Date()
+        /// Which queuing this is: a release that finishes removes only its own entry.
+        var generation = 0
     }
 
     private let registry: ClusterRegistry
     private let hostID: String
     private let lease: @Sendable () -> LeaseID?
+    private let order: KeyedOrder
+    private let released: @Sendable ([EndpointState]) -> Void
     private let logger: Logger
     private let lock = NSLock()
     private var pending: [String: Withdrawal] = [:]
+    private var generations = 0
 
-    init(registry: ClusterRegistry, hostID: String, lease: @escaping @Sendable () -> LeaseID?, logger: Logger) {
+    init(registry: ClusterRegistry, hostID: String, lease: @escaping @Sendable () -> LeaseID?, order: KeyedOrder,
+         released: @escaping @Sendable ([EndpointState]) -> Void, logger: Logger) {
         self.registry = registry
         self.hostID = hostID
         self.lease = lease
+        self.order = order
+        self.released = released
         self.logger = logger
     }
 
@@ -35,11 +45,14 @@ final class PendingWithdrawals: @unchecked Sendable {
     /// Queues the release of `name` and its endpoints for the next round (never tried here: the
     /// caller, the liveness check, must not wait on the store).
     func add(_ name: HostLabel, endpoints: [EndpointState]) {
-        lock.withLock { pending[name.text] = Withdrawal(name: name, endpoints: endpoints) }
+        lock.withLock {
+            generations += 1
+            pending[name.text] = Withdrawal(name: name, endpoints: endpoints, generation: generations)
+        }
     }
 
-    /// Finishes the withdrawal of `name`, if one is pending: a store error is thrown (the caller,
-    /// about to claim the name again, must not go on).
+    /// In `name`'s order: finishes the withdrawal of `name`, if one is pending: a store error is
+    /// thrown (the caller, about to claim the name again, must not go on).
     func finish(_ name: String) throws {
         if let error = attempt(name) { throw error }
     }
@@ -48,7 +61,8 @@ final class PendingWithdrawals: @unchecked Sendable {
     /// and tried again after its backoff).
     func retryDue() {
         let due = lock.withLock { pending.values.filter { $0.next <= Date() }.map(\.name.text) }
-        for name in due { _ = attempt(name) }
+        // A name whose command is under way waits for the next round.
+        for name in due { _ = order.tryRun(name) { _ = attempt(name) } }
     }
 
     /// Releases `name`'s claims; the error when the store did not take it.
@@ -56,7 +70,8 @@ final class PendingWithdrawals: @unchecked Sendable {
         guard let withdrawal = lock.withLock({ pending[name] }) else { return nil }
         do {
             try registry.release(name: withdrawal.name, endpoints: withdrawal.endpoints, host: hostID, lease: lease())
-            lock.withLock { pending[name] = nil }
+            lock.withLock { if pending[name]?.generation == withdrawal.generation { pending[name] = nil } }
+            released(withdrawal.endpoints)
             logger.info("sandbox withdrawn from the store", metadata: ["sandbox": "\(name)", "after attempts": "\(withdrawal.attempts + 1)"])
             return nil
         } catch {

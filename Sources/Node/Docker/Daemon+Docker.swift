@@ -22,6 +22,12 @@ struct DockerEndpoint {
     var learnt = Date()
     /// The lease its claims were last written under.
     var lease: LeaseID? = nil
+
+    /// Its name and endpoint to hold again under a new lease, if it is published.
+    var republication: Republication? {
+        guard let published, let name = try? HostLabel(published.name) else { return nil }
+        return Republication(name: name, endpoints: [published])
+    }
 }
 
 /// The owner of this host's Docker endpoints (by Docker's endpoint id) and of the resolvers dnsd
@@ -44,25 +50,6 @@ final class DockerEndpointTable: @unchecked Sendable {
     func all() -> [String: DockerEndpoint] { lock.withLock { endpoints } }
 
     func uses(network: String) -> Bool { lock.withLock { endpoints.values.contains { $0.network.name == network } } }
-
-    /// The published endpoints, to hold again under a new lease.
-    func published() -> [(republication: Republication, lease: LeaseID?)] {
-        lock.withLock {
-            endpoints.values.compactMap { endpoint in
-                guard let published = endpoint.published, let name = try? HostLabel(published.name) else { return nil }
-                return (Republication(name: name, endpoints: [published]), endpoint.lease)
-            }
-        }
-    }
-
-    /// Notes every published endpoint (but those named in `except`) as held under `lease`.
-    func setLease(_ lease: LeaseID, except names: Set<String>) {
-        lock.withLock {
-            for (id, endpoint) in endpoints where endpoint.published.map({ !names.contains($0.name) }) == true {
-                endpoints[id]?.lease = lease
-            }
-        }
-    }
 
     /// Reserves the gateway resolver slot of `network`; false when it has one already.
     func claimGatewayResolver(_ network: String, id: SandboxID) -> Bool {
@@ -254,8 +241,11 @@ extension Daemon {
                 docker[id] = nil
             }
         }
+        // The store's view first, then this host's: an endpoint published between the two reads
+        // is in the second, never taken for stale.
+        let known = reconciler.known().endpoints
         let kept = Set(docker.all().values.compactMap { $0.published?.id })
-        let stale = reconciler.known().endpoints.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
+        let stale = known.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
         for endpoint in stale {
             logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(endpoint.id)", "name": "\(endpoint.name)"])
             withdrawEndpoint(endpoint)

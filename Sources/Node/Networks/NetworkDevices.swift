@@ -61,9 +61,7 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
             }
             try overlay.createNetwork(spec)
         case .bridge:
-            if network.host != hostID {
-                throw NodeError.invalid("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
-            }
+            guard network.host == hostID else { throw NodeError.invalid("network '\(network.name)' is a bridge network of host \(network.host ?? "?")") }
             try bridges.createBridge(Self.bridgeSpec(network))
         }
     }

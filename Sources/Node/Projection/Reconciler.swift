@@ -78,6 +78,8 @@ final class Reconciler: @unchecked Sendable {
             for name in networks.keys where changes[name] == nil { changes[name] = .some(nil) }
             let gone = applyNetworks(changes)
             let byKey = Dictionary(endpoints.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+            // Kept out until the store deleted them: a listing without them says it has.
+            suppressed = suppressed.filter { byKey[$0] != nil }
             apply(removing: applied.filter { byKey[$0.key] == nil }.map(\.value),
                   putting: endpoints.filter { applied[key($0)] != $0 }, filesInline: true)
             return gone
@@ -120,6 +122,12 @@ final class Reconciler: @unchecked Sendable {
 
     /// The network record as last seen in the store, if any.
     func network(named name: String) -> NetworkRecord? { lock.withLock { networks[name] } }
+
+    /// Lets the store's copy of these endpoints through again (their release was taken: what
+    /// the store says of them from now on is the truth).
+    func unsuppress(_ endpoints: [EndpointState]) {
+        lock.withLock { suppressed.subtract(endpoints.map(key)) }
+    }
 
     /// The addresses claimed on `network`, as last seen in the store.
     func claimedAddresses(on network: String) -> Set<IPv4Address> { lock.withLock { claims[network] ?? [] } }

@@ -68,24 +68,29 @@ extension Daemon {
     /// Phase two, and what a new lease needs too: each sandbox's name and addresses held under
     /// `lease`, its endpoints published again: all of this host's (`everything`: after a restart
     /// or a new lease), or those last written under another lease (made while the lease was being
-    /// renewed). One whose name or address another host claimed meanwhile loses its cluster
-    /// interfaces (two hosts must never answer for one name or address) and keeps running
-    /// without them. A store error is thrown: the keep-alive tries again. True when done.
+    /// renewed). It runs in the order of every sandbox and Docker endpoint it republishes, each
+    /// read again there: one stopped meanwhile is not brought back. One whose name or address
+    /// another host claimed meanwhile loses its cluster interfaces (two hosts must never answer
+    /// for one name or address) and keeps running without them. A store error is thrown: the
+    /// keep-alive tries again. True when done.
     func publishAgain(under lease: LeaseID, everything: Bool) throws -> Bool {
-        let locals = sandboxes.all().filter { everything || $0.lease != lease }
-        let dockerEndpoints = docker.published().filter { everything || $0.lease != lease }
-        guard !locals.isEmpty || !dockerEndpoints.isEmpty else { return true }
-        let republications = locals.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) }
-            + dockerEndpoints.map(\.republication)
-        let refused = try registry.republish(republications, host: configuration.hostID, lease: lease)
-        logger.info("sandboxes published", metadata: ["count": "\(republications.count - refused.count)", "refused": "\(refused.count)"])
-        for local in locals where refused[local.name] == nil { sandboxes.setLease(lease, of: local.name.text) }
-        docker.setLease(lease, except: Set(refused.keys.map(\.text)))
-        for (name, error) in refused {
-            logger.error("a sandbox lost its name or address while this host was away; detaching it from its cluster networks",
-                         metadata: ["sandbox": "\(name)", "error": "\(error)"])
-            order.run(name.text) {
-                guard var local = sandboxes.sandbox(name.text) else { return }
+        let names = sandboxes.all().filter { everything || $0.lease != lease }.map(\.name.text)
+        let dockerIDs = docker.all().filter { everything || ($0.value.published != nil && $0.value.lease != lease) }.map(\.key)
+        guard !names.isEmpty || !dockerIDs.isEmpty else { return true }
+        return try order.run(keys: names + dockerIDs.map(Self.dockerKey)) {
+            let locals = names.compactMap { sandboxes.sandbox($0) }.filter { everything || $0.lease != lease }
+            let dockerEndpoints = dockerIDs.compactMap { id in docker[id].flatMap { $0.republication.map { (id, $0) } } }
+            let republications = locals.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) }
+                + dockerEndpoints.map(\.1)
+            guard !republications.isEmpty else { return true }
+            let refused = try registry.republish(republications, host: configuration.hostID, lease: lease)
+            logger.info("sandboxes published", metadata: ["count": "\(republications.count - refused.count)", "refused": "\(refused.count)"])
+            for local in locals where refused[local.name] == nil { sandboxes.setLease(lease, of: local.name.text) }
+            for (id, republication) in dockerEndpoints where refused[republication.name] == nil { docker[id]?.lease = lease }
+            for (name, error) in refused {
+                logger.error("a sandbox lost its name or address while this host was away; detaching it from its cluster networks",
+                             metadata: ["sandbox": "\(name)", "error": "\(error)"])
+                guard var local = sandboxes.sandbox(name.text) else { continue }
                 for attachment in local.attachments where attachment.published != nil {
                     if let published = attachment.published { withdrawEndpoint(published) }
                     attempt("removing \(attachment.endpoint.interface) from \(name)") { try devices.detachInterface(attachment) }
@@ -97,8 +102,8 @@ extension Daemon {
                 records.update { $0.attach(local.id, to: local.namedNetworks) }
                 sandboxes.save(local)
             }
+            return true
         }
-        return true
     }
 
     private func withdraw(_ entry: SandboxJournal.Entry, alsoStored: [EndpointState]) {

@@ -1,4 +1,5 @@
 import CommandLineSupport
+import ControlAPI
 import CShim
 import Foundation
 import Node
@@ -22,6 +23,13 @@ final class APIServer: @unchecked Sendable {
     let path: String
     private let logger: Logger
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// Where requests are carried out, off the event loop: commands wait on the store and the
+    /// kernel, and a read must never queue behind them: libdispatch's global queue has only as
+    /// many threads as cores, and twenty attaches waiting on etcd kept a `ps` waiting there.
+    /// `workerThreads` requests run at once (a burst of a kubelet's or a runtime's calls); more
+    /// wait for a free thread.
+    private let workers = NIOThreadPool(numberOfThreads: APIServer.workerThreads)
+    static let workerThreads = 32
     private var channel: Channel?
     private let active = ClientCount()
 
@@ -46,6 +54,8 @@ final class APIServer: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let logger = self.logger
         let active = self.active
+        let workers = self.workers
+        workers.start()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 128)
             .serverChannelInitializer { channel in
@@ -58,7 +68,7 @@ final class APIServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.clientTimeout))
                     try channel.pipeline.syncOperations.addHandler(
-                        APIHandler(routes: routes, events: events, busy: over, logger: logger))
+                        APIHandler(routes: routes, events: events, busy: over, workers: workers, logger: logger))
                 }
             }
         unlink(path)
@@ -141,6 +151,7 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     private let routes: any HTTPRoutes
     private let events: EventHub?
     private let busy: Bool
+    private let workers: NIOThreadPool
     private let logger: Logger
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
@@ -149,7 +160,8 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     private var responding = false
     private var subscription: Int?
 
-    init(routes: any HTTPRoutes, events: EventHub?, busy: Bool, logger: Logger) {
+    init(routes: any HTTPRoutes, events: EventHub?, busy: Bool, workers: NIOThreadPool, logger: Logger) {
+        self.workers = workers
         self.routes = routes
         self.events = events
         self.busy = busy
@@ -201,13 +213,13 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
         guard !tooLarge else { return answer(context, 413, error: "request body over \(APIServer.maxBody) bytes") }
         let method = head.method.rawValue
         let path = head.uri
-        if let events, method == "GET", path.split(separator: "?").first == "/v1/events" { return follow(context, events) }
+        if let events, APIRoute.match(method: method, path: path)?.route == .events { return follow(context, events) }
         let body = Data(self.body.readableBytesView)
         let routes = self.routes
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         // Off the event loop: commands block on the store and the kernel.
-        DispatchQueue.global().async {
+        workers.submit { _ in
             let reply = routes.respond(method: method, path: path, body: body)
             loop.execute {
                 let (handler, context) = bound.value
