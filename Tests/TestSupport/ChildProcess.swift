@@ -23,7 +23,7 @@ public final class ChildProcess {
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        let rc = spawnLock.withLock { posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ) }
         guard rc == 0 else { throw ShellError(command: arguments.joined(separator: " "), status: rc, stderr: "posix_spawn failed") }
         self.pid = pid
         TestRun.record(pid: pid)

@@ -19,9 +19,15 @@ public struct Shell {
     @discardableResult
     public static func run(_ arguments: [String], input: String? = nil, timeout: Double = defaultTimeout) throws -> Result {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [0, 0]
+        // Pipes made and spawned under one lock, close-on-exec: a child spawned by another thread
+        // at the same moment must not inherit this one's pipe ends (it would hold this call's
+        // output open until it exits). The spawn's dup2 onto 0, 1 and 2 clears the flag there.
+        spawnLock.lock()
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, pipe(&inPipe) == 0 else {
+            spawnLock.unlock()
             throw ShellError(command: arguments.joined(separator: " "), status: -1, stderr: "pipe failed")
         }
+        for fd in inPipe + outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -36,6 +42,7 @@ public struct Shell {
         var pid: pid_t = 0
         let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        spawnLock.unlock()
         guard rc == 0 else {
             close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
             throw ShellError(command: arguments.joined(separator: " "), status: rc, stderr: "posix_spawn: \(String(cString: strerror(rc)))")
@@ -102,3 +109,7 @@ public struct ShellError: Error, CustomStringConvertible {
     }
     public var description: String { "\(command) exited \(status): \(stderr)" }
 }
+
+/// Held while a test process makes a child's pipes and spawns it (`Shell.run`, `ChildProcess`):
+/// no child is ever spawned between another's `pipe()` and its close-on-exec.
+let spawnLock = NSLock()

@@ -228,6 +228,8 @@ extension Daemon {
         if let aliases, !aliases.isEmpty { local.aliases = aliases }
         try checkAttachable(network)
         let lease = try currentLease()
+        // An earlier attach of this sandbox whose outcome is unknown is settled first.
+        try withdrawals.finish(name.text)
         let undo = Rollback(logger: logger)
         return try undo.perform {
             let claimed = try claim(name: nil, as: name, aliases: local.aliases, on: network, requested: requested, lease: lease, undo: undo)
@@ -354,19 +356,18 @@ extension Daemon {
         func commit(_ address: IPv4Address) throws -> EndpointState? {
             let state = endpoint(address)
             let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, address: address, endpoint: state)
-            // The undo first: a commit whose answer is lost (a timeout) may have been applied, and
-            // the release is conditional (this host's claims only). A definite refusal cancels it.
-            let step = undo.add("claims of \(sandbox) on \(label)") { [self] in
-                try registry.release(name: name, endpoints: [state], host: configuration.hostID, lease: lease)
-            }
-            let claimed: Bool
-            do { claimed = try registry.claim(claim, host: configuration.hostID, lease: lease) } catch let error as ClusterError {
-                undo.cancel(step)
+            do {
+                guard try registry.claim(claim, host: configuration.hostID, lease: lease) else { return nil }
+            } catch let error as StoreError {
+                // No answer: the commit may have been applied. Its release is queued (tried when
+                // the store answers, before any new claim of the name) rather than waited for now,
+                // and what the store may have is kept out of this host's projections meanwhile.
+                reconciler.suppress([state])
+                withdrawals.add(sandbox, endpoints: [state], releasingName: name != nil)
                 throw error
             }
-            guard claimed else {
-                undo.cancel(step)
-                return nil
+            undo.add("claims of \(sandbox) on \(label)") { [self] in
+                try registry.release(name: name, endpoints: [state], host: configuration.hostID, lease: lease)
             }
             picker.claimed(address, on: network.name)
             return state

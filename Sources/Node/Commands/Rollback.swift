@@ -10,18 +10,9 @@ final class Rollback {
 
     init(logger: Logger) { self.logger = logger }
 
-    /// Records how to undo a step just done, or about to be done whose outcome may stay unknown
-    /// (`what`: for the log, should the undo fail). Returns the step, for `cancel`.
-    @discardableResult
-    func add(_ what: String, _ undo: @escaping () throws -> Void) -> Int {
+    /// Records how to undo a step just done (`what`: for the log, should the undo fail).
+    func add(_ what: String, _ undo: @escaping () throws -> Void) {
         steps.append((what, undo))
-        return steps.count - 1
-    }
-
-    /// Forgets a step that turned out not to have been done.
-    func cancel(_ step: Int) {
-        guard steps.indices.contains(step) else { return }
-        steps[step].undo = {}
     }
 
     /// Undoes every recorded step, newest first, and forgets them.

@@ -14,6 +14,8 @@ final class PendingWithdrawals: @unchecked Sendable {
     struct Withdrawal {
         var name: HostLabel
         var endpoints: [EndpointState]
+        /// Whether the name's claim goes too (not for an attachment of a sandbox that stays).
+        var releasingName = true
         var attempts = 0
         var next = Date()
         /// Which queuing this is: a release that finishes removes only its own entry.
@@ -42,12 +44,19 @@ final class PendingWithdrawals: @unchecked Sendable {
 
     var count: Int { lock.withLock { pending.count } }
 
-    /// Queues the release of `name` and its endpoints for the next round (never tried here: the
-    /// caller, the liveness check, must not wait on the store).
-    func add(_ name: HostLabel, endpoints: [EndpointState]) {
+    /// Queues the release of `name`'s claims for the next round: its `endpoints`, and the name
+    /// itself unless `releasingName` is false (an attach of a sandbox that stays, whose commit's
+    /// outcome is unknown). Never tried here: the caller (the liveness check, a command that just
+    /// timed out) must not wait on the store again. Merged with a release already queued.
+    func add(_ name: HostLabel, endpoints: [EndpointState], releasingName: Bool = true) {
         lock.withLock {
             generations += 1
-            pending[name.text] = Withdrawal(name: name, endpoints: endpoints, generation: generations)
+            var withdrawal = pending[name.text] ?? Withdrawal(name: name, endpoints: [], releasingName: false)
+            withdrawal.endpoints += endpoints.filter { endpoint in !withdrawal.endpoints.contains { $0.id == endpoint.id && $0.network == endpoint.network } }
+            withdrawal.releasingName = withdrawal.releasingName || releasingName
+            withdrawal.generation = generations
+            withdrawal.next = Date()
+            pending[name.text] = withdrawal
         }
     }
 
@@ -69,7 +78,8 @@ final class PendingWithdrawals: @unchecked Sendable {
     private func attempt(_ name: String) -> Error? {
         guard let withdrawal = lock.withLock({ pending[name] }) else { return nil }
         do {
-            try registry.release(name: withdrawal.name, endpoints: withdrawal.endpoints, host: hostID, lease: lease())
+            try registry.release(name: withdrawal.releasingName ? withdrawal.name : nil, endpoints: withdrawal.endpoints, host: hostID,
+                                 lease: lease())
             lock.withLock { if pending[name]?.generation == withdrawal.generation { pending[name] = nil } }
             released(withdrawal.endpoints)
             logger.info("sandbox withdrawn from the store", metadata: ["sandbox": "\(name)", "after attempts": "\(withdrawal.attempts + 1)"])
