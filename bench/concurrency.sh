@@ -9,6 +9,10 @@
 #   - the same with COUNT CNI ADDs of the dnsd plugin (.../dnsd-cni, driven as a runtime does and
 #     as bench/cni.sh does: CNI_* in the environment, the configuration on stdin), each into a
 #     fresh namespace of its own;
+#   - the same COUNT runs as API requests (`POST /v1/sandboxes`) from COUNT threads of one
+#     process, and one after another from it, with a `GET /v1/sandboxes` (ps) among the
+#     parallel ones: the daemon's own concurrency, without COUNT client processes starting on
+#     two cores (which the process columns and their control below include);
 #   - a `dnsd ps` issued PS_DELAY_MS after the last of COUNT parallel runs (and, separately,
 #     parallel ADDs) was launched: its latency, client process included, and how many of the
 #     COUNT were in flight while it ran; `dnsd ps` alone for reference (the same COUNT
@@ -41,12 +45,15 @@ CLEANUP_NETNS+=("${P}(ul|etcd|h[12]|h[12]-ov-.*|peer)" "${P}[a-z][0-9]+x[0-9]+")
 underlay_create
 underlay_addhost "${P}etcd" 198.18.0.254
 underlay_etcd "${P}etcd" > "$WORK/etcd.log" 2>&1
+ETCD_PID=${PIDS[-1]}
+DAEMON_PIDS=()
 for n in 1 2; do
     underlay_addhost "${P}h$n" "198.18.0.$n"
     nsenter --net=/run/netns/"${P}h$n" "$DNSD" daemon --store etcd://198.18.0.254:2379 --advertise "198.18.0.$n" \
         --host-id "${P}h$n" --state-dir "$WORK/state-h$n" --sock "$WORK/h$n.sock" --upstream 127.0.0.1:9 \
         --log-level error > "$WORK/daemon-h$n.log" 2>&1 &
     PIDS+=($!)
+    DAEMON_PIDS+=($!)
 done
 dnsd_wait "$DNSD" "$WORK/h1.sock"
 dnsd_wait "$DNSD" "$WORK/h2.sock"
@@ -54,8 +61,9 @@ dnsd_wait "$DNSD" "$WORK/h2.sock"
 for _ in $(seq 50); do "$DNSD" network ls --sock "$WORK/h2.sock" 2>/dev/null | grep -qw vnet && break; sleep 0.1; done
 "$DNSD" run --sock "$WORK/h2.sock" --name "${P}peer" --net vnet >/dev/null
 
+PROCESS_PIDS="h1=${DAEMON_PIDS[0]} h2=${DAEMON_PIDS[1]} etcd=$ETCD_PID" \
 nsenter --net=/run/netns/"${P}h1" python3 - "$DNSD" "$PLUGIN" "$WORK" "$P" "$ROUNDS" "$COUNT" "$PS_DELAY_MS" "$SETTLE" <<'PY'
-import json, os, statistics, subprocess, sys, threading, time
+import json, os, socket, statistics, subprocess, sys, threading, time
 dnsd, plugin, work, prefix = sys.argv[1:5]
 rounds, count, ps_delay, settle = int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]) / 1000, float(sys.argv[8])
 sock = f"{work}/h1.sock"
@@ -94,12 +102,15 @@ def add_job(name, command="ADD"):
 def ps_job(label):
     return Job(label, [dnsd, "ps"], client_env)
 
-def sequential(jobs):
-    first = time.perf_counter()
+cpu_of = {}  # batch kind -> CPU ms the machine spent on a sequential batch
+
+def sequential(jobs, kind):
+    busy, first = cpu_busy_ms(), time.perf_counter()
     for job in jobs:
         job.start()
         _, status = os.waitpid(job.pid, 0)
         job.finished(status)
+    cpu_of.setdefault(kind, []).append(cpu_busy_ms() - busy)
     return (jobs[-1].ended - first) * 1000
 
 def parallel(jobs, ps=None):
@@ -139,6 +150,60 @@ def listed(names):
     text = quiet([dnsd, "ps"])
     return sum(1 for n in names if n in text.split())
 
+def cpu_busy_ms():
+    """CPU time the whole machine spent busy so far (every core, every process: the clients, the
+    daemons, etcd, the kernel), from /proc/stat."""
+    with open("/proc/stat") as f: fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) * 1000 / os.sysconf("SC_CLK_TCK")
+
+watched = dict(item.split("=") for item in os.environ.get("PROCESS_PIDS", "").split())
+
+def process_cpu_ms():
+    """CPU time (user + system) each watched process (the daemons, etcd) has used so far."""
+    out = {}
+    for name, pid in watched.items():
+        with open(f"/proc/{pid}/stat") as f: fields = f.read().rsplit(")", 1)[1].split()
+        out[name] = (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    return out
+
+def api(method, path, body=None):
+    """One control API request over the unix socket, by hand (as curl --unix-socket would)."""
+    data = json.dumps(body).encode() if body is not None else b""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock)
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: dnsd\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+              f"Connection: close\r\n\r\n".encode() + data)
+    reply = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk: break
+        reply += chunk
+    s.close()
+    status = int(reply.split(b" ", 2)[1])
+    if status >= 300: sys.exit(f"{method} {path}: {status} {reply[-300:]}")
+
+def api_batch(names, mode, with_ps=False):
+    """COUNT runs through the API from this process: one after another, or from COUNT threads at
+    once (released together), with a ps (GET /v1/sandboxes) PS_DELAY_MS after the release."""
+    if mode == "sequential":
+        busy, each, first = cpu_busy_ms(), process_cpu_ms(), time.perf_counter()
+        for n in names: api("POST", "/v1/sandboxes", {"name": n, "network": "vnet"})
+        cpu_of.setdefault("api", []).append(cpu_busy_ms() - busy)
+        after = process_cpu_ms()
+        for name in each: cpu_of.setdefault(f"api {name}", []).append(after[name] - each[name])
+        return (time.perf_counter() - first) * 1000, None
+    gate, ends, ps_ms = threading.Barrier(len(names) + 1), [], []
+    def one(n):
+        gate.wait(); api("POST", "/v1/sandboxes", {"name": n, "network": "vnet"}); ends.append(time.perf_counter())
+    threads = [threading.Thread(target=one, args=(n,)) for n in names]
+    for t in threads: t.start()
+    gate.wait(); first = time.perf_counter()
+    if with_ps:
+        time.sleep(ps_delay); s = time.perf_counter(); api("GET", "/v1/sandboxes"); ps_ms.append((time.perf_counter() - s) * 1000)
+    for t in threads: t.join()
+    return (max(ends) - first) * 1000, (ps_ms[0] if ps_ms else None)
+
 def prepare(kind, names):
     if kind == "cni":
         for n in names: quiet(["ip", "netns", "add", n])
@@ -165,7 +230,7 @@ def batch(kind, letter, r, mode, probe=None):
     jobs = [make(n) for n in names]
     ps_alone = []
     if mode == "sequential":
-        wall, in_flight, launched = sequential(jobs), None, None
+        wall, in_flight, launched = sequential(jobs, kind), None, None
     else:
         wall, in_flight, launched = parallel(jobs, probe)
     if kind == "run" and listed(names) != count: sys.exit(f"dnsd ps does not list all {count} sandboxes of {mode} batch {letter}{r}")
@@ -199,6 +264,20 @@ for r in range(rounds):
         # (dnsd --help), issued the same way: what the CPU contention alone costs a client.
         _, help_ms, _, _, _ = batch(kind, letters[3], r, "parallel", Job(f"help-{letters[3]}{r}", [dnsd, "--help"], client_env))
         row[f"help among {short}s"] = help_ms
+    # The daemon alone: the same runs as API requests from threads of this process.
+    order = [("sequential", "i"), ("parallel", "j")]
+    for mode, letter in (order if r % 2 == 0 else order[::-1]):
+        names = [f"{prefix}{letter}{r}x{i}" for i in range(count)]
+        prepare("run", names)
+        row[f"api {'seq' if mode == 'sequential' else 'par'}"], _ = api_batch(names, mode)
+        teardown("run", names)
+    row["api ratio"] = row["api par"] / row["api seq"]
+    names = [f"{prefix}k{r}x{i}" for i in range(count)]
+    prepare("run", names)
+    _, row["ps among api"] = api_batch(names, "parallel", with_ps=True)
+    teardown("run", names)
+    print(f"       API (threads of one process): seq {row['api seq']:.1f}  par {row['api par']:.1f}  ratio {row['api ratio']:.3f}  "
+          f"ps among them {row['ps among api']:.1f}", flush=True)
     for k, v in row.items(): res.setdefault(k, []).append(v)
     print(f"{r:<6} {row['run seq']:8.1f} {row['run par']:8.1f} {row['run ratio']:6.3f} {row['ADD seq']:8.1f} {row['ADD par']:8.1f} "
           f"{row['ADD ratio']:6.3f} {row['ps among runs']:8.1f} {row['ps among ADDs']:8.1f} {row['ps alone']:8.1f} "
@@ -214,6 +293,18 @@ print(f"{count} dnsd run at once: {med['run par']:.0f} ms vs one after another {
       f"ratio (parallel/sequential) {med['run ratio']:.3f} (bar <= 0.35): {verdict(med['run ratio'] <= 0.35)}")
 print(f"{count} CNI ADD at once: {med['ADD par']:.0f} ms vs one after another {med['ADD seq']:.0f} ms ({med['ADD seq'] / count:.1f} ms each): "
       f"ratio (parallel/sequential) {med['ADD ratio']:.3f} (bar <= 0.35): {verdict(med['ADD ratio'] <= 0.35)}")
+print(f"{count} runs as API requests from {count} threads of one process (no client process starts): {med['api par']:.0f} ms vs one "
+      f"after another {med['api seq']:.0f} ms: ratio {med['api ratio']:.3f} (bar <= 0.35): {verdict(med['api ratio'] <= 0.35)}; "
+      f"GET /v1/sandboxes among them: {med['ps among api']:.1f} ms (bar <= 20 ms): {verdict(med['ps among api'] <= 20)}")
+# The floor no scheduling can beat: the CPU a batch needs (measured one after another), spread
+# over every core; as a ratio of the sequential wall time, the best parallel/sequential possible.
+cores = os.cpu_count()
+for kind, label, seq in (("run", "dnsd run", "run seq"), ("cni", "CNI ADD", "ADD seq"), ("api", "API run", "api seq")):
+    cpu = statistics.median(cpu_of[kind])
+    print(f"CPU floor, {label}: {cpu:.0f} ms of CPU per batch of {count} ({cpu / count:.1f} ms each, clients, daemon, etcd and kernel "
+          f"together) over {cores} cores = {cpu / cores:.0f} ms: the best ratio possible here is {cpu / cores / med[seq]:.2f}")
+print(f"  of which, per API run: " + ", ".join(f"{name} {statistics.median(cpu_of[f'api {name}']) / count:.1f} ms" for name in watched)
+      + " (the rest: the kernel's own work outside these processes, e.g. namespace teardown, and this client)")
 print(f"dnsd ps among {count} parallel runs: {med['ps among runs']:.1f} ms (bar <= 20 ms): {verdict(med['ps among runs'] <= 20)}; "
       f"among {count} parallel ADDs: {med['ps among ADDs']:.1f} ms (bar <= 20 ms): {verdict(med['ps among ADDs'] <= 20)}; "
       f"ps alone: {med['ps alone']:.1f} ms; a client start alone among them (dnsd --help): {med['help among runs']:.1f} / "
