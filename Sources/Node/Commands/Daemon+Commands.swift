@@ -115,11 +115,7 @@ extension Daemon {
         let network = try spec.network.map { try self.network($0) }
         if let network { try checkAttachable(network) }
         return try order.run(name.text) {
-            let lease = try currentLease()
-            try withdrawals.finish(name.text)
-            try sandboxes.reserve(name, host: configuration.hostID)
-            let undo = Rollback(logger: logger)
-            undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
+            let (lease, undo) = try startMaking(name)
             return try undo.perform {
                 // The cluster first (names are unique there), in one transaction with the
                 // address and the endpoint; then this host's namespace and interfaces.
@@ -153,6 +149,18 @@ extension Daemon {
         }
     }
 
+    /// In `name`'s order, how every command that makes a sandbox starts: the lease, an earlier
+    /// sandbox of the name's withdrawal settled, the name reserved here (its rollback ends the
+    /// reservation).
+    private func startMaking(_ name: HostLabel) throws -> (lease: LeaseID, undo: Rollback) {
+        let lease = try currentLease()
+        try withdrawals.finish(name.text)
+        try sandboxes.reserve(name, host: configuration.hostID)
+        let undo = Rollback(logger: logger)
+        undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
+        return (lease, undo)
+    }
+
     /// `dnsd attach`: a namespace made by a container runtime joins a network.
     private func adopt(_ spec: AdoptionSpec) throws -> LocalSandbox {
         try order.run(spec.name.text) {
@@ -172,11 +180,7 @@ extension Daemon {
         guard FileManager.default.fileExists(atPath: path) else { throw NodeError.notFound("no network namespace at \(path)") }
         let network = try self.network(networkName)
         try checkAttachable(network)
-        let lease = try currentLease()
-        try withdrawals.finish(name.text)
-        try sandboxes.reserve(name, host: configuration.hostID)
-        let undo = Rollback(logger: logger)
-        undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
+        let (lease, undo) = try startMaking(name)
         return try undo.perform {
             let sandbox = try factory.adopt(path: path, name: name.text)
             let inode = try sandbox.namespace.inode()
