@@ -337,64 +337,6 @@ extension Daemon {
 
     // MARK: attachments
 
-    /// Refuses, before anything is claimed, a network this host cannot attach to: a bridge
-    /// network lives on its one host.
-    func checkAttachable(_ network: NetworkRecord) throws {
-        if network.driver == .bridge, network.host != configuration.hostID {
-            throw NodeError.invalid("network '\(network.name)' is a bridge network of host \(network.host ?? "?")")
-        }
-    }
-
-    /// Claims an attachment of sandbox `sandbox` to `network` in the cluster, in one transaction:
-    /// `name` too when given (a new sandbox), an address (`requested`, or the lowest free one as
-    /// this host sees the claims), and the endpoint record. Its undo (one transaction again) is
-    /// added to `undo`. Returns the published endpoint.
-    func claim(name: HostLabel?, as sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, requested: IPv4Address?,
-               lease: LeaseID, undo: Rollback) throws -> EndpointState {
-        let label = try network.label
-        func endpoint(_ address: IPv4Address) -> EndpointState {
-            EndpointState(id: "\(configuration.hostID)-\(sandbox.text)", network: network.name, name: sandbox.text,
-                          aliases: aliases.map(\.text), ipv4: address.description, mac: MACAddress(derivedFrom: address).description,
-                          host: configuration.hostID, vtep: configuration.advertise.description)
-        }
-        func commit(_ address: IPv4Address) throws -> EndpointState? {
-            let state = endpoint(address)
-            let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, address: address, endpoint: state)
-            do {
-                guard try registry.claim(claim, host: configuration.hostID, lease: lease) else { return nil }
-            } catch let error as StoreError {
-                // No answer: the commit may have been applied. Its release is queued (tried when
-                // the store answers, before any new claim of the name) rather than waited for now,
-                // and what the store may have is kept out of this host's projections meanwhile.
-                reconciler.suppress([state])
-                withdrawals.add(sandbox, endpoints: [state], releasingName: name != nil)
-                throw error
-            }
-            undo.add("claims of \(sandbox) on \(label)") { [self] in
-                try registry.release(name: name, endpoints: [state], host: configuration.hostID, lease: lease)
-            }
-            picker.claimed(address, on: network.name)
-            return state
-        }
-        if let requested {
-            try ClusterRegistry.validate(requested, on: network)
-            guard picker.hold(requested, on: network.name) else { throw ClusterError.addressTaken(requested.description) }
-            defer { picker.done(requested, on: network.name) }
-            guard let state = try commit(requested) else { throw ClusterError.addressTaken(requested.description) }
-            return state
-        }
-        // Addresses the store refused although this host's view had them free: the view was
-        // behind. After the first, the view is refreshed from one listing.
-        var refused: Set<IPv4Address> = []
-        while true {
-            let address = try picker.pick(on: network, excluding: refused)
-            defer { picker.done(address, on: network.name) }
-            if let state = try commit(address) { return state }
-            if refused.isEmpty { refused = try registry.claimedAddresses(on: label) }
-            refused.insert(address)
-        }
-    }
-
     /// Makes the interface of a claimed attachment (`state`'s address) in the sandbox, with
     /// whichever driver the network has, adds the sandbox's own hosts line, and records it.
     private func plug(_ local: inout LocalSandbox, into network: NetworkRecord, as state: EndpointState, interface: String? = nil,

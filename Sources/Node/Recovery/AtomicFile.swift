@@ -7,7 +7,7 @@ enum AtomicFile {
     static func write(_ data: Data, to path: String) throws {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw NodeError.invalid("open \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw NodeError.failed("open \(temporary): \(String(cString: strerror(errno)))") }
         let count = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         // A failed fsync means the data may not be on disk: the old file stays.
         let synced = fsync(fd) == 0
@@ -15,7 +15,7 @@ enum AtomicFile {
         guard count == data.count, synced, rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw NodeError.invalid("write \(path): \(reason)")
+            throw NodeError.failed("write \(path): \(reason)")
         }
     }
 }
