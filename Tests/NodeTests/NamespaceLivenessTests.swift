@@ -27,6 +27,30 @@ struct NamespaceLivenessTests {
         #expect(verdict.map(\.subject.name) == ["c"] && verdict.first?.reason.contains("no process") == true)
     }
 
+    @Test("a container restarted under the same name (a new namespace, its process late) starts afresh: not gone for the old one's misses")
+    func restartJoinsLate() throws {
+        let old = TestRun.namePrefix + "live4", new = TestRun.namePrefix + "live5"
+        try Shell.check(["ip", "netns", "add", old])
+        try Shell.check(["ip", "netns", "add", new])
+        defer {
+            _ = try? Shell.run(["ip", "netns", "del", old])
+            _ = try? Shell.run(["ip", "netns", "del", new])
+        }
+        var liveness = NamespaceLiveness()
+        let first = NamespaceLiveness.Subject(name: "c", path: "/run/netns/\(old)", inode: try NamespaceIdentity.inode(atPath: "/run/netns/\(old)"),
+                                              isContainer: true)
+        // The first life: a process was in it, then left (the container stopped).
+        #expect(liveness.gone([first], inUse: [first.inode]).isEmpty)
+        #expect(liveness.gone([first], inUse: []).isEmpty, "one miss")
+        // Restarted: same name, a new namespace, and its process takes its time to join.
+        let second = NamespaceLiveness.Subject(name: "c", path: "/run/netns/\(new)", inode: try NamespaceIdentity.inode(atPath: "/run/netns/\(new)"),
+                                               isContainer: true)
+        for round in 0..<5 {
+            #expect(liveness.gone([second], inUse: []).isEmpty, "round \(round): the new namespace owes nothing to the old one's misses")
+        }
+        #expect(liveness.gone([second], inUse: [second.inode]).isEmpty, "its process joined")
+    }
+
     @Test("a path that names nothing, or another namespace, is gone at once; a plain attach needs no process")
     func pathChecks() throws {
         let name = TestRun.namePrefix + "live2"

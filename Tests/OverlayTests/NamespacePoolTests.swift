@@ -44,7 +44,8 @@ struct NamespacePoolTests {
             for sandbox in sandboxes { try factory.delete(sandbox) }
             factory.shutdown()
             #expect(factory.warmCount == 0)
-            #expect(MachineState.now().ours(fixture.prefix) == MachineState(namespaces: [], hostLinks: [], mounts: []))
+            let left = MachineNamespaceLock.shared.reading { MachineState.now().ours(fixture.prefix) }
+            #expect(left == MachineState(namespaces: [], hostLinks: [], mounts: []))
         }
     }
 }

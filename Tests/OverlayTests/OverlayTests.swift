@@ -124,10 +124,15 @@ struct OverlayTests {
 
     @Test("the leak check fires on what a test leaves: a namespace with its prefix, a driver-named link in the machine's namespace")
     func leakCheckFires() throws {
+        // Alone: the links it leaves on purpose would be every concurrent test's leak.
+        try MachineNamespaceLock.shared.alone { try leakCheckFiresAlone() }
+    }
+
+    private func leakCheckFiresAlone() throws {
         var leakedNamespace = ""
         var caught: LeakError?
         do {
-            try withCluster(hosts: 1) { cluster in
+            try withClusterChecked(hosts: 1) { cluster in
                 leakedNamespace = cluster.fixture.prefix + "leak"
                 try NamedNamespaces().create(leakedNamespace, on: cluster.fixture.thread)
                 try Shell.check(["ip", "link", "add", "vedeadbeef", "type", "veth", "peer", "name", "vbdeadbeef"])
