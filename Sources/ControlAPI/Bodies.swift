@@ -111,6 +111,9 @@ public struct ContainerAttachment: Codable, Sendable {
     /// The container's way out: its leg on the host's gateway bridge with the default route
     /// (overlay networks; nil on a bridge network, which routes out itself).
     public var egress: Egress?
+    /// Whether this attachment carries the container's default route, through `gateway` (the
+    /// first network of a container, when it is a bridge network: its bridge NATs the way out).
+    public var defaultRoute: Bool?
 
     public struct Egress: Codable, Sendable {
         public var interface: String
@@ -125,8 +128,10 @@ public struct ContainerAttachment: Codable, Sendable {
         }
     }
 
-    public init(containerID: String, name: String, network: String, netns: String, interface: String, mac: String, address: String, gateway: String, nameservers: [String], search: [String], egress: Egress? = nil) {
+    public init(containerID: String, name: String, network: String, netns: String, interface: String, mac: String, address: String, gateway: String, nameservers: [String], search: [String], egress: Egress? = nil,
+                defaultRoute: Bool = false) {
         self.egress = egress
+        self.defaultRoute = defaultRoute ? true : nil
         self.containerID = containerID
         self.name = name
         self.network = network

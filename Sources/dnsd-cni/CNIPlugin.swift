@@ -1,3 +1,4 @@
+import Addressing
 import ControlAPI
 import FoundationEssentials
 #if canImport(Glibc)
@@ -34,6 +35,10 @@ enum CNIPlugin {
                 try delete(request)
                 exit(0)
             case "CHECK":
+                // CHECK came with CNI 0.4.0: a configuration of an older version cannot ask it.
+                guard !["0.3.0", "0.3.1"].contains(request.cniVersion) else {
+                    throw CNIError(code: 1, "config version \(request.cniVersion) does not allow CHECK (it needs 0.4.0 or later)")
+                }
                 try check(request)
                 exit(0)
             case "GC", "STATUS":
@@ -61,6 +66,9 @@ enum CNIPlugin {
     }
 
     private static func delete(_ request: CNIRequest) throws {
+        // A configuration whose name is no dnsd network name never attached anything here: a DEL
+        // of it is done (DEL must succeed when there is nothing to remove).
+        guard (try? HostLabel(request.network, what: "network")) != nil else { return }
         _ = try call(API.detachContainer(request.containerID, network: request.network), request)
     }
 
@@ -89,13 +97,14 @@ enum CNIPlugin {
         var ips = (result["ips"]?.array ?? []) + [.object(ip)]
         var routes = result["routes"]?.array ?? []
         if let egress = attachment.egress {
-            // The gateway-bridge leg and the default route through it.
+            // The gateway-bridge leg and the default route through it. Its address stays out of
+            // `ips`: a runtime reports those as the container's addresses on this network (and
+            // podman writes them into the container's hosts file for its own name), while the
+            // leg is only the way out.
             interfaces.append(.object(["name": .string(egress.interface), "mac": .string(egress.mac), "sandbox": .string(attachment.netns)]))
-            var leg: [String: JSONValue] = ["address": .string(egress.address), "gateway": .string(egress.gateway),
-                                            "interface": .int(interfaces.count - 1)]
-            if request.cniVersion != "1.0.0" { leg["version"] = .string("4") }
-            ips.append(.object(leg))
             routes.append(.object(["dst": .string("0.0.0.0/0"), "gw": .string(egress.gateway)]))
+        } else if attachment.defaultRoute == true, !attachment.gateway.isEmpty {
+            routes.append(.object(["dst": .string("0.0.0.0/0"), "gw": .string(attachment.gateway)]))
         }
         result["cniVersion"] = .string(request.cniVersion)
         result["interfaces"] = .array(interfaces)

@@ -44,6 +44,12 @@ struct CNIRuntimeTests {
         // The way out: the gateway bridge's NAT takes a container to another host's underlay address.
         let out = try rt.podman(1, ["exec", web, "ping", "-c", "1", "-W", "2", "198.18.0.2"])
         #expect(out.status == 0, "\(out.stdout)\(out.stderr)")
+        // What podman reports and writes is the network's address, not the way-out leg's (issue
+        // 21, item 13): inspect's address on the network, and the container's own hosts line.
+        let inspected = try rt.podman(1, ["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.SecondaryIPAddresses}}{{end}}", web])
+        #expect(inspected.stdout.hasPrefix("192.168.77.2 ") && !inspected.stdout.contains("172.18."), "\(inspected.stdout)\(inspected.stderr)")
+        let ownLines = try rt.podman(1, ["exec", web, "cat", "/etc/hosts"]).stdout.split(separator: "\n").filter { $0.contains(web) }
+        #expect(!ownLines.isEmpty && !ownLines.contains { $0.contains("172.18.") }, "\(ownLines)")
         // A name is unique in the cluster: podman's run fails with dnsd's one line.
         let clash = try rt.podman(2, ["run", "--rm", "--name", web, "--network", net, rt.image, "true"])
         #expect(clash.status != 0 && clash.stderr.contains("already used in the cluster"), "\(clash.stderr)")

@@ -196,7 +196,10 @@ extension Daemon {
             try hosts.addSandbox(name.text, files: local.files, hostname: name)
             let ownsFiles = local.ownsFiles
             undo.add("hosts file of \(name)") { [self] in hosts.removeSandbox(name.text, deleteFiles: ownsFiles) }
-            try plug(&local, into: network, as: claimed, interface: interface, defaultRoute: false, undo: undo)
+            // A runtime's container gets a way out: on an overlay its egress leg, on a bridge
+            // network (whose bridge NATs) the default route through the network's gateway.
+            try plug(&local, into: network, as: claimed, interface: interface, defaultRoute: containerID != nil && network.driver == .bridge,
+                     undo: undo)
             if let egressInterface, network.driver == .overlay {
                 try attachLocal(&local, spec: .gatewayBridge, interface: egressInterface, defaultRoute: true, undo: undo)
             }

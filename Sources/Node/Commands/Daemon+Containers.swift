@@ -86,6 +86,7 @@ extension Daemon {
                                    mac: attachment.endpoint.mac.description,
                                    address: "\(attachment.endpoint.address)/\(subnet.prefixLength)",
                                    gateway: attachment.network.gatewayAddress?.description ?? "",
-                                   nameservers: resolver.nameservers, search: resolver.search, egress: egress)
+                                   nameservers: resolver.nameservers, search: resolver.search, egress: egress,
+                                   defaultRoute: isFirst && attachment.network.driver == .bridge)
     }
 }
