@@ -21,16 +21,27 @@ public enum APIClient {
         try request(call.route.method, call.path, body: try call.body.map { try JSONEncoder().encode($0) }, socket: socket)
     }
 
+    /// How long a request may wait for its answer (a command waits at most a few store request
+    /// timeouts), and for its bytes to be taken: a server that never answers (a wedged peer, a
+    /// dockerd that hangs) costs this, never forever.
+    public static let answerTimeoutSeconds = 60
+    public static let sendTimeoutSeconds = 10
+
     /// Sends one request; returns the status and the body.
     public static func request(_ method: String, _ path: String, body: Data? = nil, socket: String) throws -> Response {
         let fd = try connect(socket)
         defer { close(fd) }
+        setTimeout(fd, SO_SNDTIMEO, seconds: sendTimeoutSeconds)
+        setTimeout(fd, SO_RCVTIMEO, seconds: answerTimeoutSeconds)
         try send(fd, method, path, body)
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0, errno == EINTR { continue }
+            if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                throw ClientError("no answer from \(socket) within \(answerTimeoutSeconds) s")
+            }
             if n <= 0 { break }
             data.append(contentsOf: buffer[0..<n])
         }
@@ -43,7 +54,7 @@ public enum APIClient {
     }
 
     /// Sends a request and calls `line` with each line of the streamed answer until the daemon
-    /// closes it (`GET /v1/events`).
+    /// closes it (`GET /v1/events`; no answer timeout: a quiet stream is a normal one).
     public static func stream(_ path: String, socket: String, line: (Data) -> Void) throws {
         let fd = try connect(socket)
         defer { close(fd) }
@@ -103,6 +114,11 @@ public enum APIClient {
             throw ClientError("cannot reach the dnsd daemon at \(path) (\(reason)); is `dnsd daemon` running?")
         }
         return fd
+    }
+
+    private static func setTimeout(_ fd: Int32, _ option: Int32, seconds: Int) {
+        var value = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
     }
 
     private static func send(_ fd: Int32, _ method: String, _ path: String, _ body: Data?) throws {

@@ -68,6 +68,51 @@ struct DaemonHardeningTests {
         #expect(recv(silent[0], &buffer, buffer.count, 0) >= 0, "still open after 10 s")
     }
 
+    @Test("control API edges (issue 21, item 15): a trickled request is cut off at the deadline, a body over 1 MiB is refused at once, events followers do not count against the clients cap")
+    func controlEdges() throws {
+        let cluster = try ClusterHarness(hosts: 1, store: "local")
+        defer { cluster.close() }
+        func send(_ fd: Int32, _ text: [UInt8]) -> Bool {
+            text.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == text.count
+        }
+        func reply(_ fd: Int32, within seconds: Int) -> String {
+            var tv = timeval(tv_sec: seconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+        }
+        // A client that sends a byte every half second (the idle timeout alone would wait forever).
+        let slow = try #require(Self.connectControl(cluster.socket(1)))
+        defer { close(slow) }
+        #expect(send(slow, Array("GET /v1/sandboxes HTTP/1.1\r\nHost: dnsd\r\nX-Slow: ".utf8)))
+        let started = Date()
+        var cut: Double?
+        while cut == nil, Date().timeIntervalSince(started) < 12 {
+            var probe: UInt8 = 0
+            if recv(slow, &probe, 1, Int32(MSG_DONTWAIT)) == 0 || !send(slow, Array("a".utf8)) { cut = Date().timeIntervalSince(started) }
+            usleep(500_000)
+        }
+        #expect(cut.map { $0 < 8 } == true, "a trickling client was cut off after \(cut.map { "\($0) s" } ?? "never")")
+        // A body announced at 4 MiB: refused once past 1 MiB, without waiting for the rest.
+        let big = try #require(Self.connectControl(cluster.socket(1)))
+        defer { close(big) }
+        _ = send(big, Array("POST /v1/sandboxes HTTP/1.1\r\nHost: dnsd\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n".utf8))
+        _ = send(big, [UInt8](repeating: UInt8(ascii: "a"), count: (1 << 20) + 200_000))
+        let refused = reply(big, within: 3)
+        #expect(refused.hasPrefix("HTTP/1.1 413") && refused.contains("over 1048576 bytes"), "\(refused.prefix(200))")
+        // 130 events followers: the daemon still takes requests; followers past their own cap get 503.
+        let followers = (0..<130).compactMap { _ in Self.connectControl(cluster.socket(1)) }
+        defer { followers.forEach { close($0) } }
+        for fd in followers { _ = send(fd, Array("GET /v1/events HTTP/1.1\r\nHost: dnsd\r\n\r\n".utf8)) }
+        let answers = followers.map { reply($0, within: 3) }
+        let streaming = answers.filter { $0.hasPrefix("HTTP/1.1 200") }.count, refusedFollowers = answers.filter { $0.contains(" 503 ") }.count
+        #expect(streaming == 128 && refusedFollowers == 2, "\(streaming) followers streaming, \(refusedFollowers) refused")
+        let ps = try cluster.dnsd(1, ["ps"])
+        #expect(ps.status == 0, "requests are served beside 128 followers: \(ps.stderr)")
+        #expect(cluster.daemon(1)?.isRunning == true)
+    }
+
     @Test("the daemon raises its open-file soft limit to the hard limit")
     func raisesFileLimit() throws {
         let cluster = try ClusterHarness(hosts: 1, store: "local", launcher: ["prlimit", "--nofile=1024:8192"])

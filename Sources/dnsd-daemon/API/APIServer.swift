@@ -33,8 +33,14 @@ final class APIServer: @unchecked Sendable {
     private var channel: Channel?
     private let active = ClientCount()
 
+    /// How long a client may take to send its whole request (reset by nothing: a client that
+    /// sends a byte now and then is cut off all the same), and to stay silent.
     static let clientTimeout = TimeAmount.seconds(5)
     static let maxClients = 128
+    static let maxFollowers = 128
+    /// What an events follower may have unread before it is dropped: a burst (a re-listing of
+    /// thousands of endpoints) fits; a follower that does not read at all does not.
+    static let followerBacklog = 4 << 20
     static let maxBody = 1 << 20
 
     init(path: String, logger: Logger) {
@@ -63,12 +69,13 @@ final class APIServer: @unchecked Sendable {
             }
             .childChannelInitializer { channel in
                 let over = active.value.add(1, ordering: .relaxed).newValue > Self.maxClients
-                channel.closeFuture.whenComplete { _ in active.value.subtract(1, ordering: .relaxed) }
+                let slot = ClientSlot(active)
+                channel.closeFuture.whenComplete { _ in slot.release() }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.clientTimeout))
                     try channel.pipeline.syncOperations.addHandler(
-                        APIHandler(routes: routes, events: events, busy: over, workers: workers, logger: logger))
+                        APIHandler(routes: routes, events: events, busy: over, slot: slot, workers: workers, logger: logger))
                 }
             }
         unlink(path)
@@ -92,9 +99,46 @@ final class APIServer: @unchecked Sendable {
     }
 }
 
-/// The connections being served, shared with the channel initializer.
-private final class ClientCount: Sendable {
+/// The connections being served, shared with the channel initializer: requests (`value`, at
+/// most `maxClients`) and events followers (`followers`, counted apart: a follower lives as long
+/// as its client, and must never make the daemon refuse requests).
+final class ClientCount: Sendable {
     let value = Atomic<Int>(0)
+    let followers = Atomic<Int>(0)
+}
+
+/// One connection's place in the counts: a request's until it becomes an events follower, and
+/// given back once when it closes.
+final class ClientSlot: @unchecked Sendable {
+    private let counts: ClientCount
+    private let lock = NSLock()
+    private var following = false
+    private var released = false
+
+    init(_ counts: ClientCount) { self.counts = counts }
+
+    /// Moves this connection from the requests to the followers; false (and nothing moved) when
+    /// `maxFollowers` follow already.
+    func becomeFollower() -> Bool {
+        lock.withLock {
+            guard !following, !released else { return following }
+            guard counts.followers.add(1, ordering: .relaxed).newValue <= APIServer.maxFollowers else {
+                counts.followers.subtract(1, ordering: .relaxed)
+                return false
+            }
+            counts.value.subtract(1, ordering: .relaxed)
+            following = true
+            return true
+        }
+    }
+
+    func release() {
+        lock.withLock {
+            guard !released else { return }
+            released = true
+            if following { counts.followers.subtract(1, ordering: .relaxed) } else { counts.value.subtract(1, ordering: .relaxed) }
+        }
+    }
 }
 
 /// Logs the server channel's accept failures (EMFILE...) once per episode; NIO's accept
@@ -151,16 +195,18 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     private let routes: any HTTPRoutes
     private let events: EventHub?
     private let busy: Bool
+    private let slot: ClientSlot
+    private var deadline: Scheduled<Void>?
     private let workers: NIOThreadPool
-    private let logger: Logger
+    let logger: Logger
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
-    private var tooLarge = false
     private var peerIsRoot = false
     private var responding = false
     private var subscription: Int?
 
-    init(routes: any HTTPRoutes, events: EventHub?, busy: Bool, workers: NIOThreadPool, logger: Logger) {
+    init(routes: any HTTPRoutes, events: EventHub?, busy: Bool, slot: ClientSlot, workers: NIOThreadPool, logger: Logger) {
+        self.slot = slot
         self.workers = workers
         self.routes = routes
         self.events = events
@@ -176,10 +222,18 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
                 if case .success(let credentials) = result { peerIsRoot = credentials.uid == 0 }
             }
         }
+        // The whole request within the client timeout, however its bytes trickle in (the idle
+        // handler alone is reset by every byte).
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: APIServer.clientTimeout) {
+            let (handler, context) = bound.value
+            if !handler.responding { context.close(promise: nil) }
+        }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
         if let subscription { events?.unsubscribe(subscription) }
         context.fireChannelInactive()
     }
@@ -199,7 +253,13 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
         case .head(let head):
             self.head = head
         case .body(var chunk):
-            if body.readableBytes + chunk.readableBytes > APIServer.maxBody { tooLarge = true } else { body.writeBuffer(&chunk) }
+            guard !responding else { return }
+            guard body.readableBytes + chunk.readableBytes <= APIServer.maxBody else {
+                // Refused as soon as it is too large, not after reading the rest.
+                responding = true
+                return answer(context, 413, error: "request body over \(APIServer.maxBody) bytes")
+            }
+            body.writeBuffer(&chunk)
         case .end:
             guard let head, !responding else { return }
             responding = true
@@ -210,10 +270,14 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
     private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard !busy else { return answer(context, 503, error: "the daemon is busy (\(APIServer.maxClients) clients connected); try again") }
         guard peerIsRoot else { return answer(context, 403, error: "only root may control dnsd") }
-        guard !tooLarge else { return answer(context, 413, error: "request body over \(APIServer.maxBody) bytes") }
         let method = head.method.rawValue
         let path = head.uri
-        if let events, APIRoute.match(method: method, path: path)?.route == .events { return follow(context, events) }
+        if let events, APIRoute.match(method: method, path: path)?.route == .events {
+            guard slot.becomeFollower() else {
+                return answer(context, 503, error: "too many events followers (\(APIServer.maxFollowers)); try again")
+            }
+            return follow(context, events)
+        }
         let body = Data(self.body.readableBytesView)
         let routes = self.routes
         let loop = context.eventLoop
@@ -252,6 +316,8 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// `GET /v1/events`: a chunked stream of JSON lines until the client goes (or stops reading).
     private func follow(_ context: ChannelHandlerContext, _ events: EventHub) {
+        context.channel.setOption(ChannelOptions.writeBufferWaterMark,
+                                  value: .init(low: APIServer.followerBacklog / 4, high: APIServer.followerBacklog)).whenFailure { _ in }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/x-ndjson")
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
@@ -263,7 +329,12 @@ final class APIHandler: ChannelInboundHandler, @unchecked Sendable {
             loop.execute {
                 let (handler, context) = bound.value
                 guard context.channel.isWritable else {
-                    // A follower that does not read: dropped rather than buffered without bound.
+                    // A follower that does not read (`followerBacklog` unread): dropped rather
+                    // than buffered without bound, told why if it ever reads again.
+                    handler.logger.warning("an events follower fell \(APIServer.followerBacklog >> 20) MiB behind; dropping it")
+                    var reason = context.channel.allocator.buffer(capacity: 128)
+                    reason.writeString(#"{"error":"dropped: this reader fell too far behind the events"}"# + "\n")
+                    context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(reason))), promise: nil)
                     context.close(promise: nil)
                     return
                 }

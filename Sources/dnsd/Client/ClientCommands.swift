@@ -219,11 +219,19 @@ struct EventsCommand: ParsableCommand {
         commandName: "events", abstract: "Follow the changes the daemon applies (one JSON line each) until interrupted.")
     @OptionGroup var socket: SocketOption
     func run() throws {
+        var dropped: String?
         try APIClient.stream(APIRoute.events.path(), socket: socket.sock) { line in
+            // The daemon's last word when it drops a follower: said as an error, not as an event.
+            if let reason = APIClient.errorMessage(line) {
+                dropped = reason
+                return
+            }
             var bytes = Array(line)
             bytes.append(UInt8(ascii: "\n"))
             _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
         }
+        // A stream only ends when the daemon ends it: stopping, or dropping this reader.
+        throw CLIError(dropped ?? "the daemon ended the events stream (it is stopping, or this reader fell too far behind)")
     }
 }
 
