@@ -69,6 +69,13 @@ struct DockerPluginProtocolTests {
         #expect(try call("NetworkDriver.EndpointOperInfo", #"{"NetworkID":"n1","EndpointID":"e1"}"#).json["Value"] != nil)
         #expect(try call("NetworkDriver.ProgramExternalConnectivity", #"{"NetworkID":"n1","EndpointID":"e1"}"#).json.isEmpty)
 
+        // A dnsd network with Docker's default IPAM (addresses per host, not per cluster) is
+        // refused in CreateNetwork, in one line (issue 21, item 7).
+        let defaultIPAM = try call("NetworkDriver.CreateNetwork",
+                                   #"{"NetworkID":"n9","Options":{},"IPv4Data":[{"AddressSpace":"LocalDefault","Gateway":"192.168.91.1/24","Pool":"192.168.91.0/24"}],"IPv6Data":[]}"#)
+        let line = defaultIPAM.json["Err"] as? String ?? ""
+        #expect(defaultIPAM.status == 200 && line.contains("--ipam-driver dnsd") && !line.contains("\n"), "\(defaultIPAM.json)")
+
         // An unknown call: 404, so libnetwork skips what it may skip.
         #expect(try call("NetworkDriver.NoSuchMethod").status == 404)
         #expect(try call("Nonsense").status == 404)

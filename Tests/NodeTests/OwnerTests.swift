@@ -414,4 +414,29 @@ struct OwnerTests {
         #expect(!fx.daemon.overlay.hasNetwork(label) && !fx.daemon.overlay.hasNamespace(label), "gone once nothing holds it")
         _ = try? fx.perform(API.removeNetwork("dnet"))
     }
+
+    @Test("a network removed and made again under its name gets a resolver at its gateway again (issue 21, item 6)")
+    func gatewayResolverAfterRecreate() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        func create() throws -> NetworkRecord {
+            guard case .network(let record) = try fx.perform(API.createNetwork(NetworkCreation(name: "gwnet", driver: "overlay",
+                                                                                                subnet: "192.168.96.0/24", gateway: nil)))
+            else { throw NodeError.failed("no network") }
+            return record
+        }
+        func answers() throws -> Bool {
+            // Asked from the overlay's own namespace, where the gateway address lives on br0.
+            let reply = try Shell.run(["ip", "netns", "exec", "h1-ov-gwnet", "dig", "+time=1", "+tries=1", "@192.168.96.1", "nosuch.gwnet"])
+            return reply.stdout.contains("NXDOMAIN")
+        }
+        for round in 0..<2 {
+            let record = try create()
+            try fx.daemon.devices.withNetwork(record) {}
+            fx.daemon.serveGatewayResolver(record)
+            #expect(try answers(), "round \(round): the gateway resolver answers")
+            _ = try fx.perform(API.removeNetwork("gwnet"))
+            #expect(!NamedNamespaces().exists("h1-ov-gwnet"), "round \(round): the overlay namespace is gone")
+        }
+    }
 }

@@ -22,6 +22,11 @@ struct DockerRuntimeTests {
         let net = "d" + rt.network.dropFirst()
         let created = try rt.docker(1, ["network", "create", "-d", "dnsd", "--ipam-driver", "dnsd", "--subnet", "192.168.78.0/24", net])
         #expect(created.status == 0, "\(created.stderr)")
+        // Without dnsd's IPAM each host would hand out the same addresses: refused, in dnsd's line
+        // (issue 21, item 7).
+        let noIPAM = try rt.docker(1, ["network", "create", "-d", "dnsd", "--subnet", "192.168.79.0/24", "x" + net])
+        #expect(noIPAM.status != 0 && noIPAM.stderr.contains("--ipam-driver dnsd"), "\(noIPAM.stderr)")
+        #expect(!(try rt.docker(1, ["network", "ls"]).stdout.contains("x" + net)))
         // The dnsd network exists in the store, and h2's dockerd has it too.
         #expect(try rt.cluster.eventually(5) { try rt.cluster.dnsd(2, ["network", "ls"]).stdout.contains(net) })
         #expect(try rt.cluster.eventually(5) { try rt.docker(2, ["network", "ls", "--format", "{{.Name}} {{.Driver}}"]).stdout.contains("\(net) dnsd") })

@@ -60,7 +60,9 @@ final class DockerEndpointTable: @unchecked Sendable {
         }
     }
 
-    func dropGatewayResolver(_ network: String) { _ = lock.withLock { gatewayResolvers.removeValue(forKey: network) } }
+    /// Forgets the resolver of `network`, returning its id (to stop serving it).
+    @discardableResult
+    func dropGatewayResolver(_ network: String) -> SandboxID? { lock.withLock { gatewayResolvers.removeValue(forKey: network) } }
 }
 
 /// Docker's remote network and IPAM driver calls, as the core carries them out. Networks are
@@ -200,6 +202,15 @@ extension Daemon {
             docker.dropGatewayResolver(network.name)
             logger.warning("no resolver at the network's gateway", metadata: ["network": "\(network.name)", "error": "\(error)"])
         }
+    }
+
+    /// Stops the resolver at `network`'s gateway, if one is served (its network's devices are
+    /// going: a re-created network of that name gets a resolver of its own).
+    func stopGatewayResolver(_ network: String) {
+        guard let id = docker.dropGatewayResolver(network) else { return }
+        dns?.stopServing(id)
+        records.update { $0.detach(id) }
+        logger.info("resolver at the network's gateway stopped", metadata: ["network": "\(network)"])
     }
 
     /// After a restart of dnsd (or of dockerd): an endpoint of a running Docker container, as

@@ -20,6 +20,10 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
     private let lock = NSLock()
     /// Commands attaching to a network right now, by network name.
     private var holds: [String: Int] = [:]
+    /// Called (under the lock, before the devices go) for a network whose devices are removed:
+    /// what else lives in its namespace must go first (the resolver at its gateway: an open
+    /// socket would keep the deleted namespace alive). Set once, at composition.
+    var willRemove: @Sendable (NetworkRecord) -> Void = { _ in }
 
     init(overlay: OverlayDriver, bridges: LocalBridgeDriver, hostID: String, logger: Logger, inUse: @escaping @Sendable (String) -> Bool) {
         self.overlay = overlay
@@ -88,7 +92,9 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
             switch network.driver {
             case .overlay:
                 if let existing = overlay.spec(of: label), existing != (try Self.overlaySpec(network)) { return }
-                if overlay.hasNetwork(label) || overlay.hasNamespace(label) { try overlay.deleteNetwork(label) }
+                guard overlay.hasNetwork(label) || overlay.hasNamespace(label) else { return }
+                willRemove(network)
+                try overlay.deleteNetwork(label)
             case .bridge:
                 if network.host == hostID { try bridges.deleteBridge(Self.bridgeSpec(network)) }
             }

@@ -63,6 +63,12 @@ struct DockerPluginRoutes: HTTPRoutes {
         case "NetworkDriver.CreateNetwork":
             let data = (request["IPv4Data"] as? [[String: Any]])?.first ?? [:]
             guard let pool = data["Pool"] as? String, !pool.isEmpty else { throw DockerPluginError("a dnsd network needs --subnet") }
+            // Docker's default IPAM hands out addresses per host: two hosts would give one address
+            // to two containers on one VXLAN. Only dnsd's (address space "dnsd") claims them in
+            // the cluster.
+            guard data["AddressSpace"] as? String == "dnsd" else {
+                throw DockerPluginError("a dnsd network needs dnsd's IPAM, which keeps addresses unique across hosts: docker network create -d dnsd --ipam-driver dnsd --subnet \(pool) NAME")
+            }
             docker.networkCreated(id: string("NetworkID"), pool: pool, gateway: (data["Gateway"] as? String).map { String($0.split(separator: "/").first ?? "") })
             return [:]
         case "NetworkDriver.DeleteNetwork":
