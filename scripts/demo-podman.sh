@@ -66,9 +66,9 @@ podman_on h2 run --rm --network vnet "$RT_IMAGE" nslookup web.vnet
 podman_on h2 run --rm --network vnet "$RT_IMAGE" wget -qO- http://web/
 
 say "containerd on h2: ctr run --cni reads /etc/cni/net.d and /opt/cni/bin only"
+[ -e /opt/cni/bin/loopback ] || CTR_CNI_MADE+=(/opt/cni/bin/loopback)   # dnsd cni install links it when missing
 on h2 "$DNSD" cni install --sock "$WORK/h2.sock" vnet
 CTR_CNI_MADE+=(/etc/cni/net.d/10-dnsd-vnet.conflist /opt/cni/bin/dnsd)
-if [ ! -e /opt/cni/bin/loopback ]; then ln -s /usr/lib/cni/loopback /opt/cni/bin/loopback; CTR_CNI_MADE+=(/opt/cni/bin/loopback); fi
 rt_containerd_start "$WORK/containerd-h2" "${P}h2"
 rt_ctr "$WORK/containerd-h2" images import "$WORK/image/image.tar" >/dev/null
 ctr_on h2 run -d --cni "$RT_IMAGE" c3 sleep 600

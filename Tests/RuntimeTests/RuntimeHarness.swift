@@ -17,7 +17,6 @@ final class RuntimeHarness {
     private var containerdHosts: [Int] = []
     private var dockerHosts: [Int] = []
     private var ctrConfigured = false
-    private var madeLoopback = false
     private let sharedRecord: String
     private let namespacesBefore: Set<String>
     private let netnsFilesBefore: Set<String>
@@ -86,13 +85,10 @@ final class RuntimeHarness {
         try script("rt_containerd_start", [containerdDirectory(n), cluster.hosts[n - 1].name])
         containerdHosts.append(n)
         if !ctrConfigured {
+            // `dnsd cni install` links the loopback plugin ctr needs (issue 21): the test relies on it.
             let installed = try cluster.dnsd(n, ["cni", "install", network])
             guard installed.status == 0 else { throw ShellError(command: "dnsd cni install", status: installed.status, stderr: installed.stderr) }
             ctrConfigured = true
-            if !FileManager.default.fileExists(atPath: "/opt/cni/bin/loopback") {
-                try FileManager.default.createSymbolicLink(atPath: "/opt/cni/bin/loopback", withDestinationPath: "/usr/lib/cni/loopback")
-                madeLoopback = true
-            }
         }
         _ = try ctr(n, ["images", "import", cluster.work + "/image/image.tar"])
     }
@@ -157,7 +153,6 @@ final class RuntimeHarness {
         for n in dockerHosts { _ = try? script("rt_dockerd_clean", [dockerDirectory(n)]) }
         if ctrConfigured {
             _ = try? cluster.dnsd(1, ["cni", "uninstall", network])
-            if madeLoopback { try? FileManager.default.removeItem(atPath: "/opt/cni/bin/loopback") }
         }
         _ = try? script("rt_shared_end", [sharedRecord, network])
         cluster.close()

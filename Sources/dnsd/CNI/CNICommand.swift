@@ -26,6 +26,14 @@ struct CNICommand: ParsableCommand {
 
     static func conflistPath(_ directory: String, _ network: String) -> String { "\(directory)/10-dnsd-\(network).conflist" }
 
+    /// Where distributions install the reference CNI plugins (Debian: containernetworking-plugins).
+    static let systemPluginDirectories = ["/usr/lib/cni", "/usr/libexec/cni"]
+
+    /// The distribution's loopback plugin, if it has one outside `binDir`.
+    static func systemLoopback(besides binDir: String) -> String? {
+        systemPluginDirectories.filter { $0 != binDir }.map { "\($0)/loopback" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
     struct Install: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "install",
@@ -66,10 +74,19 @@ struct CNICommand: ParsableCommand {
             }
             let link = "\(binDir)/dnsd"
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != executable {
-                try? FileManager.default.removeItem(atPath: link)
+                if FileManager.default.fileExists(atPath: link) || (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != nil {
+                    try FileManager.default.removeItem(atPath: link)
+                }
                 try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: executable)
             }
             print("\(path)\n\(link) -> \(executable)")
+            // Runtimes that bring up lo through CNI (ctr run --cni) also need the loopback plugin
+            // in this directory: linked from where the distribution installed it, when missing.
+            let loopback = "\(binDir)/loopback"
+            if !FileManager.default.fileExists(atPath: loopback), let system = CNICommand.systemLoopback(besides: binDir) {
+                try FileManager.default.createSymbolicLink(atPath: loopback, withDestinationPath: system)
+                print("\(loopback) -> \(system)")
+            }
         }
     }
 
@@ -89,6 +106,12 @@ struct CNICommand: ParsableCommand {
             let link = "\(binDir)/dnsd"
             if others.isEmpty, (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != nil {
                 try FileManager.default.removeItem(atPath: link)
+            }
+            // The loopback link `install` made (to the distribution's plugin) goes with the last.
+            let loopback = "\(binDir)/loopback"
+            if others.isEmpty, let target = try? FileManager.default.destinationOfSymbolicLink(atPath: loopback),
+               CNICommand.systemPluginDirectories.contains(where: { target == "\($0)/loopback" }) {
+                try FileManager.default.removeItem(atPath: loopback)
             }
             print(path)
         }
