@@ -66,7 +66,7 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
             try overlay.createNetwork(spec)
         case .bridge:
             guard network.host == hostID else { throw NodeError.invalid("network '\(network.name)' is a bridge network of host \(network.host ?? "?")") }
-            try bridges.createBridge(Self.bridgeSpec(network))
+            try bridges.createBridge(try Self.bridgeSpec(network))
         }
     }
 
@@ -96,7 +96,7 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
                 willRemove(network)
                 try overlay.deleteNetwork(label)
             case .bridge:
-                if network.host == hostID { try bridges.deleteBridge(Self.bridgeSpec(network)) }
+                if network.host == hostID { try bridges.deleteBridge(try Self.bridgeSpec(network)) }
             }
         }
     }
@@ -113,11 +113,14 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
                     gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni)
     }
 
-    static func bridgeSpec(_ network: NetworkRecord) -> LocalBridgeDriver.BridgeSpec {
-        LocalBridgeDriver.BridgeSpec(name: (try? network.label) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.name,
+    /// A bridge network's devices. Its name and subnet were checked when the record was read
+    /// (`ClusterRegistry.decodeNetwork`); one that does not parse is an error, never another
+    /// bridge's defaults.
+    static func bridgeSpec(_ network: NetworkRecord) throws -> LocalBridgeDriver.BridgeSpec {
+        LocalBridgeDriver.BridgeSpec(name: try network.label,
                                      device: network.vni != 0 ? LocalBridgeDriver.BridgeSpec.device(forNetworkNumber: network.vni)
                                          : LocalBridgeDriver.BridgeSpec.device(forUnnumberedNetwork: network.name),
-                                     subnet: (try? network.parsedSubnet) ?? LocalBridgeDriver.BridgeSpec.defaultBridge.subnet,
+                                     subnet: try network.parsedSubnet,
                                      gateway: network.gatewayAddress ?? IPv4Address(0))
     }
 }
