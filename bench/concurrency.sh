@@ -48,12 +48,8 @@ underlay_etcd "${P}etcd" > "$WORK/etcd.log" 2>&1
 ETCD_PID=${PIDS[-1]}
 DAEMON_PIDS=()
 for n in 1 2; do
-    underlay_addhost "${P}h$n" "198.18.0.$n"
-    nsenter --net=/run/netns/"${P}h$n" "$DNSD" daemon --store etcd://198.18.0.254:2379 --advertise "198.18.0.$n" \
-        --host-id "${P}h$n" --state-dir "$WORK/state-h$n" --sock "$WORK/h$n.sock" --upstream 127.0.0.1:9 \
-        --log-level error > "$WORK/daemon-h$n.log" 2>&1 &
-    PIDS+=($!)
-    DAEMON_PIDS+=($!)
+    underlay_dnsd_host "$n" "$DNSD"
+    DAEMON_PIDS+=($DNSD_PID)
 done
 dnsd_wait "$DNSD" "$WORK/h1.sock"
 dnsd_wait "$DNSD" "$WORK/h2.sock"

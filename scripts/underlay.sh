@@ -30,3 +30,13 @@ dnsd_wait() {  # DNSD SOCK: waits until the daemon on SOCK answers (10 s), else 
     echo "the dnsd daemon on $2 did not start" >&2
     return 1
 }
+
+underlay_dnsd_host() {  # N DNSD: host "${P}hN" at 198.18.0.N with a dnsd daemon on the underlay's etcd (state, socket and log in $WORK); its pid in DNSD_PID
+    local n=$1 dnsd=$2
+    underlay_addhost "${P}h$n" "198.18.0.$n"
+    nsenter --net=/run/netns/"${P}h$n" "$dnsd" daemon --store etcd://198.18.0.254:2379 --advertise "198.18.0.$n" \
+        --host-id "${P}h$n" --state-dir "$WORK/state-h$n" --sock "$WORK/h$n.sock" --upstream 127.0.0.1:9 \
+        --log-level error > "$WORK/daemon-h$n.log" 2>&1 &
+    DNSD_PID=$!
+    PIDS+=($DNSD_PID)
+}
