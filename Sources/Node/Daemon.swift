@@ -124,7 +124,7 @@ public final class Daemon: @unchecked Sendable {
         self.order = order
         withdrawals = PendingWithdrawals(registry: registry, hostID: configuration.hostID, lease: { membership.lease }, order: order,
                                          released: { reconciler.unsuppress($0) }, logger: logger)
-        devices.willRemove = { [unowned self] network in stopGatewayResolver(network.name) }
+        devices.willRemove = { [unowned self] network in networkDevicesGoing(network.name) }
 
         var unreachable: Error?
         do { try membership.join() } catch let error as StoreError { unreachable = error }

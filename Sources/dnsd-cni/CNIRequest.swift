@@ -8,7 +8,8 @@ import FoundationEssentials
 /// What each runtime passes (RUNTIMES.md): podman gives the container's name as `K8S_POD_NAME`
 /// and one `--ip` as `IP=` in `CNI_ARGS`, several in `runtimeConfig.ips`, aliases in
 /// `runtimeConfig.aliases` (always with the short id); `ctr run --cni` gives no arguments, so the
-/// container id names the container. A name is also taken from `args.cni.name`.
+/// container id names the container; Kubernetes' runtimes add `K8S_POD_NAMESPACE` (the name is
+/// then `POD-NAMESPACE`). A name is also taken from `args.cni.name`.
 struct CNIRequest {
     var cniVersion: String
     var containerID: String
@@ -53,7 +54,13 @@ struct CNIRequest {
         let arguments = Self.arguments(environment["CNI_ARGS"] ?? "")
         let runtimeConfig = config["runtimeConfig"]
         let cniArgs = config["args"]?["cni"]
-        let given = cniArgs?["name"]?.string ?? arguments["K8S_POD_NAME"] ?? containerID
+        // Kubernetes' runtimes name a pod within its namespace: `web` in `team-a` and `web` in
+        // `team-b` are two pods. A dnsd name is one label in the network's zone, so the pod is
+        // `web-team-a` (podman gives no namespace: the name alone).
+        let pod = arguments["K8S_POD_NAME"].map { pod in
+            arguments["K8S_POD_NAMESPACE"].flatMap { $0.isEmpty ? nil : "\(pod)-\($0)" } ?? pod
+        }
+        let given = cniArgs?["name"]?.string ?? pod ?? containerID
         name = HostLabel.sanitized(given)?.text ?? String(containerID.prefix(12))
         let ips = (runtimeConfig?["ips"]?.strings ?? []) + (cniArgs?["ips"]?.strings ?? []) + (arguments["IP"].map { [$0] } ?? [])
         // The first IPv4 requested, without its prefix length; dnsd networks are IPv4.

@@ -33,7 +33,8 @@ public enum Command: Sendable {
     case dockerReleaseAddress(pool: IPv4Subnet, IPv4Address)
     /// Docker's network driver: an endpoint with the address Docker took from the IPAM.
     case dockerCreateEndpoint(DockerEndpointID, address: IPv4Address)
-    case dockerJoin(DockerEndpointID)
+    /// `sandboxKey`: where Docker makes the container's namespace (an absolute path, or none).
+    case dockerJoin(DockerEndpointID, sandboxKey: String?)
     /// `Leave` (`delete` false) or `DeleteEndpoint` (true).
     case dockerLeave(DockerEndpointID, delete: Bool)
 

@@ -42,8 +42,8 @@ extension Daemon {
                     try dockerReleaseAddress(pool: pool, address: address)
                     return .done
                 case .dockerCreateEndpoint(let id, let address): return .dockerEndpoint(mac: try dockerCreateEndpoint(id, address: address))
-                case .dockerJoin(let id):
-                    let joined = try dockerJoin(id)
+                case .dockerJoin(let id, let sandboxKey):
+                    let joined = try dockerJoin(id, sandboxKey: sandboxKey)
                     return .dockerJoined(interface: joined.interface, gateway: joined.gateway)
                 case .dockerLeave(let id, let delete):
                     try dockerLeave(id, delete: delete)

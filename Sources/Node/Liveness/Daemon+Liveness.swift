@@ -12,14 +12,21 @@ final class LivenessCheck: @unchecked Sendable {
     init(daemon: Daemon) { self.daemon = daemon }
 
     func round() {
-        let subjects: [NamespaceLiveness.Subject] = daemon.sandboxes.all().compactMap { local in
+        var subjects: [NamespaceLiveness.Subject] = daemon.sandboxes.all().compactMap { local in
             guard local.adopted, let inode = local.namespaceInode else { return nil }
             return .init(name: local.name.text, path: local.sandbox.namespace.path, inode: inode, isContainer: local.containerID != nil)
         }
+        // Docker's containers too (named "docker/ID": no sandbox name has a slash), so one that
+        // died is withdrawn also while dockerd does not answer.
+        subjects += daemon.dockerLivenessSubjects()
         guard !subjects.isEmpty else { return }
         let inUse = subjects.contains(where: \.isContainer) ? NamespaceIdentity.namespacesInUse() : nil
         for verdict in liveness.gone(subjects, inUse: inUse) {
-            daemon.withdrawVanished(verdict.subject, reason: verdict.reason)
+            if verdict.subject.name.hasPrefix(Daemon.dockerKey("")) {
+                daemon.dockerVanished(verdict.subject, reason: verdict.reason)
+            } else {
+                daemon.withdrawVanished(verdict.subject, reason: verdict.reason)
+            }
         }
     }
 }

@@ -253,25 +253,25 @@ public final class OverlayDriver: @unchecked Sendable {
     }
 
     /// A veth for a container whose runtime moves the interface into its namespace itself
-    /// (Docker's remote driver `Join`): the bridge end `vd<address in hex>` on the network's
-    /// bridge, the other end `hostName` in the host's namespace with `mac` and the overlay MTU;
-    /// the runtime moves it, renames it and sets its address. Returns the bridge end's name.
-    public func createHostVeth(on networkName: HostLabel, address: IPv4Address, mac: MACAddress, hostName: String) throws -> String {
+    /// (Docker's remote driver `Join`): the bridge end `port` on the network's bridge, the other
+    /// end `hostName` in the host's namespace with `mac` and the overlay MTU; the runtime moves it,
+    /// renames it and sets its address. Both names are the endpoint's own (`hostVethPortName`),
+    /// never an address's: a leftover of that name can only be this endpoint's earlier try.
+    public func createHostVeth(on networkName: HostLabel, port: String, mac: MACAddress, hostName: String) throws {
         try lock.withLock {
             guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
-            let port = Self.hostVethPortName(for: address)
             if try network.netlink.link(named: port) != nil { try network.netlink.deleteLink(named: port) }
             if try hostNetlink.link(named: hostName) != nil { try hostNetlink.deleteLink(named: hostName) }
             let hostNamespace = try host.namespace ?? NamespaceHandle(path: "/proc/self/ns/net")
             try network.netlink.createLink(LinkSpec(
                 name: port, kind: .veth(peer: VethPeer(name: hostName, namespaceFD: hostNamespace.fd, mtu: Self.mtu, mac: mac)),
                 mtu: Self.mtu, master: network.bridge, up: true))
-            return port
         }
     }
 
-    /// The bridge end's name of `createHostVeth`'s veth for `address`.
-    public static func hostVethPortName(for address: IPv4Address) -> String { AttachedEndpoint.bridgePortName("vd", for: address) }
+    /// The bridge end's name of `createHostVeth`'s veth for the runtime's endpoint `id`: `vd` and
+    /// the id's first 13 characters (Docker's ids are 64 hex digits).
+    public static func hostVethPortName(forEndpoint id: String) -> String { "vd" + String(id.prefix(13)) }
 
     /// Deletes a bridge port made by `createHostVeth` (its peer goes with it, wherever it is).
     public func deleteBridgePort(_ port: String, on networkName: HostLabel) throws {

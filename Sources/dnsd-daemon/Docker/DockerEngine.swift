@@ -21,6 +21,8 @@ struct DockerEngine: Sendable {
         var name: String
         /// Per network name: Docker's endpoint id, the container's aliases and address there.
         var endpoints: [String: (endpointID: String, aliases: [String], address: String)]
+        /// Its network namespace's path (for the liveness check of adopted endpoints).
+        var sandboxKey: String?
     }
 
     private func get(_ path: String) throws -> Any? {
@@ -70,13 +72,15 @@ struct DockerEngine: Sendable {
 
     func container(_ id: String) throws -> Container? {
         guard let object = try get("/containers/\(id)/json") as? [String: Any] else { return nil }
-        let networks = (object["NetworkSettings"] as? [String: Any])?["Networks"] as? [String: [String: Any]] ?? [:]
+        let settings = object["NetworkSettings"] as? [String: Any]
+        let networks = settings?["Networks"] as? [String: [String: Any]] ?? [:]
         var endpoints: [String: (String, [String], String)] = [:]
         for (name, settings) in networks {
             endpoints[name] = (settings["EndpointID"] as? String ?? "", settings["Aliases"] as? [String] ?? [], settings["IPAddress"] as? String ?? "")
         }
         let name = (object["Name"] as? String ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        return Container(name: name, endpoints: endpoints)
+        let key = settings?["SandboxKey"] as? String
+        return Container(name: name, endpoints: endpoints, sandboxKey: key?.hasPrefix("/") == true ? key : nil)
     }
 
     /// The running containers and their endpoint ids, in one listing (it carries each

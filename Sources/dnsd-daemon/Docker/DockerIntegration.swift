@@ -1,4 +1,5 @@
 import Addressing
+import Synchronization
 import ClusterState
 import ControlAPI
 import Foundation
@@ -16,7 +17,11 @@ final class DockerIntegration: @unchecked Sendable {
     let logger: Logger
     private let stopped = NSLock()
     private var isStopped = false
-    private var refused: Set<String> = []
+    /// Networks this dockerd refused to create, with the subnet and when (tried again later).
+    private var refused: [String: (subnet: String, at: Date)] = [:]
+    /// Set once the first resynchronisation has taken back every running container's endpoints:
+    /// before that, the sweep would take an endpoint not adopted yet for a dead one.
+    private let adoptedOnce = Atomic<Bool>(false)
     /// Docker networks of driver dnsd with no dnsd network, and for how many checks in a row.
     private var orphaned: [String: Int] = [:]
     /// Docker network id -> name, for the dnsd-driver networks of this dockerd: `DeleteNetwork`
@@ -52,20 +57,33 @@ final class DockerIntegration: @unchecked Sendable {
             // This host's Docker endpoints whose container no longer runs are withdrawn (a
             // dockerd that restarted or died never says `Leave` for them).
             Ticker("docker endpoint sweep", every: 3, logger: logger) { [unowned self] in
+                guard adoptedOnce.load(ordering: .acquiring) else { return }
                 daemon.dockerSweep(running: try engine.runningEndpoints().endpoints)
             },
+            // Address releases the store did not take when Docker asked (no dockerd needed).
+            Ticker("docker address releases", every: 1, logger: logger) { [unowned self] in daemon.dockerRetryReleases() },
         ]
         for ticker in tickers { ticker.start() }
     }
 
-    /// `CreateNetwork` of Docker network `id`: once dockerd has stored it (just after the call
-    /// returns), the dnsd network of that name and subnet exists.
+    /// `CreateNetwork` of Docker network `id`, checked already (`Daemon.dockerCheckNetwork`): once
+    /// dockerd has stored it (just after the call returns: only then does its name exist), the
+    /// dnsd network of that name and subnet exists. A name dnsd refuses (not a DNS label, or a
+    /// dnsd network's with another subnet) is the one thing Docker never lets a driver judge in
+    /// time: Docker's network is removed again at once, and the log says why.
     func networkCreated(id: String, pool: String, gateway: String?) {
         Thread.detachNewThread { [self] in
             for _ in 0..<250 {
                 if let network = try? engine.network(id) {
                     namesLock.withLock { networkNames[id] = network.name }
-                    ensureDnsdNetwork(name: network.name, subnet: pool, gateway: gateway)
+                    do {
+                        try ensureDnsdNetwork(name: network.name, subnet: pool, gateway: gateway)
+                    } catch {
+                        logger.error("docker network refused by dnsd, removed again", metadata: ["network": "\(network.name)", "error": "\(APIError(error).message)"])
+                        do { try engine.removeNetwork(id) } catch {
+                            logger.warning("cannot remove the refused docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
+                        }
+                    }
                     return
                 }
                 usleep(20_000)
@@ -74,20 +92,16 @@ final class DockerIntegration: @unchecked Sendable {
         }
     }
 
-    /// The dnsd network for a Docker network: made if missing (an existing one must have its subnet).
-    func ensureDnsdNetwork(name: String, subnet: String, gateway: String?) {
-        do {
-            if case .networks(let networks) = try daemon.perform(.listNetworks), let existing = networks.first(where: { $0.name == name }) {
-                if existing.subnet != subnet {
-                    logger.error("docker network and dnsd network of one name differ", metadata: ["network": "\(name)", "docker": "\(subnet)", "dnsd": "\(existing.subnet)"])
-                }
-                return
+    /// The dnsd network for a Docker network: made if missing; an existing one must have its subnet.
+    func ensureDnsdNetwork(name: String, subnet: String, gateway: String?) throws {
+        if case .networks(let networks) = try daemon.perform(.listNetworks), let existing = networks.first(where: { $0.name == name }) {
+            guard existing.subnet == subnet else {
+                throw DockerPluginError("dnsd network '\(name)' has subnet \(existing.subnet), not \(subnet)")
             }
-            _ = try daemon.perform(.createNetwork(try Command.network(NetworkCreation(name: name, driver: "overlay", subnet: subnet, gateway: gateway))))
-            logger.info("dnsd network created for a docker network", metadata: ["network": "\(name)", "subnet": "\(subnet)"])
-        } catch {
-            logger.error("cannot make the dnsd network for a docker network", metadata: ["network": "\(name)", "error": "\(error)"])
+            return
         }
+        _ = try daemon.perform(.createNetwork(try Command.network(NetworkCreation(name: name, driver: "overlay", subnet: subnet, gateway: gateway))))
+        logger.info("dnsd network created for a docker network", metadata: ["network": "\(name)", "subnet": "\(subnet)"])
     }
 
     /// `DeleteNetwork` of Docker network `id` (`docker network rm` on this host): the dnsd network
@@ -112,37 +126,42 @@ final class DockerIntegration: @unchecked Sendable {
         namesLock.withLock {
             for network in docker { networkNames[network.id] = network.name }
         }
-        let networks = daemon.knownNetworks()
-        removeOrphans(docker, keeping: Set(networks.map(\.name)))
-        for network in networks where network.driver == .overlay && !docker.contains(where: { $0.name == network.name }) {
+        let networks = daemon.knownNetworks().filter { $0.driver == .overlay }
+        // A copy is the network's when both name and subnet agree: one of an earlier network of
+        // that name (removed and made again with another subnet) is an orphan too.
+        let current = Set(networks.map { "\($0.name) \($0.subnet)" })
+        removeOrphans(docker.filter { !current.contains("\($0.name) \($0.subnet ?? "")") })
+        for network in networks where !docker.contains(where: { $0.name == network.name }) {
             create(network)
         }
     }
 
-    /// Removes the dnsd-driver networks of this dockerd the cluster has not had for three checks.
-    private func removeOrphans(_ docker: [DockerEngine.Network], keeping names: Set<String>) {
-        let orphans = docker.filter { !names.contains($0.name) }
+    /// Removes the dnsd-driver networks of this dockerd that the cluster has not had for three
+    /// checks (a network Docker is creating gets its dnsd network within ms).
+    private func removeOrphans(_ orphans: [DockerEngine.Network]) {
         orphaned = orphaned.filter { id, _ in orphans.contains { $0.id == id } }
         for network in orphans {
             orphaned[network.id, default: 0] += 1
             guard orphaned[network.id, default: 0] >= 3 else { continue }
             do {
                 try engine.removeNetwork(network.id)
-                logger.info("docker network removed: its dnsd network left the cluster", metadata: ["network": "\(network.name)"])
+                logger.info("docker network removed: its dnsd network left the cluster or changed", metadata: ["network": "\(network.name)"])
             } catch {
                 logger.debug("docker network \(network.name) stays: \(error)")
             }
         }
     }
 
-    /// Creates a dnsd overlay network in this dockerd (once: a refusal is logged and not retried).
+    /// Creates a dnsd overlay network in this dockerd. A refusal is logged and tried again after
+    /// a minute, or at once for a network of that name with another subnet.
     private func create(_ network: NetworkRecord) {
-        guard !refused.contains(network.name) else { return }
+        if let last = refused[network.name], last.subnet == network.subnet, Date().timeIntervalSince(last.at) < 60 { return }
         do {
             try engine.createNetwork(name: network.name, subnet: network.subnet, gateway: network.gateway)
+            refused[network.name] = nil
             logger.info("dnsd network made usable from docker", metadata: ["network": "\(network.name)"])
         } catch {
-            refused.insert(network.name)
+            refused[network.name] = (network.subnet, Date())
             logger.warning("cannot create the docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
         }
     }
@@ -158,6 +177,7 @@ final class DockerIntegration: @unchecked Sendable {
                     if let container = try engine.container(id) { adopt(container) }
                 }
                 daemon.dockerSweep(running: running.endpoints)
+                adoptedOnce.store(true, ordering: .releasing)
                 try engine.followStarts { [self] id in publish(container: id) }
             } catch {
                 logger.debug("docker events: \(error)")
@@ -190,7 +210,7 @@ final class DockerIntegration: @unchecked Sendable {
                     try daemon.dockerPublish(endpoint.endpointID, name: container.name, aliases: endpoint.aliases)
                 } else {
                     try daemon.dockerAdopt(endpoint.endpointID, network: network, address: endpoint.address, name: container.name,
-                                           aliases: endpoint.aliases)
+                                           aliases: endpoint.aliases, sandboxKey: container.sandboxKey)
                     logger.info("docker endpoint taken back", metadata: ["container": "\(container.name)", "network": "\(network)"])
                 }
             } catch {

@@ -69,7 +69,10 @@ struct DockerPluginRoutes: HTTPRoutes {
             guard data["AddressSpace"] as? String == "dnsd" else {
                 throw DockerPluginError("a dnsd network needs dnsd's IPAM, which keeps addresses unique across hosts: docker network create -d dnsd --ipam-driver dnsd --subnet \(pool) NAME")
             }
-            docker.networkCreated(id: string("NetworkID"), pool: pool, gateway: (data["Gateway"] as? String).map { String($0.split(separator: "/").first ?? "") })
+            let gateway = (data["Gateway"] as? String).map { String($0.split(separator: "/").first ?? "") }.flatMap { $0.isEmpty ? nil : $0 }
+            // Everything but the name (which Docker never sends) is judged now, in dnsd's line.
+            try daemon.dockerCheckNetwork(subnet: try IPv4Subnet(parsing: pool), gateway: try gateway.map { try address($0) })
+            docker.networkCreated(id: string("NetworkID"), pool: pool, gateway: gateway)
             return [:]
         case "NetworkDriver.DeleteNetwork":
             try docker.networkDeleted(id: string("NetworkID"))
@@ -89,11 +92,15 @@ struct DockerPluginRoutes: HTTPRoutes {
             return ["Interface": ["MacAddress": mac]]
         case "NetworkDriver.EndpointOperInfo": return ["Value": [String: String]()]
         case "NetworkDriver.Join":
-            guard case .dockerJoined(let interface, let gateway) = try daemon.perform(.dockerJoin(try DockerEndpointID(string("EndpointID"))))
-            else { throw DockerPluginError("not joined") }
+            let key = string("SandboxKey")
+            guard key.isEmpty || (key.hasPrefix("/") && key.utf8.count <= 4096 && !key.utf8.contains(0)) else {
+                throw DockerPluginError("invalid SandboxKey '\(key.prefix(100))'")
+            }
+            let join = Command.dockerJoin(try DockerEndpointID(string("EndpointID")), sandboxKey: key.isEmpty ? nil : key)
+            guard case .dockerJoined(let interface, let gateway) = try daemon.perform(join) else { throw DockerPluginError("not joined") }
             docker.joined(networkID: string("NetworkID"), endpointID: string("EndpointID"))
-            // No gateway leg: Docker would add docker_gwbridge, whose default pool is the subnet
-            // of dnsd's own gateway bridge on this host.
+            // No gateway leg from Docker (docker_gwbridge's default pool is the subnet of dnsd's
+            // own gateway bridge): the way out is behind the overlay's gateway (`provideEgress`).
             return ["InterfaceName": ["SrcName": interface, "DstPrefix": "eth"], "Gateway": gateway,
                     "DisableGatewayService": true]
         case "NetworkDriver.Leave":

@@ -1,0 +1,70 @@
+import Addressing
+import ClusterState
+import Foundation
+
+/// Docker's remote IPAM driver calls: addresses of dnsd overlay networks (matched by subnet) come
+/// from the cluster IPAM, so no two hosts hand out one.
+extension Daemon {
+    /// The dnsd network whose subnet is `pool` (an IPAM pool, "192.168.0.0/24").
+    private func network(pool subnet: IPv4Subnet) throws -> NetworkRecord {
+        let pool = subnet.description
+        guard let record = try registry.networks().first(where: { (try? $0.parsedSubnet) == subnet }) else {
+            throw NodeError.notFound("no dnsd network has subnet \(pool): create it first (docker network create -d dnsd --ipam-driver dnsd --subnet \(pool) NAME, or dnsd network create)")
+        }
+        guard record.driver == .overlay else { throw NodeError.invalid("dnsd network '\(record.name)' is a bridge network; Docker uses overlay networks") }
+        return record
+    }
+
+    /// `IpamDriver.RequestAddress`: the gateway (the network's, or the pool's first address while
+    /// the network is being made), or an address claimed in the cluster IPAM for this host.
+    func dockerRequestAddress(pool subnet: IPv4Subnet, requested: IPv4Address?, gateway: Bool) throws -> String {
+        if gateway {
+            // While Docker makes the network, dnsd's may not exist yet: the pool's first
+            // address. A store that does not answer is an error, not "no network".
+            let existing = try registry.networks().first { (try? $0.parsedSubnet) == subnet }
+            let address = existing?.gatewayAddress ?? requested ?? IPv4Address(subnet.network.value + 1)
+            return "\(address)/\(subnet.prefixLength)"
+        }
+        let record = try network(pool: subnet)
+        let address = try registry.allocateAddress(on: record, requested: requested, host: configuration.hostID, lease: try currentLease())
+        docker.handedOut(address, on: try record.label)
+        return "\(address)/\(subnet.prefixLength)"
+    }
+
+    /// `IpamDriver.ReleaseAddress`: this host's claim goes (the gateway is no claim). A store
+    /// error is reported to Docker, never taken for success, and the release is retried here
+    /// (Docker does not retry): a leaked claim would block `network rm` for good.
+    func dockerReleaseAddress(pool: IPv4Subnet, address: IPv4Address) throws {
+        // A network that is gone has no claims left to release.
+        let record: NetworkRecord
+        do { record = try network(pool: pool) } catch NodeError.notFound { return }
+        guard address != record.gatewayAddress else { return }
+        let label = try record.label
+        do {
+            try registry.releaseAddress(address, on: label, heldBy: configuration.hostID)
+        } catch {
+            docker.queueRelease(UnreleasedAddress(network: label, address: address))
+            throw error
+        }
+    }
+
+    /// One round of the queued releases: each claim goes once the store takes it, unless the
+    /// address is this host's again meanwhile (handed out anew, or an endpoint has it): then the
+    /// claim is that one's now and stays.
+    public func dockerRetryReleases() {
+        for (release, since) in docker.queuedReleases() {
+            if docker.heldElsewhere(release.address, on: release.network.text, besides: nil, since: since) {
+                docker.releaseDone(release)
+                continue
+            }
+            do {
+                try registry.releaseAddress(release.address, on: release.network, heldBy: configuration.hostID)
+                docker.releaseDone(release)
+                logger.info("address released after the store came back", metadata: ["network": "\(release.network)", "address": "\(release.address)"])
+            } catch {
+                logger.debug("address release still waiting on the store: \(error)")
+                return
+            }
+        }
+    }
+}

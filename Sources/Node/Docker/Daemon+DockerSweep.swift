@@ -1,0 +1,86 @@
+import Addressing
+import ClusterState
+import Foundation
+import Netns
+import OverlayNet
+
+/// Docker endpoints whose container is gone although dockerd never said `Leave`: found by
+/// dockerd's list of running containers (the sweep), or without dockerd, by the container's
+/// namespace (the liveness check).
+extension Daemon {
+    /// After a resynchronisation with dockerd: this host's Docker endpoints that no running
+    /// container has any more (stopped while dnsd or dockerd was away, dockerd restarted) are
+    /// withdrawn, with their names and addresses, and their veths deleted; one dnsd learnt of
+    /// less than `grace` ago is left alone (its container may be between Join and running).
+    /// Then the store's records of this host's Docker endpoints that neither this table nor a
+    /// running container has (from before a restart of dnsd) are withdrawn: a running one's is
+    /// never, even if it is not taken back yet.
+    public func dockerSweep(running: Set<String>, grace: TimeInterval = 10) {
+        let now = Date()
+        for (id, _) in docker.all() where !running.contains(id) {
+            inDockerOrder(id) {
+                guard let endpoint = docker[id], now.timeIntervalSince(endpoint.learnt) >= grace else { return }
+                retireDocker(id, reason: "its container no longer runs", releasingAddress: true)
+            }
+        }
+        // The store's view first, then this host's: an endpoint published between the two reads
+        // is in the second, never taken for stale.
+        let known = reconciler.known().endpoints
+        let kept = Set(docker.all().values.compactMap { $0.published?.id }).union(running.map(dockerRecordID))
+        let stale = known.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
+        for endpoint in stale {
+            logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(endpoint.id)", "name": "\(endpoint.name)"])
+            withdrawEndpoint(endpoint)
+            if let name = try? HostLabel(endpoint.name), sandboxes.sandbox(endpoint.name) == nil,
+               !docker.all().values.contains(where: { $0.published?.name == endpoint.name }) {
+                attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
+            }
+        }
+    }
+
+    /// The liveness check's subjects for Docker endpoints: each joined endpoint whose container's
+    /// namespace (Join's SandboxKey) has been seen, by its identity. Docker makes the namespace
+    /// just after `Join`: one seen for the first time is noted here and judged from then on.
+    func dockerLivenessSubjects() -> [NamespaceLiveness.Subject] {
+        docker.all().compactMap { id, endpoint in
+            guard let path = endpoint.sandboxKey else { return nil }
+            guard let inode = endpoint.namespaceInode else {
+                if let found = NamespaceIdentity.inodeIfPresent(atPath: path) { docker.noteNamespace(id, inode: found) }
+                return nil
+            }
+            return .init(name: Self.dockerKey(id), path: path, inode: inode, isContainer: true)
+        }
+    }
+
+    /// A Docker endpoint the liveness check found gone (its container's processes all exited, or
+    /// its namespace is gone), also while dockerd does not answer: withdrawn as the sweep would,
+    /// but its address is left to Docker's IPAM release, which dockerd sends when it cleans the
+    /// container up. Nothing if the endpoint has joined another namespace since.
+    func dockerVanished(_ subject: NamespaceLiveness.Subject, reason: String) {
+        let id = String(subject.name.dropFirst(Self.dockerKey("").count))
+        inDockerOrder(id) {
+            guard docker[id]?.namespaceInode == subject.inode else { return }
+            retireDocker(id, reason: reason, releasingAddress: false)
+        }
+    }
+
+    /// Everything this host has of Docker endpoint `id` goes (in its order): its record and name
+    /// (queued if the store does not answer), its veth, its table entry, and with
+    /// `releasingAddress` its address claim unless the address is this host's for something
+    /// else by now (it went back to the IPAM and to a new container).
+    private func retireDocker(_ id: String, reason: String, releasingAddress: Bool) {
+        guard var endpoint = docker[id] else { return }
+        logger.info("withdrawing a docker endpoint", metadata: ["endpoint": "\(id.prefix(12))", "reason": "\(reason)"])
+        withdrawDocker(id, &endpoint)
+        let label = try? endpoint.network.label
+        if let port = endpoint.bridgePort, let label { attempt("deleting \(port)") { try overlay.deleteBridgePort(port, on: label) } }
+        docker[id] = nil
+        guard releasingAddress, let label,
+              !docker.heldElsewhere(endpoint.address, on: endpoint.network.name, besides: id, since: endpoint.learnt) else { return }
+        do {
+            try registry.releaseAddress(endpoint.address, on: label, heldBy: configuration.hostID)
+        } catch {
+            docker.queueRelease(UnreleasedAddress(network: label, address: endpoint.address))
+        }
+    }
+}
