@@ -154,9 +154,16 @@ rt_dockerd_start() {
   mkdir -p "$dir/plugins" "$dir/data" "$dir/exec" /run/docker/plugins
   echo "$hostns" > "$dir/hostns"
   echo '{}' > "$dir/daemon.json"
-  # slave propagation: the host's mounts reach dockerd, dockerd's (layers, netns files) stay inside.
-  nsenter --net="/run/netns/$hostns" unshare --mount --propagation slave \
-    sh -c 'mount --bind "$0/plugins" /run/docker/plugins && exec dockerd --data-root "$0/data" --exec-root "$0/exec" \
+  # dockerd's mounts (layers, its plugin directory) stay in its mount namespace: / is made a
+  # slave there, so nothing goes back. Its containers' namespace files (exec/netns) are visible
+  # outside, as when dockerd runs in the host's mount namespace: dnsd watches them (a container
+  # whose processes died while dockerd is away). That directory is a shared mount, a peer in both.
+  mkdir -p "$dir/exec/netns"
+  if ! awk -v d="$dir/exec/netns" '$5 == d {found=1} END {exit !found}' /proc/self/mountinfo; then
+    mount --bind "$dir/exec/netns" "$dir/exec/netns" && mount --make-shared "$dir/exec/netns"
+  fi
+  nsenter --net="/run/netns/$hostns" unshare --mount --propagation unchanged \
+    sh -c 'mount --make-slave / && mount --bind "$0/plugins" /run/docker/plugins && exec dockerd --data-root "$0/data" --exec-root "$0/exec" \
       --pidfile "$0/dockerd.pid" -H "unix://$0/docker.sock" --storage-driver overlay2 --iptables=false --ip-forward=false \
       --ip-masq=false --bridge none --config-file "$0/daemon.json"' "$dir" > "$dir/dockerd.log" 2>&1 < /dev/null &
   echo $! > "$dir/launcher.pid"

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(dnsd_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
@@ -22,6 +23,12 @@ const int dnsd_CLONE_NEWNS = CLONE_NEWNS;
 int dnsd_setns(int fd, int nstype) { return setns(fd, nstype); }
 int dnsd_unshare(int flags) { return unshare(flags); }
 int dnsd_gettid(void) { return (int)syscall(SYS_gettid); }
+
+int64_t dnsd_fs_type(const char *path) {
+    struct statfs fs;
+    if (statfs(path, &fs) != 0) return -1;
+    return (int64_t)fs.f_type;
+}
 
 const uint32_t dnsd_EPOLLIN = EPOLLIN;
 const uint32_t dnsd_EPOLLOUT = EPOLLOUT;

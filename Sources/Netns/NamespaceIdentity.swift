@@ -1,3 +1,4 @@
+import CShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +13,17 @@ public enum NamespaceIdentity {
         guard stat(path, &st) == 0 else { return nil }
         return UInt64(st.st_ino)
     }
+
+    /// The inode the path names when it is a namespace (nsfs: a bind mount of one, /proc/PID/ns/net),
+    /// nil for anything else: a runtime's namespace file whose mount is not visible here (made in
+    /// another mount namespace) is a plain empty file, whose inode names no namespace.
+    public static func namespaceInodeIfPresent(atPath path: String) -> UInt64? {
+        guard dnsd_fs_type(path) == nsfsMagic else { return nil }
+        return inodeIfPresent(atPath: path)
+    }
+
+    /// NSFS_MAGIC (linux/magic.h).
+    private static let nsfsMagic: Int64 = 0x6e73_6673
 
     /// The nsfs inode the path names now; an error says why there is none.
     public static func inode(atPath path: String) throws -> UInt64 {

@@ -102,8 +102,9 @@ struct OwnerTests {
     /// A daemon embedded in the test on a gated local store, its host namespace the test's own.
     final class Fixture: @unchecked Sendable {
         let thread: NamespaceThread
-        let hostName = TestRun.namePrefix + "ownerhost"
-        let directory = TestRun.temporaryPath("owners")
+        /// Unique per fixture: suites using it run side by side.
+        let hostName = TestRun.namePrefix + "own" + UUID().uuidString.prefix(6).lowercased()
+        let directory = TestRun.temporaryPath("owners-" + UUID().uuidString.prefix(6).lowercased())
         let store: GatedStore
         let daemon: Daemon
         private let madeLock = NSLock()

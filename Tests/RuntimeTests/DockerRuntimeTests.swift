@@ -153,4 +153,100 @@ struct DockerRuntimeTests {
         #expect(third.status == 0, "\(third.stderr)")
         #expect(try rt.cluster.eventually(5) { try lookup("web") != nil })
     }
+
+    @Test("a container's whole life (issue 21): two networks, a way out, dead while dockerd is away, an outage at rm, networks judged at create and kept in step")
+    func lives() throws {
+        let rt = try RuntimeHarness(hosts: 2, docker: true)
+        defer {
+            rt.close()
+            #expect(rt.leftovers().isEmpty, "\(rt.leftovers())")
+        }
+        try rt.startDockerd(1)
+        try rt.startDockerd(2)
+        let net = rt.network  // 192.168.77.0/24, made by dnsd network create
+        let net2 = "e" + rt.network.dropFirst()
+
+        // Item 8: what Docker lets a driver judge is judged in CreateNetwork: an overlapping subnet
+        // fails `docker network create` with dnsd's line. A name dnsd refuses (Docker never tells
+        // a driver the name) is removed again at once.
+        let overlapping = try rt.docker(1, ["network", "create", "-d", "dnsd", "--ipam-driver", "dnsd", "--subnet", "192.168.77.128/25", "o" + net])
+        #expect(overlapping.status != 0 && overlapping.stderr.contains("overlaps dnsd network '\(net)'"), "\(overlapping.stderr)")
+        let underscore = "u_" + net
+        _ = try rt.docker(1, ["network", "create", "-d", "dnsd", "--ipam-driver", "dnsd", "--subnet", "192.168.75.0/24", underscore])
+        #expect(try rt.cluster.eventually(3) { !(try rt.docker(1, ["network", "ls"]).stdout.contains(underscore)) }, "removed again")
+        #expect(rt.cluster.log(1).contains("refused by dnsd"), "the daemon says why")
+        #expect(!(try rt.cluster.dnsd(1, ["network", "ls"]).stdout.contains("192.168.75.0/24")))
+        let created = try rt.docker(1, ["network", "create", "-d", "dnsd", "--ipam-driver", "dnsd", "--subnet", "192.168.76.0/24", net2])
+        #expect(created.status == 0, "\(created.stderr)")
+        for n in 1...2 {
+            #expect(try rt.cluster.eventually(5) {
+                let listed = try rt.docker(n, ["network", "ls"]).stdout
+                return listed.contains(net) && listed.contains(net2)
+            })
+        }
+
+        // A container on h2 on both networks asks dnsd at each network's gateway.
+        #expect(try rt.docker(2, ["run", "-d", "--name", "probe", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        #expect(try rt.docker(2, ["network", "connect", net2, "probe"]).status == 0)
+        func lookup(_ name: String, _ network: String) throws -> String? {
+            let server = network == net ? "192.168.77.1" : "192.168.76.1"
+            return Self.address(try rt.docker(2, ["exec", "probe", "nslookup", "\(name).\(network)", server]).stdout, name)
+        }
+
+        // Item 4: one container on two dnsd networks has its name on both, until it leaves one.
+        #expect(try rt.docker(1, ["run", "-d", "--name", "dual", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        #expect(try rt.docker(1, ["network", "connect", net2, "dual"]).status == 0)
+        #expect(try rt.cluster.eventually(5) { try lookup("dual", net) != nil && lookup("dual", net2) != nil }, "dual on both networks")
+        #expect(try rt.docker(1, ["network", "disconnect", net2, "dual"]).status == 0)
+        #expect(try rt.cluster.eventually(5) { try lookup("dual", net2) == nil })
+        #expect(try lookup("dual", net) != nil, "still named on the network it stays on")
+
+        // Item 11: a way out: an address on the underlay (h2's), through the overlay's gateway.
+        let outside = rt.cluster.hosts[1].address.description
+        let ping = try rt.docker(1, ["exec", "dual", "ping", "-c", "1", "-W", "3", outside])
+        #expect(ping.status == 0, "egress to \(outside): \(ping.stdout)\(ping.stderr)")
+
+        // Item 5: a container that dies while dockerd is away loses its name (its namespace is
+        // empty: no dockerd needed to tell).
+        #expect(try rt.docker(1, ["run", "-d", "--name", "doomed", "--network", net, rt.image, "sleep", "600"]).status == 0)
+        #expect(try rt.cluster.eventually(5) { try lookup("doomed", net) != nil })
+        let pid = try rt.docker(1, ["inspect", "-f", "{{.State.Pid}}", "doomed"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(Int32(pid) ?? 0 > 1, "pid '\(pid)'")
+        try rt.stopDockerd(1, signal: "KILL")
+        _ = try Shell.run(["kill", "-9", pid])
+        #expect(try rt.cluster.eventually(8) { try lookup("doomed", net) == nil }, "withdrawn without dockerd")
+        #expect(try lookup("dual", net) != nil, "a living container keeps its name")
+        try rt.startDockerdAgain(1)
+
+        // Items 2 and 10: the store is away while a container is removed: its name goes when the
+        // store is back, and so does its address (released for Docker, retried by dnsd); the next
+        // container with that address keeps its veth and its name past a sweep.
+        #expect(try rt.docker(1, ["run", "-d", "--name", "gone", "--network", net, "--ip", "192.168.77.40", rt.image, "sleep", "600"]).status == 0)
+        #expect(try rt.cluster.eventually(5) { try lookup("gone", net) != nil })
+        rt.cluster.stopStore()
+        _ = try rt.docker(1, ["rm", "-f", "gone"], timeout: 120)
+        try rt.cluster.startStore()
+        #expect(try rt.cluster.eventually(10) { try lookup("gone", net) == nil }, "gone's name withdrawn once the store is back")
+        #expect(try rt.cluster.eventually(10) { try rt.cluster.etcdList("dnsd/v1/ipam/\(net)/192.168.77.40").isEmpty }, "its address released")
+        let next = try rt.docker(1, ["run", "-d", "--name", "next", "--network", net, "--ip", "192.168.77.40", rt.image, "sleep", "600"])
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(try rt.cluster.eventually(5) { try lookup("next", net) == "192.168.77.40" })
+        usleep(4_000_000)  // past a sweep (every 3 s)
+        #expect(try lookup("next", net) == "192.168.77.40")
+        #expect(try rt.docker(2, ["exec", "probe", "ping", "-c", "1", "-W", "3", "192.168.77.40"]).status == 0, "next's veth is whole")
+
+        // Item 9: a Docker copy of a network whose dnsd network was made again with another subnet
+        // (while this dockerd was down) is replaced.
+        #expect(try rt.docker(2, ["network", "disconnect", net2, "probe"]).status == 0)
+        try rt.stopDockerd(2)
+        #expect(try rt.cluster.dnsd(1, ["network", "rm", net2]).status == 0)
+        #expect(try rt.cluster.dnsd(1, ["network", "create", "--subnet=192.168.74.0/24", net2]).status == 0)
+        try rt.startDockerdAgain(2)
+        #expect(try rt.cluster.eventually(20) {
+            try rt.docker(2, ["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", net2]).stdout.contains("192.168.74.0/24")
+        }, "h2's copy has the new subnet")
+        #expect(try rt.cluster.dnsd(1, ["network", "ls"]).stdout.contains("192.168.74.0/24"), "removing the stale copy left the cluster's network alone")
+        for name in ["dual", "next", "doomed"] { _ = try rt.docker(1, ["rm", "-f", name]) }
+        _ = try rt.docker(2, ["rm", "-f", "probe"])
+    }
 }

@@ -18,6 +18,8 @@ int dnsd_setns(int fd, int nstype);
 int dnsd_unshare(int flags);
 /// Kernel thread id of the caller (gettid).
 int dnsd_gettid(void);
+/// The filesystem type (statfs f_type) of `path`, or -1 with errno.
+int64_t dnsd_fs_type(const char *path);
 
 // ---- epoll (our own unpacked event type; the shim converts)
 typedef struct dnsd_event {

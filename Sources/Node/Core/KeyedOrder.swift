@@ -24,17 +24,7 @@ final class KeyedOrder: @unchecked Sendable {
     /// run) otherwise. For background work that must not wait behind a command (it tries again
     /// next round).
     func tryRun(_ key: String, _ body: () throws -> Void) rethrows -> Bool {
-        let gate = enter(key)
-        guard gate.lock.try() else {
-            lock.withLock {
-                gate.waiting -= 1
-                if gate.waiting == 0 { gates[key] = nil }
-            }
-            return false
-        }
-        defer { leave(key, gate) }
-        try body()
-        return true
+        try tryRun(keys: [key], body)
     }
 
     /// Runs `body` in the order of every key of `keys` at once (a batch over many sandboxes: a
@@ -49,6 +39,25 @@ final class KeyedOrder: @unchecked Sendable {
         }
         defer { for (key, gate) in entered.reversed() { leave(key, gate) } }
         return try body()
+    }
+
+    /// `tryRun` over several keys: `body` runs only if no command holds any of them now.
+    func tryRun(keys: [String], _ body: () throws -> Void) rethrows -> Bool {
+        var entered: [(String, Gate)] = []
+        defer { for (key, gate) in entered.reversed() { leave(key, gate) } }
+        for key in Array(Set(keys)).sorted() {
+            let gate = enter(key)
+            guard gate.lock.try() else {
+                lock.withLock {
+                    gate.waiting -= 1
+                    if gate.waiting == 0 { gates[key] = nil }
+                }
+                return false
+            }
+            entered.append((key, gate))
+        }
+        try body()
+        return true
     }
 
     private func enter(_ key: String) -> Gate {

@@ -120,9 +120,12 @@ extension Daemon {
             let state = dockerState(id, network: record, address: address, name: name, aliases: aliases)
             let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
             if let error = refused[name] { throw error }
+            // Its veth, by the endpoint's name (or by the address, as earlier versions named it).
+            let label = try record.label
+            let port = [OverlayDriver.hostVethPortName(forEndpoint: id), AttachedEndpoint.bridgePortName("vd", for: address)]
+                .first { (try? overlay.hasBridgePort($0, on: label)) == true }
             docker[id] = DockerEndpoint(network: record, address: address, mac: MACAddress(derivedFrom: address),
-                                        bridgePort: OverlayDriver.hostVethPortName(forEndpoint: id), sandboxKey: sandboxKey,
-                                        published: state, lease: lease)
+                                        bridgePort: port, sandboxKey: sandboxKey, published: state, lease: lease)
             serveGatewayResolver(record)
             provideEgress(record)
         }
@@ -144,6 +147,15 @@ extension Daemon {
                 result = try body()
             }
             if let result { return result }
+        }
+    }
+
+    /// `inDockerOrder` for background work: nothing (false) if a command holds either key now.
+    func tryInDockerOrder(_ id: String, _ body: () -> Void) -> Bool {
+        let name = docker[id]?.published?.name
+        return order.tryRun(keys: [Self.dockerKey(id)] + [name].compactMap { $0 }) {
+            guard docker[id]?.published?.name == name else { return }
+            body()
         }
     }
 

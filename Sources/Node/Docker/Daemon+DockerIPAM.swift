@@ -35,9 +35,14 @@ extension Daemon {
     /// error is reported to Docker, never taken for success, and the release is retried here
     /// (Docker does not retry): a leaked claim would block `network rm` for good.
     func dockerReleaseAddress(pool: IPv4Subnet, address: IPv4Address) throws {
-        // A network that is gone has no claims left to release.
+        // The watched copy of the network first (no store request: a store that is away must
+        // not keep the release from being queued); a network gone has no claims left to release.
         let record: NetworkRecord
-        do { record = try network(pool: pool) } catch NodeError.notFound { return }
+        if let known = knownNetworks().first(where: { (try? $0.parsedSubnet) == pool && $0.driver == .overlay }) {
+            record = known
+        } else {
+            do { record = try network(pool: pool) } catch NodeError.notFound { return }
+        }
         guard address != record.gatewayAddress else { return }
         let label = try record.label
         do {

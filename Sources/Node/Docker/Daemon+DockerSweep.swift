@@ -40,12 +40,14 @@ extension Daemon {
 
     /// The liveness check's subjects for Docker endpoints: each joined endpoint whose container's
     /// namespace (Join's SandboxKey) has been seen, by its identity. Docker makes the namespace
-    /// just after `Join`: one seen for the first time is noted here and judged from then on.
+    /// just after `Join`: one seen for the first time is noted here and judged from then on. A
+    /// SandboxKey that is not a namespace here (dockerd mounted it in a mount namespace of its
+    /// own) gives no subject: the veth is the signal then (`dockerPortsVanished`).
     func dockerLivenessSubjects() -> [NamespaceLiveness.Subject] {
         docker.all().compactMap { id, endpoint in
             guard let path = endpoint.sandboxKey else { return nil }
             guard let inode = endpoint.namespaceInode else {
-                if let found = NamespaceIdentity.inodeIfPresent(atPath: path) { docker.noteNamespace(id, inode: found) }
+                if let found = NamespaceIdentity.namespaceInodeIfPresent(atPath: path) { docker.noteNamespace(id, inode: found) }
                 return nil
             }
             return .init(name: Self.dockerKey(id), path: path, inode: inode, isContainer: true)
@@ -58,9 +60,24 @@ extension Daemon {
     /// container up. Nothing if the endpoint has joined another namespace since.
     func dockerVanished(_ subject: NamespaceLiveness.Subject, reason: String) {
         let id = String(subject.name.dropFirst(Self.dockerKey("").count))
-        inDockerOrder(id) {
+        _ = tryInDockerOrder(id) {
             guard docker[id]?.namespaceInode == subject.inode else { return }
             retireDocker(id, reason: reason, releasingAddress: false)
+        }
+    }
+
+    /// Each round of the liveness check: the Docker endpoints whose veth is gone from the
+    /// overlay bridge (a veth goes with the namespace its other end is in: the container's died
+    /// and nothing held it), withdrawn as `dockerVanished` does. Needs no dockerd.
+    func dockerPortsVanished() {
+        for (id, endpoint) in docker.all() {
+            guard let port = endpoint.bridgePort, let label = try? endpoint.network.label,
+                  (try? overlay.hasBridgePort(port, on: label)) == false else { continue }
+            _ = tryInDockerOrder(id) {
+                // Under way meanwhile (a Leave deleting it, a new Join): that command decides.
+                guard docker[id]?.bridgePort == port, (try? overlay.hasBridgePort(port, on: label)) == false else { return }
+                retireDocker(id, reason: "its veth is gone with the container's namespace", releasingAddress: false)
+            }
         }
     }
 

@@ -19,6 +19,7 @@ final class LivenessCheck: @unchecked Sendable {
         // Docker's containers too (named "docker/ID": no sandbox name has a slash), so one that
         // died is withdrawn also while dockerd does not answer.
         subjects += daemon.dockerLivenessSubjects()
+        daemon.dockerPortsVanished()
         guard !subjects.isEmpty else { return }
         let inUse = subjects.contains(where: \.isContainer) ? NamespaceIdentity.namespacesInUse() : nil
         for verdict in liveness.gone(subjects, inUse: inUse) {

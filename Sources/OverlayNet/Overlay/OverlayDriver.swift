@@ -273,6 +273,15 @@ public final class OverlayDriver: @unchecked Sendable {
     /// the id's first 13 characters (Docker's ids are 64 hex digits).
     public static func hostVethPortName(forEndpoint id: String) -> String { "vd" + String(id.prefix(13)) }
 
+    /// Whether the network's bridge has a port named `port` (nil: the network is not here). A
+    /// veth end goes when its peer's namespace does: a container's whose namespace is gone.
+    public func hasBridgePort(_ port: String, on networkName: HostLabel) throws -> Bool? {
+        try lock.withLock {
+            guard let network = networks[networkName] else { return nil }
+            return try network.netlink.link(named: port) != nil
+        }
+    }
+
     /// Deletes a bridge port made by `createHostVeth` (its peer goes with it, wherever it is).
     public func deleteBridgePort(_ port: String, on networkName: HostLabel) throws {
         try lock.withLock {

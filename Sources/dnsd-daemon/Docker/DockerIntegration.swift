@@ -27,7 +27,10 @@ final class DockerIntegration: @unchecked Sendable {
     /// Docker network id -> name, for the dnsd-driver networks of this dockerd: `DeleteNetwork`
     /// carries only the id, and dockerd has forgotten the network by then.
     private let namesLock = NSLock()
-    private var networkNames: [String: String] = [:]
+    private var networkNames: [String: (name: String, subnet: String?)] = [:]
+    /// Docker networks dnsd itself is removing (a refused one, a stale copy): their
+    /// `DeleteNetwork` leaves the cluster's network of that name alone.
+    private var removing: Set<String> = []
 
     init(engine: DockerEngine, daemon: Daemon, logger: Logger) {
         self.engine = engine
@@ -75,12 +78,12 @@ final class DockerIntegration: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             for _ in 0..<250 {
                 if let network = try? engine.network(id) {
-                    namesLock.withLock { networkNames[id] = network.name }
+                    namesLock.withLock { networkNames[id] = (network.name, network.subnet) }
                     do {
                         try ensureDnsdNetwork(name: network.name, subnet: pool, gateway: gateway)
                     } catch {
                         logger.error("docker network refused by dnsd, removed again", metadata: ["network": "\(network.name)", "error": "\(APIError(error).message)"])
-                        do { try engine.removeNetwork(id) } catch {
+                        do { try removeDockerNetwork(id) } catch {
                             logger.warning("cannot remove the refused docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
                         }
                     }
@@ -109,22 +112,38 @@ final class DockerIntegration: @unchecked Sendable {
     /// fails with dnsd's line); the other hosts' dockerds lose their copies by the sync. A network
     /// dnsd no longer has is fine.
     func networkDeleted(id: String) throws {
-        let known = namesLock.withLock { networkNames[id] }
+        let (known, ours) = namesLock.withLock { (networkNames[id], removing.contains(id)) }
+        guard !ours else { return }
         // dockerd may have forgotten the network by now: then it was never one of dnsd's here.
-        guard let name = try known ?? engine.network(id)?.name, !name.isEmpty else { return }
+        guard let network = try known ?? engine.network(id).map({ ($0.name, $0.subnet) }), !network.name.isEmpty else { return }
+        // A name dnsd refuses was never a dnsd network (Docker's copy was removed at its creation).
+        guard let label = try? HostLabel(network.name, what: "network") else { return }
+        // Only the dnsd network this is a copy of: one made again since with another subnet stays.
+        if case .networks(let networks) = try daemon.perform(.listNetworks),
+           let current = networks.first(where: { $0.name == network.name }), let subnet = network.subnet, current.subnet != subnet {
+            return
+        }
         do {
-            _ = try daemon.perform(.removeNetwork(try HostLabel(name, what: "network")))
+            _ = try daemon.perform(.removeNetwork(label))
             namesLock.withLock { networkNames[id] = nil }
-            logger.info("dnsd network removed with the docker network", metadata: ["network": "\(name)"])
+            logger.info("dnsd network removed with the docker network", metadata: ["network": "\(network.name)"])
         } catch NodeError.notFound {
             return
         }
     }
 
+    /// Removes a Docker network of dnsd's driver that is not (or no longer) a dnsd network's copy,
+    /// leaving the cluster's network of that name alone.
+    private func removeDockerNetwork(_ id: String) throws {
+        namesLock.withLock { _ = removing.insert(id) }
+        defer { namesLock.withLock { _ = removing.remove(id) } }
+        try engine.removeNetwork(id)
+    }
+
     private func syncNetworks() throws {
         let docker = try engine.networks().filter { $0.driver == "dnsd" }
         namesLock.withLock {
-            for network in docker { networkNames[network.id] = network.name }
+            for network in docker { networkNames[network.id] = (network.name, network.subnet) }
         }
         let networks = daemon.knownNetworks().filter { $0.driver == .overlay }
         // A copy is the network's when both name and subnet agree: one of an earlier network of
@@ -144,7 +163,7 @@ final class DockerIntegration: @unchecked Sendable {
             orphaned[network.id, default: 0] += 1
             guard orphaned[network.id, default: 0] >= 3 else { continue }
             do {
-                try engine.removeNetwork(network.id)
+                try removeDockerNetwork(network.id)
                 logger.info("docker network removed: its dnsd network left the cluster or changed", metadata: ["network": "\(network.name)"])
             } catch {
                 logger.debug("docker network \(network.name) stays: \(error)")
