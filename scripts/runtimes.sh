@@ -91,6 +91,17 @@ rt_podman() {
   env $(_rt_podman_env "$dir") nsenter --net="/run/netns/$(cat "$dir/hostns")" podman "$@"
 }
 
+# Every container of that runtime removed as a user would (the runtime calls its plugins: CNI
+# DEL, the Docker driver's Leave): what dnsd must clean up after. The *_clean functions then
+# remove the rest.
+rt_podman_rm() { [ -f "$1/containers.conf" ] && rt_podman "$1" rm -a -f -t 0 >/dev/null 2>&1; return 0; }
+rt_docker_rm() {
+  [ -S "$1/docker.sock" ] || return 0
+  local ids; ids=$(rt_docker "$1" ps -aq 2>/dev/null)
+  [ -z "$ids" ] || rt_docker "$1" rm -f $ids >/dev/null 2>&1
+  return 0
+}
+
 rt_podman_clean() {
   local dir=$1
   [ -f "$dir/containers.conf" ] || { rm -rf "$dir"; return 0; }

@@ -34,8 +34,9 @@ public final class Daemon: @unchecked Sendable {
         var hostNamespace: NamespaceHandle? = nil
         /// Namespaces kept ready for `run` (0: none).
         var warmNamespaces = 4
-        /// How often adopted sandboxes are checked for a namespace or container that went away.
-        var livenessInterval: TimeInterval = 1
+        /// How often adopted sandboxes and Docker's containers are checked for a namespace or
+        /// container that went away (a runtime that never said so).
+        public var livenessInterval: TimeInterval = 1
 
         public init(hostID: String, advertise: IPv4Address, dnsMode: NameMode, upstreams: [SocketAddress],
                     upstreamTimeoutMilliseconds: Int, leaseTTL: Int, hostResolvConf: ResolvConf, stateDirectory: String,

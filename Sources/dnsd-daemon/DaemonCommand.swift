@@ -44,6 +44,9 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "Seconds the host's lease lives without a keep-alive: how fast a dead host's names vanish.")
     var leaseTtl: Int = 10
 
+    @Option(help: "Seconds between checks for containers that died without their runtime saying so (no CNI DEL, no Docker Leave); a container is withdrawn after two checks find its namespace empty.")
+    var livenessInterval: Double = 1
+
     @Option(help: "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default; e.g. 127.0.0.1:9153).")
     var metrics: String?
 
@@ -61,6 +64,9 @@ struct DaemonCommand: ParsableCommand {
         guard IPv4Address(advertise) != nil else { throw ValidationError("invalid --advertise '\(advertise)': expected an IPv4 address") }
         guard NameMode(rawValue: dnsMode) != nil else { throw ValidationError("invalid --dns-mode '\(dnsMode)': expected dns or hosts") }
         guard (2...3600).contains(leaseTtl) else { throw ValidationError("invalid --lease-ttl \(leaseTtl): expected 2-3600") }
+        guard (0.2...3600).contains(livenessInterval) else {
+            throw ValidationError("invalid --liveness-interval \(livenessInterval): expected 0.2-3600 seconds")
+        }
         if let metrics, SocketAddress(parsing: metrics) == nil {
             throw ValidationError("invalid --metrics '\(metrics)': expected ADDR:PORT, e.g. 127.0.0.1:9153")
         }
@@ -110,10 +116,12 @@ struct DaemonCommand: ParsableCommand {
         let exported = metrics.map { _ in DaemonMetrics { built.daemon?.metricsSample() ?? MetricsSample() } }
         let daemon: Daemon
         do {
-            daemon = try Daemon(configuration: .init(
+            var configuration = Daemon.Configuration(
                 hostID: hostId, advertise: IPv4Address(advertise)!, dnsMode: NameMode(rawValue: dnsMode)!,
                 upstreams: upstream.resolve(), upstreamTimeoutMilliseconds: upstream.upstreamTimeout,
-                leaseTTL: leaseTtl, hostResolvConf: resolv, stateDirectory: stateDir, forwardObserver: exported), store: kv, logger: logger)
+                leaseTTL: leaseTtl, hostResolvConf: resolv, stateDirectory: stateDir, forwardObserver: exported)
+            configuration.livenessInterval = livenessInterval
+            daemon = try Daemon(configuration: configuration, store: kv, logger: logger)
         } catch {
             throw CLIError("cannot start: \(error)")
         }

@@ -133,6 +133,19 @@ struct CNIPluginTests {
         }
         #expect(!(try f.ps().contains(f.cluster.name("a"))), "nothing was attached")
         #expect(!(try f.cluster.exec(ns, ["ip", "link"]).stdout.contains("eth0")))
+        // Nothing was claimed either: the same container's ADD takes its name and the network's
+        // first address (a claim left by a refused ADD would take either).
+        let fine = try f.cni("ADD", id: f.cluster.name("a"), netns: path, stdin: f.config())
+        #expect(fine.status == 0 && fine.raw.contains("192.168.60.2/24"), "\(fine.raw)")
+        #expect(try f.cni("DEL", id: f.cluster.name("a"), netns: path, stdin: f.config()).status == 0)
+        // The daemon refuses an id the plugin would never send, itself (the plugin is one client).
+        for bad in ["a%2F..%2Fb", "a..b~", String(repeating: "x", count: 129)] {
+            let body = #"{"containerID":"\#(bad)","netns":"\#(path)","interface":"eth0","network":"pnet"}"#
+            let reply = try Shell.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", f.cluster.socket(1), "-X", "POST",
+                                       "-H", "Content-Type: application/json", "-d", body, "http://dnsd/v1/containers/\(bad)/networks"])
+            #expect(reply.stdout.hasSuffix("\n400") && reply.stdout.contains("invalid container id"), "\(bad): \(reply.stdout)")
+        }
+        #expect(!(try f.ps().contains("pnet:eth0")), "nothing attached by the refused calls")
         // A namespace already adopted by `dnsd attach` is not adopted twice.
         #expect(try f.cluster.dnsd(1, ["attach", "--netns", path, "--name", f.cluster.name("byhand"), "--net", "pnet"]).status == 0)
         let twice = try f.cni("ADD", id: f.cluster.name("b"), netns: path, ifname: "net1", stdin: f.config())
@@ -172,6 +185,30 @@ struct CNIPluginTests {
         #expect(try f.ps().contains("pnet:eth0=192.168.60.77") && !(try f.ps().contains("qnet")))
         #expect(try f.cni("DEL", id: id, netns: path, stdin: f.config()).status == 0)
         #expect(!(try f.ps().contains("abababababab")))
+    }
+
+    @Test("Kubernetes' pod names: the same pod name in two namespaces is two containers, named POD-NAMESPACE")
+    func kubernetesNamespaces() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        let first = try f.namespace("k1"), second = try f.namespace("k2")
+        let one = try f.cni("ADD", id: f.cluster.name("pod1"), netns: "/run/netns/\(first)",
+                            args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web", stdin: f.config())
+        let two = try f.cni("ADD", id: f.cluster.name("pod2"), netns: "/run/netns/\(second)",
+                            args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=team-b;K8S_POD_NAME=web", stdin: f.config())
+        #expect(one.status == 0 && two.status == 0, "\(one.raw) \(two.raw)")
+        let listed = try f.ps()
+        #expect(listed.contains("web-team-a") && listed.contains("web-team-b"), "\(listed)")
+        let answer = try f.cluster.exec(first, ["dig", "+short", "web-team-b.pnet", "@127.0.0.11"]).stdout
+        #expect(answer.hasPrefix("192.168.60."), "\(answer)")
+        // Without a namespace (podman), the pod name alone.
+        let third = try f.namespace("k3")
+        #expect(try f.cni("ADD", id: f.cluster.name("pod3"), netns: "/run/netns/\(third)", args: "IgnoreUnknown=1;K8S_POD_NAME=web",
+                          stdin: f.config()).status == 0)
+        #expect(try f.ps().split(separator: "\n").contains { $0.hasPrefix("web ") })
+        for (id, ns) in [("pod1", first), ("pod2", second), ("pod3", third)] {
+            #expect(try f.cni("DEL", id: f.cluster.name(id), netns: "/run/netns/\(ns)", stdin: f.config()).status == 0)
+        }
     }
 
     @Test("a bridge network: the container's default route through the network's gateway, in the result and the kernel")

@@ -79,8 +79,40 @@ struct DockerPluginProtocolTests {
         // An unknown call: 404, so libnetwork skips what it may skip.
         #expect(try call("NetworkDriver.NoSuchMethod").status == 404)
         #expect(try call("Nonsense").status == 404)
-        // A malformed body is refused, and the daemon goes on.
-        #expect(try call("IpamDriver.RequestPool", "{not json").json["Error"] != nil)
+        // A malformed body is refused as such (not by a later check that happens to fail), in each
+        // interface's form, and the daemon goes on.
+        let notJSON = try call("IpamDriver.RequestPool", "{not json").json["Error"] as? String ?? ""
+        #expect(notJSON.contains("not a JSON object"), "\(notJSON)")
+        let notObject = try call("NetworkDriver.Join", "[1, 2]").json["Err"] as? String ?? ""
+        #expect(notObject.contains("not a JSON object"), "\(notObject)")
+        #expect(try cluster.dnsd(1, ["ps"]).status == 0)
+
+        // Join: the veth's end in the host's namespace (named after the endpoint), `eth` inside
+        // the container, the network's gateway, no gateway service from Docker (dnsd's egress is
+        // behind that gateway); DeleteEndpoint removes the veth.
+        let id = "3f" + String(repeating: "a1", count: 31)
+        let created = try call("NetworkDriver.CreateEndpoint", #"{"NetworkID":"n1","EndpointID":"\#(id)","Interface":{"Address":"192.168.90.3/24"}}"#)
+        #expect(created.json["Interface"] != nil, "\(created.json)")
+        let join = try call("NetworkDriver.Join", #"{"NetworkID":"n1","EndpointID":"\#(id)","SandboxKey":"/var/run/docker/netns/3fa1","Options":{}}"#).json
+        let interface = join["InterfaceName"] as? [String: Any] ?? [:]
+        let hostEnd = "dnsd" + id.prefix(11)
+        #expect(interface["SrcName"] as? String == hostEnd && interface["DstPrefix"] as? String == "eth", "\(join)")
+        #expect(join["Gateway"] as? String == "192.168.90.1" && join["DisableGatewayService"] as? Bool == true, "\(join)")
+        let host = cluster.hosts[0].name
+        #expect(try Shell.run(["ip", "-n", host, "link", "show", hostEnd]).status == 0, "the veth's host end is there")
+        let badKey = try call("NetworkDriver.Join", #"{"NetworkID":"n1","EndpointID":"\#(id)","SandboxKey":"relative/path"}"#).json
+        #expect((badKey["Err"] as? String)?.contains("SandboxKey") == true, "\(badKey)")
+        #expect(try call("NetworkDriver.DeleteEndpoint", #"{"NetworkID":"n1","EndpointID":"\#(id)"}"#).json.isEmpty)
+        #expect(try Shell.run(["ip", "-n", host, "link", "show", hostEnd]).status != 0, "gone with DeleteEndpoint")
+
+        // CreateNetwork judges what it can at once (Docker never sends the name): a subnet
+        // overlapping a dnsd network's is refused in dnsd's line; dnet's own subnet is dnet.
+        let overlapping = try call("NetworkDriver.CreateNetwork",
+                                   #"{"NetworkID":"n8","Options":{},"IPv4Data":[{"AddressSpace":"dnsd","Gateway":"192.168.90.129/25","Pool":"192.168.90.128/25"}],"IPv6Data":[]}"#)
+        #expect((overlapping.json["Err"] as? String)?.contains("overlaps dnsd network 'dnet'") == true, "\(overlapping.json)")
+        let wrongGateway = try call("NetworkDriver.CreateNetwork",
+                                    #"{"NetworkID":"n7","Options":{},"IPv4Data":[{"AddressSpace":"dnsd","Gateway":"192.168.90.9/24","Pool":"192.168.90.0/24"}],"IPv6Data":[]}"#)
+        #expect((wrongGateway.json["Err"] as? String)?.contains("has gateway 192.168.90.1") == true, "\(wrongGateway.json)")
         #expect(try cluster.dnsd(1, ["ps"]).status == 0)
     }
 }

@@ -14,8 +14,8 @@ struct DockerHarnessTests {
     func twoHosts() throws {
         let rt = try RuntimeHarness(hosts: 2)
         defer {
-            rt.close()
-            #expect(rt.leftovers().isEmpty, "\(rt.leftovers())")
+            let left = rt.finish()
+            #expect(left.isEmpty, "\(left)")
             #expect(!FileManager.default.fileExists(atPath: rt.dockerDirectory(1)) && !FileManager.default.fileExists(atPath: rt.dockerDirectory(2)))
         }
         try rt.startDockerd(1)

@@ -1,5 +1,6 @@
 import ClusterHarness
 import Foundation
+import Synchronization
 import TestSupport
 
 /// Real container runtimes on a simulated cluster: podman (CNI backend) on each host, containerd
@@ -17,6 +18,7 @@ final class RuntimeHarness {
     private var containerdHosts: [Int] = []
     private var dockerHosts: [Int] = []
     private var ctrConfigured = false
+    private let ctrContainers = Mutex<Set<String>>([])
     private let sharedRecord: String
     private let namespacesBefore: Set<String>
     private let netnsFilesBefore: Set<String>
@@ -29,13 +31,15 @@ final class RuntimeHarness {
 
     /// `docker`: each daemon also serves the Docker plugin socket in its host's dockerd plugin
     /// directory and reads that dockerd's API.
-    init(hosts: Int, docker: Bool = false) throws {
+    /// `daemonOptions`: more flags for every host's daemon (e.g. a slow liveness check, so a test
+    /// sees the runtime's own DEL or Leave do the work).
+    init(hosts: Int, docker: Bool = false, logLevel: String = "warning", daemonOptions: [String] = []) throws {
         library = Self.repository + "/scripts/runtimes.sh"
         network = "v\(TestRun.token)"
         namespacesBefore = Set(Self.runtimeNamespaces())
         netnsFilesBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? [])
         let options = docker ? ["--docker-plugin", dockerBase + "d{n}/plugins/dnsd.sock", "--docker-api", dockerBase + "d{n}/docker.sock"] : []
-        cluster = try ClusterHarness(hosts: hosts, daemonOptions: options)
+        cluster = try ClusterHarness(hosts: hosts, logLevel: logLevel, daemonOptions: options + daemonOptions)
         sharedRecord = cluster.work + "/shared-missing"
         do {
             try script("rt_shared_begin", [sharedRecord])
@@ -126,7 +130,11 @@ final class RuntimeHarness {
     /// ctr on host n (namespace "dnsd"), in the host's network namespace.
     @discardableResult
     func ctr(_ n: Int, _ arguments: [String], timeout: Double = 60) throws -> Shell.Result {
-        try Shell.run(["bash", "-c", "source \"$0\"; rt_ctr \"$@\"", library, containerdDirectory(n)] + arguments, timeout: timeout)
+        // `ctr run [flags] IMAGE ID ...`: its id (libcni's cache keeps ctr's results: no DEL).
+        if arguments.first == "run", let image = arguments.firstIndex(of: self.image), image + 1 < arguments.count {
+            _ = ctrContainers.withLock { $0.insert(arguments[image + 1]) }
+        }
+        return try Shell.run(["bash", "-c", "source \"$0\"; rt_ctr \"$@\"", library, containerdDirectory(n)] + arguments, timeout: timeout)
     }
 
     /// The network namespaces runtimes name (podman's netns-UUID).
@@ -134,14 +142,31 @@ final class RuntimeHarness {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []).filter { $0.hasPrefix("netns-") }
     }
 
-    /// What the runtimes left that `close()` should have removed (for the "nothing left" checks).
-    /// Files in /etc/netns count when named after this harness (every container the tests make is
-    /// named so): other suites running beside make and remove their own there.
+    /// Ends the test: every podman and Docker container removed through its runtime (as a user
+    /// would: the runtime calls dnsd), then what is left that dnsd or the runtime should have
+    /// removed, checked before the harness's own cleanup deletes anything; then `close()`.
+    /// Returns the leftovers (empty when all is well).
+    func finish() -> [String] {
+        for n in podmanHosts { _ = try? script("rt_podman_rm", [podmanDirectory(n)]) }
+        for n in dockerHosts { _ = try? script("rt_docker_rm", [dockerDirectory(n)]) }
+        let left = leftovers()
+        close()
+        if FileManager.default.fileExists(atPath: "/etc/cni/net.d/10-dnsd-\(network).conflist") {
+            return left + ["ctr conflist after dnsd cni uninstall"]
+        }
+        return left
+    }
+
+    /// What the runtimes and dnsd left of the removed containers: runtime namespaces, libcni's
+    /// cached results of a DEL that failed (ctr's own tasks aside: ctr never calls DEL), hosts
+    /// files dnsd wrote in /etc/netns. Files there count when named after this harness (every
+    /// container the tests make is named so): other suites running beside make their own.
     func leftovers() -> [String] {
         var left = Set(Self.runtimeNamespaces()).subtracting(namespacesBefore).map { "namespace \($0)" }
         let results = (try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/cni/results")) ?? []
-        left += results.filter { $0.hasPrefix(network + "-") }.map { "CNI cache entry \($0)" }
-        if FileManager.default.fileExists(atPath: "/etc/cni/net.d/10-dnsd-\(network).conflist") { left.append("ctr conflist") }
+        let ctrTasks = ctrContainers.withLock { $0 }
+        left += results.filter { entry in entry.hasPrefix(network + "-") && !ctrTasks.contains { entry.contains("-\($0)-") } }
+            .map { "CNI cache entry \($0)" }
         let netnsFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? [])
         left += netnsFiles.subtracting(netnsFilesBefore).filter { $0.contains(cluster.prefix) }.map { "/etc/netns/\($0)" }
         return left
