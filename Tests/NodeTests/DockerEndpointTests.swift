@@ -84,8 +84,27 @@ struct DockerEndpointTests {
         #expect(try Self.link(fx, network, OverlayDriver.hostVethPortName(forEndpoint: second)), "the new container's veth stays")
         #expect(try fx.store.inner.get("dnsd/v1/ipam/dki/\(address)") != nil, "its claim stays")
         #expect(try Self.published(fx, "beta", on: "dki"))
-        try Self.leave(fx, second)
-        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.96.0/24"), address))
+
+        // A dockerd that died never says Leave for its container; back, it releases the address,
+        // which goes to a new container here; then the sweep retires the stale endpoint: by its
+        // id, so the new one's veth and claim stay.
+        let stale = Self.endpointID(7), fresh = Self.endpointID(8)
+        let reused = try Self.join(fx, stale, pool: "192.168.96.0/24")
+        try fx.daemon.dockerPublish(stale, name: "gamma", aliases: [])
+        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.96.0/24"), reused))
+        #expect(try Self.join(fx, fresh, pool: "192.168.96.0/24", address: reused) == reused)
+        try fx.daemon.dockerPublish(fresh, name: "delta", aliases: [])
+        fx.daemon.dockerSweep(running: [second, fresh], grace: 0)
+        #expect(try fx.daemon.docker[stale] == nil && !Self.published(fx, "gamma", on: "dki"), "the stale one retired")
+        #expect(!(try Self.link(fx, network, OverlayDriver.hostVethPortName(forEndpoint: stale))))
+        #expect(try Self.link(fx, network, OverlayDriver.hostVethPortName(forEndpoint: fresh)), "the fresh one's veth stays")
+        #expect(try fx.store.inner.get("dnsd/v1/ipam/dki/\(reused)") != nil, "its claim stays")
+        #expect(try Self.published(fx, "delta", on: "dki"))
+
+        for id in [second, fresh] { try Self.leave(fx, id) }
+        for released in [address, reused] {
+            _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.96.0/24"), released))
+        }
         _ = try fx.perform(API.removeNetwork("dki"))
     }
 
