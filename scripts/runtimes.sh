@@ -165,16 +165,20 @@ rt_dockerd_start() {
   mkdir -p "$dir/plugins" "$dir/data" "$dir/exec" /run/docker/plugins
   echo "$hostns" > "$dir/hostns"
   echo '{}' > "$dir/daemon.json"
-  # dockerd's mounts (layers, its plugin directory) stay in its mount namespace: / is made a
-  # slave there, so nothing goes back. Its containers' namespace files (exec/netns) are visible
-  # outside, as when dockerd runs in the host's mount namespace: dnsd watches them (a container
-  # whose processes died while dockerd is away). That directory is a shared mount, a peer in both.
+  # dockerd's mounts (layers, its plugin directory) stay in its mount namespace: every mount is
+  # made a slave there (one by one: a host's /run or /tmp may be shared mounts of their own), so
+  # nothing goes back. Its containers' namespace files (exec/netns) are visible outside, as when
+  # dockerd runs in the host's mount namespace: dnsd watches them (a container whose processes
+  # died while dockerd is away). That directory is a shared mount, a peer in both.
   mkdir -p "$dir/exec/netns"
   if ! awk -v d="$dir/exec/netns" '$5 == d {found=1} END {exit !found}' /proc/self/mountinfo; then
     mount --bind "$dir/exec/netns" "$dir/exec/netns" && mount --make-shared "$dir/exec/netns"
   fi
   nsenter --net="/run/netns/$hostns" unshare --mount --propagation unchanged \
-    sh -c 'mount --make-slave / && mount --bind "$0/plugins" /run/docker/plugins && exec dockerd --data-root "$0/data" --exec-root "$0/exec" \
+    sh -c 'for m in $(cut -d" " -f5 /proc/self/mountinfo); do
+             case "$m" in "$0"/exec/netns*) ;; *) mount --make-slave "$m" 2>/dev/null ;; esac
+           done
+           mount --bind "$0/plugins" /run/docker/plugins && exec dockerd --data-root "$0/data" --exec-root "$0/exec" \
       --pidfile "$0/dockerd.pid" -H "unix://$0/docker.sock" --storage-driver overlay2 --iptables=false --ip-forward=false \
       --ip-masq=false --bridge none --config-file "$0/daemon.json"' "$dir" > "$dir/dockerd.log" 2>&1 < /dev/null &
   echo $! > "$dir/launcher.pid"

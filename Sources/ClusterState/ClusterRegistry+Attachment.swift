@@ -73,15 +73,17 @@ extension ClusterRegistry {
     /// one transaction conditioned on every claim being still this host's under `lease`. When
     /// that does not hold (a claim made under an earlier lease, one already gone, another host's
     /// meanwhile), each piece goes the careful way: the endpoint deleted, each claim released only
-    /// if `host` holds it. A store error is thrown with nothing assumed done. With `addresses`
-    /// false the address claims stay (a Docker endpoint's: Docker releases them through the IPAM).
-    public func release(name: HostLabel?, endpoints: [EndpointState], addresses: Bool = true, host: String, lease: LeaseID?) throws {
+    /// if `host` holds it. A store error is thrown with nothing assumed done. The address claims
+    /// of the endpoints in `keepingAddressesOf` (by id) stay: a Docker endpoint's address is its
+    /// IPAM's, released by Docker.
+    public func release(name: HostLabel?, endpoints: [EndpointState], keepingAddressesOf kept: Set<String> = [], host: String,
+                        lease: LeaseID?) throws {
         var claims: [String] = []
         var deletes: [String] = []
         for endpoint in endpoints {
             let network = try HostLabel(endpoint.network, what: "network")
             deletes.append(Keys.endpoint(network, endpoint.id))
-            if addresses, let address = IPv4Address(endpoint.ipv4) { claims.append(Keys.address(network, address)) }
+            if !kept.contains(endpoint.id), let address = IPv4Address(endpoint.ipv4) { claims.append(Keys.address(network, address)) }
         }
         if let name { claims.append(Keys.name(name)) }
         if let lease, claims.count + deletes.count + claims.count <= KeyCondition.maximumOperations,
@@ -91,7 +93,7 @@ extension ClusterRegistry {
         for endpoint in endpoints {
             let network = try HostLabel(endpoint.network, what: "network")
             try withdraw(endpoint: endpoint.id, network: network)
-            if addresses, let address = IPv4Address(endpoint.ipv4) { try releaseAddress(address, on: network, heldBy: host) }
+            if !kept.contains(endpoint.id), let address = IPv4Address(endpoint.ipv4) { try releaseAddress(address, on: network, heldBy: host) }
         }
         if let name { try releaseName(name, heldBy: host) }
     }

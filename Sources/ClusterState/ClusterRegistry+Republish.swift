@@ -21,8 +21,19 @@ extension ClusterRegistry {
     /// trips instead of ~1000. A commit whose keys moved meanwhile is done again sandbox by
     /// sandbox the slow way (`holdName`, `holdAddress`, `publish`). Returns the sandboxes left
     /// out because another host holds their name or one of their addresses.
-    public func republish(_ sandboxes: [Republication], host: String, lease: LeaseID?) throws -> [HostLabel: ClusterError] {
-        guard !sandboxes.isEmpty else { return [:] }
+    public func republish(_ given: [Republication], host: String, lease: LeaseID?) throws -> [HostLabel: ClusterError] {
+        guard !given.isEmpty else { return [:] }
+        // One entry per name (a container on several networks publishes one name from each of
+        // its endpoints): a transaction that puts one key twice is refused by etcd outright.
+        var byName: [HostLabel: Republication] = [:]
+        var order: [HostLabel] = []
+        for entry in given {
+            if byName[entry.name] == nil { order.append(entry.name) }
+            var merged = byName[entry.name] ?? Republication(name: entry.name, endpoints: [])
+            merged.endpoints += entry.endpoints.filter { endpoint in !merged.endpoints.contains { $0.id == endpoint.id && $0.network == endpoint.network } }
+            byName[entry.name] = merged
+        }
+        let sandboxes = order.compactMap { byName[$0] }
         var claims: [String: KeyValue] = [:]
         for entry in try store.list(prefix: Keys.names).entries { claims[entry.key] = entry }
         for network in Set(sandboxes.flatMap { $0.endpoints.map(\.network) }) {

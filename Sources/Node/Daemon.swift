@@ -132,6 +132,9 @@ public final class Daemon: @unchecked Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> String { "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000) ms" }
         let published: Bool
+        // Before any sandbox takes an address on the gateway bridge: the egress legs Docker's
+        // containers use keep theirs.
+        reserveEgressLegs()
         if let unreachable {
             // Without the store: what this host knew last, until the store is back.
             guard let known = cache.load() else { throw unreachable }

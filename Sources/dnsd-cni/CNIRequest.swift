@@ -57,8 +57,9 @@ struct CNIRequest {
         // Kubernetes' runtimes name a pod within its namespace: `web` in `team-a` and `web` in
         // `team-b` are two pods. A dnsd name is one label in the network's zone, so the pod is
         // `web-team-a` (podman gives no namespace: the name alone).
+        // (podman 3's ocicni passes the container name as both: the name alone then.)
         let pod = arguments["K8S_POD_NAME"].map { pod in
-            arguments["K8S_POD_NAMESPACE"].flatMap { $0.isEmpty ? nil : "\(pod)-\($0)" } ?? pod
+            arguments["K8S_POD_NAMESPACE"].flatMap { $0.isEmpty || $0 == pod ? nil : "\(pod)-\($0)" } ?? pod
         }
         let given = cniArgs?["name"]?.string ?? pod ?? containerID
         name = HostLabel.sanitized(given)?.text ?? String(containerID.prefix(12))

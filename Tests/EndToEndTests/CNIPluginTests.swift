@@ -138,7 +138,8 @@ struct CNIPluginTests {
         let fine = try f.cni("ADD", id: f.cluster.name("a"), netns: path, stdin: f.config())
         #expect(fine.status == 0 && fine.raw.contains("192.168.60.2/24"), "\(fine.raw)")
         #expect(try f.cni("DEL", id: f.cluster.name("a"), netns: path, stdin: f.config()).status == 0)
-        // The daemon refuses an id the plugin would never send, itself (the plugin is one client).
+        // The daemon refuses an id the plugin would never send, itself (the plugin is one client):
+        // `a/../b` cannot be a path segment (the route does not decode %2F: refused for its '%').
         for bad in ["a%2F..%2Fb", "a..b~", String(repeating: "x", count: 129)] {
             let body = #"{"containerID":"\#(bad)","netns":"\#(path)","interface":"eth0","network":"pnet"}"#
             let reply = try Shell.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", f.cluster.socket(1), "-X", "POST",

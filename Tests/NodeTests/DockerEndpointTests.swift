@@ -75,7 +75,8 @@ struct DockerEndpointTests {
         fx.daemon.dockerRetryReleases()
         #expect(try fx.store.inner.get("dnsd/v1/ipam/dki/\(address)") == nil, "released by the retry")
 
-        // The address goes to a new container; then alpha's withdrawal and a sweep run.
+        // The address goes to a new container; then alpha's withdrawal runs (and a sweep, which
+        // finds nothing of alpha's: Leave cleaned up here already).
         #expect(try Self.join(fx, second, pool: "192.168.96.0/24", address: address) == address)
         try fx.daemon.dockerPublish(second, name: "beta", aliases: [])
         fx.store.fail(record, false)
@@ -151,6 +152,25 @@ struct DockerEndpointTests {
         #expect(try fx.store.inner.get("dnsd/v1/names/kept") == nil)
         _ = network
         _ = try fx.perform(API.removeNetwork("dkr"))
+    }
+
+    @Test("a container whose namespace went (its veth with it) is withdrawn, with no dockerd and no SandboxKey to watch")
+    func vethGoneWithNamespace() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        let network = try Self.overlay(fx, "dkv", "192.168.101.0/24")
+        let namespace = fx.name("dkvns")
+        try Shell.check(["ip", "netns", "add", namespace])
+        let id = Self.endpointID(9)
+        _ = try Self.join(fx, id, pool: "192.168.101.0/24")
+        try fx.daemon.dockerPublish(id, name: "moved", aliases: [])
+        // As Docker does: the host end into the container's namespace; then the namespace goes.
+        try Shell.check(["ip", "-n", fx.hostName, "link", "set", "dnsd" + String(id.prefix(11)), "netns", namespace])
+        usleep(1_500_000)
+        #expect(fx.daemon.docker[id] != nil, "alive while its namespace is")
+        try Shell.check(["ip", "netns", "del", namespace])
+        #expect(try fx.eventually(5) { try fx.daemon.docker[id] == nil && !Self.published(fx, "moved", on: "dkv") }, "withdrawn")
+        #expect(!(try Self.link(fx, network, OverlayDriver.hostVethPortName(forEndpoint: id))))
     }
 
     @Test("a container whose processes all exited is withdrawn by its namespace, with no dockerd to ask")

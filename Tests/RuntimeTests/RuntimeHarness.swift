@@ -149,7 +149,7 @@ final class RuntimeHarness {
     func finish() -> [String] {
         for n in podmanHosts { _ = try? script("rt_podman_rm", [podmanDirectory(n)]) }
         for n in dockerHosts { _ = try? script("rt_docker_rm", [dockerDirectory(n)]) }
-        let left = leftovers()
+        let left = leftovers() + storeLeftovers()
         close()
         if FileManager.default.fileExists(atPath: "/etc/cni/net.d/10-dnsd-\(network).conflist") {
             return left + ["ctr conflist after dnsd cni uninstall"]
@@ -169,6 +169,48 @@ final class RuntimeHarness {
             .map { "CNI cache entry \($0)" }
         let netnsFiles = Set((try? FileManager.default.contentsOfDirectory(atPath: "/etc/netns")) ?? [])
         left += netnsFiles.subtracting(netnsFilesBefore).filter { $0.contains(cluster.prefix) }.map { "/etc/netns/\($0)" }
+        return left
+    }
+
+    /// What the removed containers left in the cluster and on the hosts, once every container is
+    /// gone (a DEL or a Leave that did nothing, or half): endpoint records, address claims, and
+    /// Docker veths on the overlay bridges. ctr's tasks aside (ctr never calls DEL; the tests
+    /// let the liveness check withdraw those). Waits up to 8 s for withdrawals under way.
+    private func storeLeftovers() -> [String] {
+        let ctrNames = ctrContainers.withLock { Set($0.map { "dnsd-" + $0 }) }
+        func current() -> [String] {
+            guard let endpoints = try? cluster.etcdList("dnsd/v1/endpoints/"), let claims = try? cluster.etcdList("dnsd/v1/ipam/") else {
+                return ["the store could not be read"]
+            }
+            var left: [String] = []
+            var ctrAddresses = Set<String>()
+            for (key, value) in endpoints {
+                let record = (try? JSONSerialization.jsonObject(with: Data(value))) as? [String: Any] ?? [:]
+                if let name = record["name"] as? String, ctrNames.contains(name) {
+                    ctrAddresses.insert(record["ipv4"] as? String ?? "")
+                } else {
+                    left.append("endpoint record \(key)")
+                }
+            }
+            left += claims.keys.filter { !ctrAddresses.contains(String($0.split(separator: "/").last ?? "")) }.map { "address claim \($0)" }
+            let namespaces = (try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []
+            for n in 1...cluster.hosts.count {
+                for namespace in namespaces where namespace.hasPrefix(cluster.hostID(n) + "-ov-") {
+                    let links = (try? Shell.run(["ip", "-n", namespace, "-o", "link", "show"]).stdout) ?? ""
+                    left += links.split(separator: "\n").compactMap { line in
+                        let name = line.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces) ?? ""
+                        return name.hasPrefix("vd") ? "docker veth \(name.split(separator: "@").first ?? "") in \(namespace)" : nil
+                    }
+                }
+            }
+            return left.sorted()
+        }
+        let deadline = Date().addingTimeInterval(8)
+        var left = current()
+        while !left.isEmpty && Date() < deadline {
+            usleep(200_000)
+            left = current()
+        }
         return left
     }
 

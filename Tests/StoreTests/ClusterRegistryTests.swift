@@ -161,6 +161,24 @@ struct ClusterRegistryTests {
         }
     }
 
+    @Test("republish: one name given by two endpoints (a container on two networks) is one claim, both endpoints published", arguments: [Backend.local, .etcd, .consul])
+    func republishSharedName(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            let name = try HostLabel("dual")
+            let onA = EndpointState(id: "h1-da", network: "neta", name: "dual", aliases: [], ipv4: "192.168.1.2", mac: "02:42:c0:a8:01:02",
+                                    host: "h1", vtep: "198.18.0.1", runtime: "docker")
+            let onB = EndpointState(id: "h1-db", network: "netb", name: "dual", aliases: [], ipv4: "192.168.2.2", mac: "02:42:c0:a8:02:02",
+                                    host: "h1", vtep: "198.18.0.1", runtime: "docker")
+            let lease = try store.grantLease(ttl: 10)
+            let refused = try registry(store).republish([Republication(name: name, endpoints: [onA]), Republication(name: name, endpoints: [onB])],
+                                                        host: "h1", lease: lease)
+            #expect(refused.isEmpty, "\(refused)")
+            #expect(Set(try registry(store).endpoints().endpoints.map(\.id)) == ["h1-da", "h1-db"])
+            #expect(try store.get("dnsd/v1/names/dual")?.text.contains("\"h1\"") == true)
+            try store.revoke(lease)
+        }
+    }
+
     @Test("two hosts racing to allocate 50 addresses each on one network get 100 distinct ones", arguments: [Backend.local, .etcd])
     func addressRace(backend: Backend) throws {
         try withStore(backend) { store, another in

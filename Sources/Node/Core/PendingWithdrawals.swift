@@ -16,8 +16,8 @@ final class PendingWithdrawals: @unchecked Sendable {
         var endpoints: [EndpointState]
         /// Whether the name's claim goes too (not for an attachment of a sandbox that stays).
         var releasingName = true
-        /// Whether the endpoints' address claims go too (not a Docker endpoint's: its IPAM's).
-        var releasingAddresses = true
+        /// The endpoints (by id) whose address claims stay: a Docker endpoint's is its IPAM's.
+        var keptAddresses: Set<String> = []
         var attempts = 0
         var next = Date()
         /// Which queuing this is: a release that finishes removes only its own entry.
@@ -48,15 +48,16 @@ final class PendingWithdrawals: @unchecked Sendable {
 
     /// Queues the release of `name`'s claims for the next round: its `endpoints`, and the name
     /// itself unless `releasingName` is false (an attach of a sandbox that stays, whose commit's
-    /// outcome is unknown). Never tried here: the caller (the liveness check, a command that just
+    /// outcome is unknown), and the address claims too unless `keepingAddresses` (a Docker
+    /// endpoint's, which Docker's IPAM releases). Never tried here: the caller (the liveness check, a command that just
     /// timed out) must not wait on the store again. Merged with a release already queued.
-    func add(_ name: HostLabel, endpoints: [EndpointState], releasingName: Bool = true, releasingAddresses: Bool = true) {
+    func add(_ name: HostLabel, endpoints: [EndpointState], releasingName: Bool = true, keepingAddresses: Bool = false) {
         lock.withLock {
             generations += 1
             var withdrawal = pending[name.text] ?? Withdrawal(name: name, endpoints: [], releasingName: false)
             withdrawal.endpoints += endpoints.filter { endpoint in !withdrawal.endpoints.contains { $0.id == endpoint.id && $0.network == endpoint.network } }
             withdrawal.releasingName = withdrawal.releasingName || releasingName
-            withdrawal.releasingAddresses = withdrawal.releasingAddresses && releasingAddresses
+            if keepingAddresses { withdrawal.keptAddresses.formUnion(endpoints.map(\.id)) }
             withdrawal.generation = generations
             withdrawal.next = Date()
             pending[name.text] = withdrawal
@@ -82,7 +83,7 @@ final class PendingWithdrawals: @unchecked Sendable {
         guard let withdrawal = lock.withLock({ pending[name] }) else { return nil }
         do {
             try registry.release(name: withdrawal.releasingName ? withdrawal.name : nil, endpoints: withdrawal.endpoints,
-                                 addresses: withdrawal.releasingAddresses, host: hostID,
+                                 keepingAddressesOf: withdrawal.keptAddresses, host: hostID,
                                  lease: lease())
             lock.withLock { if pending[name]?.generation == withdrawal.generation { pending[name] = nil } }
             released(withdrawal.endpoints)

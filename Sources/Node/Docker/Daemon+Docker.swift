@@ -54,18 +54,47 @@ extension Daemon {
     /// no stale endpoint stays behind to be mistaken later for a new one with its address.
     func dockerLeave(_ endpointID: DockerEndpointID, delete: Bool) throws {
         let id = endpointID.text
-        inDockerOrder(id) {
-            guard var endpoint = docker[id] else { return }
+        // Not in the table (dnsd restarted and had not taken it back yet): its record from before
+        // goes by its id, and with DeleteEndpoint its veth by its name.
+        let stale = docker[id] == nil ? reconciler.known().endpoints.first { $0.id == dockerRecordID(id) && $0.host == configuration.hostID } : nil
+        inDockerOrder(id, also: stale?.name) {
+            guard var endpoint = docker[id] else {
+                if let stale { withdrawStaleDockerRecord(stale) }
+                if delete { attempt("deleting a veth left by endpoint \(id.prefix(12))") { try overlay.deleteBridgePortEverywhere(OverlayDriver.hostVethPortName(forEndpoint: id)) } }
+                return
+            }
             withdrawDocker(id, &endpoint)
             if delete {
                 if let port = endpoint.bridgePort {
                     attempt("deleting \(port)") { try overlay.deleteBridgePort(port, on: try endpoint.network.label) }
                 }
                 docker[id] = nil
+                releaseDevicesIfGone(endpoint.network)
             } else {
                 docker[id] = endpoint
             }
         }
+    }
+
+    /// In the order of `record`'s name: a record of this host's Docker endpoint that no table entry
+    /// has (from before a restart of dnsd) is withdrawn, and its name released unless an
+    /// endpoint or a sandbox here holds it now. Its address is left to Docker's IPAM.
+    func withdrawStaleDockerRecord(_ record: EndpointState) {
+        guard !docker.all().values.contains(where: { $0.published?.id == record.id }) else { return }
+        logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(record.id)", "name": "\(record.name)"])
+        guard let network = try? HostLabel(record.network, what: "network") else { return }
+        attempt("withdrawing endpoint \(record.id)") { try registry.withdraw(endpoint: record.id, network: network) }
+        if let name = try? HostLabel(record.name), sandboxes.sandbox(record.name) == nil,
+           !docker.all().values.contains(where: { $0.published?.name == record.name }) {
+            attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
+        }
+    }
+
+    /// After an endpoint left `network`: its devices here go if the store no longer has it and
+    /// nothing here uses it (the network was removed while the endpoint was on it).
+    func releaseDevicesIfGone(_ network: NetworkRecord) {
+        guard reconciler.network(named: network.name) == nil else { return }
+        devices.networkLeft(network)
     }
 
     /// Names a Docker endpoint (from Docker's events: `name`, `--network-alias`): published under
@@ -88,7 +117,10 @@ extension Daemon {
                 // A withdrawal of this name still queued (a container of this name gone a moment
                 // ago) goes first, or it would take the new claim with it.
                 try withdrawals.finish(name.text)
-                let shared = docker.holdsName(name.text, besides: id) || sandboxes.sandbox(name.text) != nil
+                // Shared only between Docker endpoints (one container's on several networks: a
+                // dockerd has one container of a name); a sandbox of that name here is refused
+                // by the claim, as another host's would be.
+                let shared = docker.holdsName(name.text, besides: id)
                 if !shared { try registry.claimName(name, host: configuration.hostID, lease: lease) }
                 do { try registry.publish(state, lease: lease) } catch {
                     if !shared {
@@ -174,6 +206,13 @@ extension Daemon {
     /// The Docker endpoints of this host (for the events watcher's resynchronisation).
     public func dockerEndpointIDs() -> [String] { docker.ids() }
 
+    /// Those of `ids` (running containers' endpoints on dnsd networks) that dnsd has not taken
+    /// back or not named: an adoption or publish to do again.
+    public func dockerEndpointsWithoutName(among ids: Set<String>) -> Set<String> {
+        let table = docker.all()
+        return ids.filter { table[$0]?.published == nil }
+    }
+
     /// Withdraws endpoint `id`'s published record (in its order and its name's): here at once (DNS
     /// and hosts files stop answering), from the store now or, if it does not answer, by the
     /// pending withdrawals. Its name goes only when no other endpoint or sandbox here holds it;
@@ -186,12 +225,12 @@ extension Daemon {
         endpoint.published = nil
         let releasingName = !docker.holdsName(name.text, besides: id) && sandboxes.sandbox(name.text) == nil
         do {
-            try registry.release(name: releasingName ? name : nil, endpoints: [published], addresses: false,
+            try registry.release(name: releasingName ? name : nil, endpoints: [published], keepingAddressesOf: [published.id],
                                  host: configuration.hostID, lease: endpoint.lease)
         } catch {
             logger.warning("withdrawing a docker endpoint from the store failed; retrying", metadata: ["endpoint": "\(id.prefix(12))", "error": "\(error)"])
             reconciler.suppress([published])
-            withdrawals.add(name, endpoints: [published], releasingName: releasingName, releasingAddresses: false)
+            withdrawals.add(name, endpoints: [published], releasingName: releasingName, keepingAddresses: true)
         }
     }
 }

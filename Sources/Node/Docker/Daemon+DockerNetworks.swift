@@ -45,7 +45,9 @@ extension Daemon {
             let namespace = overlay.namespaces.path(overlay.overlayNamespaceName(label))
             let gateway = try factory.adopt(path: namespace, name: overlay.overlayNamespaceName(label))
             if let existing = try gateway.interfaces().first(where: { $0.name == Self.gatewayEgressInterface }) {
-                try localAddresses.reserve(existing.address, on: spec)
+                // Left by an earlier run (its address was reserved at start): made whole again.
+                try? localAddresses.reserve(existing.address, on: spec)
+                try configureEgress(in: gateway, path: namespace, subnet: subnet)
                 docker.egressMade(network.name, address: existing.address)
                 return
             }
@@ -53,18 +55,7 @@ extension Daemon {
             let address = try localAddresses.allocate(on: spec)
             allocated = address
             leg = try bridges.attach(gateway, to: spec.name, address: address, interface: Self.gatewayEgressInterface, defaultRoute: true)
-            try thread.run(in: gateway.namespace) { try NetworkSysctl.set("ipv4/ip_forward", "1") }
-            try NamespaceCommand.run(["nft", "-f", "-"], in: namespace, input: """
-                add table ip dnsd_egress
-                delete table ip dnsd_egress
-                table ip dnsd_egress {
-                    chain postrouting {
-                        type nat hook postrouting priority 100; policy accept;
-                        ip saddr \(subnet) oifname "\(Self.gatewayEgressInterface)" masquerade
-                    }
-                }
-
-                """)
+            try configureEgress(in: gateway, path: namespace, subnet: subnet)
             docker.egressMade(network.name, address: address)
             logger.info("egress for docker containers", metadata: ["network": "\(network.name)", "leg": "\(address)"])
         } catch {
@@ -73,6 +64,46 @@ extension Daemon {
             if let allocated { localAddresses.release(allocated, on: spec) }
             _ = docker.dropEgress(network.name)
             logger.warning("no egress for docker containers on the network", metadata: ["network": "\(network.name)", "error": "\(error)"])
+        }
+    }
+
+    /// Forwarding in the network's namespace, and its nftables table (replaced whole, so doing it
+    /// again is harmless): the overlay's subnet masqueraded out of `eg0`; from `eg0` in, only
+    /// what answers a connection from the overlay, so nothing on the gateway bridge (another
+    /// sandbox) can route into a Docker network through it. The chain judges only what comes in
+    /// through `eg0`: with br_netfilter loaded (Docker loads it), frames bridged between br0's
+    /// ports pass this hook too and must go on untouched.
+    private func configureEgress(in gateway: Sandbox, path: String, subnet: IPv4Subnet) throws {
+        try thread.run(in: gateway.namespace) { try NetworkSysctl.set("ipv4/ip_forward", "1") }
+        let leg = Self.gatewayEgressInterface
+        try NamespaceCommand.run(["nft", "-f", "-"], in: path, input: """
+            add table ip dnsd_egress
+            delete table ip dnsd_egress
+            table ip dnsd_egress {
+                chain forward {
+                    type filter hook forward priority 0; policy accept;
+                    iifname "\(leg)" ct state established,related accept
+                    iifname "\(leg)" drop
+                }
+                chain postrouting {
+                    type nat hook postrouting priority 100; policy accept;
+                    ip saddr \(subnet) oifname "\(leg)" masquerade
+                }
+            }
+
+            """)
+    }
+
+    /// At start: the egress legs of overlay networks an earlier run left (Docker's containers
+    /// still use them) keep their addresses on the gateway bridge: reserved before any sandbox
+    /// or container takes one.
+    func reserveEgressLegs() {
+        for network in overlay.namespaceNetworks() {
+            guard let label = try? HostLabel(network, what: "network") else { continue }
+            let path = overlay.namespaces.path(overlay.overlayNamespaceName(label))
+            guard let gateway = try? factory.adopt(path: path, name: overlay.overlayNamespaceName(label)),
+                  let leg = try? gateway.interfaces().first(where: { $0.name == Self.gatewayEgressInterface }) else { continue }
+            attempt("reserving the egress leg \(leg.address) of \(network)") { try localAddresses.reserve(leg.address, on: .gatewayBridge) }
         }
     }
 

@@ -18,23 +18,20 @@ extension Daemon {
     public func dockerSweep(running: Set<String>, grace: TimeInterval = 10) {
         let now = Date()
         for (id, _) in docker.all() where !running.contains(id) {
-            inDockerOrder(id) {
+            // One under way (a Leave waiting on the store) is that command's: the next round.
+            _ = tryInDockerOrder(id) {
                 guard let endpoint = docker[id], now.timeIntervalSince(endpoint.learnt) >= grace else { return }
                 retireDocker(id, reason: "its container no longer runs", releasingAddress: true)
             }
         }
         // The store's view first, then this host's: an endpoint published between the two reads
-        // is in the second, never taken for stale.
+        // is in the second, never taken for stale; a running container's record is not stale,
+        // taken back or not yet.
         let known = reconciler.known().endpoints
         let kept = Set(docker.all().values.compactMap { $0.published?.id }).union(running.map(dockerRecordID))
         let stale = known.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
-        for endpoint in stale {
-            logger.info("withdrawing a docker endpoint whose container is gone", metadata: ["endpoint": "\(endpoint.id)", "name": "\(endpoint.name)"])
-            withdrawEndpoint(endpoint)
-            if let name = try? HostLabel(endpoint.name), sandboxes.sandbox(endpoint.name) == nil,
-               !docker.all().values.contains(where: { $0.published?.name == endpoint.name }) {
-                attempt("releasing the name \(name)") { try registry.releaseName(name, heldBy: configuration.hostID) }
-            }
+        for record in stale {
+            _ = order.tryRun(keys: [record.name]) { withdrawStaleDockerRecord(record) }
         }
     }
 
@@ -47,7 +44,7 @@ extension Daemon {
         docker.all().compactMap { id, endpoint in
             guard let path = endpoint.sandboxKey else { return nil }
             guard let inode = endpoint.namespaceInode else {
-                if let found = NamespaceIdentity.namespaceInodeIfPresent(atPath: path) { docker.noteNamespace(id, inode: found) }
+                if let found = NamespaceIdentity.namespaceInodeIfPresent(atPath: path) { docker.noteNamespace(id, path: path, inode: found) }
                 return nil
             }
             return .init(name: Self.dockerKey(id), path: path, inode: inode, isContainer: true)
@@ -70,12 +67,20 @@ extension Daemon {
     /// overlay bridge (a veth goes with the namespace its other end is in: the container's died
     /// and nothing held it), withdrawn as `dockerVanished` does. Needs no dockerd.
     func dockerPortsVanished() {
-        for (id, endpoint) in docker.all() {
-            guard let port = endpoint.bridgePort, let label = try? endpoint.network.label,
-                  (try? overlay.hasBridgePort(port, on: label)) == false else { continue }
+        let joined = docker.all().filter { $0.value.bridgePort != nil }
+        guard !joined.isEmpty else { return }
+        // One link listing per network, not one lookup per endpoint.
+        var ports: [String: Set<String>] = [:]
+        for network in Set(joined.values.map(\.network.name)) {
+            guard let label = try? HostLabel(network, what: "network"), let names = try? overlay.bridgePortNames(on: label) else { continue }
+            ports[network] = names
+        }
+        for (id, endpoint) in joined {
+            guard let port = endpoint.bridgePort, let present = ports[endpoint.network.name], !present.contains(port) else { continue }
             _ = tryInDockerOrder(id) {
                 // Under way meanwhile (a Leave deleting it, a new Join): that command decides.
-                guard docker[id]?.bridgePort == port, (try? overlay.hasBridgePort(port, on: label)) == false else { return }
+                guard docker[id]?.bridgePort == port, let label = try? endpoint.network.label,
+                      (try? overlay.hasBridgePort(port, on: label)) == false else { return }
                 retireDocker(id, reason: "its veth is gone with the container's namespace", releasingAddress: false)
             }
         }
@@ -92,6 +97,7 @@ extension Daemon {
         let label = try? endpoint.network.label
         if let port = endpoint.bridgePort, let label { attempt("deleting \(port)") { try overlay.deleteBridgePort(port, on: label) } }
         docker[id] = nil
+        releaseDevicesIfGone(endpoint.network)
         guard releasingAddress, let label,
               !docker.heldElsewhere(endpoint.address, on: endpoint.network.name, besides: id, since: endpoint.learnt) else { return }
         do {

@@ -73,9 +73,13 @@ final class DockerEndpointTable: @unchecked Sendable {
         lock.withLock { endpoints.contains { $0.key != id && $0.value.published?.name == name } }
     }
 
-    /// Records the namespace identity of endpoint `id`, if it is still there.
-    func noteNamespace(_ id: String, inode: UInt64) {
-        lock.withLock { endpoints[id]?.namespaceInode = inode }
+    /// Records the namespace identity of endpoint `id`, found at `path`: only if it still joins
+    /// there and none is noted yet (a new Join meanwhile starts afresh).
+    func noteNamespace(_ id: String, path: String, inode: UInt64) {
+        lock.withLock {
+            guard endpoints[id]?.sandboxKey == path, endpoints[id]?.namespaceInode == nil else { return }
+            endpoints[id]?.namespaceInode = inode
+        }
     }
 
     // MARK: addresses

@@ -61,6 +61,8 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
                 guard !used(network.name) else {
                     throw NodeError.invalid("network '\(network.name)' changed in the store while sandboxes here still use its old form")
                 }
+                // What was added to the old one (a gateway resolver, an egress leg) goes with it.
+                willRemove(network)
                 try overlay.deleteNetwork(label)
             }
             try overlay.createNetwork(spec)

@@ -77,7 +77,9 @@ extension Daemon {
         let names = sandboxes.all().filter { everything || $0.lease != lease }.map(\.name.text)
         let dockerIDs = docker.all().filter { everything || ($0.value.published != nil && $0.value.lease != lease) }.map(\.key)
         guard !names.isEmpty || !dockerIDs.isEmpty else { return true }
-        return try order.run(keys: names + dockerIDs.map(Self.dockerKey)) {
+        // Docker endpoints in their names' order too (their publishes and withdrawals take it).
+        let dockerNames = dockerIDs.compactMap { docker[$0]?.published?.name }
+        return try order.run(keys: names + dockerIDs.map(Self.dockerKey) + dockerNames) {
             let locals = names.compactMap { sandboxes.sandbox($0) }.filter { everything || $0.lease != lease }
             let dockerEndpoints = dockerIDs.compactMap { id in docker[id].flatMap { $0.republication.map { (id, $0) } } }
             let republications = locals.map { Republication(name: $0.name, endpoints: $0.attachments.compactMap(\.published)) }

@@ -127,6 +127,12 @@ public final class OverlayDriver: @unchecked Sendable {
     /// The hidden namespace of `network` on this host.
     public func overlayNamespaceName(_ network: HostLabel) -> String { "\(host.id)-ov-\(network.text)" }
 
+    /// The networks whose hidden namespace exists on this host (made by this run or an earlier).
+    public func namespaceNetworks() -> [String] {
+        let prefix = "\(host.id)-ov-"
+        return namespaces.list().filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+    }
+
     /// Creates the network's namespace, bridge and vxlan device. A namespace that exists already
     /// (an earlier run's, or one left half-made by a daemon killed mid-way) is adopted only once
     /// it is what `spec` says: whatever is missing or different is made again (see `adopt`).
@@ -279,6 +285,23 @@ public final class OverlayDriver: @unchecked Sendable {
         try lock.withLock {
             guard let network = networks[networkName] else { return nil }
             return try network.netlink.link(named: port) != nil
+        }
+    }
+
+    /// The names of the network's bridge ports (nil: the network is not here): one listing.
+    public func bridgePortNames(on networkName: HostLabel) throws -> Set<String>? {
+        try lock.withLock {
+            guard let network = networks[networkName] else { return nil }
+            return Set(try network.netlink.links().map(\.name))
+        }
+    }
+
+    /// Deletes a bridge port made by `createHostVeth` from whichever network here has it.
+    public func deleteBridgePortEverywhere(_ port: String) throws {
+        try lock.withLock {
+            for network in networks.values where try network.netlink.link(named: port) != nil {
+                try network.netlink.deleteLink(named: port)
+            }
         }
     }
 

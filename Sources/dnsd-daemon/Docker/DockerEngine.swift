@@ -85,14 +85,19 @@ struct DockerEngine: Sendable {
 
     /// The running containers and their endpoint ids, in one listing (it carries each
     /// container's network settings).
-    func runningEndpoints() throws -> (containers: [String], endpoints: Set<String>) {
+    /// The running containers, each with its endpoint id per network name, in one listing.
+    struct Running {
+        var containers: [(id: String, endpoints: [String: String])]
+        var endpoints: Set<String> { Set(containers.flatMap(\.endpoints.values)) }
+    }
+
+    func runningEndpoints() throws -> Running {
         guard let list = try get("/containers/json") as? [[String: Any]] else { throw DockerPluginError("dockerd did not list its containers") }
-        var endpoints = Set<String>()
-        for container in list {
+        return Running(containers: list.compactMap { container in
+            guard let id = container["Id"] as? String else { return nil }
             let networks = (container["NetworkSettings"] as? [String: Any])?["Networks"] as? [String: [String: Any]] ?? [:]
-            endpoints.formUnion(networks.values.compactMap { $0["EndpointID"] as? String })
-        }
-        return (list.compactMap { $0["Id"] as? String }, endpoints)
+            return (id, networks.compactMapValues { $0["EndpointID"] as? String })
+        })
     }
 
     /// Follows container start events until dockerd closes the stream (or goes away).

@@ -22,6 +22,8 @@ final class DockerIntegration: @unchecked Sendable {
     /// Set once the first resynchronisation has taken back every running container's endpoints:
     /// before that, the sweep would take an endpoint not adopted yet for a dead one.
     private let adoptedOnce = Atomic<Bool>(false)
+    /// Endpoints whose taking back was refused once (logged at error once, then retried quietly).
+    private let refusedEndpoints = Mutex<Set<String>>([])
     /// Docker networks of driver dnsd with no dnsd network, and for how many checks in a row.
     private var orphaned: [String: Int] = [:]
     /// Docker network id -> name, for the dnsd-driver networks of this dockerd: `DeleteNetwork`
@@ -61,7 +63,9 @@ final class DockerIntegration: @unchecked Sendable {
             // dockerd that restarted or died never says `Leave` for them).
             Ticker("docker endpoint sweep", every: 3, logger: logger) { [unowned self] in
                 guard adoptedOnce.load(ordering: .acquiring) else { return }
-                daemon.dockerSweep(running: try engine.runningEndpoints().endpoints)
+                let running = try engine.runningEndpoints()
+                takeBack(running)
+                daemon.dockerSweep(running: running.endpoints)
             },
             // Address releases the store did not take when Docker asked (no dockerd needed).
             Ticker("docker address releases", every: 1, logger: logger) { [unowned self] in daemon.dockerRetryReleases() },
@@ -79,20 +83,35 @@ final class DockerIntegration: @unchecked Sendable {
             for _ in 0..<250 {
                 if let network = try? engine.network(id) {
                     namesLock.withLock { networkNames[id] = (network.name, network.subnet) }
-                    do {
-                        try ensureDnsdNetwork(name: network.name, subnet: pool, gateway: gateway)
-                    } catch {
-                        logger.error("docker network refused by dnsd, removed again", metadata: ["network": "\(network.name)", "error": "\(APIError(error).message)"])
-                        do { try removeDockerNetwork(id) } catch {
-                            logger.warning("cannot remove the refused docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
-                        }
-                    }
+                    made(network.name, id: id, pool: pool, gateway: gateway)
                     return
                 }
                 usleep(20_000)
             }
             logger.warning("docker never showed the network it created", metadata: ["network": "\(id)"])
         }
+    }
+
+    /// The dnsd network of Docker network `id` made: a refusal (a name dnsd refuses, another
+    /// subnet under that name) removes Docker's network again; a store that does not answer is
+    /// tried again for a minute first, and never taken for a refusal.
+    private func made(_ name: String, id: String, pool: String, gateway: String?) {
+        for attempt in 0..<30 {
+            do {
+                try ensureDnsdNetwork(name: name, subnet: pool, gateway: gateway)
+                return
+            } catch let error where APIError(error).status == 503 {
+                if attempt == 0 { logger.warning("the store does not answer; making the dnsd network for the docker network later", metadata: ["network": "\(name)"]) }
+                sleep(2)
+            } catch {
+                logger.error("docker network refused by dnsd, removed again", metadata: ["network": "\(name)", "error": "\(APIError(error).message)"])
+                do { try removeDockerNetwork(id) } catch {
+                    logger.warning("cannot remove the refused docker network", metadata: ["network": "\(name)", "error": "\(error)"])
+                }
+                return
+            }
+        }
+        logger.error("the dnsd network for a docker network was never made: the store did not answer", metadata: ["network": "\(name)"])
     }
 
     /// The dnsd network for a Docker network: made if missing; an existing one must have its subnet.
@@ -192,7 +211,7 @@ final class DockerIntegration: @unchecked Sendable {
         while !stopping {
             do {
                 let running = try engine.runningEndpoints()
-                for id in running.containers {
+                for (id, _) in running.containers {
                     if let container = try engine.container(id) { adopt(container) }
                 }
                 daemon.dockerSweep(running: running.endpoints)
@@ -218,8 +237,25 @@ final class DockerIntegration: @unchecked Sendable {
         }
     }
 
+    /// Each sweep: running containers with an endpoint on a dnsd network that dnsd has not
+    /// taken back or named yet (an adoption or a publish that failed: the store was away, dnsd
+    /// started without it) are taken back now; a refusal that lasts is logged once.
+    private func takeBack(_ running: DockerEngine.Running) {
+        let dnsdNetworks = Set(daemon.knownNetworks().filter { $0.driver == .overlay }.map(\.name))
+        let waiting = daemon.dockerEndpointsWithoutName(among: Set(running.containers.flatMap { container in
+            container.endpoints.filter { dnsdNetworks.contains($0.key) }.map(\.value)
+        }))
+        for (id, endpoints) in running.containers where endpoints.values.contains(where: waiting.contains) {
+            do {
+                if let container = try engine.container(id) { adopt(container) }
+            } catch {
+                logger.debug("docker container \(id.prefix(12)) not read: \(error)")
+            }
+        }
+    }
+
     /// A running container's endpoints on dnsd networks: known ones named, others (from before a
-    /// restart) adopted.
+    /// restart) adopted. A refusal is logged at error once per endpoint, then at debug.
     private func adopt(_ container: DockerEngine.Container) {
         let known = Set(daemon.dockerEndpointIDs())
         let dnsdNetworks = Set(daemon.knownNetworks().map(\.name))
@@ -233,7 +269,9 @@ final class DockerIntegration: @unchecked Sendable {
                     logger.info("docker endpoint taken back", metadata: ["container": "\(container.name)", "network": "\(network)"])
                 }
             } catch {
-                logger.error("cannot take back a docker endpoint", metadata: ["container": "\(container.name)", "network": "\(network)", "error": "\(error)"])
+                let first = refusedEndpoints.withLock { $0.insert(endpoint.endpointID).inserted }
+                logger.log(level: first ? .error : .debug, "cannot take back a docker endpoint",
+                           metadata: ["container": "\(container.name)", "network": "\(network)", "error": "\(error)"])
             }
         }
     }
