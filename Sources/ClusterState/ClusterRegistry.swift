@@ -132,6 +132,12 @@ public struct ClusterRegistry: Sendable {
         return (claims, revision)
     }
 
+    /// The address claims of one network, and the revision of the listing.
+    public func addressClaims(on network: String) throws -> (claims: Set<IPv4Address>, revision: Int64) {
+        let (entries, revision) = try store.list(prefix: Keys.ipam(network))
+        return (Set(entries.compactMap { Self.addressClaim($0.key)?.address }), revision)
+    }
+
     /// A watch event under `Keys.root`, read: a network or an endpoint put (decoded, or nil when
     /// unreadable: logged), a deletion of either, or nil for any other key.
     public enum Change {
@@ -353,6 +359,12 @@ public struct ClusterRegistry: Sendable {
     /// Every readable endpoint, and the revision to watch from (+1).
     public func endpoints() throws -> (endpoints: [EndpointState], revision: Int64) {
         let (entries, revision) = try store.list(prefix: Keys.endpoints)
+        return (entries.compactMap { Self.decodeEndpoint($0, logger: logger) }, revision)
+    }
+
+    /// The readable endpoints of one network, and the revision of the listing.
+    public func endpoints(on network: String) throws -> (endpoints: [EndpointState], revision: Int64) {
+        let (entries, revision) = try store.list(prefix: Keys.networkEndpoints(network))
         return (entries.compactMap { Self.decodeEndpoint($0, logger: logger) }, revision)
     }
 

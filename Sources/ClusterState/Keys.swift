@@ -12,6 +12,8 @@ public enum Keys {
     public static let endpoints = root + "endpoints/"
     public static let ipamRoot = root + "ipam/"
     public static func ipam(_ network: String) -> String { ipamRoot + "\(network)/" }
+    /// Every endpoint of one network (names are labels: no prefix holds another network's).
+    public static func networkEndpoints(_ network: String) -> String { endpoints + "\(network)/" }
     /// Rewritten by every address claim on a network, so that a removal which found no claims
     /// can tell, atomically, that none was made since (`ClusterRegistry.deleteNetwork`).
     /// Under no lease: every host rewrites it.

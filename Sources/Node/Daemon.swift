@@ -118,7 +118,8 @@ public final class Daemon: @unchecked Sendable {
                                         ttl: configuration.leaseTTL, logger: logger)
         self.membership = membership
         let reconciler = Reconciler(hostID: configuration.hostID, registry: registry, records: records, hosts: hosts, peers: overlay,
-                                    teardown: devices, cache: cache, events: events, logger: logger)
+                                    teardown: devices, cache: cache, events: events, logger: logger,
+                                    inUse: { sandboxes.networksInUse().union(docker.networksInUse()) })
         self.reconciler = reconciler
         picker = AddressPicker(claimed: { reconciler.claimedAddresses(on: $0) })
         let order = KeyedOrder()
@@ -167,6 +168,7 @@ public final class Daemon: @unchecked Sendable {
         tickers = [
             Ticker("liveness check", every: configuration.livenessInterval, logger: logger) { liveness.round() },
             Ticker("pending withdrawals", every: 0.25, logger: logger) { [unowned self] in withdrawals.retryDue() },
+            Ticker("network interest", every: 1, logger: logger) { try reconciler.settleInterest() },
         ]
         for ticker in tickers { ticker.start() }
     }
@@ -218,6 +220,8 @@ public final class Daemon: @unchecked Sendable {
         let watch = reconciler.watchProgress()
         sample.watchRevision = watch.revision
         sample.lastStoreEvent = watch.lastEvent
+        sample.storeEvents = reconciler.eventsReceived.load(ordering: .relaxed)
+        sample.watchedNetworks = reconciler.watchedNetworks().count
         let files = hosts.totals()
         sample.hostsFileWrites = files.writes
         sample.hostsFileRepairs = files.repairs

@@ -147,16 +147,12 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
         _ = try call("PUT", "/v1/session/destroy/\(lease.raw)")
     }
 
-    public func watch(prefix: String, from revision: Int64,
+    public func watch(ranges: [String: Int64],
                       events: @escaping @Sendable ([WatchEvent]) -> Void,
-                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
-        // The starting listing is what the caller has seen at `revision - 1`.
-        let (initial, _) = try list(prefix: prefix)
-        let watch = ConsulWatch(store: self, prefix: prefix, known: initial.filter { $0.modRevision < revision },
-                                index: revision - 1, logger: logger, events: events)
-        let thread = WatchThread()
-        thread.start(name: "dnsd-consul-watch") { watch.run($0) }
-        return thread
+                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any RangeWatch {
+        let watch = ConsulRangeWatch(store: self, logger: logger, events: events)
+        for (prefix, revision) in ranges { watch.add(prefix: prefix, from: revision) }
+        return watch
     }
 
     /// One blocking query: returns when the listing changes after `index` (or after `wait`).
@@ -166,22 +162,66 @@ public final class ConsulStore: KeyValueStore, @unchecked Sendable {
     }
 }
 
-/// The loop of a Consul watch; its state is touched only by the watch's thread. Consul has no
-/// compaction to report, so it never fails: errors are retried.
+/// Several prefixes watched at once: Consul has no multi-range stream, so one blocking-query
+/// loop (`ConsulWatch`, its own thread) per prefix.
+final class ConsulRangeWatch: RangeWatch, @unchecked Sendable {
+    private let store: ConsulStore
+    private let logger: Logger
+    private let events: @Sendable ([WatchEvent]) -> Void
+    private let lock = NSLock()
+    private var loops: [String: WatchThread] = [:]
+    private var cancelled = false
+
+    init(store: ConsulStore, logger: Logger, events: @escaping @Sendable ([WatchEvent]) -> Void) {
+        self.store = store
+        self.logger = logger
+        self.events = events
+    }
+
+    func add(prefix: String, from revision: Int64) {
+        let watch = ConsulWatch(store: store, prefix: prefix, from: revision, logger: logger, events: events)
+        let thread = WatchThread()
+        let added = lock.withLock {
+            guard !cancelled, loops[prefix] == nil else { return false }
+            loops[prefix] = thread
+            return true
+        }
+        if added { thread.start(name: "dnsd-consul-watch") { watch.run($0) } }
+    }
+
+    func remove(prefix: String) {
+        let thread = lock.withLock { loops.removeValue(forKey: prefix) }
+        thread?.cancel()
+    }
+
+    func cancel() {
+        let threads = lock.withLock {
+            cancelled = true
+            defer { loops = [:] }
+            return Array(loops.values)
+        }
+        for thread in threads { thread.cancel() }
+    }
+}
+
+/// The loop of a Consul watch of one prefix; its state is touched only by the watch's thread.
+/// It starts from a listing of what the caller has seen (entries changed before `revision`).
+/// Consul has no compaction to report, so it never fails: errors are retried.
 final class ConsulWatch: @unchecked Sendable {
     private let store: ConsulStore
     private let prefix: String
-    private var known: [String: KeyValue]
+    private let revision: Int64
+    private var known: [String: KeyValue] = [:]
     private var index: Int64
     private let logger: Logger
     private let events: @Sendable ([WatchEvent]) -> Void
 
-    init(store: ConsulStore, prefix: String, known: [KeyValue], index: Int64, logger: Logger,
+    init(store: ConsulStore, prefix: String, from revision: Int64, logger: Logger,
          events: @escaping @Sendable ([WatchEvent]) -> Void) {
         self.store = store
         self.prefix = prefix
-        self.known = Dictionary(uniqueKeysWithValues: known.map { ($0.key, $0) })
-        self.index = index
+        self.revision = revision
+        self.index = revision - 1
         self.logger = logger
         self.events = events
     }
@@ -189,6 +229,17 @@ final class ConsulWatch: @unchecked Sendable {
     func run(_ thread: WatchThread) {
         let http = HTTPClient(timeoutMilliseconds: 5000, interruptible: true)
         thread.onCancel { http.interrupt() }
+        // The starting listing is what the caller has seen at `revision - 1`.
+        while !thread.isCancelled {
+            do {
+                known = Dictionary(try store.list(prefix: prefix).entries.filter { $0.modRevision < revision }.map { ($0.key, $0) },
+                                   uniquingKeysWith: { first, _ in first })
+                break
+            } catch {
+                logger.debug("consul watch: \(error)")
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
         while !thread.isCancelled {
             let listing: (entries: [KeyValue], index: Int64)
             do { listing = try store.blockingList(prefix, after: index, http: http) } catch {

@@ -76,6 +76,18 @@ public protocol WatchHandle: Sendable {
     func cancel()
 }
 
+/// A watch over several key ranges (prefixes), each from its own revision, on one stream where
+/// the store has streams (etcd), one blocking query per prefix where it has not (Consul). Ranges
+/// come and go while it runs (a host joins and leaves networks). Events arrive in store order
+/// within a range; a range's history resumes from its own last revision after a reconnect.
+public protocol RangeWatch: WatchHandle {
+    /// Watches keys under `prefix` from `revision` on (a prefix already watched is left as is).
+    func add(prefix: String, from revision: Int64)
+    /// Stops watching `prefix`. Events under it already on their way may still arrive: a caller
+    /// that must see none filters them itself.
+    func remove(prefix: String)
+}
+
 /// What dnsd needs of a shared store (DESIGN.md §3): reads, writes, create-if-absent and
 /// compare-and-swap for uniqueness, prefix watches that resume from a revision, and leases.
 public protocol KeyValueStore: Sendable {
@@ -100,11 +112,12 @@ public protocol KeyValueStore: Sendable {
     /// Consul a key held by one session cannot be written under another.)
     func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], unleasedPuts: [(key: String, value: [UInt8])],
                 deletes: [String], lease: LeaseID?) throws -> Bool
-    /// Calls `events` with each batch of changes under `prefix` from `revision` on, in order;
-    /// `failed` once if the watch cannot go on (compacted history, malformed stream).
-    func watch(prefix: String, from revision: Int64,
+    /// Calls `events` with each batch of changes under each prefix of `ranges` from its revision
+    /// on, in order within a prefix; `failed` once if the watch cannot go on (compacted history,
+    /// malformed stream). Prefixes must not nest.
+    func watch(ranges: [String: Int64],
                events: @escaping @Sendable ([WatchEvent]) -> Void,
-               failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle
+               failed: @escaping @Sendable (StoreError) -> Void) throws -> any RangeWatch
     func grantLease(ttl seconds: Int) throws -> LeaseID
     /// False when the lease has already expired (its keys are gone).
     func keepAlive(_ lease: LeaseID) throws -> Bool
@@ -128,6 +141,14 @@ extension String {
 }
 
 extension KeyValueStore {
+    /// Calls `events` with each batch of changes under `prefix` from `revision` on, in order;
+    /// `failed` once if the watch cannot go on.
+    public func watch(prefix: String, from revision: Int64,
+                      events: @escaping @Sendable ([WatchEvent]) -> Void,
+                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
+        try watch(ranges: [prefix: revision], events: events, failed: failed)
+    }
+
     /// `commit` with puts only.
     public func commit(_ conditions: [KeyCondition], puts: [(key: String, value: [UInt8])], lease: LeaseID?) throws -> Bool {
         try commit(conditions, puts: puts, unleasedPuts: [], deletes: [], lease: lease)

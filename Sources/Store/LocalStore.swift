@@ -11,23 +11,28 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
     private struct Lease { var ttl: Int; var deadline: Date }
 
     private final class Watcher: @unchecked Sendable {
-        let prefix: String
+        /// Under the store's lock.
+        var prefixes: Set<String> = []
         let queue = DispatchQueue(label: "dnsd.local-store.watch")
         let events: @Sendable ([WatchEvent]) -> Void
+        let failed: @Sendable (StoreError) -> Void
         var cancelled = false
-        init(prefix: String, events: @escaping @Sendable ([WatchEvent]) -> Void) {
-            self.prefix = prefix
+        init(events: @escaping @Sendable ([WatchEvent]) -> Void, failed: @escaping @Sendable (StoreError) -> Void) {
             self.events = events
+            self.failed = failed
         }
+        func watches(_ key: String) -> Bool { prefixes.contains { key.hasPrefix($0) } }
     }
 
-    private final class Handle: WatchHandle, @unchecked Sendable {
+    private final class Handle: RangeWatch, @unchecked Sendable {
         let watcher: Watcher
         weak var store: LocalStore?
         init(watcher: Watcher, store: LocalStore) {
             self.watcher = watcher
             self.store = store
         }
+        func add(prefix: String, from revision: Int64) { store?.add(prefix, from: revision, to: watcher) }
+        func remove(prefix: String) { store?.lock.withLock { _ = watcher.prefixes.remove(prefix) } }
         func cancel() {
             store?.lock.withLock { store?.watchers.removeAll { $0 === watcher } }
             watcher.queue.sync { watcher.cancelled = true }
@@ -159,7 +164,7 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
             oldestKept = history.first!.revision
         }
         for watcher in watchers {
-            let mine = events.filter { $0.entry.key.hasPrefix(watcher.prefix) }
+            let mine = events.filter { watcher.watches($0.entry.key) }
             guard !mine.isEmpty else { continue }
             watcher.queue.async { if !watcher.cancelled { watcher.events(mine) } }
         }
@@ -287,23 +292,30 @@ public final class LocalStore: KeyValueStore, @unchecked Sendable {
 
     public func revoke(_ lease: LeaseID) throws { lock.withLock { revokeLocked(Int64(lease.raw) ?? 0) } }
 
-    public func watch(prefix: String, from revision: Int64,
+    public func watch(ranges: [String: Int64],
                       events: @escaping @Sendable ([WatchEvent]) -> Void,
-                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
+                      failed: @escaping @Sendable (StoreError) -> Void) throws -> any RangeWatch {
+        let watcher = Watcher(events: events, failed: failed)
+        lock.withLock { watchers.append(watcher) }
+        for (prefix, revision) in ranges { add(prefix, from: revision, to: watcher) }
+        return Handle(watcher: watcher, store: self)
+    }
+
+    /// Replays `prefix`'s history from `revision` to `watcher`, then watches it; older than
+    /// what is kept means compacted.
+    private func add(_ prefix: String, from revision: Int64, to watcher: Watcher) {
         lock.withLock {
-            let watcher = Watcher(prefix: prefix, events: events)
-            // Replay from history; older than what is kept means compacted.
+            guard !watcher.prefixes.contains(prefix) else { return }
             if revision <= self.revision {
                 if revision < oldestKept {
                     let compacted = oldestKept - 1
-                    watcher.queue.async { failed(.compacted(revision: compacted)) }
-                    return Handle(watcher: watcher, store: self)
+                    watcher.queue.async { if !watcher.cancelled { watcher.failed(.compacted(revision: compacted)) } }
+                    return
                 }
                 let past = history.filter { $0.revision >= revision && $0.event.entry.key.hasPrefix(prefix) }.map(\.event)
-                if !past.isEmpty { watcher.queue.async { events(past) } }
+                if !past.isEmpty { watcher.queue.async { if !watcher.cancelled { watcher.events(past) } } }
             }
-            watchers.append(watcher)
-            return Handle(watcher: watcher, store: self)
+            watcher.prefixes.insert(prefix)
         }
     }
 }

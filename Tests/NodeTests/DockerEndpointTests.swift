@@ -143,6 +143,9 @@ struct DockerEndpointTests {
                                   mac: MACAddress(derivedFrom: IPv4Address(192, 168, 99, 7)).description, host: "h1", vtep: "198.18.0.1", runtime: "docker")
         try fx.daemon.registry.claimName(try HostLabel("kept"), host: "h1", lease: nil)
         try fx.daemon.registry.publish(state, lease: nil)
+        // As recovery notes it at start: the network of a record from before stays watched
+        // until the sweep has judged it (nothing here is on dkr).
+        fx.daemon.docker.rememberRecordNetworks(["dkr"], for: 60)
         #expect(fx.eventually { fx.daemon.reconciler.known().endpoints.contains { $0.name == "kept" } })
         fx.daemon.dockerSweep(running: [running], grace: 0)
         #expect(try Self.published(fx, "kept", on: "dkr"), "running, not taken back yet: kept")
@@ -150,6 +153,7 @@ struct DockerEndpointTests {
         fx.daemon.dockerSweep(running: [], grace: 0)
         #expect(!(try Self.published(fx, "kept", on: "dkr")), "not running: withdrawn")
         #expect(try fx.store.inner.get("dnsd/v1/names/kept") == nil)
+        #expect(fx.eventually { !fx.daemon.reconciler.watchedNetworks().contains("dkr") }, "judged: no longer watched")
         _ = network
         _ = try fx.perform(API.removeNetwork("dkr"))
     }

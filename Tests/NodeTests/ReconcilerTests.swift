@@ -41,6 +41,16 @@ struct ReconcilerTests {
         func networkLeft(_ record: NetworkRecord) { left.withLock { $0.append(record.name) } }
     }
 
+    /// The networks h1 is on, as a test sets them.
+    final class Used: @unchecked Sendable {
+        private let lock = NSLock()
+        private var set: Set<String> = ["vnet"]
+        var networks: Set<String> {
+            get { lock.withLock { set } }
+            set { lock.withLock { set = newValue } }
+        }
+    }
+
     /// One reconciler for host h1 over a fresh local store, with a sandbox `s1` on `vnet`.
     final class Fixture: @unchecked Sendable {
         let directory = TestRun.temporaryPath("reconciler")
@@ -55,6 +65,8 @@ struct ReconcilerTests {
         let seen = Seen()
         let reconciler: Reconciler
         let files: HostsWriter.Files
+        /// The networks something on h1 is on (the reconciler's `inUse`): s1's.
+        let used = Used()
 
         init() throws {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -66,7 +78,7 @@ struct ReconcilerTests {
             try hosts.addSandbox("s1", files: files, hostname: try HostLabel("s1"))
             _ = hosts.attach("s1", to: try HostLabel("vnet"), ownAddresses: [IPv4Address(192, 168, 0, 2)])
             reconciler = Reconciler(hostID: "h1", registry: registry, records: records, hosts: hosts, peers: peers, teardown: teardown,
-                                    cache: nil, events: events, logger: logger)
+                                    cache: nil, events: events, logger: logger, inUse: { [used] in used.networks })
             _ = events.subscribe { [seen] line in
                 let object = (try? JSONSerialization.jsonObject(with: line) as? [String: Any]) ?? [:]
                 let what = "\(object["kind"] ?? "?") \(object["action"] ?? "?") \(object["name"] as? String ?? object["network"] as? String ?? "?")"
@@ -146,11 +158,110 @@ struct ReconcilerTests {
     func networkArrivesLater() throws {
         let fx = try Fixture()
         defer { fx.close() }
+        fx.used.networks = ["vnet", "later"]
         try fx.registry.publish(fx.endpoint("d", 5, host: "h2", network: "later"), lease: nil)
         try fx.reconciler.start()
         #expect(fx.peers.log == ["add 192.168.0.5 via 198.18.0.2 on later"], "\(fx.peers.log)")
         _ = try fx.registry.createNetwork(name: try HostLabel("later"), driver: .overlay, subnet: try IPv4Subnet(parsing: "192.168.0.0/24"),
                                           gateway: nil, host: nil)
         #expect(!eventually(timeout: 0.3) { fx.peers.log.count > 1 }, "the network's arrival adds nothing twice: \(fx.peers.log)")
+    }
+
+    // MARK: per-network interest (issue 22)
+
+    /// The records the table has on `network` (by name), from the DNS projection.
+    private func names(_ fx: Fixture, on network: String) -> Set<String> {
+        Set(fx.reconciler.known().endpoints.filter { $0.network == network }.map(\.name))
+    }
+
+    @Test("a host watches the endpoints only of the networks it is on: another network's names, peers and events never reach it")
+    func onlyItsNetworks() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        for (name, subnet) in [("vnet", "192.168.0.0/24"), ("other", "192.168.1.0/24")] {
+            _ = try fx.registry.createNetwork(name: try HostLabel(name), driver: .overlay, subnet: try IPv4Subnet(parsing: subnet), gateway: nil, host: nil)
+        }
+        try fx.registry.publish(fx.endpoint("b", 3, host: "h2"), lease: nil)
+        try fx.registry.publish(fx.endpoint("x", 4, host: "h2", network: "other"), lease: nil)
+        try fx.reconciler.start()
+        #expect(fx.zones() == ["other", "vnet"], "every network is in DNS scope")
+        #expect(names(fx, on: "vnet") == ["b"] && names(fx, on: "other").isEmpty)
+        #expect(fx.peers.log == ["add 192.168.0.3 via 198.18.0.2 on vnet"], "\(fx.peers.log)")
+        #expect(fx.reconciler.watchedNetworks() == ["vnet"])
+        let before = fx.reconciler.eventsReceived.load(ordering: .relaxed)
+        // Churn on the other network, then one change on vnet: once vnet's arrived, the other's
+        // would have (one watch, in store order).
+        for round in 0..<5 {
+            try fx.registry.publish(fx.endpoint("y\(round)", UInt8(10 + round), host: "h2", network: "other"), lease: nil)
+        }
+        try fx.registry.publish(fx.endpoint("c", 5, host: "h2"), lease: nil)
+        #expect(eventually { names(fx, on: "vnet") == ["b", "c"] })
+        #expect(fx.reconciler.eventsReceived.load(ordering: .relaxed) - before == 1, "only vnet's change was received")
+        #expect(names(fx, on: "other").isEmpty)
+        #expect(!fx.seen.all.contains { $0.hasPrefix("endpoint add y") || $0 == "endpoint add x" }, "\(fx.seen.all)")
+    }
+
+    @Test("joining a network lists every name it has and watches from there; leaving drops them quietly and stops their changes")
+    func joinAndLeave() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        for (name, subnet) in [("vnet", "192.168.0.0/24"), ("other", "192.168.1.0/24")] {
+            _ = try fx.registry.createNetwork(name: try HostLabel(name), driver: .overlay, subnet: try IPv4Subnet(parsing: subnet), gateway: nil, host: nil)
+        }
+        try fx.registry.publish(fx.endpoint("x", 4, host: "h2", network: "other"), lease: nil)
+        _ = try fx.registry.allocateAddress(on: try fx.registry.network(try HostLabel("other")), requested: IPv4Address(192, 168, 1, 9),
+                                            host: "h2", lease: nil)
+        try fx.reconciler.start()
+        #expect(names(fx, on: "other").isEmpty && fx.reconciler.claimedAddresses(on: "other").isEmpty)
+        // A command attaching here: the network is listed before its body runs, and watched after.
+        let seenInside = try fx.reconciler.using("other") { names(fx, on: "other") }
+        #expect(seenInside == ["x"], "the existing name, before the command's body")
+        #expect(fx.reconciler.claimedAddresses(on: "other") == [IPv4Address(192, 168, 1, 9)], "and the claims an address is picked around")
+        #expect(fx.peers.log.contains("add 192.168.0.4 via 198.18.0.2 on other"), "\(fx.peers.log)")
+        fx.used.networks = ["vnet", "other"]
+        try fx.registry.publish(fx.endpoint("z", 6, host: "h2", network: "other"), lease: nil)
+        #expect(eventually { names(fx, on: "other") == ["x", "z"] }, "changes after the listing arrive")
+        try fx.reconciler.settleInterest()
+        #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"], "in use: kept")
+        // Nothing here is on it any more: dropped after two rounds, not one.
+        fx.used.networks = ["vnet"]
+        try fx.reconciler.settleInterest()
+        #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"], "one idle round keeps it (a command between claim and record)")
+        try fx.reconciler.settleInterest()
+        #expect(fx.reconciler.watchedNetworks() == ["vnet"])
+        #expect(names(fx, on: "other").isEmpty && fx.reconciler.claimedAddresses(on: "other").isEmpty)
+        #expect(fx.peers.log.contains("remove 192.168.0.4 via 198.18.0.2 on other"), "its peers leave the table: \(fx.peers.log)")
+        #expect(!fx.seen.all.contains("endpoint remove x"), "nothing left the cluster: no remove event: \(fx.seen.all)")
+        let before = fx.reconciler.eventsReceived.load(ordering: .relaxed)
+        try fx.registry.publish(fx.endpoint("w", 7, host: "h2", network: "other"), lease: nil)
+        try fx.registry.publish(fx.endpoint("c", 5, host: "h2"), lease: nil)
+        #expect(eventually { names(fx, on: "vnet") == ["c"] })
+        #expect(fx.reconciler.eventsReceived.load(ordering: .relaxed) - before == 1, "the left network's changes no longer arrive")
+        #expect(names(fx, on: "other").isEmpty)
+        // Joining again (a sandbox recovered while the store was away: the round joins it).
+        fx.used.networks = ["vnet", "other"]
+        try fx.reconciler.settleInterest()
+        #expect(names(fx, on: "other") == ["x", "z", "w"])
+    }
+
+    @Test("a restart of the watch (compaction, a new lease) lists again exactly the networks it watches")
+    func restartKeepsInterest() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        for (name, subnet) in [("vnet", "192.168.0.0/24"), ("other", "192.168.1.0/24"), ("third", "192.168.2.0/24")] {
+            _ = try fx.registry.createNetwork(name: try HostLabel(name), driver: .overlay, subnet: try IPv4Subnet(parsing: subnet), gateway: nil, host: nil)
+        }
+        fx.used.networks = ["vnet", "other"]
+        try fx.reconciler.start()
+        try fx.registry.publish(fx.endpoint("b", 3, host: "h2"), lease: nil)
+        try fx.registry.publish(fx.endpoint("x", 4, host: "h2", network: "other"), lease: nil)
+        try fx.registry.publish(fx.endpoint("t", 5, host: "h2", network: "third"), lease: nil)
+        #expect(eventually { names(fx, on: "vnet") == ["b"] && names(fx, on: "other") == ["x"] })
+        try fx.reconciler.start()
+        #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"])
+        try fx.registry.withdraw(endpoint: "h2-x", network: try HostLabel("other"))
+        try fx.registry.publish(fx.endpoint("c", 6, host: "h2"), lease: nil)
+        #expect(eventually { names(fx, on: "vnet") == ["b", "c"] && names(fx, on: "other").isEmpty }, "the new watch carries both")
+        #expect(names(fx, on: "third").isEmpty)
     }
 }

@@ -241,6 +241,9 @@ struct DockerRuntimeTests {
         #expect(try rt.cluster.eventually(5) { try lookup("doomed", net) != nil })
         let pid = try rt.docker(1, ["inspect", "-f", "{{.State.Pid}}", "doomed"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(Int32(pid) ?? 0 > 1, "pid '\(pid)'")
+        // Two rounds of the liveness check (every second) see its process: a namespace no
+        // process was ever seen in gets 30 s of grace (a container still starting).
+        Thread.sleep(forTimeInterval: 2.5)
         try rt.stopDockerd(1, signal: "KILL")
         _ = try Shell.run(["kill", "-9", pid])
         #expect(try rt.cluster.eventually(8) { try vanished("doomed", net) && !stored("doomed") }, "withdrawn without dockerd")

@@ -50,9 +50,9 @@ final class RivalStore: KeyValueStore {
         }
         return try inner.commit(conditions, puts: puts, unleasedPuts: unleasedPuts, deletes: deletes, lease: lease)
     }
-    func watch(prefix: String, from revision: Int64, events: @escaping @Sendable ([WatchEvent]) -> Void,
-               failed: @escaping @Sendable (StoreError) -> Void) throws -> any WatchHandle {
-        try inner.watch(prefix: prefix, from: revision, events: events, failed: failed)
+    func watch(ranges: [String: Int64], events: @escaping @Sendable ([WatchEvent]) -> Void,
+               failed: @escaping @Sendable (StoreError) -> Void) throws -> any RangeWatch {
+        try inner.watch(ranges: ranges, events: events, failed: failed)
     }
     func grantLease(ttl seconds: Int) throws -> LeaseID { try inner.grantLease(ttl: seconds) }
     func keepAlive(_ lease: LeaseID) throws -> Bool { try inner.keepAlive(lease) }

@@ -211,6 +211,42 @@ struct StoreContractTests {
         }
     }
 
+    @Test("a watch of several ranges: each from its own revision; a range added later from its listing, one removed stops", arguments: Backend.allCases)
+    func rangeWatch(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            try store.put("dnsd/v1/endpoints/a/1", Array("a1".utf8))
+            let (_, revisionA) = try store.list(prefix: "dnsd/v1/endpoints/a/")
+            try store.put("dnsd/v1/endpoints/b/1", Array("b1".utf8))
+            let seen = Mutex<[String]>([])
+            func keys() -> [String] { seen.withLock { $0 } }
+            func wait(for count: Int) { for _ in 0..<300 where keys().count < count { usleep(10_000) } }
+            let watch = try store.watch(ranges: ["dnsd/v1/endpoints/a/": revisionA + 1, "dnsd/v1/networks/": revisionA + 1],
+                                        events: { batch in seen.withLock { $0 += batch.map { "\($0.kind == .put ? "put" : "delete") \($0.entry.key)" } } },
+                                        failed: { _ in })
+            defer { watch.cancel() }
+            try store.put("dnsd/v1/endpoints/a/2", Array("a2".utf8))
+            try store.put("dnsd/v1/endpoints/b/2", Array("b2".utf8))
+            try store.put("dnsd/v1/networks/n", Array("n".utf8))
+            wait(for: 2)
+            #expect(Set(keys()) == ["put dnsd/v1/endpoints/a/2", "put dnsd/v1/networks/n"], "\(keys())")
+            // b joins, from a listing: its later changes come, what the listing had does not.
+            let (listed, revisionB) = try store.list(prefix: "dnsd/v1/endpoints/b/")
+            #expect(listed.map(\.key) == ["dnsd/v1/endpoints/b/1", "dnsd/v1/endpoints/b/2"])
+            watch.add(prefix: "dnsd/v1/endpoints/b/", from: revisionB + 1)
+            try store.put("dnsd/v1/endpoints/b/3", Array("b3".utf8))
+            try store.put("dnsd/v1/endpoints/a/3", Array("a3".utf8))
+            wait(for: 4)
+            #expect(Array(keys().dropFirst(2)).sorted() == ["put dnsd/v1/endpoints/a/3", "put dnsd/v1/endpoints/b/3"], "\(keys())")
+            // a leaves: its changes stop; b's go on, and a's history did not come again.
+            watch.remove(prefix: "dnsd/v1/endpoints/a/")
+            usleep(100_000)
+            try store.put("dnsd/v1/endpoints/a/4", Array("a4".utf8))
+            try store.delete("dnsd/v1/endpoints/b/1")
+            wait(for: 5)
+            usleep(300_000)
+            #expect(Array(keys().dropFirst(4)) == ["delete dnsd/v1/endpoints/b/1"], "\(keys())")
+        }
+    }
 }
 
 @Suite("etcd specifics", .timeLimit(.minutes(5)))

@@ -14,6 +14,10 @@ public struct MetricsSample: Sendable {
     public var hostsFileWrites: Int? = nil
     public var hostsFileRepairs: Int? = nil
     public var peerProgrammingErrors: Int? = nil
+    /// Store changes the watch delivered (every watched range).
+    public var storeEvents: Int? = nil
+    /// Networks whose endpoints this host watches (those something here is on).
+    public var watchedNetworks: Int? = nil
     /// Sandboxes withdrawn here whose withdrawal the store has not taken yet.
     public var pendingWithdrawals: Int? = nil
 

@@ -116,7 +116,8 @@ extension Daemon {
         if let network { try checkAttachable(network) }
         return try order.run(name.text) {
             let (lease, undo) = try startMaking(name)
-            return try undo.perform {
+            // The network's endpoints and claims watched here first (`Reconciler.using`).
+            return try watching(network?.name) { try undo.perform {
                 // The cluster first (names are unique there), in one transaction with the
                 // address and the endpoint; then this host's namespace and interfaces.
                 var claimed: EndpointState?
@@ -145,7 +146,7 @@ extension Daemon {
                 try startDNS(local)
                 sandboxes.save(local)
                 return local
-            }
+            } }
         }
     }
 
@@ -159,6 +160,12 @@ extension Daemon {
         let undo = Rollback(logger: logger)
         undo.add("reservation of \(name)") { [self] in sandboxes.unreserve(name) }
         return (lease, undo)
+    }
+
+    /// Runs `body` with `network` (if any) watched here: its endpoints and claims listed first.
+    private func watching<T>(_ network: String?, _ body: () throws -> T) throws -> T {
+        guard let network else { return try body() }
+        return try reconciler.using(network, body)
     }
 
     /// `dnsd attach`: a namespace made by a container runtime joins a network.
@@ -181,7 +188,7 @@ extension Daemon {
         let network = try self.network(networkName)
         try checkAttachable(network)
         let (lease, undo) = try startMaking(name)
-        return try undo.perform {
+        return try reconciler.using(network.name) { try undo.perform {
             let sandbox = try factory.adopt(path: path, name: name.text)
             let inode = try sandbox.namespace.inode()
             if let other = sandboxes.sandbox(inode: inode) {
@@ -210,7 +217,7 @@ extension Daemon {
             }
             sandboxes.save(local)
             return local
-        }
+        } }
     }
 
     private func connect(_ name: HostLabel, _ spec: ConnectionSpec) throws -> LocalSandbox {
@@ -238,13 +245,13 @@ extension Daemon {
         // An earlier attach of this sandbox whose outcome is unknown is settled first.
         try withdrawals.finish(name.text)
         let undo = Rollback(logger: logger)
-        return try undo.perform {
+        return try reconciler.using(network.name) { try undo.perform {
             let claimed = try claim(name: nil, as: name, aliases: local.aliases, on: network, requested: requested, lease: lease, undo: undo)
             try plug(&local, into: network, as: claimed, interface: interface, defaultRoute: false, undo: undo)
             records.update { $0.attach(local.id, to: local.namedNetworks) }
             sandboxes.save(local)
             return local
-        }
+        } }
     }
 
     func disconnect(_ name: HostLabel, from networkName: HostLabel) throws -> LocalSandbox {

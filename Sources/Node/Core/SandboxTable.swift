@@ -61,6 +61,11 @@ final class SandboxTable: @unchecked Sendable {
     /// The sandbox whose namespace has this nsfs inode.
     func sandbox(inode: UInt64) -> LocalSandbox? { lock.withLock { sandboxes.values.first { $0.namespaceInode == inode } } }
 
+    /// The networks sandboxes here are attached to (published attachments: not the nameless bridges).
+    func networksInUse() -> Set<String> {
+        lock.withLock { Set(sandboxes.values.flatMap { $0.attachments.filter { $0.published != nil }.map(\.network.name) }) }
+    }
+
     /// Whether a sandbox here is attached to the network named `network`.
     func uses(network: String) -> Bool {
         lock.withLock { sandboxes.values.contains { $0.attachments.contains { $0.network.name == network } } }

@@ -20,7 +20,8 @@ extension Daemon {
                 throw NodeError.notFound("no dnsd overlay network holds \(address)")
             }
             let mac = MACAddress(derivedFrom: address)
-            docker[id] = DockerEndpoint(network: record, address: address, mac: mac)
+            // Watched from here on: the table's entry keeps it so (`Reconciler.using`).
+            try reconciler.using(record.name) { docker[id] = DockerEndpoint(network: record, address: address, mac: mac) }
             return mac.description
         }
     }
@@ -148,19 +149,26 @@ extension Daemon {
             guard let record = try registry.networks().first(where: { $0.name == networkName && $0.driver == .overlay }) else {
                 throw NodeError.notFound("no dnsd overlay network '\(networkName)'")
             }
-            try devices.withNetwork(record) {}
-            let state = dockerState(id, network: record, address: address, name: name, aliases: aliases)
-            let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
-            if let error = refused[name] { throw error }
-            // Its veth, by the endpoint's name (or by the address, as earlier versions named it).
-            let label = try record.label
-            let port = [OverlayDriver.hostVethPortName(forEndpoint: id), AttachedEndpoint.bridgePortName("vd", for: address)]
-                .first { (try? overlay.hasBridgePort($0, on: label)) == true }
-            docker[id] = DockerEndpoint(network: record, address: address, mac: MACAddress(derivedFrom: address),
-                                        bridgePort: port, sandboxKey: sandboxKey, published: state, lease: lease)
-            serveGatewayResolver(record)
-            provideEgress(record)
+            try reconciler.using(record.name) { try takeBackDocker(id, record: record, address: address, name: name, aliases: aliases,
+                                                                   sandboxKey: sandboxKey, lease: lease) }
         }
+    }
+
+    /// `dockerAdopt`'s work, with the network watched.
+    private func takeBackDocker(_ id: String, record: NetworkRecord, address: IPv4Address, name: HostLabel, aliases: [String],
+                                sandboxKey: String?, lease: LeaseID) throws {
+        try devices.withNetwork(record) {}
+        let state = dockerState(id, network: record, address: address, name: name, aliases: aliases)
+        let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
+        if let error = refused[name] { throw error }
+        // Its veth, by the endpoint's name (or by the address, as earlier versions named it).
+        let label = try record.label
+        let port = [OverlayDriver.hostVethPortName(forEndpoint: id), AttachedEndpoint.bridgePortName("vd", for: address)]
+            .first { (try? overlay.hasBridgePort($0, on: label)) == true }
+        docker[id] = DockerEndpoint(network: record, address: address, mac: MACAddress(derivedFrom: address),
+                                    bridgePort: port, sandboxKey: sandboxKey, published: state, lease: lease)
+        serveGatewayResolver(record)
+        provideEgress(record)
     }
 
     /// The key that orders the calls on one Docker endpoint.

@@ -30,9 +30,11 @@ extension Daemon {
         let known = reconciler.known().endpoints
         let kept = Set(docker.all().values.compactMap { $0.published?.id }).union(running.map(dockerRecordID))
         let stale = known.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
+        var judged = true
         for record in stale {
-            _ = order.tryRun(keys: [record.name]) { withdrawStaleDockerRecord(record) }
+            judged = order.tryRun(keys: [record.name]) { withdrawStaleDockerRecord(record) } && judged
         }
+        if judged { docker.recordNetworksJudged() }
     }
 
     /// The liveness check's subjects for Docker endpoints: each joined endpoint whose container's
@@ -44,8 +46,11 @@ extension Daemon {
         docker.all().compactMap { id, endpoint in
             guard let path = endpoint.sandboxKey else { return nil }
             guard let inode = endpoint.namespaceInode else {
-                if let found = NamespaceIdentity.namespaceInodeIfPresent(atPath: path) { docker.noteNamespace(id, path: path, inode: found) }
-                return nil
+                // Judged from this round on: a container that dies a second after it started
+                // has been seen with its process.
+                guard let found = NamespaceIdentity.namespaceInodeIfPresent(atPath: path) else { return nil }
+                docker.noteNamespace(id, path: path, inode: found)
+                return .init(name: Self.dockerKey(id), path: path, inode: found, isContainer: true)
             }
             return .init(name: Self.dockerKey(id), path: path, inode: inode, isContainer: true)
         }

@@ -55,6 +55,10 @@ final class DockerEndpointTable: @unchecked Sendable {
     /// "network/address" -> when the IPAM last handed it out here.
     private var handedOut: [String: Date] = [:]
     private var unreleased: [UnreleasedAddress: Date] = [:]
+    /// Networks holding this host's Docker records from before a restart, watched until the
+    /// sweep has judged them (or `until`, when no dockerd ever sweeps): the sweep sees only what
+    /// this host watches.
+    private var recordNetworks: (names: Set<String>, until: Date) = ([], .distantPast)
 
     subscript(id: String) -> DockerEndpoint? {
         get { lock.withLock { endpoints[id] } }
@@ -64,6 +68,23 @@ final class DockerEndpointTable: @unchecked Sendable {
     func ids() -> [String] { lock.withLock { Array(endpoints.keys) } }
 
     func all() -> [String: DockerEndpoint] { lock.withLock { endpoints } }
+
+    /// The networks Docker endpoints here are on, and those holding its records from before a
+    /// restart that the sweep has not judged yet.
+    func networksInUse() -> Set<String> {
+        lock.withLock {
+            let endpointNetworks = Set(endpoints.values.map(\.network.name))
+            return Date() < recordNetworks.until ? endpointNetworks.union(recordNetworks.names) : endpointNetworks
+        }
+    }
+
+    /// Notes the networks of this host's Docker records found at start (see `recordNetworks`).
+    func rememberRecordNetworks(_ names: Set<String>, for seconds: TimeInterval) {
+        lock.withLock { recordNetworks = (names, Date().addingTimeInterval(seconds)) }
+    }
+
+    /// The sweep has judged the records from before the restart.
+    func recordNetworksJudged() { lock.withLock { recordNetworks = ([], .distantPast) } }
 
     func uses(network: String) -> Bool { lock.withLock { endpoints.values.contains { $0.network.name == network } } }
 

@@ -8,20 +8,25 @@ import Synchronization
 /// Projects the store onto this host, for every change, this host's own included: for each
 /// network, its DNS zone (every cluster network is in scope for the resolver as soon as the
 /// store has it, with or without endpoints) and, when it goes, its devices here; for each
-/// endpoint, DNS records and hosts-file lines, and for endpoints on other hosts one neighbour
-/// and one FDB entry on each overlay network that exists here. Starts from a listing and
-/// watches from the revision after it; if the store compacted that history, it lists again.
+/// endpoint of a network this host is on, DNS records and hosts-file lines, and for endpoints
+/// on other hosts one neighbour and one FDB entry on each overlay network that exists here.
+/// Starts from a listing and watches from the revision after it; if the store compacted that
+/// history, it lists again.
+///
+/// A host pays only for its own networks: it watches every network record (they define DNS
+/// scope) but the endpoints and address claims only of the networks something here is on
+/// (`Reconciler+Interest.swift`), listed when it joins one and dropped when it leaves.
 ///
 /// It owns its input (the store, through `ClusterRegistry`) and sees its outputs only through
 /// their interfaces (`Projections.swift`): it knows nothing of the daemon, and only emits: each
 /// remote endpoint goes to the peer table (which the overlay driver keeps per network and
 /// replays into a network made later), each network that left to the devices' owner.
 ///
-/// It also keeps what allocators read without a store round trip: the address claims of every
-/// network, from the same listing and watch.
+/// It also keeps what allocators read without a store round trip: the address claims of each
+/// watched network, from the same listings and watch.
 final class Reconciler: @unchecked Sendable {
     private let hostID: String
-    private let registry: ClusterRegistry
+    let registry: ClusterRegistry
     private let records: any DNSProjection
     private let hosts: any HostsProjection
     private let peers: any PeerProjection
@@ -29,29 +34,47 @@ final class Reconciler: @unchecked Sendable {
     private let teardown: any NetworkTeardown
     private let cache: StoreCache?
     let events: EventHub
-    private let logger: Logger
+    let logger: Logger
     /// Peers the kernel refused (for metrics).
     let peerErrors = Atomic<Int>(0)
-    private let lock = NSLock()
+    let lock = NSLock()
     /// The endpoints as last applied, by store key.
-    private var applied: [String: EndpointState] = [:]
+    var applied: [String: EndpointState] = [:]
     /// The networks as last applied, by name.
     private var networks: [String: NetworkRecord] = [:]
     /// Address claims by network, as last seen.
-    private var claims: [String: Set<IPv4Address>] = [:]
+    var claims: [String: Set<IPv4Address>] = [:]
     /// This host's endpoints withdrawn here before the store heard of it (a sandbox that vanished
     /// while the store was away): kept out of every projection until the store deletes them.
-    private var suppressed: Set<String> = []
-    private var watch: (any WatchHandle)?
+    var suppressed: Set<String> = []
+    var watch: (any RangeWatch)?
     private let filesQueue = DispatchQueue(label: "dnsd-hosts-files")
-    private var stopped = false
+    var stopped = false
+    /// True once a listing has been applied and its watch runs (`start`).
+    var started = false
+    /// The networks whose endpoints and claims are watched, with the revisions their listings
+    /// reflected (events at or before them are already in the listing).
+    var interest: [String: ListedRevisions] = [:]
+    /// Commands attaching to a network right now (`using`): it stays watched while they run.
+    var holds: [String: Int] = [:]
+    /// Settle rounds in a row each watched network was found unused.
+    var idleRounds: [String: Int] = [:]
+    /// The networks something on this host is on (sandboxes, runtimes' containers, Docker
+    /// endpoints): their owners answer. Never called under `lock`.
+    let inUse: @Sendable () -> Set<String>
+    /// Joins, leaves and (re)starts, one at a time: each lists and changes the watch's ranges.
+    let interestTurn = KeyedOrder()
+    /// Store events received (all watched ranges), for metrics.
+    let eventsReceived = Atomic<Int>(0)
     /// The newest store revision applied, and when the last change came (for metrics).
     private var revision: Int64 = 0
     private var lastEvent: Date?
 
     init(hostID: String, registry: ClusterRegistry, records: any DNSProjection, hosts: any HostsProjection,
-         peers: any PeerProjection, teardown: any NetworkTeardown, cache: StoreCache?, events: EventHub, logger: Logger) {
+         peers: any PeerProjection, teardown: any NetworkTeardown, cache: StoreCache?, events: EventHub, logger: Logger,
+         inUse: @escaping @Sendable () -> Set<String>) {
         self.hostID = hostID
+        self.inUse = inUse
         self.teardown = teardown
         self.registry = registry
         self.records = records
@@ -65,33 +88,47 @@ final class Reconciler: @unchecked Sendable {
     /// The newest store revision applied and when the last store event arrived.
     func watchProgress() -> (revision: Int64, lastEvent: Date?) { lock.withLock { (revision, lastEvent) } }
 
-    /// Lists networks, then endpoints, and watches both from the revision after the first
-    /// listing (events the second listing already has are applied again, which changes nothing).
+    /// Lists the networks, then the endpoints and claims of each network this host is on, and
+    /// watches each range from the revision after its listing. Replaces any earlier watch (a
+    /// restart after compaction, a new lease): what changed meanwhile is applied as a difference.
     func start() throws {
+        try interestTurn.run(Self.turn) { try startInTurn() }
+    }
+
+    private func startInTurn() throws {
         let (networkList, revision) = try registry.networksWithRevision()
-        let (endpoints, _) = try registry.endpoints()
-        let (claimList, _) = try registry.addressClaims()
+        let wanted = lock.withLock { Set(interest.keys).union(holds.keys) }.union(inUse())
+        var listings: [String: NetworkListing] = [:]
+        for name in wanted.sorted() { listings[name] = try list(name) }
         let gone: [NetworkRecord] = lock.withLock {
             self.revision = max(self.revision, revision)
-            claims = claimList
             var changes: [String: NetworkRecord?] = Dictionary(networkList.map { ($0.name, .some($0)) }, uniquingKeysWith: { a, _ in a })
             for name in networks.keys where changes[name] == nil { changes[name] = .some(nil) }
             let gone = applyNetworks(changes)
+            interest = listings.mapValues(\.revisions)
+            claims = listings.mapValues(\.claims)
+            idleRounds = [:]
+            let endpoints = listings.values.flatMap(\.endpoints)
             let byKey = Dictionary(endpoints.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
-            // Kept out until the store deleted them: a listing without them says it has.
-            suppressed = suppressed.filter { byKey[$0] != nil }
+            // Kept out until the store deleted them: a listing of their network without them says it has.
+            suppressed = suppressed.filter { byKey[$0] != nil || listings[Self.network(ofKey: $0)] == nil }
             apply(removing: applied.filter { byKey[$0.key] == nil }.map(\.value),
                   putting: endpoints.filter { applied[key($0)] != $0 }, filesInline: true)
             return gone
         }
         tearDown(gone)
-        let previous = lock.withLock { () -> (any WatchHandle)? in
+        let previous = lock.withLock { () -> (any RangeWatch)? in
             defer { watch = nil }
             return watch
         }
         // A watch that ended (or one a restart replaces) is released: its thread and connection.
         previous?.cancel()
-        let handle = try registry.store.watch(prefix: Keys.root, from: revision + 1, events: { [weak self] events in
+        var ranges = [Keys.networks: revision + 1]
+        for (name, listing) in listings {
+            ranges[Keys.networkEndpoints(name)] = listing.revisions.endpoints + 1
+            ranges[Keys.ipam(name)] = listing.revisions.claims + 1
+        }
+        let handle = try registry.store.watch(ranges: ranges, events: { [weak self] events in
             self?.apply(events)
         }, failed: { [weak self] error in
             guard let self else { return }
@@ -101,6 +138,7 @@ final class Reconciler: @unchecked Sendable {
         let keep = lock.withLock { () -> Bool in
             guard !stopped else { return false }
             watch = handle
+            started = true
             return true
         }
         if !keep { handle.cancel() }
@@ -160,7 +198,7 @@ final class Reconciler: @unchecked Sendable {
     }
 
     func stop() {
-        let handle = lock.withLock { () -> (any WatchHandle)? in
+        let handle = lock.withLock { () -> (any RangeWatch)? in
             stopped = true
             defer { watch = nil }
             return watch
@@ -168,20 +206,30 @@ final class Reconciler: @unchecked Sendable {
         handle?.cancel()
     }
 
-    private func key(_ endpoint: EndpointState) -> String { "\(endpoint.network)/\(endpoint.id)" }
+    func key(_ endpoint: EndpointState) -> String { "\(endpoint.network)/\(endpoint.id)" }
+
+    /// The network of an endpoint key (`NETWORK/ID`).
+    static func network(ofKey key: String) -> String { String(key.prefix { $0 != "/" }) }
 
     private func apply(_ events: [WatchEvent]) {
+        eventsReceived.add(events.count, ordering: .relaxed)
         let gone: [NetworkRecord] = lock.withLock {
             lastEvent = Date()
             if let newest = events.map(\.entry.modRevision).max() { revision = max(revision, newest) }
-            // The last event of each key wins; nil: deleted (or unreadable).
+            // The last event of each key wins; nil: deleted (or unreadable). An endpoint or a
+            // claim counts only on a watched network and after its listing (a range just
+            // removed, or one from before a join's listing, may still have events on the way).
             var finalNetworks: [String: NetworkRecord?] = [:]
             var finalEndpoints: [String: EndpointState?] = [:]
             for event in events {
+                let revision = event.entry.modRevision
                 switch ClusterRegistry.change(event, logger: logger) {
                 case .network(let name, let record)?: finalNetworks[name] = .some(record)
-                case .endpoint(let k, let state)?: finalEndpoints[k] = .some(state)
+                case .endpoint(let k, let state)?:
+                    guard let listed = interest[Self.network(ofKey: k)], revision > listed.endpoints else { continue }
+                    finalEndpoints[k] = .some(state)
                 case .addressClaim(let network, let address, let held)?:
+                    guard let listed = interest[network], revision > listed.claims else { continue }
                     if held { claims[network, default: []].insert(address) } else { claims[network]?.remove(address) }
                 case nil: continue
                 }
@@ -243,7 +291,7 @@ final class Reconciler: @unchecked Sendable {
     /// events (thousands of endpoints, each a line in hundreds of files) never holds the next
     /// batch's DNS answers back. The queue is serial: files see the changes in store order.
     /// A listing (`filesInline`) writes them before returning, as recovery's sweep expects.
-    private func apply(removing: [EndpointState], putting: [EndpointState], filesInline: Bool = false) {
+    func apply(removing: [EndpointState], putting: [EndpointState], filesInline: Bool = false, announce: Bool = true) {
         var gone = removing, added: [(EndpointState, HostLabel)] = []
         for endpoint in putting {
             let k = key(endpoint)
@@ -270,7 +318,7 @@ final class Reconciler: @unchecked Sendable {
             applied[key(endpoint)] = endpoint
             programPeer(endpoint, add: true)
         }
-        if events.isFollowed {
+        if announce && events.isFollowed {
             let now = EventHub.now(), me = hostID
             func event(_ endpoint: EndpointState, _ action: ChangeEvent.Action) -> ChangeEvent {
                 ChangeEvent(time: now, kind: .endpoint, action: action, network: endpoint.network, name: endpoint.name,

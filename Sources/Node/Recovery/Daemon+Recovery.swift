@@ -17,17 +17,20 @@ extension Daemon {
     /// when the store is unreachable, the cached view `known`).
     func recoverLocally(known: StoreCache.Snapshot?) -> [Republication] {
         let me = configuration.hostID
+        let journal = sandboxes.journal.load()
         var listed: (endpoints: [EndpointState], networks: [NetworkRecord]) = ([], [])
         if known == nil {
             // Only to find sandboxes the journal lacks: without the listing, the journal alone.
-            attempt("listing the store for recovery") { listed = (try registry.endpoints().endpoints, try registry.networks()) }
+            attempt("listing the store for recovery") { listed = (try storedOwnEndpoints(journal: journal), try registry.networks()) }
         }
         let allEndpoints = known?.endpoints ?? listed.endpoints
         let allNetworks = known?.networks ?? listed.networks
+        // Docker's records from before: their networks stay watched until the sweep judged them.
+        docker.rememberRecordNetworks(Set(allEndpoints.filter { $0.host == me && $0.runtime == "docker" }.map(\.network)), for: 120)
         // Docker's endpoints are re-adopted from dockerd (`dockerAdopt`), not from here.
         let stored = Dictionary(grouping: allEndpoints.filter { $0.host == me && $0.runtime == nil }, by: \.name)
         let networks = Dictionary(allNetworks.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        var entries = Dictionary(sandboxes.journal.load().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var entries = Dictionary(journal.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for (name, published) in stored where entries[name] == nil {
             // Published by a daemon that kept no journal entry for it: a sandbox `run` made.
             entries[name] = SandboxJournal.Entry(name: name, hostname: name, aliases: published.first?.aliases ?? [],
@@ -106,6 +109,16 @@ extension Daemon {
             }
             return true
         }
+    }
+
+    /// This host's records in the store, listed from the networks it had something on (the
+    /// journal's, and the cached view's own endpoints'): a restart costs what this host's networks
+    /// hold, not the cluster. Without a cached view (a first start), one listing of every network.
+    private func storedOwnEndpoints(journal: [SandboxJournal.Entry]) throws -> [EndpointState] {
+        let me = configuration.hostID
+        guard let cached = cache.load() else { return try registry.endpoints().endpoints.filter { $0.host == me } }
+        let networks = Set(journal.flatMap { $0.endpoints.map(\.network) }).union(cached.endpoints.filter { $0.host == me }.map(\.network))
+        return try networks.sorted().flatMap { try registry.endpoints(on: $0).endpoints }.filter { $0.host == me }
     }
 
     private func withdraw(_ entry: SandboxJournal.Entry, alsoStored: [EndpointState]) {

@@ -71,6 +71,8 @@ final class DaemonMetrics: ForwardObserver, @unchecked Sendable {
             if let value = now.pendingWithdrawals { gauge("dnsd_pending_withdrawals", [], Double(value)) }
             if let value = now.watchRevision { gauge("dnsd_store_watch_revision", [], Double(value)) }
             if let value = now.lastStoreEvent { gauge("dnsd_store_seconds_since_last_event", [], Date().timeIntervalSince(value)) }
+            if let value = now.storeEvents { push("dnsd_store_events_total", [], total: UInt64(value)) }
+            if let value = now.watchedNetworks { gauge("dnsd_watched_networks", [], Double(value)) }
             if let value = now.hostsFileWrites { push("dnsd_hosts_file_writes_total", [], total: UInt64(value)) }
             if let value = now.hostsFileRepairs { push("dnsd_hosts_file_repairs_total", [], total: UInt64(value)) }
             if let value = now.peerProgrammingErrors { push("dnsd_peer_programming_errors_total", [], total: UInt64(value)) }

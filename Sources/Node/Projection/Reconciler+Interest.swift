@@ -1,0 +1,148 @@
+import Addressing
+import ClusterState
+import Foundation
+import Store
+
+/// The revisions a network's listings reflected: its endpoints' and its address claims'.
+struct ListedRevisions: Sendable, Equatable {
+    var endpoints: Int64
+    var claims: Int64
+}
+
+/// One network's endpoints and address claims, as listed.
+struct NetworkListing {
+    var endpoints: [EndpointState]
+    var claims: Set<IPv4Address>
+    var revisions: ListedRevisions
+}
+
+/// Per-network interest: the networks whose endpoints and claims this host watches are those
+/// something here is on. A command attaching to a network joins it first (`using`: listed, then
+/// watched from the listing's revision, before an address is picked from the claims or a hosts
+/// file is written from the endpoints); a network nothing here has been on for a few rounds is
+/// dropped (its ranges leave the watch, its records this host's projections). Joins, leaves and
+/// (re)starts take turns (`interestTurn`): each lists and changes the watch's ranges, and none
+/// of them holds `lock` across the store.
+extension Reconciler {
+    static let turn = "interest"
+    /// Rounds (seconds) a watched network must be found unused in a row before it is dropped: a
+    /// command between its claim and its sandbox's record, a container restarting, keep it.
+    static let idleRoundsBeforeLeaving = 2
+
+    /// The networks whose endpoints are watched here.
+    func watchedNetworks() -> Set<String> { lock.withLock { Set(interest.keys) } }
+
+    /// Runs `body` with `network`'s endpoints and claims watched here (listed first, if they were
+    /// not); it stays watched while `body` runs, and after it while something here is on it.
+    func using<T>(_ network: String, _ body: () throws -> T) throws -> T {
+        try join(network)
+        defer { releaseHold(network) }
+        return try body()
+    }
+
+    private func join(_ network: String) throws {
+        let ready = lock.withLock { () -> Bool in
+            holds[network, default: 0] += 1
+            // Before the first start, the start lists what is held.
+            return interest[network] != nil || !started
+        }
+        if ready { return }
+        do {
+            try interestTurn.run(Self.turn) {
+                guard lock.withLock({ interest[network] == nil && started }) else { return }
+                try watchNetworks([network: try list(network)])
+            }
+        } catch {
+            releaseHold(network)
+            throw error
+        }
+    }
+
+    private func releaseHold(_ network: String) {
+        lock.withLock {
+            holds[network, default: 1] -= 1
+            if holds[network] == 0 { holds[network] = nil }
+        }
+    }
+
+    /// One network's endpoints and claims from the store.
+    func list(_ network: String) throws -> NetworkListing {
+        let (endpoints, endpointsRevision) = try registry.endpoints(on: network)
+        let (claims, claimsRevision) = try registry.addressClaims(on: network)
+        return NetworkListing(endpoints: endpoints, claims: claims,
+                              revisions: ListedRevisions(endpoints: endpointsRevision, claims: claimsRevision))
+    }
+
+    /// One round (every second): networks something here is on but not watched are joined (a
+    /// sandbox recovered while the store was away, a join that failed); watched ones nothing
+    /// here has been on for `idleRoundsBeforeLeaving` rounds are dropped. A round never waits
+    /// behind a join: it tries again next time.
+    func settleInterest() throws {
+        let used = inUse()
+        _ = try interestTurn.tryRun(Self.turn) {
+            let (missing, leaving) = lock.withLock { () -> ([String], [String]) in
+                guard started, !stopped else { return ([], []) }
+                let wanted = used.union(holds.keys)
+                var leaving: [String] = []
+                for name in interest.keys.sorted() {
+                    if wanted.contains(name) {
+                        idleRounds[name] = nil
+                        continue
+                    }
+                    idleRounds[name, default: 0] += 1
+                    if idleRounds[name, default: 0] >= Self.idleRoundsBeforeLeaving { leaving.append(name) }
+                }
+                return (wanted.filter { interest[$0] == nil }.sorted(), leaving)
+            }
+            if !leaving.isEmpty { unwatch(leaving) }
+            if !missing.isEmpty {
+                var listings: [String: NetworkListing] = [:]
+                for name in missing { listings[name] = try list(name) }
+                watchNetworks(listings)
+            }
+        }
+    }
+
+    /// In the turn: takes in the listings of networks not watched yet (their endpoints as a
+    /// difference from what is applied) and adds their ranges to the watch, each from the
+    /// revision after its listing.
+    private func watchNetworks(_ listings: [String: NetworkListing]) {
+        let watch: (any RangeWatch)? = lock.withLock {
+            for (name, listing) in listings.sorted(by: { $0.key < $1.key }) {
+                interest[name] = listing.revisions
+                claims[name] = listing.claims
+                idleRounds[name] = nil
+                let byKey = Dictionary(listing.endpoints.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+                apply(removing: applied.values.filter { $0.network == name && byKey[key($0)] == nil },
+                      putting: listing.endpoints.filter { applied[key($0)] != $0 }, filesInline: true)
+            }
+            return self.watch
+        }
+        for (name, listing) in listings {
+            watch?.add(prefix: Keys.networkEndpoints(name), from: listing.revisions.endpoints + 1)
+            watch?.add(prefix: Keys.ipam(name), from: listing.revisions.claims + 1)
+        }
+        if !listings.isEmpty {
+            logger.debug("watching networks", metadata: ["networks": "\(listings.keys.sorted().joined(separator: ","))"])
+        }
+    }
+
+    /// In the turn: drops networks nothing here is on: their records leave DNS, hosts files and
+    /// the peer tables here (quietly: nothing left the cluster), then their ranges the watch.
+    private func unwatch(_ names: [String]) {
+        let watch: (any RangeWatch)? = lock.withLock {
+            for name in names {
+                interest[name] = nil
+                claims[name] = nil
+                idleRounds[name] = nil
+                apply(removing: applied.values.filter { $0.network == name }, putting: [], announce: false)
+            }
+            return self.watch
+        }
+        for name in names {
+            watch?.remove(prefix: Keys.networkEndpoints(name))
+            watch?.remove(prefix: Keys.ipam(name))
+        }
+        logger.debug("no longer watching networks", metadata: ["networks": "\(names.joined(separator: ","))"])
+    }
+}
