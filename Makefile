@@ -8,7 +8,7 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 podman runc conmon containerd containernetworking-plugins uidmap docker.io
 RELEASE_BIN := .build/release/dnsd
 
-.PHONY: all deps build release test fuzz demo demo-podman demo-docker bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-concurrency bench-docker clean-test-leftovers clean
+.PHONY: all deps build release test fuzz demo demo-podman demo-docker bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-concurrency bench-docker bench-fleet clean-test-leftovers clean
 
 all: build
 
@@ -82,7 +82,7 @@ demo-resolver: release
 	scripts/demo-resolver.sh $(RELEASE_BIN)
 
 ## Benchmarks (DESIGN.md §6). Each prints its figures and ratios against the peers.
-bench: bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-concurrency bench-docker
+bench: bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-concurrency bench-docker bench-fleet
 
 bench-dns: release
 	bench/dns.sh $(RELEASE_BIN)
@@ -113,6 +113,9 @@ bench-concurrency: release
 
 bench-docker: release
 	bench/docker.sh $(RELEASE_BIN)
+
+bench-fleet: release
+	bench/fleet.sh $(RELEASE_BIN)
 
 ## What test runs that died left behind (their namespaces, files, links and processes, found by
 ## their run token), and nothing of a run or benchmark still going: scripts/sweep-test-runs.sh.

@@ -223,10 +223,24 @@ struct ReconcilerTests {
         #expect(eventually { names(fx, on: "other") == ["x", "z"] }, "changes after the listing arrive")
         try fx.reconciler.settleInterest()
         #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"], "in use: kept")
-        // Nothing here is on it any more: dropped after two rounds, not one.
+        // A command attaching holds it, whatever the rounds say.
+        fx.used.networks = ["vnet"]
+        try fx.reconciler.using("other") {
+            for _ in 0..<3 { try fx.reconciler.settleInterest() }
+            #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"], "held while a command attaches")
+        }
+        // Idle rounds count only in a row: unused, used again, unused: still watched.
+        fx.used.networks = ["vnet", "other"]
+        try fx.reconciler.settleInterest()
         fx.used.networks = ["vnet"]
         try fx.reconciler.settleInterest()
         #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"], "one idle round keeps it (a command between claim and record)")
+        fx.used.networks = ["vnet", "other"]
+        try fx.reconciler.settleInterest()
+        fx.used.networks = ["vnet"]
+        try fx.reconciler.settleInterest()
+        #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"], "idle rounds not in a row")
+        // Nothing here is on it any more: dropped after two rounds in a row.
         try fx.reconciler.settleInterest()
         #expect(fx.reconciler.watchedNetworks() == ["vnet"])
         #expect(names(fx, on: "other").isEmpty && fx.reconciler.claimedAddresses(on: "other").isEmpty)
@@ -242,6 +256,8 @@ struct ReconcilerTests {
         fx.used.networks = ["vnet", "other"]
         try fx.reconciler.settleInterest()
         #expect(names(fx, on: "other") == ["x", "z", "w"])
+        try fx.registry.publish(fx.endpoint("v", 8, host: "h2", network: "other"), lease: nil)
+        #expect(eventually { names(fx, on: "other") == ["x", "z", "w", "v"] }, "and watched again")
     }
 
     @Test("a restart of the watch (compaction, a new lease) lists again exactly the networks it watches")
@@ -259,9 +275,13 @@ struct ReconcilerTests {
         #expect(eventually { names(fx, on: "vnet") == ["b"] && names(fx, on: "other") == ["x"] })
         try fx.reconciler.start()
         #expect(fx.reconciler.watchedNetworks() == ["vnet", "other"])
+        let before = fx.reconciler.eventsReceived.load(ordering: .relaxed)
+        try fx.registry.publish(fx.endpoint("u", 7, host: "h2", network: "third"), lease: nil)
         try fx.registry.withdraw(endpoint: "h2-x", network: try HostLabel("other"))
         try fx.registry.publish(fx.endpoint("c", 6, host: "h2"), lease: nil)
         #expect(eventually { names(fx, on: "vnet") == ["b", "c"] && names(fx, on: "other").isEmpty }, "the new watch carries both")
         #expect(names(fx, on: "third").isEmpty)
+        usleep(200_000)
+        #expect(fx.reconciler.eventsReceived.load(ordering: .relaxed) - before == 2, "only the watched networks' changes, once each (the old watch is gone)")
     }
 }

@@ -34,7 +34,11 @@ extension Daemon {
         for record in stale {
             judged = order.tryRun(keys: [record.name]) { withdrawStaleDockerRecord(record) } && judged
         }
-        if judged { docker.recordNetworksJudged() }
+        // Judged once each record from before is withdrawn or taken back: a running container's
+        // not yet taken back keeps its network watched (its container may still die).
+        let taken = Set(docker.all().values.compactMap { $0.published?.id })
+        let waiting = known.contains { $0.host == configuration.hostID && $0.runtime == "docker" && !taken.contains($0.id) && kept.contains($0.id) }
+        if judged && !waiting { docker.recordNetworksJudged() }
     }
 
     /// The liveness check's subjects for Docker endpoints: each joined endpoint whose container's
