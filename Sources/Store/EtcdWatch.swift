@@ -196,8 +196,9 @@ final class StreamLiveness: @unchecked Sendable {
         let (stream, start) = condition.withLock { () -> (Stream, Bool) in
             nextID += 1
             entries[nextID] = Entry(endpoint: endpoint, probePrefix: probePrefix, client: client, lastHeard: Date())
-            defer { running = true }
-            return (Stream(id: nextID), !running && !stopped)
+            let start = !running && !stopped
+            if start { running = true }
+            return (Stream(id: nextID), start)
         }
         if start { Thread.detachNewThread { [self] in loop() } }
         return stream
@@ -208,10 +209,14 @@ final class StreamLiveness: @unchecked Sendable {
     func heard(_ stream: Stream) { condition.withLock { entries[stream.id]?.lastHeard = Date() } }
 
     func stop() {
-        let wasRunning = condition.withLock {
-            stopped = true
+        // Once: a second stop finds nothing to wait for.
+        let wasRunning = condition.withLock { () -> Bool in
+            defer {
+                stopped = true
+                running = false
+            }
             condition.broadcast()
-            return running
+            return running && !stopped
         }
         if wasRunning { done.wait() }
     }

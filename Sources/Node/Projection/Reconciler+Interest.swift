@@ -129,16 +129,20 @@ extension Reconciler {
 
     /// In the turn: drops networks nothing here is on: their records leave DNS, hosts files and
     /// the peer tables here (quietly: nothing left the cluster), then their ranges the watch.
-    private func unwatch(_ names: [String]) {
-        let watch: (any RangeWatch)? = lock.withLock {
+    private func unwatch(_ candidates: [String]) {
+        let (names, watch) = lock.withLock { () -> ([String], (any RangeWatch)?) in
+            // A command that joined since the round decided (it found the network watched and
+            // took a hold) keeps it.
+            let names = candidates.filter { holds[$0] == nil }
             for name in names {
                 interest[name] = nil
                 claims[name] = nil
                 idleRounds[name] = nil
                 apply(removing: applied.values.filter { $0.network == name }, putting: [], announce: false)
             }
-            return self.watch
+            return (names, self.watch)
         }
+        guard !names.isEmpty else { return }
         for name in names {
             watch?.remove(prefix: Keys.networkEndpoints(name))
             watch?.remove(prefix: Keys.ipam(name))

@@ -260,6 +260,11 @@ final class Reconciler: @unchecked Sendable {
                 if let record, let subnet = try? record.parsedSubnet {
                     networks[name] = record
                     table.setNetwork(label, subnets: [subnet])
+                    // Networks and endpoints come on streams of their own: a removal of this
+                    // name that arrived late took the endpoints applied since with it.
+                    for endpoint in applied.values where endpoint.network == name {
+                        if let record = endpoint.record { table.setEndpoint(endpoint.id, on: label, record) }
+                    }
                     appeared.append(record)
                 } else {
                     networks[name] = nil
