@@ -318,25 +318,23 @@ def measure(n):
             origin = random.choice([h for h in range(1, n + 1) if m in fleet.on[h]])
             name = f"{fleet.p}c{r}"
             targets = [probers[s] for s in fleet.observers(m, excluding=origin)]
-            for p in targets:
-                p.ask([f"{name}.{fleet.nets[m]}"], True)
-            started = time.monotonic()
-            out = fleet.dnsd(origin, "run", f"--name={name}", f"--net={fleet.nets[m]}")
-            returned = time.monotonic()
-            assert out.returncode == 0, out.stderr
-            seen = wait_all(targets, 5)
+            def timed(want, *command):
+                """Runs `dnsd COMMAND` on the origin host; (started, returned, seen everywhere or None)."""
+                for p in targets:
+                    p.ask([f"{name}.{fleet.nets[m]}"], want)
+                started = time.monotonic()
+                out = fleet.dnsd(origin, *command)
+                returned = time.monotonic()
+                assert out.returncode == 0, out.stderr
+                return started, returned, wait_all(targets, 5)
+            started, returned, seen = timed(True, "run", f"--name={name}", f"--net={fleet.nets[m]}")
             if seen is None:
                 missed += 1
             else:
                 up.append(max(0.0, seen - returned) * 1000)
                 up_from_start.append((seen - started) * 1000)
                 observed.append(len(targets))
-            for p in targets:
-                p.ask([f"{name}.{fleet.nets[m]}"], False)
-            out = fleet.dnsd(origin, "stop", name)
-            returned = time.monotonic()
-            assert out.returncode == 0, out.stderr
-            seen = wait_all(targets, 5)
+            _, returned, seen = timed(False, "stop", name)
             if seen is None:
                 missed += 1
             else:

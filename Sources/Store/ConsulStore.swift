@@ -168,9 +168,7 @@ final class ConsulRangeWatch: RangeWatch, @unchecked Sendable {
     private let store: ConsulStore
     private let logger: Logger
     private let events: @Sendable ([WatchEvent]) -> Void
-    private let lock = NSLock()
-    private var loops: [String: WatchThread] = [:]
-    private var cancelled = false
+    private let loops = PrefixLoops()
 
     init(store: ConsulStore, logger: Logger, events: @escaping @Sendable ([WatchEvent]) -> Void) {
         self.store = store
@@ -180,28 +178,12 @@ final class ConsulRangeWatch: RangeWatch, @unchecked Sendable {
 
     func add(prefix: String, from revision: Int64) {
         let watch = ConsulWatch(store: store, prefix: prefix, from: revision, logger: logger, events: events)
-        let thread = WatchThread()
-        let added = lock.withLock {
-            guard !cancelled, loops[prefix] == nil else { return false }
-            loops[prefix] = thread
-            return true
-        }
-        if added { thread.start(name: "dnsd-consul-watch") { watch.run($0) } }
+        loops.start(prefix, name: "dnsd-consul-watch") { watch.run($0) }
     }
 
-    func remove(prefix: String) {
-        let thread = lock.withLock { loops.removeValue(forKey: prefix) }
-        thread?.cancel()
-    }
+    func remove(prefix: String) { loops.stop(prefix) }
 
-    func cancel() {
-        let threads = lock.withLock {
-            cancelled = true
-            defer { loops = [:] }
-            return Array(loops.values)
-        }
-        for thread in threads { thread.cancel() }
-    }
+    func cancel() { loops.stopAll() }
 }
 
 /// The loop of a Consul watch of one prefix; its state is touched only by the watch's thread.

@@ -15,8 +15,8 @@ final class EtcdRangeWatch: RangeWatch, @unchecked Sendable {
     private let events: @Sendable ([WatchEvent]) -> Void
     private let failed: @Sendable (StoreError) -> Void
     private let liveness: StreamLiveness
+    private let streams = PrefixLoops()
     private let lock = NSLock()
-    private var streams: [String: WatchThread] = [:]
     private var cancelled = false
     /// Set once one stream failed: `failed` is called once for the whole watch.
     private var failedOnce = false
@@ -31,30 +31,16 @@ final class EtcdRangeWatch: RangeWatch, @unchecked Sendable {
     }
 
     func add(prefix: String, from revision: Int64) {
-        let thread = WatchThread()
-        let added = lock.withLock {
-            guard !cancelled, streams[prefix] == nil else { return false }
-            streams[prefix] = thread
-            return true
-        }
-        guard added else { return }
         let watch = EtcdWatch(endpoints: endpoints, prefix: prefix, from: revision, liveness: liveness, logger: logger,
                               events: events, failed: { [weak self] error in self?.streamFailed(error) })
-        thread.start(name: "dnsd-etcd-watch") { watch.run($0) }
+        streams.start(prefix, name: "dnsd-etcd-watch") { watch.run($0) }
     }
 
-    func remove(prefix: String) {
-        let thread = lock.withLock { streams.removeValue(forKey: prefix) }
-        thread?.cancel()
-    }
+    func remove(prefix: String) { streams.stop(prefix) }
 
     func cancel() {
-        let threads = lock.withLock {
-            cancelled = true
-            defer { streams = [:] }
-            return Array(streams.values)
-        }
-        for thread in threads { thread.cancel() }
+        lock.withLock { cancelled = true }
+        streams.stopAll()
         liveness.stop()
     }
 

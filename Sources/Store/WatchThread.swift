@@ -39,3 +39,38 @@ final class WatchThread: WatchHandle, @unchecked Sendable {
         if wasRunning { done.wait() }
     }
 }
+
+/// One watch loop per prefix, each on a thread of its own: the ranges of a `RangeWatch` on a
+/// store whose watches are per prefix (etcd's streams, Consul's blocking queries).
+final class PrefixLoops: @unchecked Sendable {
+    private let lock = NSLock()
+    private var loops: [String: WatchThread] = [:]
+    private var stopped = false
+
+    /// Starts `loop` for `prefix` on a thread named `name`, unless one runs for it or all stopped.
+    func start(_ prefix: String, name: String, _ loop: @escaping @Sendable (WatchThread) -> Void) {
+        let thread = WatchThread()
+        let added = lock.withLock {
+            guard !stopped, loops[prefix] == nil else { return false }
+            loops[prefix] = thread
+            return true
+        }
+        if added { thread.start(name: name, loop) }
+    }
+
+    /// Ends `prefix`'s loop; returns once it no longer runs.
+    func stop(_ prefix: String) {
+        let thread = lock.withLock { loops.removeValue(forKey: prefix) }
+        thread?.cancel()
+    }
+
+    /// Ends every loop, and starts none after.
+    func stopAll() {
+        let threads = lock.withLock {
+            stopped = true
+            defer { loops = [:] }
+            return Array(loops.values)
+        }
+        for thread in threads { thread.cancel() }
+    }
+}

@@ -50,7 +50,7 @@ extension Reconciler {
         do {
             try interestTurn.run(Self.turn) {
                 guard lock.withLock({ interest[network] == nil && started }) else { return }
-                try watchNetworks([network: try list(network)])
+                watchNetworks([network: try list(network)])
             }
         } catch {
             releaseHold(network)
