@@ -7,8 +7,11 @@ APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl
                 etcd-server etcd-client \
                 podman runc conmon containerd containernetworking-plugins uidmap docker.io
 RELEASE_BIN := .build/release/dnsd
+## The package's version: BuildInfo.version, the one place it is kept.
+VERSION := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/BuildInfo/BuildInfo.swift)
+DEB := dist/dnsd_$(VERSION)_amd64.deb
 
-.PHONY: all deps build release test fuzz demo demo-podman demo-docker bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-concurrency bench-docker bench-fleet clean-test-leftovers clean
+.PHONY: all deps build release deb test-package test fuzz demo demo-podman demo-docker bench bench-dns bench-hosts bench-attach bench-converge bench-noisy bench-scale bench-cli bench-cni bench-concurrency bench-docker bench-fleet clean-test-leftovers clean
 
 all: build
 
@@ -48,6 +51,19 @@ test: deps clean-test-leftovers
 	@echo "== figures"; grep -h '^FIGURE' .build/test.log || true
 	ROUNDS=3 bench/noisy.sh .build/debug/dnsd
 	@$(MAKE) --no-print-directory clean-test-leftovers
+	@$(MAKE) --no-print-directory test-package
+
+## The package: release binaries (Swift runtime linked in), the service unit, the config file,
+## man pages (ArgumentParser's generate-manual plugin) and shell completions, by dpkg-deb.
+deb: release
+	swift build --product generate-manual
+	scripts/mkdeb.sh .build/release $(VERSION) dist
+
+## Installs the package on this machine (refusing if a dnsd package is installed already),
+## runs the story on two simulated hosts with /opt/swift hidden, upgrades, purges.
+test-package: deb
+	@[ "$$(id -u)" = 0 ] || { echo "make test-package needs root"; exit 1; }
+	scripts/test-package.sh $(DEB)
 
 ## A long fuzz run of the DNS query path and the store decoders (5M mutated packets;
 ## DNSD_FUZZ_ITERATIONS to change), optimised, with @testable imports enabled, in its own build

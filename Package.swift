@@ -93,6 +93,10 @@ let package = Package(
         // runtime starts it for every container and the daemon binary takes ~5 ms just to start.
         .executableTarget(name: "dnsd-cni", dependencies: ["ControlAPI", "Addressing"]),
 
+        // The version, commit and build date (the last two stamped into the linked binary).
+        .target(name: "CBuildStamp"),
+        .target(name: "BuildInfo", dependencies: ["CBuildStamp"]),
+
         // One-line errors for the root command of each executable (DESIGN.md §2).
         .target(name: "CommandLineSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
@@ -101,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "dnsd",
             dependencies: [
-                "ControlAPI", "CommandLineSupport", "ClusterRecords", "Addressing",
+                "ControlAPI", "CommandLineSupport", "ClusterRecords", "Addressing", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -111,7 +115,7 @@ let package = Package(
             name: "dnsd-daemon",
             dependencies: [
                 "Node", "ControlAPI", "CommandLineSupport", "Resolver", "HostsWriter", "OverlayNet", "Store", "ClusterState", "Netns",
-                "Addressing", "CShim",
+                "Addressing", "CShim", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

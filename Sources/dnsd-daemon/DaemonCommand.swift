@@ -1,6 +1,7 @@
 import CommandLineSupport
 import Addressing
 import ArgumentParser
+import BuildInfo
 import Dispatch
 import Foundation
 import Node
@@ -15,13 +16,19 @@ struct DaemonCommand: ParsableCommand {
         commandName: "daemon",
         abstract: "Run the per-host daemon: overlay networks, names, DNS at 127.0.0.11, hosts files.",
         discussion: """
-            Every host of a cluster runs one daemon against the same store. A single host needs no
+            Every host of a cluster runs one daemon against the same store. A single host needs no \
             store: the default `--store local` keeps the cluster state in the state directory.
 
             Example (host h1 of a cluster using etcd):
               dnsd daemon --store etcd://198.18.0.254:2379 --advertise 198.18.0.1 --host-id h1
+
+            The same from a file (the package's service runs `dnsd daemon --config /etc/dnsd/dnsd.json`):
+              {"store": "etcd://198.18.0.254:2379", "advertise": "198.18.0.1", "host-id": "h1"}
             """
     )
+
+    @Option(help: "Read the daemon's settings from this JSON file (keys: the long flag names, e.g. \"host-id\"; \"upstream\" a list); flags on the command line override it.")
+    var config: String?
 
     @Option(help: "Store: local, etcd://H:P[,H:P...] or consul://H:P.")
     var store: String = "local"
@@ -154,7 +161,7 @@ struct DaemonCommand: ParsableCommand {
             plugin = server
             docker = integration
         }
-        logger.info("dnsd daemon ready", metadata: ["host": "\(hostId)", "store": "\(store)", "socket": "\(sock)", "mode": "\(dnsMode)"])
+        logger.info("\(BuildInfo.line) ready", metadata: ["host": "\(hostId)", "store": "\(store)", "socket": "\(sock)", "mode": "\(dnsMode)"])
         stop.wait()
         // A command under way finishes (or rolls back) before the daemon goes: no new clients,
         // then the command lock taken for good, then the replies of those served meanwhile.

@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import Metrics
 import Prometheus
+import BuildInfo
 import Node
 import Resolver
 
@@ -66,6 +67,7 @@ final class DaemonMetrics: ForwardObserver, @unchecked Sendable {
                     gauge("dnsd_endpoints", [("network", network), ("scope", "remote")], Double(counts.remote))
                 }
             }
+            gauge("dnsd_build_info", [("version", BuildInfo.version), ("commit", BuildInfo.commit), ("build_date", BuildInfo.buildDate)], 1)
             if let value = now.sandboxes { gauge("dnsd_sandboxes", [], Double(value)) }
             if let value = now.storeUp { gauge("dnsd_store_up", [], value ? 1 : 0) }
             if let value = now.pendingWithdrawals { gauge("dnsd_pending_withdrawals", [], Double(value)) }

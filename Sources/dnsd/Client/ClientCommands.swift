@@ -119,8 +119,8 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Create a sandbox (network namespace NAME, visible to `ip netns`) and attach it.",
         discussion: """
-            Without --net the sandbox's eth0 is on the host's default bridge (nameless, like docker0).
-            With --net=NET, eth0 is on NET and, for an overlay, eth1 on the gateway bridge with the
+            Without --net the sandbox's eth0 is on the host's default bridge (nameless, like docker0). \
+            With --net=NET, eth0 is on NET and, for an overlay, eth1 on the gateway bridge with the \
             default route. Names and aliases resolve as NAME and NAME.NET on every host.
 
             Example: dnsd run --name=c02 --hostname=c02 --net=vnet
@@ -140,8 +140,8 @@ struct AttachCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attach", abstract: "Adopt a network namespace made by a container runtime and attach it to a network.",
         discussion: """
-            dnsd adds the next ethN on NET, publishes NAME (and aliases) cluster-wide, keeps the given
-            hosts file in sync (the runtime's own /etc/hosts for the container, or /etc/netns/NAME/hosts),
+            dnsd adds the next ethN on NET, publishes NAME (and aliases) cluster-wide, keeps the given \
+            hosts file in sync (the runtime's own /etc/hosts for the container, or /etc/netns/NAME/hosts), \
             and serves DNS at 127.0.0.11 inside when that address is free. It never deletes the namespace.
 
             Example: dnsd attach --netns /var/run/netns/ctr1 --name web1 --net vnet --hosts-file /run/ctr1/hosts
