@@ -188,6 +188,10 @@ client 2 stop "$C2" >/dev/null || fail "stop on h2"
 for _ in $(seq 50); do ip netns exec "$C1" dig +time=1 +tries=1 "$C2.vnet" @127.0.0.11 | grep -q NXDOMAIN && break; sleep 0.1; done
 ip netns exec "$C1" dig +time=1 +tries=1 "$C2.vnet" @127.0.0.11 | grep -q NXDOMAIN || fail "$C2 still answers after stop"
 client 2 run --name="$C2" --net=vnet >/dev/null || fail "run on h2 again"
+# CNI as today: dnsd cni install links the installed plugin, which answers VERSION.
+client 1 cni install --conf-dir "$WORK/cni/net.d" --bin-dir "$WORK/cni/bin" vnet >/dev/null || fail "dnsd cni install"
+[ "$(readlink "$WORK/cni/bin/dnsd")" = /usr/bin/dnsd-cni ] || fail "the CNI plugin link points at '$(readlink "$WORK/cni/bin/dnsd")'"
+CNI_COMMAND=VERSION hidden "$WORK/cni/bin/dnsd" < /dev/null | grep -q supportedVersions || fail "the installed CNI plugin does not answer VERSION"
 A2=$(answer "$C2.vnet")
 [[ "$A2" == 192.168.0.* ]] || fail "dig $C2.vnet after the new run: '$A2'"
 
