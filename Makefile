@@ -4,7 +4,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 
 APT_PACKAGES := bind9-dnsutils dnsperf dnsmasq-base ldnsutils libldns-dev libmnl-dev \
                 libcurl4-openssl-dev busybox-static nftables iproute2 util-linux gcc curl \
-                etcd-server etcd-client \
+                etcd-server etcd-client dpkg-dev \
                 podman runc conmon containerd containernetworking-plugins uidmap docker.io
 RELEASE_BIN := .build/release/dnsd
 ## The package's version: BuildInfo.version, the one place it is kept.

@@ -145,6 +145,7 @@ let package = Package(
         // built alongside) on simulated hosts, a real etcd or the Consul double, DNS probes.
         .target(name: "ClusterHarness", dependencies: ["OverlayNet", "Netns", "TestSupport"], path: "Tests/ClusterHarness"),
         .testTarget(name: "EndToEndTests", dependencies: ["ClusterHarness", "Netns", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["dnsd-daemon"]),
         // Real container runtimes (podman, containerd) on simulated hosts, through the CNI plugin.
         .testTarget(name: "RuntimeTests", dependencies: ["ClusterHarness", "TestSupport"]),
         // Faults, load and hostile input (issue 6): store outage, host death, restarts at scale,

@@ -12,7 +12,9 @@ for f in dnsd dnsd-daemon dnsd-cni; do [ -x "$BIN/$f" ] || { echo "mkdeb: no $BI
 [ -x "$MANUAL_TOOL" ] || { echo "mkdeb: no $MANUAL_TOOL (swift build --product generate-manual)" >&2; exit 1; }
 STAGE=$(mktemp -d /tmp/dnsd-deb-XXXXXX)
 MANUALS=$(mktemp -d /tmp/dnsd-man-XXXXXX)
-trap 'rm -rf "$STAGE" "$MANUALS"' EXIT
+SHLIBS=$(mktemp -d /tmp/dnsd-shlibs-XXXXXX)
+trap 'rm -rf "$STAGE" "$MANUALS" "$SHLIBS"' EXIT
+chmod 0755 "$STAGE"
 mkdir -p "$MANUALS/dnsd" "$MANUALS/dnsd-daemon"
 "$MANUAL_TOOL" "$BIN/dnsd" --section 8 --output-directory "$MANUALS/dnsd"
 "$MANUAL_TOOL" "$BIN/dnsd-daemon" --section 8 --output-directory "$MANUALS/dnsd-daemon"
@@ -33,12 +35,18 @@ sed 's/^\.Dt DNSD 8/.Dt DNSD-DAEMON 8/' "$MANUALS/dnsd-daemon/dnsd.8" | gzip -9n
 "$STAGE/usr/bin/dnsd" --generate-completion-script zsh > "$STAGE/usr/share/zsh/vendor-completions/_dnsd"
 "$STAGE/usr/bin/dnsd" --generate-completion-script fish > "$STAGE/usr/share/fish/vendor_completions.d/dnsd.fish"
 
+# The shared libraries' packages, with the versions the binaries need (dpkg-shlibdeps reads
+# their symbol versions); libcurl is loaded at run time (dlopen) and nft is run: named by hand.
+mkdir -p "$SHLIBS/debian"
+printf 'Source: dnsd\n\nPackage: dnsd\nArchitecture: amd64\n' > "$SHLIBS/debian/control"
+LIBS=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/dnsd" "$STAGE/usr/bin/dnsd-daemon" "$STAGE/usr/bin/dnsd-cni" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+[ -n "$LIBS" ] || { echo "mkdeb: dpkg-shlibdeps found no libraries" >&2; exit 1; }
 cat > "$STAGE/DEBIAN/control" <<CONTROL
 Package: dnsd
 Version: $VERSION
 Architecture: amd64
 Maintainer: dnsd developers <dnsd@localhost>
-Depends: libc6, libstdc++6, libgcc-s1, libmnl0, libcurl4, nftables
+Depends: $LIBS, libcurl4, nftables
 Recommends: iproute2
 Suggests: etcd-server
 Section: net
@@ -74,7 +82,11 @@ cat > "$STAGE/DEBIAN/postrm" <<'SCRIPT'
 #!/bin/sh
 # Purge removes the daemon's state (journal, cluster cache, local store) and its runtime directory.
 set -e
-if [ "$1" = purge ]; then rm -rf /var/lib/dnsd /run/dnsd; fi
+if [ "$1" = purge ]; then
+    rm -rf /var/lib/dnsd /run/dnsd
+    # An enabled service's link (what deb-systemd-helper purge does, by hand).
+    rm -f /etc/systemd/system/multi-user.target.wants/dnsd.service
+fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 exit 0
 SCRIPT

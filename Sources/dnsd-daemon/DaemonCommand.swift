@@ -20,10 +20,13 @@ struct DaemonCommand: ParsableCommand {
             store: the default `--store local` keeps the cluster state in the state directory.
 
             Example (host h1 of a cluster using etcd):
-              dnsd daemon --store etcd://198.18.0.254:2379 --advertise 198.18.0.1 --host-id h1
+              dnsd daemon --store etcd://198.18.0.254:2379 \\
+                --advertise 198.18.0.1 --host-id h1
 
-            The same from a file (the package's service runs `dnsd daemon --config /etc/dnsd/dnsd.json`):
-              {"store": "etcd://198.18.0.254:2379", "advertise": "198.18.0.1", "host-id": "h1"}
+            The same from a file (the package's service runs \
+            `dnsd daemon --config /etc/dnsd/dnsd.json`), one key per flag:
+              {"store": "etcd://198.18.0.254:2379",
+               "advertise": "198.18.0.1", "host-id": "h1"}
             """
     )
 
@@ -98,6 +101,7 @@ struct DaemonCommand: ParsableCommand {
 
     func run() throws {
         let logger = log.makeLogger("dnsd")
+        logger.info("\(BuildInfo.line) starting")
         ProcessSetup.ignoreBrokenPipes()
         ProcessSetup.raiseFileLimit(logger: logger)
         // Signals are taken before anything is built: a SIGTERM during start-up waits for it.

@@ -9,8 +9,8 @@ import Foundation
 enum DaemonConfigFile {
     enum Kind { case text, number, list }
 
-    /// Every flag of `dnsd daemon` but `--config` and `--help`; `DaemonConfigTests` checks this
-    /// table against the flags `dnsd daemon --help` lists.
+    /// Every flag of `dnsd daemon` but `--config` and `--help`; scripts/test-package.sh checks
+    /// this table against the flags `dnsd daemon --help` lists.
     static let keys: [String: Kind] = [
         "store": .text, "host-id": .text, "advertise": .text, "state-dir": .text, "sock": .text, "dns-mode": .text,
         "lease-ttl": .number, "liveness-interval": .number, "metrics": .text, "docker-plugin": .text, "docker-api": .text,
@@ -24,18 +24,20 @@ enum DaemonConfigFile {
             guard argument.hasPrefix("--") else { return nil }
             return String(argument.dropFirst(2).prefix { $0 != "=" })
         })
+        // One word per flag (`--lease-ttl=-5`): a value that starts with '-' stays a value.
         return try settings(path).filter { !given.contains($0.key) }.sorted { $0.key < $1.key }.flatMap { key, values in
-            values.flatMap { ["--\(key)", $0] }
+            values.map { "--\(key)=\($0)" }
         } + arguments
     }
 
-    /// The path after `--config` (or in `--config=PATH`).
+    /// The path after the last `--config` (or in `--config=PATH`), as the parser takes the last.
     static func configPath(_ arguments: [String]) -> String? {
+        var path: String?
         for (index, argument) in arguments.enumerated() {
-            if argument == "--config" { return index + 1 < arguments.count ? arguments[index + 1] : nil }
-            if argument.hasPrefix("--config=") { return String(argument.dropFirst("--config=".count)) }
+            if argument == "--config" { path = index + 1 < arguments.count ? arguments[index + 1] : nil }
+            if argument.hasPrefix("--config=") { path = String(argument.dropFirst("--config=".count)) }
         }
-        return nil
+        return path
     }
 
     /// A JSON value, as strictly as JSON has it (`true` is not the number 1).
