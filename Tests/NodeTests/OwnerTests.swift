@@ -57,6 +57,8 @@ struct OwnerTests {
             return try inner.get(key)
         }
         func list(prefix: String) throws -> (entries: [KeyValue], revision: Int64) {
+            // A network's listing (`…/endpoints/NET/`) is held like a key ending in `/NET`.
+            try gate([prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix])
             reads.add(1, ordering: .relaxed)
             return try inner.list(prefix: prefix)
         }
@@ -311,6 +313,38 @@ struct OwnerTests {
         fx.store.letGo(stuck)
         #expect(done.wait(timeout: .now() + 5) == .success)
         #expect(outcome.withLock { $0 } == "ok")
+    }
+
+    @Test("a host joining a network whose listing hangs holds up no join of another network")
+    func joinsOfDifferentNetworks() throws {
+        let fx = try Fixture()
+        defer { fx.close() }
+        for (name, subnet) in [("slownet", "192.168.93.0/24"), ("fastnet", "192.168.94.0/24")] {
+            _ = try fx.perform(API.createNetwork(NetworkCreation(name: name, driver: "bridge", subnet: subnet, gateway: nil)))
+        }
+        let slow = fx.name("slow"), fast = fx.name("fast")
+        fx.store.hold("slownet")
+        defer { fx.store.letGo("slownet") }
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? fx.perform(API.run(SandboxCreation(name: slow, hostname: nil, network: "slownet", aliases: nil, ip: nil)))
+            done.signal()
+        }
+        for _ in 0..<200 where fx.store.waiting.load(ordering: .relaxed) == 0 { usleep(10_000) }
+        #expect(fx.store.waiting.load(ordering: .relaxed) == 1, "the first join is inside the store, listing slownet")
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? fx.perform(API.run(SandboxCreation(name: fast, hostname: nil, network: "fastnet", aliases: nil, ip: nil)))
+            finished.signal()
+        }
+        // Not a timing: a join that waited for the other network's listing would never finish
+        // until it is let go.
+        #expect(finished.wait(timeout: .now() + 10) == .success, "fastnet's join did not wait for slownet's listing")
+        guard case .sandboxes(let listed) = try fx.perform(API.listSandboxes()) else { return }
+        #expect(listed.map(\.name) == [fast])
+        fx.store.letGo("slownet")
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        for name in [slow, fast] { _ = try? fx.perform(API.stop(name)) }
     }
 
     @Test("concurrent attaches: each one store transaction, one listing of the network for all (the host joins it), distinct addresses")

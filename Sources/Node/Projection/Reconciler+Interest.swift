@@ -20,11 +20,10 @@ struct NetworkListing {
 /// something here is on. A command attaching to a network joins it first (`using`: listed, then
 /// watched from the listing's revision, before an address is picked from the claims or a hosts
 /// file is written from the endpoints); a network nothing here has been on for a few rounds is
-/// dropped (its ranges leave the watch, its records this host's projections). Joins, leaves and
-/// (re)starts take turns (`interestTurn`): each lists and changes the watch's ranges, and none
-/// of them holds `lock` across the store.
+/// dropped (its ranges leave the watch, its records this host's projections). Joins of
+/// different networks run at once, those of one network one after another; leaves and
+/// (re)starts take the whole gate (`InterestGate`); none of them holds `lock` across the store.
 extension Reconciler {
-    static let turn = "interest"
     /// Rounds (seconds) a watched network must be found unused in a row before it is dropped: a
     /// command between its claim and its sandbox's record, a container restarting, keep it.
     static let idleRoundsBeforeLeaving = 2
@@ -48,9 +47,11 @@ extension Reconciler {
         }
         if ready { return }
         do {
-            try interestTurn.run(Self.turn) {
-                guard lock.withLock({ interest[network] == nil && started }) else { return }
-                watchNetworks([network: try list(network)])
+            try interestGate.shared {
+                try interestGate.joining.run(network) {
+                    guard lock.withLock({ interest[network] == nil && started }) else { return }
+                    watchNetworks([network: try list(network)])
+                }
             }
         } catch {
             releaseHold(network)
@@ -79,7 +80,7 @@ extension Reconciler {
     /// behind a join: it tries again next time.
     func settleInterest() throws {
         let used = inUse()
-        _ = try interestTurn.tryRun(Self.turn) {
+        _ = try interestGate.tryExclusive {
             let (missing, leaving) = lock.withLock { () -> ([String], [String]) in
                 guard started, !stopped else { return ([], []) }
                 let wanted = used.union(holds.keys)
@@ -103,11 +104,12 @@ extension Reconciler {
         }
     }
 
-    /// In the turn: takes in the listings of networks not watched yet (their endpoints as a
+    /// In a turn: takes in the listings of networks not watched yet (their endpoints as a
     /// difference from what is applied) and adds their ranges to the watch, each from the
-    /// revision after its listing.
-    private func watchNetworks(_ listings: [String: NetworkListing]) {
-        let watch: (any RangeWatch)? = lock.withLock {
+    /// revision after its listing. A network watched meanwhile keeps what it has.
+    private func watchNetworks(_ candidates: [String: NetworkListing]) {
+        let (listings, watch) = lock.withLock { () -> ([String: NetworkListing], (any RangeWatch)?) in
+            let listings = candidates.filter { interest[$0.key] == nil }
             for (name, listing) in listings.sorted(by: { $0.key < $1.key }) {
                 interest[name] = listing.revisions
                 claims[name] = listing.claims
@@ -116,7 +118,7 @@ extension Reconciler {
                 apply(removing: applied.values.filter { $0.network == name && byKey[key($0)] == nil },
                       putting: listing.endpoints.filter { applied[key($0)] != $0 }, filesInline: true)
             }
-            return self.watch
+            return (listings, self.watch)
         }
         for (name, listing) in listings {
             watch?.add(prefix: Keys.networkEndpoints(name), from: listing.revisions.endpoints + 1)

@@ -62,8 +62,9 @@ final class Reconciler: @unchecked Sendable {
     /// The networks something on this host is on (sandboxes, runtimes' containers, Docker
     /// endpoints): their owners answer. Never called under `lock`.
     let inUse: @Sendable () -> Set<String>
-    /// Joins, leaves and (re)starts, one at a time: each lists and changes the watch's ranges.
-    let interestTurn = KeyedOrder()
+    /// Joins (shared, one network's at a time), leaves and (re)starts (exclusive): each lists
+    /// and changes the watch's ranges.
+    let interestGate = InterestGate()
     /// Store events received (all watched ranges), for metrics.
     let eventsReceived = Atomic<Int>(0)
     /// The newest store revision applied, and when the last change came (for metrics).
@@ -92,7 +93,7 @@ final class Reconciler: @unchecked Sendable {
     /// watches each range from the revision after its listing. Replaces any earlier watch (a
     /// restart after compaction, a new lease): what changed meanwhile is applied as a difference.
     func start() throws {
-        try interestTurn.run(Self.turn) { try startInTurn() }
+        try interestGate.exclusive { try startInTurn() }
     }
 
     private func startInTurn() throws {
