@@ -176,8 +176,10 @@ final class ConsulRangeWatch: RangeWatch, @unchecked Sendable {
         self.events = events
     }
 
-    func add(prefix: String, from revision: Int64) {
-        let watch = ConsulWatch(store: store, prefix: prefix, from: revision, logger: logger, events: events)
+    func add(prefix: String, from revision: Int64) { add(prefix: prefix, from: revision, listed: []) }
+
+    func add(prefix: String, from revision: Int64, listed: Set<String>) {
+        let watch = ConsulWatch(store: store, prefix: prefix, from: revision, listed: listed, logger: logger, events: events)
         loops.start(prefix, name: "dnsd-consul-watch") { watch.run($0) }
     }
 
@@ -187,22 +189,26 @@ final class ConsulRangeWatch: RangeWatch, @unchecked Sendable {
 }
 
 /// The loop of a Consul watch of one prefix; its state is touched only by the watch's thread.
-/// It starts from a listing of what the caller has seen (entries changed before `revision`).
+/// It starts from a listing of its own, taken as what the caller has seen (entries changed
+/// before `revision`), and the keys the caller's listing had (`listed`) that are gone from it
+/// are reported deleted: Consul keeps no history to replay between the two listings.
 /// Consul has no compaction to report, so it never fails: errors are retried.
 final class ConsulWatch: @unchecked Sendable {
     private let store: ConsulStore
     private let prefix: String
     private let revision: Int64
+    private let listed: Set<String>
     private var known: [String: KeyValue] = [:]
     private var index: Int64
     private let logger: Logger
     private let events: @Sendable ([WatchEvent]) -> Void
 
-    init(store: ConsulStore, prefix: String, from revision: Int64, logger: Logger,
+    init(store: ConsulStore, prefix: String, from revision: Int64, listed: Set<String> = [], logger: Logger,
          events: @escaping @Sendable ([WatchEvent]) -> Void) {
         self.store = store
         self.prefix = prefix
         self.revision = revision
+        self.listed = listed
         self.index = revision - 1
         self.logger = logger
         self.events = events
@@ -211,11 +217,17 @@ final class ConsulWatch: @unchecked Sendable {
     func run(_ thread: WatchThread) {
         let http = HTTPClient(timeoutMilliseconds: 5000, interruptible: true)
         thread.onCancel { http.interrupt() }
-        // The starting listing is what the caller has seen at `revision - 1`.
+        // The starting listing is what the caller has seen at `revision - 1`; what the caller
+        // listed and this listing lacks went in between.
         while !thread.isCancelled {
             do {
-                known = Dictionary(try store.list(prefix: prefix).entries.filter { $0.modRevision < revision }.map { ($0.key, $0) },
-                                   uniquingKeysWith: { first, _ in first })
+                let (entries, index) = try store.list(prefix: prefix)
+                known = Dictionary(entries.filter { $0.modRevision < revision }.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+                let present = Set(entries.map(\.key))
+                let gone = listed.filter { !present.contains($0) }.sorted().map {
+                    WatchEvent(kind: .delete, entry: KeyValue(key: $0, value: [], createRevision: 0, modRevision: max(index, revision)))
+                }
+                if !gone.isEmpty { events(gone) }
                 break
             } catch {
                 logger.debug("consul watch: \(error)")

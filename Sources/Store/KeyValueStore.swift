@@ -83,9 +83,17 @@ public protocol WatchHandle: Sendable {
 public protocol RangeWatch: WatchHandle {
     /// Watches keys under `prefix` from `revision` on (a prefix already watched is left as is).
     func add(prefix: String, from revision: Int64)
+    /// `add`, for a caller that listed the range itself at `revision - 1`: `listed` are the keys
+    /// its listing had. A store that replays history (etcd, the local store) needs nothing more;
+    /// one that starts from a listing of its own (Consul) reports those gone by then as deleted.
+    func add(prefix: String, from revision: Int64, listed: Set<String>)
     /// Stops watching `prefix`. Events under it already on their way may still arrive: a caller
     /// that must see none filters them itself.
     func remove(prefix: String)
+}
+
+extension RangeWatch {
+    public func add(prefix: String, from revision: Int64, listed: Set<String>) { add(prefix: prefix, from: revision) }
 }
 
 /// What dnsd needs of a shared store (DESIGN.md §3): reads, writes, create-if-absent and

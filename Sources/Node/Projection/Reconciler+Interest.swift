@@ -121,8 +121,10 @@ extension Reconciler {
             return (listings, self.watch)
         }
         for (name, listing) in listings {
-            watch?.add(prefix: Keys.networkEndpoints(name), from: listing.revisions.endpoints + 1)
-            watch?.add(prefix: Keys.ipam(name), from: listing.revisions.claims + 1)
+            watch?.add(prefix: Keys.networkEndpoints(name), from: listing.revisions.endpoints + 1,
+                       listed: Set(listing.endpoints.map { Keys.networkEndpoints(name) + $0.id }))
+            watch?.add(prefix: Keys.ipam(name), from: listing.revisions.claims + 1,
+                       listed: Set(listing.claims.map { Keys.ipam(name) + $0.description }))
         }
         if !listings.isEmpty {
             logger.debug("watching networks", metadata: ["networks": "\(listings.keys.sorted().joined(separator: ","))"])
