@@ -120,15 +120,21 @@ extension Reconciler {
             }
             return (listings, self.watch)
         }
-        for (name, listing) in listings {
-            watch?.add(prefix: Keys.networkEndpoints(name), from: listing.revisions.endpoints + 1,
-                       listed: Set(listing.endpoints.map { Keys.networkEndpoints(name) + $0.id }))
-            watch?.add(prefix: Keys.ipam(name), from: listing.revisions.claims + 1,
-                       listed: Set(listing.claims.map { Keys.ipam(name) + $0.description }))
+        if let watch {
+            for (name, listing) in listings { watchRanges(of: name, listing, on: watch) }
         }
         if !listings.isEmpty {
             logger.debug("watching networks", metadata: ["networks": "\(listings.keys.sorted().joined(separator: ","))"])
         }
+    }
+
+    /// Adds `network`'s two ranges to `watch`, each from the revision after its listing, with the
+    /// keys that listing had (a store without history to replay reports those gone since).
+    func watchRanges(of network: String, _ listing: NetworkListing, on watch: any RangeWatch) {
+        watch.add(prefix: Keys.networkEndpoints(network), from: listing.revisions.endpoints + 1,
+                  listed: Set(listing.endpoints.map { Keys.networkEndpoints(network) + $0.id }))
+        watch.add(prefix: Keys.ipam(network), from: listing.revisions.claims + 1,
+                  listed: Set(listing.claims.map { Keys.ipam(network) + $0.description }))
     }
 
     /// In the turn: drops networks nothing here is on: their records leave DNS, hosts files and

@@ -124,18 +124,19 @@ final class Reconciler: @unchecked Sendable {
         }
         // A watch that ended (or one a restart replaces) is released: its thread and connection.
         previous?.cancel()
-        var ranges = [Keys.networks: revision + 1]
-        for (name, listing) in listings {
-            ranges[Keys.networkEndpoints(name)] = listing.revisions.endpoints + 1
-            ranges[Keys.ipam(name)] = listing.revisions.claims + 1
-        }
-        let handle = try registry.store.watch(ranges: ranges, events: { [weak self] events in
+        let handle = try registry.store.watch(ranges: [:], events: { [weak self] events in
             self?.apply(events)
         }, failed: { [weak self] error in
             guard let self else { return }
             logger.warning("watch ended (\(error)); listing again")
             DispatchQueue.global().async { self.restart() }
         })
+        // Each range from the revision after its listing, with the keys that listing had (a store
+        // without history to replay reports those gone since as deleted).
+        handle.add(prefix: Keys.networks, from: revision + 1, listed: Set(networkList.map { Keys.networks + $0.name }))
+        for (name, listing) in listings {
+            watchRanges(of: name, listing, on: handle)
+        }
         let keep = lock.withLock { () -> Bool in
             guard !stopped else { return false }
             watch = handle
