@@ -65,8 +65,7 @@ extension ClusterRegistry {
     /// The addresses claimed on `network` now (one listing): what an allocator starts again from
     /// when its view proved stale.
     public func claimedAddresses(on network: HostLabel) throws -> Set<IPv4Address> {
-        let prefix = Keys.ipam(network.text)
-        return Set(try store.list(prefix: prefix).entries.compactMap { IPv4Address(String($0.key.dropFirst(prefix.count))) })
+        try addressClaims(on: network.text).claims
     }
 
     /// Withdraws a sandbox's endpoints and releases their addresses and (when given) its name, in

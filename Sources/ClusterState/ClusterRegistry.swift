@@ -122,16 +122,6 @@ public struct ClusterRegistry: Sendable {
         return (String(rest[..<slash]), address)
     }
 
-    /// Every address claim of the cluster, by network, and the revision of the listing.
-    public func addressClaims() throws -> (claims: [String: Set<IPv4Address>], revision: Int64) {
-        let (entries, revision) = try store.list(prefix: Keys.ipamRoot)
-        var claims: [String: Set<IPv4Address>] = [:]
-        for entry in entries {
-            if let claim = Self.addressClaim(entry.key) { claims[claim.network, default: []].insert(claim.address) }
-        }
-        return (claims, revision)
-    }
-
     /// The address claims of one network, and the revision of the listing.
     public func addressClaims(on network: String) throws -> (claims: Set<IPv4Address>, revision: Int64) {
         let (entries, revision) = try store.list(prefix: Keys.ipam(network))

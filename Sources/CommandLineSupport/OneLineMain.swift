@@ -29,6 +29,10 @@ extension ParsableCommand {
         Glibc.exit(0)
     }
 
+    /// Ends the process as `mainWithOneLineErrors` would for `error` (one line, its exit code),
+    /// for a refusal found before parsing (e.g. a configuration file read into the arguments).
+    public static func exitWithOneLine(_ error: Error) -> Never { failWithOneLine(error, hint: nil) }
+
     private static func failWithOneLine(_ error: Error, hint: String?) -> Never {
         let code = exitCode(for: error)
         if code == .success { exit(withError: error) }  // --help, --version: full output

@@ -1,4 +1,4 @@
-import CommandLineSupport
+import ArgumentParser
 import Foundation
 
 /// `dnsd daemon --config FILE`: the daemon's flags from a JSON object, one key per flag (its long
@@ -58,17 +58,17 @@ enum DaemonConfigFile {
     static func settings(_ path: String) throws -> [String: [String]] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw CLIError("cannot read the config file \(path): \((error as NSError).localizedDescription)")
+            throw ValidationError("cannot read the config file \(path): \((error as NSError).localizedDescription)")
         }
         guard let settings = try? JSONDecoder().decode([String: Value].self, from: data) else {
-            throw CLIError("config file \(path): expected one JSON object, e.g. {\"store\": \"etcd://198.18.0.254:2379\", \"host-id\": \"h1\"}")
+            throw ValidationError("config file \(path): expected one JSON object, e.g. {\"store\": \"etcd://198.18.0.254:2379\", \"host-id\": \"h1\"}")
         }
         var words: [String: [String]] = [:]
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
             guard let kind = keys[key] else {
-                throw CLIError("config file \(path): unknown key '\(key)' (known: \(keys.keys.sorted().joined(separator: ", ")))")
+                throw ValidationError("config file \(path): unknown key '\(key)' (known: \(keys.keys.sorted().joined(separator: ", ")))")
             }
-            func wrong(_ expected: String) -> CLIError { CLIError("config file \(path): '\(key)' must be \(expected)") }
+            func wrong(_ expected: String) -> ValidationError { ValidationError("config file \(path): '\(key)' must be \(expected)") }
             switch (kind, value) {
             case (.text, .text(let text)): words[key] = [text]
             case (.text, _): throw wrong("a string")

@@ -1,9 +1,6 @@
 import ArgumentParser
 import BuildInfo
 import CommandLineSupport
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `dnsd-daemon`: the servers, started by `dnsd daemon ...` and `dnsd serve-dns ...` (which exec
 /// this binary with their arguments), or directly with the same arguments.
@@ -21,9 +18,7 @@ struct DaemonMain: ParsableCommand {
         var arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "daemon" {
             do { arguments = ["daemon"] + (try DaemonConfigFile.expand(Array(arguments.dropFirst()))) } catch {
-                let line = "Error: \(error)\n"
-                _ = Array(line.utf8).withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-                Glibc.exit(64)
+                exitWithOneLine(error)
             }
         }
         mainWithOneLineErrors(arguments)

@@ -95,7 +95,7 @@ extension Daemon {
 
     private func networkInspect(_ name: HostLabel) throws -> NetworkDetail {
         let record = try registry.network(name)
-        let endpoints = try registry.endpoints().endpoints.filter { $0.network == record.name }.sorted { $0.id < $1.id }
+        let endpoints = try registry.endpoints(on: record.name).endpoints.sorted { $0.id < $1.id }
         return NetworkDetail(network: record, endpoints: endpoints)
     }
 

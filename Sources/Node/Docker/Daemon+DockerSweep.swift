@@ -28,7 +28,8 @@ extension Daemon {
         // is in the second, never taken for stale; a running container's record is not stale,
         // taken back or not yet.
         let known = reconciler.known().endpoints
-        let kept = Set(docker.all().values.compactMap { $0.published?.id }).union(running.map(dockerRecordID))
+        let taken = Set(docker.all().values.compactMap { $0.published?.id })
+        let kept = taken.union(running.map(dockerRecordID))
         let stale = known.filter { $0.host == configuration.hostID && $0.runtime == "docker" && !kept.contains($0.id) }
         var judged = true
         for record in stale {
@@ -36,7 +37,6 @@ extension Daemon {
         }
         // Judged once each record from before is withdrawn or taken back: a running container's
         // not yet taken back keeps its network watched (its container may still die).
-        let taken = Set(docker.all().values.compactMap { $0.published?.id })
         let waiting = known.contains { $0.host == configuration.hostID && $0.runtime == "docker" && !taken.contains($0.id) && kept.contains($0.id) }
         if judged && !waiting { docker.recordNetworksJudged() }
     }
