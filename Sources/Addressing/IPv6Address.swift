@@ -12,6 +12,13 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
         self.low = low
     }
 
+    public init(value: UInt128) {
+        self.init(high: UInt64(truncatingIfNeeded: value >> 64), low: UInt64(truncatingIfNeeded: value))
+    }
+
+    /// The address as one 128-bit integer.
+    public var value: UInt128 { UInt128(high) << 64 | UInt128(low) }
+
     /// Parses any textual form inet_pton accepts (`fd00::2`, `::ffff:1.2.3.4`); nil otherwise.
     public init?(_ text: String) {
         var raw = in6_addr()

@@ -35,7 +35,7 @@ public enum NodeError: Error, CustomStringConvertible, Equatable, Sendable {
             case .subnetExhausted, .addressOutside, .addressReserved, .vniExhausted, .subnetOverlaps: return .invalid(error.description)
             }
         case is StoreError, is ContendedKey: return .unavailable("\(error)")
-        case is HostLabel.Invalid, is IPv4Subnet.ParseError: return .invalid("\(error)")
+        case is HostLabel.Invalid, is IPSubnet.ParseError: return .invalid("\(error)")
         default: return .failed("\(error)")
         }
     }
