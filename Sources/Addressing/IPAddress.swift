@@ -50,6 +50,9 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     public var v4: IPv4Address? { family == .v4 ? IPv4Address(UInt32(truncatingIfNeeded: value)) : nil }
     public var v6: IPv6Address? { family == .v6 ? IPv6Address(value: value) : nil }
 
+    /// An IPv6 link-local address (fe80::/10), which the kernel gives an interface by itself.
+    public var isLinkLocal: Bool { family == .v6 && value >> 118 == 0x3FA }
+
     /// The address's bytes in network order (4 or 16).
     public var bytes: [UInt8] {
         let count = family.bitWidth / 8

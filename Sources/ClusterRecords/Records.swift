@@ -11,6 +11,10 @@ public struct NetworkRecord: Codable, Sendable, Equatable {
     public var driver: Driver
     public var subnet: String
     public var gateway: String
+    /// The IPv6 prefix of a dual-stack network and its gateway (nil: IPv4 only). Optional in the
+    /// stored JSON, so records written before dual-stack read as IPv4-only networks.
+    public var subnet6: String?
+    public var gateway6: String?
     /// The network's number, unique in the cluster: an overlay's VXLAN network identifier, a
     /// bridge network's device number (0 for a bridge network made before numbers were given).
     public var vni: UInt32
@@ -20,17 +24,21 @@ public struct NetworkRecord: Codable, Sendable, Equatable {
     /// not part of equality.
     public var revision: Int64 = 0
 
-    private enum CodingKeys: String, CodingKey { case name, driver, subnet, gateway, vni, host }
+    private enum CodingKeys: String, CodingKey { case name, driver, subnet, gateway, subnet6, gateway6, vni, host }
 
     public static func == (a: NetworkRecord, b: NetworkRecord) -> Bool {
-        a.name == b.name && a.driver == b.driver && a.subnet == b.subnet && a.gateway == b.gateway && a.vni == b.vni && a.host == b.host
+        a.name == b.name && a.driver == b.driver && a.subnet == b.subnet && a.gateway == b.gateway && a.subnet6 == b.subnet6
+            && a.gateway6 == b.gateway6 && a.vni == b.vni && a.host == b.host
     }
 
-    public init(name: String, driver: Driver, subnet: String, gateway: String, vni: UInt32, host: String?) {
+    public init(name: String, driver: Driver, subnet: String, gateway: String, subnet6: String? = nil, gateway6: String? = nil,
+                vni: UInt32, host: String?) {
         self.name = name
         self.driver = driver
         self.subnet = subnet
         self.gateway = gateway
+        self.subnet6 = subnet6
+        self.gateway6 = gateway6
         self.vni = vni
         self.host = host
     }
@@ -38,6 +46,39 @@ public struct NetworkRecord: Codable, Sendable, Equatable {
     public var label: HostLabel { get throws { try HostLabel(name, what: "network") } }
     public var parsedSubnet: IPv4Subnet { get throws { try IPv4Subnet(parsing: subnet) } }
     public var gatewayAddress: IPv4Address? { IPv4Address(gateway) }
+
+    /// One address family of the network: its prefix and its gateway (the overlay bridge's
+    /// address on every host, never handed to an endpoint).
+    public struct Family: Sendable, Equatable {
+        public var subnet: IPSubnet
+        public var gateway: IPAddress?
+        public init(subnet: IPSubnet, gateway: IPAddress?) {
+            self.subnet = subnet
+            self.gateway = gateway
+        }
+    }
+
+    /// The network's families, IPv4 first: one for an IPv4 network, two for a dual-stack one.
+    public var families: [Family] {
+        get throws {
+            var result = [Family(subnet: try parsedSubnet.subnet, gateway: gatewayAddress.map(IPAddress.init))]
+            if let family = try family6 { result.append(family) }
+            return result
+        }
+    }
+
+    /// The IPv6 family, nil for an IPv4-only network.
+    public var family6: Family? {
+        get throws {
+            guard let subnet6 else { return nil }
+            return Family(subnet: try IPSubnet(parsing: subnet6, family: .v6), gateway: gateway6.flatMap { IPAddress($0) })
+        }
+    }
+
+    /// The family of `address`'s family, nil when the network has none.
+    public func family(_ family: IPFamily) throws -> Family? {
+        try families.first { $0.subnet.family == family }
+    }
 }
 
 /// One sandbox's attachment to one network, published under its host's lease.
@@ -47,6 +88,9 @@ public struct EndpointState: Codable, Sendable, Equatable {
     public var name: String
     public var aliases: [String]
     public var ipv4: String
+    /// The endpoint's IPv6 address on a dual-stack network (nil: none; absent in records written
+    /// before dual-stack).
+    public var ipv6: String?
     public var mac: String
     public var host: String
     /// The host's VTEP (underlay) address, where other hosts send this endpoint's frames.
@@ -55,9 +99,10 @@ public struct EndpointState: Codable, Sendable, Equatable {
     /// restart, not from its journal); nil for dnsd's own sandboxes and CNI containers.
     public var runtime: String?
 
-    public init(id: String, network: String, name: String, aliases: [String], ipv4: String, mac: String, host: String, vtep: String,
-                runtime: String? = nil) {
+    public init(id: String, network: String, name: String, aliases: [String], ipv4: String, ipv6: String? = nil, mac: String,
+                host: String, vtep: String, runtime: String? = nil) {
         self.runtime = runtime
+        self.ipv6 = ipv6
         self.id = id
         self.network = network
         self.name = name
@@ -73,7 +118,17 @@ public struct EndpointState: Codable, Sendable, Equatable {
         guard let name = try? HostLabel(name), let address = IPv4Address(ipv4) else { return nil }
         let aliases = aliases.compactMap { try? HostLabel($0) }
         guard aliases.count == self.aliases.count else { return nil }
-        return EndpointRecord(name: name, aliases: aliases, ipv4: [address])
+        var v6: [IPv6Address] = []
+        if let ipv6 {
+            guard let address6 = IPAddress(ipv6)?.v6 else { return nil }
+            v6 = [address6]
+        }
+        return EndpointRecord(name: name, aliases: aliases, ipv4: [address], ipv6: v6)
+    }
+
+    /// The endpoint's addresses, IPv4 first (unreadable ones left out).
+    public var addresses: [IPAddress] {
+        [IPAddress(ipv4), ipv6.flatMap { IPAddress($0) }].compactMap { $0 }
     }
 }
 

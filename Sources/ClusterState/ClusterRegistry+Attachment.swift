@@ -5,17 +5,17 @@ import Store
 /// attach (and a stop) one round trip on the hot path instead of five.
 extension ClusterRegistry {
     /// What one attachment claims: the sandbox's name (nil when the sandbox holds it already:
-    /// `connect`), one address of its network, and its endpoint record, all under `lease`.
+    /// `connect`), one address of each family of its network (the endpoint's), and its endpoint
+    /// record, all under `lease`.
     public struct AttachmentClaim: Sendable {
         public var name: HostLabel?
         public var network: NetworkRecord
-        public var address: IPv4Address
         public var endpoint: EndpointState
+        public var addresses: [IPAddress] { endpoint.addresses }
 
-        public init(name: HostLabel?, network: NetworkRecord, address: IPv4Address, endpoint: EndpointState) {
+        public init(name: HostLabel?, network: NetworkRecord, endpoint: EndpointState) {
             self.name = name
             self.network = network
-            self.address = address
             self.endpoint = endpoint
         }
     }
@@ -23,7 +23,7 @@ extension ClusterRegistry {
     /// Commits `claim` in one transaction: the name absent, the address absent and the network as
     /// read (not removed, not re-created), then the name, the address and the endpoint written
     /// under `lease` and the network's claims marker rewritten (which a concurrent removal checks).
-    /// Returns false when the address was taken meanwhile (the caller picks another); throws
+    /// Returns false when an address was taken meanwhile (the caller picks again); throws
     /// `nameTaken`, `noSuchNetwork` or `networkChanged` when the commit failed for that, and a
     /// store error when nothing explains the failure. A failure costs reads to tell which; a
     /// success is one round trip.
@@ -35,9 +35,9 @@ extension ClusterRegistry {
             guard let entry = try store.get(Keys.network(label)) else { throw ClusterError.noSuchNetwork(claim.network.name) }
             revision = entry.modRevision
         }
-        let addressKey = Keys.address(label, claim.address)
-        var conditions: [KeyCondition] = [.unchanged(Keys.network(label), modRevision: revision), .absent(addressKey)]
-        var puts: [(key: String, value: [UInt8])] = [(addressKey, Array(host.utf8))]
+        let addressKeys = claim.addresses.map { Keys.address(label, $0) }
+        var conditions: [KeyCondition] = [.unchanged(Keys.network(label), modRevision: revision)] + addressKeys.map { .absent($0) }
+        var puts: [(key: String, value: [UInt8])] = addressKeys.map { ($0, Array(host.utf8)) }
         if let name = claim.name {
             conditions.append(.absent(Keys.name(name)))
             puts.append((Keys.name(name), try JSON.encode(NameClaim(name: name.text, host: host))))
@@ -53,10 +53,12 @@ extension ClusterRegistry {
         }
         guard let current = try store.get(Keys.network(label)) else { throw ClusterError.noSuchNetwork(claim.network.name) }
         guard current.modRevision == revision else { throw ClusterError.networkChanged(claim.network.name) }
-        guard try store.get(addressKey) != nil else {
+        var anyTaken = false
+        for key in addressKeys where try store.get(key) != nil { anyTaken = true }
+        guard anyTaken else {
             // Nothing the conditions name explains it (Consul refuses a `lock` under a session
             // that lapsed a moment ago): not "address taken", or the caller would walk the subnet.
-            throw StoreError.refused(operation: "claim of \(claim.address) on \(claim.network.name)", status: 409,
+            throw StoreError.refused(operation: "claim of \(claim.endpoint.ipv4) on \(claim.network.name)", status: 409,
                                      detail: "the transaction failed although its conditions held (an expired lease?)")
         }
         return false
@@ -64,7 +66,7 @@ extension ClusterRegistry {
 
     /// The addresses claimed on `network` now (one listing): what an allocator starts again from
     /// when its view proved stale.
-    public func claimedAddresses(on network: HostLabel) throws -> Set<IPv4Address> {
+    public func claimedAddresses(on network: HostLabel) throws -> Set<IPAddress> {
         try addressClaims(on: network.text).claims
     }
 
@@ -82,7 +84,7 @@ extension ClusterRegistry {
         for endpoint in endpoints {
             let network = try HostLabel(endpoint.network, what: "network")
             deletes.append(Keys.endpoint(network, endpoint.id))
-            if !kept.contains(endpoint.id), let address = IPv4Address(endpoint.ipv4) { claims.append(Keys.address(network, address)) }
+            if !kept.contains(endpoint.id) { claims += endpoint.addresses.map { Keys.address(network, $0) } }
         }
         if let name { claims.append(Keys.name(name)) }
         if let lease, claims.count + deletes.count + claims.count <= KeyCondition.maximumOperations,
@@ -92,7 +94,9 @@ extension ClusterRegistry {
         for endpoint in endpoints {
             let network = try HostLabel(endpoint.network, what: "network")
             try withdraw(endpoint: endpoint.id, network: network)
-            if !kept.contains(endpoint.id), let address = IPv4Address(endpoint.ipv4) { try releaseAddress(address, on: network, heldBy: host) }
+            if !kept.contains(endpoint.id) {
+                for address in endpoint.addresses { try releaseAddress(address, on: network, heldBy: host) }
+            }
         }
         if let name { try releaseName(name, heldBy: host) }
     }

@@ -99,10 +99,12 @@ extension ClusterRegistry {
             return .failure(refusal)
         }
         for endpoint in sandbox.endpoints {
-            guard let address = IPv4Address(endpoint.ipv4), let network = try? HostLabel(endpoint.network, what: "network") else { continue }
-            if let refusal = hold(Keys.address(network, address), Array(host.utf8), ours: { $0.text == host },
-                                  refusal: .addressTaken(address.description)) {
-                return .failure(refusal)
+            guard let network = try? HostLabel(endpoint.network, what: "network") else { continue }
+            for address in endpoint.addresses {
+                if let refusal = hold(Keys.address(network, address), Array(host.utf8), ours: { $0.text == host },
+                                      refusal: .addressTaken(address.description)) {
+                    return .failure(refusal)
+                }
             }
             plan.puts.append((Keys.endpoint(network, endpoint.id), try JSON.encode(endpoint)))
         }
@@ -113,8 +115,8 @@ extension ClusterRegistry {
     private func republishOne(_ sandbox: Republication, host: String, lease: LeaseID?) throws {
         try holdName(sandbox.name, host: host, lease: lease)
         for endpoint in sandbox.endpoints {
-            guard let address = IPv4Address(endpoint.ipv4), let network = try? HostLabel(endpoint.network, what: "network") else { continue }
-            try holdAddress(address, on: network, host: host, lease: lease)
+            guard let network = try? HostLabel(endpoint.network, what: "network") else { continue }
+            for address in endpoint.addresses { try holdAddress(address, on: network, host: host, lease: lease) }
             try publish(endpoint, lease: lease)
         }
     }

@@ -26,6 +26,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case addressReserved(String)
     case vniExhausted
     case subnetOverlaps(String, with: String)
+    case noFamily(String, IPFamily)
 
     public var description: String {
         switch self {
@@ -41,6 +42,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
         case .addressReserved(let address): "address \(address) is reserved (network, broadcast or gateway)"
         case .vniExhausted: "no free VXLAN network identifier"
         case .subnetOverlaps(let subnet, let other): "subnet \(subnet) overlaps \(other)"
+        case .noFamily(let network, let family): "network '\(network)' has no \(family) subnet"
         }
     }
 }
@@ -65,24 +67,35 @@ public struct ClusterRegistry: Sendable {
     /// Every network gets a number unique in the cluster (`vni`): an overlay's VXLAN network
     /// identifier, a bridge network's device name.
     public func createNetwork(name: HostLabel, driver: NetworkRecord.Driver, subnet: IPv4Subnet,
-                              gateway: IPv4Address?, host: String?,
+                              gateway: IPv4Address?, subnet6: IPSubnet? = nil, gateway6: IPAddress? = nil, host: String?,
                               reserved: [(subnet: IPv4Subnet, what: String)] = []) throws -> NetworkRecord {
         guard subnet.prefixLength <= 30 else { throw ClusterError.subnetExhausted(subnet.description) }
-        let gateway = gateway ?? IPv4Address(subnet.network.value + 1)
-        guard subnet.contains(gateway), gateway != subnet.network,
-              gateway.value != subnet.network.value + UInt32(subnet.size - 1)
-        else { throw ClusterError.addressOutside(gateway.description, subnet: subnet.description) }
+        var families = [NetworkRecord.Family(subnet: subnet.subnet, gateway: IPAddress(gateway ?? IPv4Address(subnet.network.value + 1)))]
+        if let subnet6 {
+            // Room for a gateway and endpoints; prefixes longer than /120 are point-to-point sized.
+            guard subnet6.family == .v6, subnet6.prefixLength <= 120 else { throw ClusterError.subnetExhausted(subnet6.description) }
+            families.append(NetworkRecord.Family(subnet: subnet6, gateway: gateway6 ?? subnet6.address(at: 1)))
+        }
+        for family in families {
+            guard let gateway = family.gateway, family.subnet.hostRange?.contains(gateway.value) == true, family.subnet.contains(gateway) else {
+                throw ClusterError.addressOutside(family.gateway?.description ?? "", subnet: family.subnet.description)
+            }
+        }
         if try store.get(Keys.network(name)) != nil { throw ClusterError.networkExists(name.text) }
         for other in try networks() {
-            if let otherSubnet = try? other.parsedSubnet, otherSubnet.overlaps(subnet) {
-                throw ClusterError.subnetOverlaps(subnet.description, with: "network '\(other.name)' (\(otherSubnet))")
+            for theirs in (try? other.families) ?? [] {
+                if let ours = families.first(where: { $0.subnet.overlaps(theirs.subnet) }) {
+                    throw ClusterError.subnetOverlaps(ours.subnet.description, with: "network '\(other.name)' (\(theirs.subnet))")
+                }
             }
         }
         if let clash = reserved.first(where: { $0.subnet.overlaps(subnet) }) {
             throw ClusterError.subnetOverlaps(subnet.description, with: "\(clash.what) (\(clash.subnet))")
         }
         let vni = try claimVNI(for: name)
-        let record = NetworkRecord(name: name.text, driver: driver, subnet: subnet.description, gateway: gateway.description,
+        let record = NetworkRecord(name: name.text, driver: driver, subnet: subnet.description, gateway: families[0].gateway!.description,
+                                   subnet6: families.count > 1 ? families[1].subnet.description : nil,
+                                   gateway6: families.count > 1 ? families[1].gateway!.description : nil,
                                    vni: vni, host: driver == .bridge ? host : nil)
         guard try store.create(Keys.network(name), JSON.encode(record)) else {
             // Another host made the network meanwhile: its number goes back. Should that fail,
@@ -115,15 +128,15 @@ public struct ClusterRegistry: Sendable {
     }
 
     /// The network and address of an address claim's key, nil for any other key.
-    public static func addressClaim(_ key: String) -> (network: String, address: IPv4Address)? {
+    public static func addressClaim(_ key: String) -> (network: String, address: IPAddress)? {
         guard key.hasPrefix(Keys.ipamRoot) else { return nil }
         let rest = key.dropFirst(Keys.ipamRoot.count)
-        guard let slash = rest.firstIndex(of: "/"), let address = IPv4Address(String(rest[rest.index(after: slash)...])) else { return nil }
+        guard let slash = rest.firstIndex(of: "/"), let address = IPAddress(rest[rest.index(after: slash)...]) else { return nil }
         return (String(rest[..<slash]), address)
     }
 
-    /// The address claims of one network, and the revision of the listing.
-    public func addressClaims(on network: String) throws -> (claims: Set<IPv4Address>, revision: Int64) {
+    /// The address claims of one network (both families), and the revision of the listing.
+    public func addressClaims(on network: String) throws -> (claims: Set<IPAddress>, revision: Int64) {
         let (entries, revision) = try store.list(prefix: Keys.ipam(network))
         return (Set(entries.compactMap { Self.addressClaim($0.key)?.address }), revision)
     }
@@ -134,7 +147,7 @@ public struct ClusterRegistry: Sendable {
         case network(name: String, NetworkRecord?)
         case endpoint(key: String, EndpointState?)
         /// An address claim made (true) or released (false): what allocators pick around.
-        case addressClaim(network: String, IPv4Address, Bool)
+        case addressClaim(network: String, IPAddress, Bool)
     }
 
     /// What `event` changes, or nil for a key that is neither a network nor an endpoint (names,
@@ -166,6 +179,7 @@ public struct ClusterRegistry: Sendable {
         guard var record = JSON.decode(NetworkRecord.self, entry.value), let label = try? record.label, label.text == record.name,
               entry.key == Keys.network(label), let subnet = try? record.parsedSubnet,
               record.gateway.isEmpty || record.gatewayAddress.map(subnet.contains) == true,
+              Self.readable6(record),
               record.driver == .bridge || (1..<(1 << 24)).contains(record.vni)
         else {
             logger.warning("skipping an unreadable network record", metadata: ["key": "\(entry.key)"])
@@ -173,6 +187,13 @@ public struct ClusterRegistry: Sendable {
         }
         record.revision = entry.modRevision
         return record
+    }
+
+    /// Whether a record's IPv6 family, if any, is what dnsd writes: a prefix, and a gateway in it.
+    private static func readable6(_ record: NetworkRecord) -> Bool {
+        guard record.subnet6 != nil || record.gateway6 != nil else { return true }
+        guard let family = try? record.family6, let gateway = family.gateway else { return false }
+        return family.subnet.contains(gateway)
     }
 
     /// Removes a network, its number and its claims marker in one atomic commit, refused while
@@ -232,13 +253,12 @@ public struct ClusterRegistry: Sendable {
 
     // MARK: addresses
 
-    /// An address of `network` for `host`: `requested` if free, else the first free one. Each
-    /// candidate is taken with create-if-absent, so concurrent allocations on different hosts
-    /// never return the same address.
-    public func allocateAddress(on network: NetworkRecord, requested: IPv4Address? = nil, host: String, lease: LeaseID?) throws -> IPv4Address {
-        let subnet = try network.parsedSubnet
-        let gateway = network.gatewayAddress
-        let range = Self.assignable(on: network, subnet: subnet)
+    /// An address of `network`'s `family` for `host`: `requested` if free, else the first free
+    /// one. Each candidate is taken with create-if-absent, so concurrent allocations on different
+    /// hosts never return the same address.
+    public func allocateAddress(on network: NetworkRecord, family: IPFamily, requested: IPAddress? = nil, host: String,
+                                lease: LeaseID?) throws -> IPAddress {
+        guard let addresses = try network.family(family) else { throw ClusterError.noFamily(network.name, family) }
         let label = try network.label
         var revision = network.revision
         if revision == 0 {
@@ -247,7 +267,7 @@ public struct ClusterRegistry: Sendable {
         }
         // Each claim is conditioned on the network being as read (not removed, not re-created)
         // and rewrites the network's claims marker, which a concurrent removal checks.
-        func take(_ address: IPv4Address) throws -> Bool {
+        func take(_ address: IPAddress) throws -> Bool {
             let key = Keys.address(label, address)
             if try store.commit([.unchanged(Keys.network(label), modRevision: revision), .absent(key)],
                                 puts: [(key, Array(host.utf8))], unleasedPuts: [(Keys.claimsMarker(label), Array(host.utf8))],
@@ -262,41 +282,44 @@ public struct ClusterRegistry: Sendable {
             guard try take(requested) else { throw ClusterError.addressTaken(requested.description) }
             return requested
         }
-        let used = Set(try store.list(prefix: Keys.ipam(network.name)).entries.compactMap { IPv4Address(String($0.key.dropFirst(Keys.ipam(network.name).count))) })
-        var candidate = range.lowerBound
-        while candidate <= range.upperBound {
-            let address = IPv4Address(candidate)
-            if address != gateway, !used.contains(address), try take(address) { return address }
-            candidate += 1
+        let used = try addressClaims(on: network.name).claims
+        for address in Self.candidates(in: addresses) where !used.contains(address) {
+            if try take(address) { return address }
         }
-        throw ClusterError.subnetExhausted(subnet.description)
+        throw ClusterError.subnetExhausted(addresses.subnet.description)
     }
 
-    /// Refuses an address a user asked for that `network` cannot hand out: outside its subnet,
-    /// or its network, broadcast or gateway address.
-    public static func validate(_ requested: IPv4Address, on network: NetworkRecord) throws {
-        let subnet = try network.parsedSubnet
-        guard subnet.contains(requested) else { throw ClusterError.addressOutside(requested.description, subnet: subnet.description) }
-        guard assignable(on: network, subnet: subnet).contains(requested.value), requested != network.gatewayAddress else {
+    /// Refuses an address a user asked for that `network` cannot hand out: of a family the
+    /// network does not have, outside its subnet, or its network, broadcast or gateway address.
+    public static func validate(_ requested: IPAddress, on network: NetworkRecord) throws {
+        guard let family = try network.family(requested.family) else { throw ClusterError.noFamily(network.name, requested.family) }
+        guard family.subnet.contains(requested) else {
+            throw ClusterError.addressOutside(requested.description, subnet: family.subnet.description)
+        }
+        guard family.subnet.hostRange?.contains(requested.value) == true, requested != family.gateway else {
             throw ClusterError.addressReserved(requested.description)
         }
     }
 
-    /// The addresses an endpoint of `network` may have (the gateway aside): the subnet less its
-    /// network and broadcast addresses.
-    public static func assignable(on network: NetworkRecord, subnet: IPv4Subnet) -> ClosedRange<UInt32> {
-        (subnet.network.value + 1)...(subnet.network.value + UInt32(subnet.size - 2))
+    /// The addresses an endpoint of a network's `family` may have, lowest first: the subnet less
+    /// its network address, IPv4's broadcast address and the gateway. Lazy: an IPv6 prefix has
+    /// 2^64 of them, and a caller stops at the first free one.
+    public static func candidates(in family: NetworkRecord.Family) -> some Sequence<IPAddress> {
+        let subnet = family.subnet
+        return (subnet.hostRange.map { [$0] } ?? []).lazy.joined()
+            .map { IPAddress(family: subnet.family, value: $0) }
+            .filter { $0 != family.gateway }
     }
 
     /// Keeps `address` for `host` under `lease`, like `holdName`.
-    public func holdAddress(_ address: IPv4Address, on network: HostLabel, host: String, lease: LeaseID?) throws {
+    public func holdAddress(_ address: IPAddress, on network: HostLabel, host: String, lease: LeaseID?) throws {
         if try hold(Keys.address(network, address), Array(host.utf8), lease: lease, ours: { $0.text == host }) != nil {
             throw ClusterError.addressTaken(address.description)
         }
     }
 
     /// Releases `address` only if `host` holds it, like `releaseName(_:heldBy:)`.
-    public func releaseAddress(_ address: IPv4Address, on network: HostLabel, heldBy host: String) throws {
+    public func releaseAddress(_ address: IPAddress, on network: HostLabel, heldBy host: String) throws {
         try release(Keys.address(network, address)) { $0.text == host }
     }
 

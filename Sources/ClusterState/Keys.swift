@@ -24,7 +24,9 @@ public enum Keys {
     public static func name(_ name: HostLabel) -> String { names + name.text }
     public static func host(_ id: String) -> String { hosts + id }
     public static func endpoint(_ network: HostLabel, _ id: String) -> String { endpoints + "\(network.text)/\(id)" }
-    public static func address(_ network: HostLabel, _ address: IPv4Address) -> String { ipam(network.text) + address.description }
+    /// An address claim: `ipam/NET/192.168.0.3` or `ipam/NET/fd00:db8:1::3` (IPv6 in its RFC 5952
+    /// text, so one address has one key; ':' is an ordinary byte in etcd and Consul keys).
+    public static func address(_ network: HostLabel, _ address: IPAddress) -> String { ipam(network.text) + address.description }
 }
 
 /// The stored values' JSON, bounded on the way in.

@@ -9,11 +9,16 @@ public struct NetworkCreation: Codable, Sendable {
     public var driver: String?
     public var subnet: String
     public var gateway: String?
-    public init(name: String, driver: String?, subnet: String, gateway: String?) {
+    /// A dual-stack network's IPv6 prefix and gateway.
+    public var subnet6: String?
+    public var gateway6: String?
+    public init(name: String, driver: String?, subnet: String, gateway: String?, subnet6: String? = nil, gateway6: String? = nil) {
         self.name = name
         self.driver = driver
         self.subnet = subnet
         self.gateway = gateway
+        self.subnet6 = subnet6
+        self.gateway6 = gateway6
     }
 }
 
@@ -24,7 +29,10 @@ public struct SandboxCreation: Codable, Sendable {
     public var network: String?
     public var aliases: [String]?
     public var ip: String?
-    public init(name: String, hostname: String?, network: String?, aliases: [String]?, ip: String?) {
+    /// A requested IPv6 address (`--ip6`) on a dual-stack network.
+    public var ip6: String?
+    public init(name: String, hostname: String?, network: String?, aliases: [String]?, ip: String?, ip6: String? = nil) {
+        self.ip6 = ip6
         self.name = name
         self.hostname = hostname
         self.network = network
@@ -54,7 +62,9 @@ public struct NetworkConnection: Codable, Sendable {
     public var network: String
     public var aliases: [String]?
     public var ip: String?
-    public init(network: String, aliases: [String]?, ip: String?) {
+    public var ip6: String?
+    public init(network: String, aliases: [String]?, ip: String?, ip6: String? = nil) {
+        self.ip6 = ip6
         self.network = network
         self.aliases = aliases
         self.ip = ip
@@ -74,13 +84,15 @@ public struct ContainerAttach: Codable, Sendable {
     public var network: String
     /// The container's name (its DNS name); the container id when nil.
     public var name: String?
-    /// A requested address (CNI_ARGS `IP=`, runtimeConfig.ips).
+    /// Requested addresses (CNI_ARGS `IP=`, runtimeConfig.ips): `ip` IPv4, `ip6` IPv6.
     public var ip: String?
+    public var ip6: String?
     public var aliases: [String]?
     /// A hosts file the runtime bind-mounts as the container's /etc/hosts, kept in place.
     public var hostsFile: String?
     public init(containerID: String, netns: String, interface: String, network: String, name: String?, ip: String?,
-                aliases: [String]?, hostsFile: String?) {
+                ip6: String? = nil, aliases: [String]?, hostsFile: String?) {
+        self.ip6 = ip6
         self.containerID = containerID
         self.netns = netns
         self.interface = interface
@@ -103,6 +115,8 @@ public struct ContainerAttachment: Codable, Sendable {
     public var mac: String
     /// The address with its prefix length, e.g. 192.168.0.2/24.
     public var address: String
+    /// Its IPv6 address with its prefix length on a dual-stack network (fd00:db8:1::2/64).
+    public var address6: String?
     public var gateway: String
     /// What the container's resolv.conf should say: 127.0.0.11 and the network as search
     /// domain with the DNS responder, the host's servers in hosts mode.
@@ -128,8 +142,10 @@ public struct ContainerAttachment: Codable, Sendable {
         }
     }
 
-    public init(containerID: String, name: String, network: String, netns: String, interface: String, mac: String, address: String, gateway: String, nameservers: [String], search: [String], egress: Egress? = nil,
+    public init(containerID: String, name: String, network: String, netns: String, interface: String, mac: String, address: String,
+                address6: String? = nil, gateway: String, nameservers: [String], search: [String], egress: Egress? = nil,
                 defaultRoute: Bool = false) {
+        self.address6 = address6
         self.egress = egress
         self.defaultRoute = defaultRoute ? true : nil
         self.containerID = containerID
@@ -152,10 +168,13 @@ public struct SandboxInfo: Codable, Sendable {
         public var driver: String
         public var interface: String
         public var address: String
+        /// Its IPv6 address on a dual-stack network.
+        public var address6: String?
         public var mac: String
         /// Whether its names are published (false for the nameless default and gateway bridges).
         public var named: Bool
-        public init(network: String, driver: String, interface: String, address: String, mac: String, named: Bool) {
+        public init(network: String, driver: String, interface: String, address: String, address6: String? = nil, mac: String, named: Bool) {
+            self.address6 = address6
             self.network = network
             self.driver = driver
             self.interface = interface

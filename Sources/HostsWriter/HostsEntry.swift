@@ -12,7 +12,7 @@ public struct HostsEntry: Hashable, Sendable, CustomStringConvertible {
 
     /// `IP name name.net alias alias.net ...`: the peer line of DESIGN.md §5, with each alias
     /// also qualified by the network so the hosts path answers what DNS answers.
-    public init(address: IPv4Address, name: HostLabel, network: HostLabel, aliases: [HostLabel] = []) {
+    public init(address: IPAddress, name: HostLabel, network: HostLabel, aliases: [HostLabel] = []) {
         self.address = address.description
         var names = [name.text, "\(name.text).\(network.text)"]
         for alias in aliases where alias != name {
@@ -22,19 +22,24 @@ public struct HostsEntry: Hashable, Sendable, CustomStringConvertible {
         line = Self.line(self.address, names)
     }
 
-    /// The same for an IPv6 address.
-    public init(address: IPv6Address, name: HostLabel, network: HostLabel, aliases: [HostLabel] = []) {
-        let v4 = HostsEntry(address: IPv4Address(0), name: name, network: network, aliases: aliases)
-        self.address = address.description
-        self.names = v4.names
-        line = Self.line(self.address, names)
+    public init(address: IPv4Address, name: HostLabel, network: HostLabel, aliases: [HostLabel] = []) {
+        self.init(address: IPAddress(address), name: name, network: network, aliases: aliases)
     }
 
-    /// The sandbox's own line: `IP hostname`.
-    public init(address: IPv4Address, hostname: HostLabel) {
+    public init(address: IPv6Address, name: HostLabel, network: HostLabel, aliases: [HostLabel] = []) {
+        self.init(address: IPAddress(address), name: name, network: network, aliases: aliases)
+    }
+
+    /// The sandbox's own line: `IP hostname` (one per address: IPv4 and IPv6 on a dual-stack
+    /// network).
+    public init(address: IPAddress, hostname: HostLabel) {
         self.address = address.description
         self.names = [hostname.text]
         line = Self.line(self.address, names)
+    }
+
+    public init(address: IPv4Address, hostname: HostLabel) {
+        self.init(address: IPAddress(address), hostname: hostname)
     }
 
     private static func line(_ address: String, _ names: [String]) -> String { "\(address)\t\(names.joined(separator: " "))" }

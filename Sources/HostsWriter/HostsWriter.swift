@@ -38,7 +38,7 @@ public final class HostsWriter: @unchecked Sendable {
         var hostname: HostLabel
         var file: ManagedHostsFile
         /// Network -> this sandbox's own addresses on it.
-        var networks: [HostLabel: [IPv4Address]] = [:]
+        var networks: [HostLabel: [IPAddress]] = [:]
         var createdDirectory: String?
     }
 
@@ -119,7 +119,7 @@ public final class HostsWriter: @unchecked Sendable {
     /// Attaches `sandbox` to `network` with its own `addresses` there: adds its own
     /// `IP hostname` lines and every endpoint of the network.
     @discardableResult
-    public func attach(_ sandbox: String, to network: HostLabel, ownAddresses: [IPv4Address]) -> [Failure] {
+    public func attach(_ sandbox: String, to network: HostLabel, ownAddresses: [IPAddress]) -> [Failure] {
         lock.withLock {
             guard var entry = sandboxes[sandbox] else { return [] }
             let table = table(of: network)
@@ -133,6 +133,11 @@ public final class HostsWriter: @unchecked Sendable {
             apply(changes, to: sandbox, &failures)
             return failures
         }
+    }
+
+    @discardableResult
+    public func attach(_ sandbox: String, to network: HostLabel, ownAddresses: [IPv4Address]) -> [Failure] {
+        attach(sandbox, to: network, ownAddresses: ownAddresses.map(IPAddress.init))
     }
 
     /// Detaches `sandbox` from `network`: its lines for that network go away.

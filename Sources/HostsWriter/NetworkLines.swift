@@ -79,11 +79,11 @@ struct NetworkLines {
     }
 
     /// A sandbox's own `IP hostname` lines on this network.
-    mutating func setOwn(_ sandbox: String, hostname: HostLabel, addresses: [IPv4Address]) -> [LineChange] {
+    mutating func setOwn(_ sandbox: String, hostname: HostLabel, addresses: [IPAddress]) -> [LineChange] {
         addresses.compactMap { set(Self.ownKey(sandbox, $0), HostsEntry(address: $0, hostname: hostname)) }
     }
 
-    mutating func removeOwn(_ sandbox: String, addresses: [IPv4Address]) -> [LineChange] {
+    mutating func removeOwn(_ sandbox: String, addresses: [IPAddress]) -> [LineChange] {
         addresses.compactMap { release(Self.ownKey(sandbox, $0)) }
     }
 
@@ -127,5 +127,5 @@ struct NetworkLines {
     }
 
     private static func peerKey(_ id: String, _ address: String) -> String { "peer/\(id)/\(address)" }
-    private static func ownKey(_ sandbox: String, _ address: IPv4Address) -> String { "own/\(sandbox)/\(address)" }
+    private static func ownKey(_ sandbox: String, _ address: IPAddress) -> String { "own/\(sandbox)/\(address)" }
 }

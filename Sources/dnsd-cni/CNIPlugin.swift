@@ -59,7 +59,7 @@ enum CNIPlugin {
     private static func add(_ request: CNIRequest) throws -> JSONValue {
         let netns = try request.required("CNI_NETNS", request.netns)
         let body = ContainerAttach(containerID: request.containerID, netns: netns, interface: request.interface,
-                                   network: request.network, name: request.name, ip: request.ip, aliases: request.aliases,
+                                   network: request.network, name: request.name, ip: request.ip, ip6: request.ip6, aliases: request.aliases,
                                    hostsFile: request.hostsDirectory.map { "\($0)/\(request.name)" })
         let attachment = try call(API.attachContainer(body), request)
         return result(attachment, request)
@@ -77,8 +77,8 @@ enum CNIPlugin {
         guard let previous = request.previousResult else { throw CNIError(code: 7, "CHECK needs prevResult") }
         let attachment = try call(API.checkContainer(request.containerID, network: request.network), request)
         let addresses = (previous["ips"]?.array ?? []).compactMap { $0["address"]?.string }
-        guard addresses.contains(attachment.address) else {
-            throw CNIError(code: 100, "\(request.interface) has \(attachment.address), prevResult says \(addresses.joined(separator: ", "))")
+        for address in [attachment.address, attachment.address6].compactMap({ $0 }) where !addresses.contains(address) {
+            throw CNIError(code: 100, "\(request.interface) has \(address), prevResult says \(addresses.joined(separator: ", "))")
         }
         let interfaces = (previous["interfaces"]?.array ?? []).compactMap { $0["name"]?.string }
         guard interfaces.contains(attachment.interface) else {
@@ -91,10 +91,16 @@ enum CNIPlugin {
         var result = request.previousResult?.object ?? [:]
         var interfaces = result["interfaces"]?.array ?? []
         interfaces.append(.object(["name": .string(attachment.interface), "mac": .string(attachment.mac), "sandbox": .string(attachment.netns)]))
-        var ip: [String: JSONValue] = ["address": .string(attachment.address), "interface": .int(interfaces.count - 1)]
-        if !attachment.gateway.isEmpty { ip["gateway"] = .string(attachment.gateway) }
-        if request.cniVersion != "1.0.0" { ip["version"] = .string("4") }
-        var ips = (result["ips"]?.array ?? []) + [.object(ip)]
+        var ips = result["ips"]?.array ?? []
+        // One entry per address: IPv4 with the network's gateway, IPv6 (a dual-stack network)
+        // without one (no IPv6 route leaves the overlay). Before CNI 1.0 each names its version.
+        for (address, gateway, version) in [(attachment.address, attachment.gateway, "4"), (attachment.address6 ?? "", "", "6")]
+        where !address.isEmpty {
+            var ip: [String: JSONValue] = ["address": .string(address), "interface": .int(interfaces.count - 1)]
+            if !gateway.isEmpty { ip["gateway"] = .string(gateway) }
+            if request.cniVersion != "1.0.0" { ip["version"] = .string(version) }
+            ips.append(.object(ip))
+        }
         var routes = result["routes"]?.array ?? []
         if let egress = attachment.egress {
             // The gateway-bridge leg and the default route through it. Its address stays out of

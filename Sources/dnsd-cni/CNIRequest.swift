@@ -6,7 +6,7 @@ import FoundationEssentials
 /// `CNI_IFNAME`, `CNI_ARGS`) and the network configuration on stdin.
 ///
 /// What each runtime passes (RUNTIMES.md): podman gives the container's name as `K8S_POD_NAME`
-/// and one `--ip` as `IP=` in `CNI_ARGS`, several in `runtimeConfig.ips`, aliases in
+/// and one `--ip` (or `--ip6`) as `IP=` in `CNI_ARGS`, several in `runtimeConfig.ips`, aliases in
 /// `runtimeConfig.aliases` (always with the short id); `ctr run --cni` gives no arguments, so the
 /// container id names the container; Kubernetes' runtimes add `K8S_POD_NAMESPACE` (the name is
 /// then `POD-NAMESPACE`). A name is also taken from `args.cni.name`.
@@ -19,7 +19,9 @@ struct CNIRequest {
     var network: String
     /// The container's DNS name (a host label).
     var name: String
+    /// The addresses requested, IPv4 and IPv6 (the first of each family), without prefix lengths.
     var ip: String?
+    var ip6: String?
     var aliases: [String]?
     var socket: String
     var hostsDirectory: String?
@@ -64,8 +66,10 @@ struct CNIRequest {
         let given = cniArgs?["name"]?.string ?? pod ?? containerID
         name = HostLabel.sanitized(given)?.text ?? String(containerID.prefix(12))
         let ips = (runtimeConfig?["ips"]?.strings ?? []) + (cniArgs?["ips"]?.strings ?? []) + (arguments["IP"].map { [$0] } ?? [])
-        // The first IPv4 requested, without its prefix length; dnsd networks are IPv4.
-        ip = ips.lazy.map { String($0.split(separator: "/").first ?? "") }.first { !$0.contains(":") }
+        // The first requested of each family, without its prefix length.
+        let bare = ips.lazy.map { String($0.split(separator: "/").first ?? "") }
+        ip = bare.first { !$0.contains(":") }
+        ip6 = bare.first { $0.contains(":") }
         let aliases = (runtimeConfig?["aliases"]?[network]?.strings ?? []) + (cniArgs?["aliases"]?.strings ?? [])
         self.aliases = aliases.isEmpty ? nil : Array(Set(aliases.filter { $0 != name })).sorted()
     }

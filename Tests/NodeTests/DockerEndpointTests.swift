@@ -25,10 +25,10 @@ struct DockerEndpointTests {
     /// RequestAddress (optionally a given one), CreateEndpoint, Join: as dockerd calls them.
     @discardableResult
     static func join(_ fx: Fixture, _ id: String, pool: String, address: IPv4Address? = nil, sandboxKey: String? = nil) throws -> IPv4Address {
-        guard case .dockerAddress(let text) = try fx.daemon.perform(.dockerRequestAddress(pool: try IPv4Subnet(parsing: pool), requested: address, gateway: false)),
+        guard case .dockerAddress(let text) = try fx.daemon.perform(.dockerRequestAddress(pool: try IPSubnet(parsing: pool), requested: address.map(IPAddress.init), gateway: false)),
               let given = IPv4Address(String(text.split(separator: "/")[0]))
         else { throw NodeError.failed("no address") }
-        _ = try fx.daemon.perform(.dockerCreateEndpoint(try DockerEndpointID(id), address: given))
+        _ = try fx.daemon.perform(.dockerCreateEndpoint(try DockerEndpointID(id), address: given, address6: nil))
         _ = try fx.daemon.perform(.dockerJoin(try DockerEndpointID(id), sandboxKey: sandboxKey))
         return given
     }
@@ -69,7 +69,7 @@ struct DockerEndpointTests {
         #expect(!(try Self.link(fx, network, OverlayDriver.hostVethPortName(forEndpoint: first))))
         #expect(!fx.daemon.reconciler.known().endpoints.contains { $0.name == "alpha" }, "withdrawn here at once")
         #expect(fx.daemon.metricsSample().pendingWithdrawals == 1)
-        #expect(throws: (any Error).self) { try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.96.0/24"), address)) }
+        #expect(throws: (any Error).self) { try fx.daemon.perform(.dockerReleaseAddress(pool: try IPSubnet(parsing: "192.168.96.0/24"), IPAddress(address))) }
         #expect(try fx.store.inner.get("dnsd/v1/ipam/dki/\(address)") != nil)
         fx.store.fail(address.description, false)
         fx.daemon.dockerRetryReleases()
@@ -92,7 +92,7 @@ struct DockerEndpointTests {
         let stale = Self.endpointID(7), fresh = Self.endpointID(8)
         let reused = try Self.join(fx, stale, pool: "192.168.96.0/24")
         try fx.daemon.dockerPublish(stale, name: "gamma", aliases: [])
-        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.96.0/24"), reused))
+        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPSubnet(parsing: "192.168.96.0/24"), IPAddress(reused)))
         #expect(try Self.join(fx, fresh, pool: "192.168.96.0/24", address: reused) == reused)
         try fx.daemon.dockerPublish(fresh, name: "delta", aliases: [])
         fx.daemon.dockerSweep(running: [second, fresh], grace: 0)
@@ -104,7 +104,7 @@ struct DockerEndpointTests {
 
         for id in [second, fresh] { try Self.leave(fx, id) }
         for released in [address, reused] {
-            _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.96.0/24"), released))
+            _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPSubnet(parsing: "192.168.96.0/24"), IPAddress(released)))
         }
         _ = try fx.perform(API.removeNetwork("dki"))
     }
@@ -126,8 +126,8 @@ struct DockerEndpointTests {
         #expect(try Self.published(fx, "dual", on: "dka") && !(try Self.published(fx, "dual", on: "dkb")))
         try Self.leave(fx, onA)
         #expect(try fx.store.inner.get("dnsd/v1/names/dual") == nil, "released with the last")
-        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.97.0/24"), a))
-        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.98.0/24"), b))
+        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPSubnet(parsing: "192.168.97.0/24"), IPAddress(a)))
+        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPSubnet(parsing: "192.168.98.0/24"), IPAddress(b)))
         _ = try fx.perform(API.removeNetwork("dka"))
         _ = try fx.perform(API.removeNetwork("dkb"))
     }
@@ -202,7 +202,7 @@ struct DockerEndpointTests {
                 "its processes gone: withdrawn")
         #expect(try fx.store.inner.get("dnsd/v1/names/doomed") == nil)
         #expect(try fx.store.inner.get("dnsd/v1/ipam/dkd/\(address)") != nil, "the address is left to Docker's IPAM release")
-        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: "192.168.100.0/24"), address))
+        _ = try fx.daemon.perform(.dockerReleaseAddress(pool: try IPSubnet(parsing: "192.168.100.0/24"), IPAddress(address)))
         _ = try fx.perform(API.removeNetwork("dkd"))
     }
 }

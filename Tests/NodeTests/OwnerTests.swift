@@ -223,19 +223,27 @@ struct OwnerTests {
         return false
     }
 
-    @Test("the picker never hands one address to two commands in flight, and skips claimed ones")
+    @Test("the picker never hands one address to two commands in flight, and skips claimed ones, in either family")
     func picker() throws {
-        let network = NetworkRecord(name: "p", driver: .overlay, subnet: "10.9.0.0/29", gateway: "10.9.0.1", vni: 5000, host: nil)
-        let picker = AddressPicker(claimed: { _ in [IPv4Address(10, 9, 0, 2)] })
-        let first = try picker.pick(on: network, excluding: [])
-        let second = try picker.pick(on: network, excluding: [IPv4Address(10, 9, 0, 4)])
-        #expect(first == IPv4Address(10, 9, 0, 3) && second == IPv4Address(10, 9, 0, 5))
-        #expect(try picker.pick(on: network, excluding: []) == IPv4Address(10, 9, 0, 4))
-        #expect(try picker.pick(on: network, excluding: []) == IPv4Address(10, 9, 0, 6))
-        #expect(throws: ClusterError.self) { try picker.pick(on: network, excluding: []) }
-        picker.done(first, on: "p")
-        #expect(try picker.pick(on: network, excluding: []) == first, "given back")
-        #expect(!picker.hold(second, on: "p") && picker.hold(IPv4Address(10, 9, 0, 2), on: "p"))
+        let network = NetworkRecord(name: "p", driver: .overlay, subnet: "10.9.0.0/29", gateway: "10.9.0.1", subnet6: "fd00:9::/125",
+                                    gateway6: "fd00:9::1", vni: 5000, host: nil)
+        for family in try network.families {
+            @Sendable func a(_ last: UInt128) -> IPAddress { family.subnet.address(at: last) }
+            let picker = AddressPicker(claimed: { _ in [a(2)] })
+            let first = try picker.pick(family, on: "p", excluding: [])
+            let second = try picker.pick(family, on: "p", excluding: [a(4)])
+            #expect(first == a(3) && second == a(5))
+            #expect(try picker.pick(family, on: "p", excluding: []) == a(4))
+            #expect(try picker.pick(family, on: "p", excluding: []) == a(6))
+            if family.subnet.family == .v6 {
+                // IPv6 has no broadcast address: the prefix's last one is an endpoint's too.
+                #expect(try picker.pick(family, on: "p", excluding: []) == a(7))
+            }
+            #expect(throws: ClusterError.self) { try picker.pick(family, on: "p", excluding: []) }
+            picker.done(first, on: "p")
+            #expect(try picker.pick(family, on: "p", excluding: []) == first, "given back")
+            #expect(!picker.hold(second, on: "p") && picker.hold(a(2), on: "p"))
+        }
     }
 
     @Test("a ticker retries a failing round with doubling gaps up to its bound, keeps its pace after a success, and stops at once")

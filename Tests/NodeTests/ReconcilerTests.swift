@@ -20,11 +20,11 @@ struct ReconcilerTests {
         private let lock = NSLock()
         private(set) var calls: [String] = []
         var log: [String] { lock.withLock { calls } }
-        func addPeer(_ address: IPv4Address, vtep: IPv4Address, on network: HostLabel) throws {
-            lock.withLock { calls.append("add \(address) via \(vtep) on \(network)") }
+        func addPeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws {
+            lock.withLock { calls.append("add \(address)\(address6.map { " \($0)" } ?? "") via \(vtep) on \(network)") }
         }
-        func removePeer(_ address: IPv4Address, vtep: IPv4Address, on network: HostLabel) throws {
-            lock.withLock { calls.append("remove \(address) via \(vtep) on \(network)") }
+        func removePeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws {
+            lock.withLock { calls.append("remove \(address)\(address6.map { " \($0)" } ?? "") via \(vtep) on \(network)") }
         }
     }
 
@@ -209,14 +209,14 @@ struct ReconcilerTests {
             _ = try fx.registry.createNetwork(name: try HostLabel(name), driver: .overlay, subnet: try IPv4Subnet(parsing: subnet), gateway: nil, host: nil)
         }
         try fx.registry.publish(fx.endpoint("x", 4, host: "h2", network: "other"), lease: nil)
-        _ = try fx.registry.allocateAddress(on: try fx.registry.network(try HostLabel("other")), requested: IPv4Address(192, 168, 1, 9),
-                                            host: "h2", lease: nil)
+        _ = try fx.registry.allocateAddress(on: try fx.registry.network(try HostLabel("other")), family: .v4,
+                                            requested: IPAddress(IPv4Address(192, 168, 1, 9)), host: "h2", lease: nil)
         try fx.reconciler.start()
         #expect(names(fx, on: "other").isEmpty && fx.reconciler.claimedAddresses(on: "other").isEmpty)
         // A command attaching here: the network is listed before its body runs, and watched after.
         let seenInside = try fx.reconciler.using("other") { names(fx, on: "other") }
         #expect(seenInside == ["x"], "the existing name, before the command's body")
-        #expect(fx.reconciler.claimedAddresses(on: "other") == [IPv4Address(192, 168, 1, 9)], "and the claims an address is picked around")
+        #expect(fx.reconciler.claimedAddresses(on: "other") == [IPAddress(IPv4Address(192, 168, 1, 9))], "and the claims an address is picked around")
         #expect(fx.peers.log.contains("add 192.168.0.4 via 198.18.0.2 on other"), "\(fx.peers.log)")
         fx.used.networks = ["vnet", "other"]
         try fx.registry.publish(fx.endpoint("z", 6, host: "h2", network: "other"), lease: nil)

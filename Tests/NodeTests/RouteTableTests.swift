@@ -48,6 +48,6 @@ struct RouteTableTests {
             Issue.record("not a run")
             return
         }
-        #expect(spec.name.text == "web1" && spec.hostname.text == "web1" && spec.network?.text == "vnet" && spec.address?.description == "10.0.0.5")
+        #expect(spec.name.text == "web1" && spec.hostname.text == "web1" && spec.network?.text == "vnet" && spec.addresses.map(\.description) == ["10.0.0.5"])
     }
 }

@@ -57,12 +57,25 @@ struct NetlinkTests {
             let index = try nl.linkIndex("d0")
             try nl.addAddress(ip("192.168.7.2"), prefixLength: 24, to: index)
             try nl.addAddress(ip("192.168.7.2"), prefixLength: 24, to: index)  // again: no error
-            #expect(try nl.addresses().contains { $0.index == index && $0.address == ip("192.168.7.2") && $0.prefixLength == 24 })
+            #expect(try nl.addresses().contains { $0.index == index && $0.address.v4 == ip("192.168.7.2") && $0.prefixLength == 24 })
+            // IPv6 on the same link: added usable at once (no duplicate address detection), read
+            // back in its own family, and `setOnlyAddress` replaces only its family's.
+            try fx.thread.run(in: a) { try NetworkSysctl.set("ipv6/conf/d0/disable_ipv6", "0") }
+            try nl.addAddress(ip6("fd00:7::2"), prefixLength: 64, to: index)
+            #expect(try nl.addresses(.v6).contains { $0.index == index && $0.address == ip6("fd00:7::2") && $0.prefixLength == 64 })
+            #expect(!(try nl.addresses().contains { $0.address.family == .v6 }), "an IPv4 dump holds no IPv6 address")
+            let flags = try Shell.check(["ip", "-n", fx.names[0], "-6", "addr", "show", "dev", "d0"])
+            let line = flags.split(separator: "\n").first { $0.contains("fd00:7::2/64") } ?? ""
+            #expect(line.contains("nodad") && !line.contains("tentative"), "\(flags)")
+            try nl.setOnlyAddress(ip6("fd00:7::3"), prefixLength: 64, on: index)
+            let v6 = try nl.addresses(.v6).filter { $0.index == index && !$0.address.isLinkLocal }.map(\.address)
+            #expect(v6 == [ip6("fd00:7::3")])
+            #expect(try nl.addresses().contains { $0.index == index && $0.address.v4 == ip("192.168.7.2") })
             try nl.setDefaultRoute(via: ip("192.168.7.1"), device: index)
             #expect(try nl.routes().contains { $0.prefixLength == 0 && $0.gateway == ip("192.168.7.1") && $0.device == index })
-            try nl.deleteAddress(ip("192.168.7.2"), prefixLength: 24, from: index)
-            #expect(!(try nl.addresses().contains { $0.address == ip("192.168.7.2") }))
-            try nl.deleteAddress(ip("192.168.7.2"), prefixLength: 24, from: index)  // absent: fine
+            try nl.deleteAddress(IPAddress(ip("192.168.7.2")), prefixLength: 24, from: index)
+            #expect(!(try nl.addresses().contains { $0.address.v4 == ip("192.168.7.2") }))
+            try nl.deleteAddress(IPAddress(ip("192.168.7.2")), prefixLength: 24, from: index)  // absent: fine
         }
     }
 
@@ -74,19 +87,26 @@ struct NetlinkTests {
             try nl.createLink(LinkSpec(name: "vxlan0", kind: .vxlan(VXLANOptions(vni: 42)), up: true))
             let vx = try nl.linkIndex("vxlan0")
             let mac = MACAddress(derivedFrom: ip("192.168.0.3"))
+            // An IPv6 neighbour needs IPv6 on the device (the kernel refuses it otherwise).
+            try fx.thread.run(in: a) { try NetworkSysctl.set("ipv6/conf/vxlan0/disable_ipv6", "0") }
             for _ in 0..<2 {
-                try nl.addNeighbour(ip("192.168.0.3"), mac: mac, on: vx)
+                try nl.addNeighbour(IPAddress(ip("192.168.0.3")), mac: mac, on: vx)
+                try nl.addNeighbour(ip6("fd00::3"), mac: mac, on: vx)
                 try nl.addForwardingEntry(mac, remote: ip("198.18.0.2"), on: vx)
             }
-            #expect(try nl.neighbours(on: vx) == [NeighbourEntry(index: vx, address: ip("192.168.0.3"), mac: mac)])
-            #expect(try nl.neighbours(on: vx, forwardingDatabase: true).contains(NeighbourEntry(index: vx, address: ip("198.18.0.2"), mac: mac)))
+            #expect(try nl.neighbours(on: vx) == [NeighbourEntry(index: vx, address: IPAddress(ip("192.168.0.3")), mac: mac)])
+            #expect(try nl.neighbours(on: vx, family: .v6) == [NeighbourEntry(index: vx, address: ip6("fd00::3"), mac: mac)])
+            #expect(try nl.neighbours(on: vx, forwardingDatabase: true).contains(NeighbourEntry(index: vx, address: IPAddress(ip("198.18.0.2")), mac: mac)))
+            let shown = try Shell.check(["ip", "-n", name, "-6", "neigh", "show", "dev", "vxlan0"])
+            #expect(shown.contains("fd00::3 lladdr \(mac) PERMANENT"), "\(shown)")
             let fdb = try Shell.check(["bridge", "-n", name, "fdb", "show", "dev", "vxlan0"])
             #expect(fdb.contains("\(mac) dst 198.18.0.2 self permanent"))
             for _ in 0..<2 {
-                try nl.deleteNeighbour(ip("192.168.0.3"), on: vx)
+                try nl.deleteNeighbour(IPAddress(ip("192.168.0.3")), on: vx)
+                try nl.deleteNeighbour(ip6("fd00::3"), on: vx)
                 try nl.deleteForwardingEntry(mac, remote: ip("198.18.0.2"), on: vx)
             }
-            #expect(try nl.neighbours(on: vx).isEmpty)
+            #expect(try nl.neighbours(on: vx).isEmpty && nl.neighbours(on: vx, family: .v6).isEmpty)
             #expect(!(try nl.neighbours(on: vx, forwardingDatabase: true).contains { $0.mac == mac }))
         }
     }

@@ -62,15 +62,15 @@ struct ClusterRegistryTests {
             let network = try r.createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "10.30.0.0/24"), gateway: nil, host: nil)
             // h2 claims an address (and so rewrites the claims marker) just before the commit.
             let rival = RivalStore(store, key: Keys.claimsMarker(Self.vnet), rivalValue: Array("h2".utf8),
-                                   alsoWrites: [(Keys.address(Self.vnet, IPv4Address("10.30.0.9")!), Array("h2".utf8))])
+                                   alsoWrites: [(Keys.address(Self.vnet, IPAddress("10.30.0.9")!), Array("h2".utf8))])
             #expect(throws: ClusterError.addressesInUse("vnet", count: 1)) { try registry(rival).deleteNetwork(Self.vnet) }
             #expect(try store.get(Keys.network(Self.vnet)) != nil && store.get(Keys.vni(network.vni)) != nil)
             // An address claimed on a network removed after it was read is refused.
-            try store.delete(Keys.address(Self.vnet, IPv4Address("10.30.0.9")!))
+            try store.delete(Keys.address(Self.vnet, IPAddress("10.30.0.9")!))
             let read = try r.network(Self.vnet)
             try r.deleteNetwork(Self.vnet)
             #expect(try store.get(Keys.network(Self.vnet)) == nil && store.get(Keys.vni(network.vni)) == nil)
-            #expect(throws: ClusterError.networkChanged("vnet")) { try r.allocateAddress(on: read, host: "h1", lease: nil) }
+            #expect(throws: ClusterError.networkChanged("vnet")) { try r.allocateAddress(on: read, family: .v4, host: "h1", lease: nil) }
             #expect(try store.list(prefix: Keys.ipam("vnet")).entries.isEmpty)
         }
     }
@@ -107,7 +107,7 @@ struct ClusterRegistryTests {
             try registry(RivalStore(store, key: nameKey, rivalValue: rivalClaim)).releaseName(name, heldBy: "h1")
             #expect(try store.get(nameKey)?.value == rivalClaim)
             // The same for an address.
-            let address = IPv4Address("192.168.0.7")!
+            let address = IPAddress("192.168.0.7")!
             let addressKey = "dnsd/v1/ipam/vnet/192.168.0.7"
             #expect(throws: ClusterError.addressTaken("192.168.0.7")) {
                 try registry(RivalStore(store, key: addressKey, rivalValue: Array("h2".utf8))).holdAddress(address, on: Self.vnet, host: "h1", lease: nil)
@@ -179,32 +179,74 @@ struct ClusterRegistryTests {
         }
     }
 
-    @Test("two hosts racing to allocate 50 addresses each on one network get 100 distinct ones", arguments: [Backend.local, .etcd])
-    func addressRace(backend: Backend) throws {
+    @Test("two hosts racing to allocate 50 addresses each on one network get 100 distinct ones, of either family",
+          arguments: [Backend.local, .etcd], [IPFamily.v4, .v6])
+    func addressRace(backend: Backend, family: IPFamily) throws {
         try withStore(backend) { store, another in
-            let network = try registry(store).createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "192.168.0.0/24"), gateway: nil, host: nil)
-            let got = Mutex<[IPv4Address]>([])
+            let network = try registry(store).createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "192.168.0.0/24"),
+                                                            gateway: nil, subnet6: try IPSubnet(parsing: "fd00:db8:7::/120"), host: nil)
+            #expect(network.subnet6 == "fd00:db8:7::/120" && network.gateway6 == "fd00:db8:7::1")
+            let got = Mutex<[IPAddress]>([])
             let errors = Mutex(0)
             let registries = [registry(store), registry(another())]
             DispatchQueue.concurrentPerform(iterations: 2) { host in
                 let r = registries[host]
                 for _ in 0..<50 {
                     do {
-                        let address = try r.allocateAddress(on: network, host: "h\(host)", lease: nil)
+                        let address = try r.allocateAddress(on: network, family: family, host: "h\(host)", lease: nil)
                         got.withLock { $0.append(address) }
                     } catch { errors.withLock { $0 += 1 } }
                 }
             }
             let addresses = got.withLock { $0 }
             #expect(errors.withLock { $0 } == 0)
-            #expect(addresses.count == 100 && Set(addresses).count == 100)
-            #expect(!addresses.contains(IPv4Address(192, 168, 0, 1)))
-            // Explicit addresses: taken, foreign and reserved ones are refused.
+            #expect(addresses.count == 100 && Set(addresses).count == 100 && addresses.allSatisfy { $0.family == family })
+            let gateway = family == .v4 ? IPAddress("192.168.0.1")! : IPAddress("fd00:db8:7::1")!
+            #expect(!addresses.contains(gateway))
+            // Explicit addresses: taken, foreign, of the other family and reserved ones are refused.
             let r = registry(store)
-            #expect(throws: ClusterError.addressTaken(addresses[0].description)) { try r.allocateAddress(on: network, requested: addresses[0], host: "h", lease: nil) }
-            #expect(throws: ClusterError.self) { try r.allocateAddress(on: network, requested: IPv4Address(10, 0, 0, 1), host: "h", lease: nil) }
-            #expect(throws: ClusterError.self) { try r.allocateAddress(on: network, requested: IPv4Address(192, 168, 0, 255), host: "h", lease: nil) }
-            #expect(try r.allocateAddress(on: network, requested: IPv4Address(192, 168, 0, 200), host: "h", lease: nil) == IPv4Address(192, 168, 0, 200))
+            func ask(_ text: String) throws -> IPAddress {
+                try r.allocateAddress(on: network, family: family, requested: IPAddress(text)!, host: "h", lease: nil)
+            }
+            #expect(throws: ClusterError.addressTaken(addresses[0].description)) {
+                try r.allocateAddress(on: network, family: family, requested: addresses[0], host: "h", lease: nil)
+            }
+            #expect(throws: ClusterError.self) { try ask(family == .v4 ? "10.0.0.1" : "fd00:db8:8::5") }
+            #expect(throws: ClusterError.addressReserved(gateway.description)) { try ask(gateway.description) }
+            #expect(throws: ClusterError.addressReserved(family == .v4 ? "192.168.0.255" : "fd00:db8:7::")) {
+                try ask(family == .v4 ? "192.168.0.255" : "fd00:db8:7::")
+            }
+            let wanted = family == .v4 ? "192.168.0.200" : "fd00:db8:7::c8"
+            #expect(try ask(wanted) == IPAddress(wanted)!)
+            #expect(try store.get(Keys.ipam("vnet") + wanted)?.text == "h", "one key per address, in its canonical text")
+        }
+    }
+
+    @Test("a dual-stack network: its IPv6 prefix may overlap no other network's, and reads back from the store")
+    func dualStackNetworks() throws {
+        try withStore(.local) { store, _ in
+            let r = registry(store)
+            let a = try r.createNetwork(name: try HostLabel("neta"), driver: .overlay, subnet: try IPv4Subnet(parsing: "10.1.0.0/24"), gateway: nil,
+                                        subnet6: try IPSubnet(parsing: "fd00:1::/64"), gateway6: IPAddress("fd00:1::fe"), host: nil)
+            #expect(try r.network(try HostLabel("neta")) == a && a.gateway6 == "fd00:1::fe")
+            #expect(try a.families.map(\.subnet.description) == ["10.1.0.0/24", "fd00:1::/64"])
+            #expect(throws: ClusterError.subnetOverlaps("fd00:1:0:0:8000::/65", with: "network 'neta' (fd00:1::/64)")) {
+                try r.createNetwork(name: try HostLabel("netb"), driver: .overlay, subnet: try IPv4Subnet(parsing: "10.2.0.0/24"), gateway: nil,
+                                    subnet6: try IPSubnet(parsing: "fd00:1:0:0:8000::/65"), host: nil)
+            }
+            #expect(throws: ClusterError.addressOutside("fd00:2::1", subnet: "fd00:1::/64")) {
+                try r.createNetwork(name: try HostLabel("netc"), driver: .overlay, subnet: try IPv4Subnet(parsing: "10.3.0.0/24"), gateway: nil,
+                                    subnet6: try IPSubnet(parsing: "fd00:1::/64"), gateway6: IPAddress("fd00:2::1"), host: nil)
+            }
+            #expect(try store.get(Keys.network(try HostLabel("netb"))) == nil && store.get(Keys.network(try HostLabel("netc"))) == nil)
+            // A record written before dual-stack (no IPv6 keys) reads as IPv4 only; an IPv6
+            // gateway outside its prefix, or a prefix that is not IPv6, is unreadable.
+            try store.put(Keys.networks + "old", Array(#"{"driver":"overlay","gateway":"10.9.0.1","name":"old","subnet":"10.9.0.0/24","vni":4200}"#.utf8))
+            #expect(try r.network(try HostLabel("old")).subnet6 == nil)
+            try store.put(Keys.networks + "bad6", Array(#"{"driver":"overlay","gateway":"10.8.0.1","name":"bad6","subnet":"10.8.0.0/24","subnet6":"fd00:8::/64","gateway6":"fd00:9::1","vni":4201}"#.utf8))
+            try store.put(Keys.networks + "bad4", Array(#"{"driver":"overlay","gateway":"10.7.0.1","name":"bad4","subnet":"10.7.0.0/24","subnet6":"10.6.0.0/24","vni":4202}"#.utf8))
+            #expect(throws: ClusterError.noSuchNetwork("bad6")) { try r.network(try HostLabel("bad6")) }
+            #expect(throws: ClusterError.noSuchNetwork("bad4")) { try r.network(try HostLabel("bad4")) }
         }
     }
 

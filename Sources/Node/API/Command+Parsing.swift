@@ -47,35 +47,55 @@ extension Command {
         return try HostLabel(text, what: what)
     }
 
-    /// `--ip` (or `IP=`), if given.
-    static func address(_ text: String?, _ what: String = "--ip") throws -> IPv4Address? {
-        try text.map { text in
-            guard let address = IPv4Address(text) else { throw NodeError.invalid("invalid \(what) '\(text)'") }
-            return address
+    /// `--ip` and `--ip6` (or `IP=`), those given: one IPv4 and one IPv6 address at most.
+    static func addresses(_ ip: String?, _ ip6: String?) throws -> [IPAddress] {
+        var result: [IPAddress] = []
+        if let ip {
+            guard let address = IPv4Address(ip) else { throw NodeError.invalid("invalid --ip '\(ip)': expected an IPv4 address") }
+            result.append(IPAddress(address))
         }
+        if let ip6 {
+            guard let address = IPAddress(ip6), address.family == .v6 else {
+                throw NodeError.invalid("invalid --ip6 '\(ip6)': expected an IPv6 address")
+            }
+            result.append(address)
+        }
+        return result
     }
 
     /// `network create`'s body, parsed (also what Docker's CreateNetwork becomes).
     public static func network(_ request: NetworkCreation) throws -> NetworkSpec {
         let name = try label(request.name, "network")
         guard name.text != "bridge", name.text != "gwbridge" else { throw NodeError.invalid("network name '\(name)' is reserved") }
+        if (try? IPSubnet(parsing: request.subnet, family: .v6)) != nil {
+            throw NodeError.invalid("network '\(name)' needs an IPv4 subnet: IPv6-only networks are not supported (give both for dual-stack)")
+        }
         let subnet = try IPv4Subnet(parsing: request.subnet)
         var gateway: IPv4Address?
         if let text = request.gateway {
             guard let parsed = IPv4Address(text) else { throw NodeError.invalid("invalid --gateway '\(text)': expected an IPv4 address") }
             gateway = parsed
         }
+        let subnet6 = try request.subnet6.map { try IPSubnet(parsing: $0, family: .v6) }
+        var gateway6: IPAddress?
+        if let text = request.gateway6 {
+            guard let parsed = IPAddress(text), parsed.family == .v6 else {
+                throw NodeError.invalid("invalid IPv6 gateway '\(text)': expected an IPv6 address")
+            }
+            guard subnet6 != nil else { throw NodeError.invalid("an IPv6 gateway needs an IPv6 subnet") }
+            gateway6 = parsed
+        }
         guard let driver = NetworkRecord.Driver(rawValue: request.driver ?? "overlay") else {
             throw NodeError.invalid("invalid --driver '\(request.driver ?? "")': expected overlay or bridge")
         }
-        return NetworkSpec(name: name, driver: driver, subnet: subnet, gateway: gateway)
+        return NetworkSpec(name: name, driver: driver, subnet: subnet, gateway: gateway, subnet6: subnet6, gateway6: gateway6)
     }
 
     static func run(_ request: SandboxCreation) throws -> RunSpec {
         let name = try label(request.name, "name")
         return RunSpec(name: name, hostname: try request.hostname.map { try HostLabel($0, what: "hostname") } ?? name,
                        network: try request.network.map { try label($0, "network") },
-                       aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") }, address: try address(request.ip))
+                       aliases: try (request.aliases ?? []).map { try HostLabel($0, what: "alias") }, addresses: try addresses(request.ip, request.ip6))
     }
 
     static func adoption(_ request: SandboxAdoption) throws -> AdoptionSpec {
@@ -85,7 +105,7 @@ extension Command {
 
     static func connection(_ request: NetworkConnection) throws -> ConnectionSpec {
         let aliases = try request.aliases.flatMap { $0.isEmpty ? nil : try $0.map { try HostLabel($0, what: "alias") } }
-        return ConnectionSpec(network: try label(request.network, "network"), aliases: aliases, address: try address(request.ip))
+        return ConnectionSpec(network: try label(request.network, "network"), aliases: aliases, addresses: try addresses(request.ip, request.ip6))
     }
 
     static func container(_ request: ContainerAttach) throws -> ContainerSpec {
@@ -94,7 +114,7 @@ extension Command {
             throw NodeError.invalid("invalid interface name '\(request.interface)': 1-15 characters, no '/', ':' or spaces")
         }
         return ContainerSpec(id: id, netns: request.netns, interface: request.interface, network: try label(request.network, "network"),
-                             name: try label(request.name ?? id.text, "name"), address: try address(request.ip),
+                             name: try label(request.name ?? id.text, "name"), addresses: try addresses(request.ip, request.ip6),
                              aliases: try request.aliases.map { try $0.map { try HostLabel($0, what: "alias") } }, hostsFile: request.hostsFile)
     }
 

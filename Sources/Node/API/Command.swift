@@ -29,10 +29,11 @@ public enum Command: Sendable {
     case checkContainer(ContainerID, network: HostLabel)
     /// Docker's IPAM driver: an address of the dnsd network whose subnet is `pool` (the gateway,
     /// or a claim of this host).
-    case dockerRequestAddress(pool: IPv4Subnet, requested: IPv4Address?, gateway: Bool)
-    case dockerReleaseAddress(pool: IPv4Subnet, IPv4Address)
-    /// Docker's network driver: an endpoint with the address Docker took from the IPAM.
-    case dockerCreateEndpoint(DockerEndpointID, address: IPv4Address)
+    case dockerRequestAddress(pool: IPSubnet, requested: IPAddress?, gateway: Bool)
+    case dockerReleaseAddress(pool: IPSubnet, IPAddress)
+    /// Docker's network driver: an endpoint with the addresses Docker took from the IPAM (IPv6
+    /// on a dual-stack network).
+    case dockerCreateEndpoint(DockerEndpointID, address: IPv4Address, address6: IPAddress?)
     /// `sandboxKey`: where Docker makes the container's namespace (an absolute path, or none).
     case dockerJoin(DockerEndpointID, sandboxKey: String?)
     /// `Leave` (`delete` false) or `DeleteEndpoint` (true).
@@ -53,6 +54,9 @@ public struct NetworkSpec: Sendable {
     public var driver: NetworkRecord.Driver
     public var subnet: IPv4Subnet
     public var gateway: IPv4Address?
+    /// A dual-stack network's IPv6 prefix and gateway.
+    public var subnet6: IPSubnet? = nil
+    public var gateway6: IPAddress? = nil
 }
 
 /// `run`.
@@ -61,7 +65,8 @@ public struct RunSpec: Sendable {
     public var hostname: HostLabel
     public var network: HostLabel?
     public var aliases: [HostLabel]
-    public var address: IPv4Address?
+    /// Requested addresses, at most one per family (`--ip`, `--ip6`).
+    public var addresses: [IPAddress] = []
 }
 
 /// `attach`: a namespace someone else made.
@@ -78,7 +83,7 @@ public struct ConnectionSpec: Sendable {
     public var network: HostLabel
     /// Replaces the sandbox's aliases when given.
     public var aliases: [HostLabel]?
-    public var address: IPv4Address?
+    public var addresses: [IPAddress] = []
 }
 
 /// A runtime's container id: what CNI and containerd allow (letters, digits, `_.-`), 1-128.
@@ -120,7 +125,7 @@ public struct ContainerSpec: Sendable {
     public var network: HostLabel
     /// The sandbox's (and its DNS) name: the container's name, or its id.
     public var name: HostLabel
-    public var address: IPv4Address?
+    public var addresses: [IPAddress] = []
     public var aliases: [HostLabel]?
     public var hostsFile: String?
 }

@@ -18,33 +18,53 @@ extension Daemon {
         }
     }
 
-    /// What an attachment of `sandbox` to `network` at `address` publishes.
-    func endpointState(_ sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, address: IPv4Address) -> EndpointState {
-        EndpointState(id: "\(configuration.hostID)-\(sandbox.text)", network: network.name, name: sandbox.text,
-                      aliases: aliases.map(\.text), ipv4: address.description, mac: MACAddress(derivedFrom: address).description,
-                      host: configuration.hostID, vtep: configuration.advertise.description)
+    /// What an attachment of `sandbox` to `network` with `addresses` (IPv4 first, then IPv6 on
+    /// a dual-stack network) publishes.
+    func endpointState(_ sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, addresses: [IPAddress]) -> EndpointState {
+        let v4 = addresses.first { $0.family == .v4 }?.v4 ?? IPv4Address(0)
+        return EndpointState(id: "\(configuration.hostID)-\(sandbox.text)", network: network.name, name: sandbox.text,
+                             aliases: aliases.map(\.text), ipv4: v4.description,
+                             ipv6: addresses.first { $0.family == .v6 }?.description,
+                             mac: MACAddress(derivedFrom: v4).description, host: configuration.hostID,
+                             vtep: configuration.advertise.description)
     }
 
-    /// The address an attachment tries first: `requested` (checked against the network), or the
-    /// lowest free one as this host sees the claims. It stays in flight (no other command here
-    /// picks it) until `picker.done`.
-    func firstAddress(on network: NetworkRecord, requested: IPv4Address?) throws -> IPv4Address {
-        guard let requested else { return try picker.pick(on: network, excluding: []) }
-        try ClusterRegistry.validate(requested, on: network)
-        guard picker.hold(requested, on: network.name) else { throw ClusterError.addressTaken(requested.description) }
-        return requested
+    /// The addresses an attachment tries: per family of the network, the one `requested` of that
+    /// family (checked against the network), or the lowest free one as this host sees the claims
+    /// less `refused`. Each stays in flight (no other command here picks it) until `picker.done`;
+    /// a failure part-way gives back those already picked.
+    func pickAddresses(on network: NetworkRecord, requested: [IPAddress], excluding refused: Set<IPAddress>) throws -> [IPAddress] {
+        for address in requested where try network.family(address.family) == nil {
+            throw ClusterError.noFamily(network.name, address.family)
+        }
+        var picked: [IPAddress] = []
+        do {
+            for family in try network.families {
+                if let wanted = requested.first(where: { $0.family == family.subnet.family }) {
+                    try ClusterRegistry.validate(wanted, on: network)
+                    guard picker.hold(wanted, on: network.name) else { throw ClusterError.addressTaken(wanted.description) }
+                    picked.append(wanted)
+                } else {
+                    picked.append(try picker.pick(family, on: network.name, excluding: refused))
+                }
+            }
+        } catch {
+            for address in picked { picker.done(address, on: network.name) }
+            throw error
+        }
+        return picked
     }
 
     /// One commit of `state` (and of `name`, for a new sandbox): true when claimed, false when
-    /// its address was taken; the cluster's refusals are thrown. When the store does not answer,
-    /// the commit may have been applied: its release is queued (tried when the store answers,
-    /// before any new claim of the name) and what the store may have is kept out of this host's
-    /// projections meanwhile; the store error is thrown.
+    /// one of its addresses was taken; the cluster's refusals are thrown. When the store does not
+    /// answer, the commit may have been applied: its release is queued (tried when the store
+    /// answers, before any new claim of the name) and what the store may have is kept out of
+    /// this host's projections meanwhile; the store error is thrown.
     func commitClaim(_ state: EndpointState, name: HostLabel?, on network: NetworkRecord, lease: LeaseID) throws -> Bool {
-        guard let address = IPv4Address(state.ipv4), let sandbox = try? HostLabel(state.name) else {
+        guard IPv4Address(state.ipv4) != nil, let sandbox = try? HostLabel(state.name) else {
             throw NodeError.failed("an endpoint to claim without an address or a name")
         }
-        let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, address: address, endpoint: state)
+        let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, endpoint: state)
         do {
             guard try registry.claim(claim, host: configuration.hostID, lease: lease) else { return false }
         } catch let error as StoreError {
@@ -52,35 +72,39 @@ extension Daemon {
             withdrawals.add(sandbox, endpoints: [state], releasingName: name != nil)
             throw error
         }
-        picker.claimed(address, on: network.name)
+        for address in state.addresses { picker.claimed(address, on: network.name) }
         return true
     }
 
     /// Claims an attachment of sandbox `sandbox` to `network` in the cluster, in one transaction
-    /// when nothing is contended: `name` too when given (a new sandbox), an address (`requested`,
-    /// or the lowest free one as this host sees the claims), and the endpoint record. Its undo
-    /// (one transaction again) is added to `undo`. Returns the published endpoint.
-    func claim(name: HostLabel?, as sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, requested: IPv4Address?,
+    /// when nothing is contended: `name` too when given (a new sandbox), an address of each of
+    /// the network's families (`requested`, or the lowest free one as this host sees the claims),
+    /// and the endpoint record. Its undo (one transaction again) is added to `undo`. Returns the
+    /// published endpoint.
+    func claim(name: HostLabel?, as sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, requested: [IPAddress],
                lease: LeaseID, undo: Rollback) throws -> EndpointState {
         let label = try network.label
         // Addresses the store refused although this host's view had them free: the view was
         // behind. After the first, the view is refreshed from one listing.
-        var refused: Set<IPv4Address> = []
+        var refused: Set<IPAddress> = []
         var listed = false
         while true {
-            let address = requested == nil ? try picker.pick(on: network, excluding: refused) : try firstAddress(on: network, requested: requested)
-            defer { picker.done(address, on: network.name) }
-            let state = endpointState(sandbox, aliases: aliases, on: network, address: address)
+            let addresses = try pickAddresses(on: network, requested: requested, excluding: refused)
+            defer { for address in addresses { picker.done(address, on: network.name) } }
+            let state = endpointState(sandbox, aliases: aliases, on: network, addresses: addresses)
             if try commitClaim(state, name: name, on: network, lease: lease) {
                 undoClaim(of: state, name: name, lease: lease, in: undo)
                 return state
             }
-            if requested != nil { throw ClusterError.addressTaken(address.description) }
             if !listed {
                 refused.formUnion(try registry.claimedAddresses(on: label))
                 listed = true
             }
-            refused.insert(address)
+            // A requested address the store holds is a refusal; a picked one is skipped next time.
+            if let taken = requested.first(where: refused.contains) { throw ClusterError.addressTaken(taken.description) }
+            let picked = addresses.filter { !requested.contains($0) }
+            if picked.isEmpty { throw ClusterError.addressTaken(requested.map(\.description).joined(separator: ", ")) }
+            refused.formUnion(picked)
         }
     }
 

@@ -41,7 +41,8 @@ extension Daemon {
                 case .dockerReleaseAddress(let pool, let address):
                     try dockerReleaseAddress(pool: pool, address: address)
                     return .done
-                case .dockerCreateEndpoint(let id, let address): return .dockerEndpoint(mac: try dockerCreateEndpoint(id, address: address))
+                case .dockerCreateEndpoint(let id, let address, let address6):
+                    return .dockerEndpoint(mac: try dockerCreateEndpoint(id, address: address, address6: address6))
                 case .dockerJoin(let id, let sandboxKey):
                     let joined = try dockerJoin(id, sandboxKey: sandboxKey)
                     return .dockerJoined(interface: joined.interface, gateway: joined.gateway)
@@ -67,6 +68,7 @@ extension Daemon {
                     adopted: local.adopted, attachments: local.attachments.map { attachment in
                         SandboxInfo.Attachment(network: attachment.network.name, driver: attachment.network.driver.rawValue,
                                                interface: attachment.endpoint.interface, address: attachment.endpoint.address.description,
+                                               address6: attachment.endpoint.address6?.description,
                                                mac: attachment.endpoint.mac.description, named: attachment.published != nil)
                     })
     }
@@ -87,10 +89,14 @@ extension Daemon {
     // MARK: networks
 
     private func networkCreate(_ spec: NetworkSpec) throws -> NetworkRecord {
+        if spec.subnet6 != nil, spec.driver == .bridge {
+            // A bridge network's bridge and NAT live in the host's namespace: IPv4 only for now.
+            throw NodeError.invalid("bridge networks are IPv4 only: an IPv6 subnet needs --driver overlay")
+        }
         var reserved = LocalBridgeDriver.BridgeSpec.reservedSubnets.map { (subnet: $0, what: "the built-in bridge pool") }
         reserved += try bridges.hostRoutes().map { (subnet: $0, what: "a route of host \(configuration.hostID)") }
         return try registry.createNetwork(name: spec.name, driver: spec.driver, subnet: spec.subnet, gateway: spec.gateway,
-                                          host: configuration.hostID, reserved: reserved)
+                                          subnet6: spec.subnet6, gateway6: spec.gateway6, host: configuration.hostID, reserved: reserved)
     }
 
     private func networkInspect(_ name: HostLabel) throws -> NetworkDetail {
@@ -111,7 +117,7 @@ extension Daemon {
     // MARK: sandboxes
 
     private func run(_ spec: RunSpec) throws -> LocalSandbox {
-        let name = spec.name, hostname = spec.hostname, aliases = spec.aliases, requested = spec.address
+        let name = spec.name, hostname = spec.hostname, aliases = spec.aliases, requested = spec.addresses
         let network = try spec.network.map { try self.network($0) }
         if let network { try checkAttachable(network) }
         return try order.run(name.text) {
@@ -171,7 +177,7 @@ extension Daemon {
     /// `dnsd attach`: a namespace made by a container runtime joins a network.
     private func adopt(_ spec: AdoptionSpec) throws -> LocalSandbox {
         try order.run(spec.name.text) {
-            try adopt(name: spec.name, path: spec.netns, network: spec.network, interface: nil, requested: nil,
+            try adopt(name: spec.name, path: spec.netns, network: spec.network, interface: nil, requested: [],
                       aliases: spec.aliases, hostsFile: spec.hostsFile, containerID: nil, egressInterface: nil)
         }
     }
@@ -182,7 +188,7 @@ extension Daemon {
     /// the namespace. With `egressInterface`, an overlay attachment also gets a leg on the
     /// gateway bridge under that name, with the default route (as `run --net` gives eth1): the
     /// way out of the overlay.
-    func adopt(name: HostLabel, path: String, network networkName: HostLabel, interface: String?, requested: IPv4Address?,
+    func adopt(name: HostLabel, path: String, network networkName: HostLabel, interface: String?, requested: [IPAddress],
                aliases: [HostLabel], hostsFile: String?, containerID: ContainerID?, egressInterface: String?) throws -> LocalSandbox {
         guard FileManager.default.fileExists(atPath: path) else { throw NodeError.notFound("no network namespace at \(path)") }
         let network = try self.network(networkName)
@@ -222,13 +228,13 @@ extension Daemon {
 
     private func connect(_ name: HostLabel, _ spec: ConnectionSpec) throws -> LocalSandbox {
         try order.run(name.text) {
-            try connect(try local(name), to: spec.network, requested: spec.address, aliases: spec.aliases, interface: nil)
+            try connect(try local(name), to: spec.network, requested: spec.addresses, aliases: spec.aliases, interface: nil)
         }
     }
 
     /// In the sandbox's order: connects a local sandbox to one more network, as `interface` or
     /// the next `ethN`; `aliases`, when given, replace the sandbox's.
-    func connect(_ local: LocalSandbox, to networkName: HostLabel, requested: IPv4Address?, aliases: [HostLabel]?,
+    func connect(_ local: LocalSandbox, to networkName: HostLabel, requested: [IPAddress], aliases: [HostLabel]?,
                  interface: String?) throws -> LocalSandbox {
         var local = local
         let name = local.name
@@ -356,13 +362,15 @@ extension Daemon {
         let sandbox = local.sandbox
         let endpoint = try devices.withNetwork(network) { () throws -> AttachedEndpoint in
             switch network.driver {
-            case .overlay: try overlay.attach(sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
+            case .overlay:
+                try overlay.attach(sandbox, to: label, address: address, address6: state.ipv6.flatMap { IPAddress($0) }, interface: interface,
+                                   defaultRoute: defaultRoute)
             case .bridge: try bridges.attach(sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
             }
         }
         let attached = LocalAttachment(network: network, endpoint: endpoint, published: state)
         undo.add("interface \(endpoint.interface) on \(label)") { [self] in try devices.detachInterface(attached) }
-        hosts.attach(local.name.text, to: label, ownAddresses: [address])
+        hosts.attach(local.name.text, to: label, ownAddresses: state.addresses)
         local.attachments.append(attached)
     }
 

@@ -19,9 +19,9 @@ extension Daemon {
                 guard try existing.sandbox.namespace.inode() == (try NamespaceIdentity.inode(atPath: spec.netns)) else {
                     throw NodeError.conflict("container \(id) is already attached here with another namespace (\(existing.sandbox.namespace.path))")
                 }
-                local = try connect(existing, to: network, requested: spec.address, aliases: spec.aliases, interface: spec.interface)
+                local = try connect(existing, to: network, requested: spec.addresses, aliases: spec.aliases, interface: spec.interface)
             } else {
-                local = try adopt(name: name, path: spec.netns, network: network, interface: spec.interface, requested: spec.address,
+                local = try adopt(name: name, path: spec.netns, network: network, interface: spec.interface, requested: spec.addresses,
                                   aliases: spec.aliases ?? [], hostsFile: spec.hostsFile, containerID: id,
                                   egressInterface: Self.egressInterface)
             }
@@ -55,10 +55,12 @@ extension Daemon {
         guard let local = sandboxes.container(id.text), let attachment = try containerAttachment(local, network: network.text) else {
             throw NodeError.notFound("container \(id) is not attached to '\(network)' on this host")
         }
-        let interfaces = try local.sandbox.interfaces()
-        guard interfaces.contains(where: { $0.name == attachment.interface && "\($0.address)" == attachment.address.split(separator: "/").first.map(String.init) })
-        else {
-            throw NodeError.conflict("container \(id): interface \(attachment.interface) no longer has \(attachment.address)")
+        let interfaces = try local.sandbox.interfaces(.v4) + (attachment.address6 != nil ? try local.sandbox.interfaces(.v6) : [])
+        for address in [attachment.address, attachment.address6].compactMap({ $0 }) {
+            guard interfaces.contains(where: { $0.name == attachment.interface && "\($0.address)" == address.split(separator: "/").first.map(String.init) })
+            else {
+                throw NodeError.conflict("container \(id): interface \(attachment.interface) no longer has \(address)")
+            }
         }
         return attachment
     }
@@ -85,6 +87,7 @@ extension Daemon {
                                    netns: local.sandbox.namespace.path, interface: attachment.endpoint.interface,
                                    mac: attachment.endpoint.mac.description,
                                    address: "\(attachment.endpoint.address)/\(subnet.prefixLength)",
+                                   address6: try attachment.endpoint.address6.map { "\($0)/\(try attachment.network.family6?.subnet.prefixLength ?? 128)" },
                                    gateway: attachment.network.gatewayAddress?.description ?? "",
                                    nameservers: resolver.nameservers, search: resolver.search, egress: egress,
                                    defaultRoute: isFirst && attachment.network.driver == .bridge)

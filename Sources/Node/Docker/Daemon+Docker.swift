@@ -13,15 +13,18 @@ import Store
 extension Daemon {
     /// `NetworkDriver.CreateEndpoint`: Docker gives the address it took from the IPAM; the reply
     /// gives the MAC every host's FDB will point at.
-    func dockerCreateEndpoint(_ endpointID: DockerEndpointID, address: IPv4Address) throws -> String {
+    func dockerCreateEndpoint(_ endpointID: DockerEndpointID, address: IPv4Address, address6: IPAddress?) throws -> String {
         let id = endpointID.text
         return try order.run(Self.dockerKey(id)) {
             guard let record = try registry.networks().first(where: { (try? $0.parsedSubnet)?.contains(address) == true && $0.driver == .overlay }) else {
                 throw NodeError.notFound("no dnsd overlay network holds \(address)")
             }
+            if let address6, (try record.family6)?.subnet.contains(address6) != true {
+                throw NodeError.invalid("\(address6) is not in an IPv6 subnet of dnsd network '\(record.name)'")
+            }
             let mac = MACAddress(derivedFrom: address)
             // Watched from here on: the table's entry keeps it so (`Reconciler.using`).
-            try reconciler.using(record.name) { docker[id] = DockerEndpoint(network: record, address: address, mac: mac) }
+            try reconciler.using(record.name) { docker[id] = DockerEndpoint(network: record, address: address, address6: address6, mac: mac) }
             return mac.description
         }
     }
@@ -107,7 +110,7 @@ extension Daemon {
         try inDockerOrder(id, also: name.text) {
             let lease = try currentLease()
             guard var endpoint = docker[id] else { throw NodeError.notFound("no endpoint \(id) on this host") }
-            let state = dockerState(id, network: endpoint.network, address: endpoint.address, name: name, aliases: aliases)
+            let state = dockerState(id, network: endpoint.network, addresses: endpoint.addresses, name: name, aliases: aliases)
             if let published = endpoint.published, published.name == name.text {
                 // Named at Join already; the start event adds the aliases Docker knows by then.
                 guard published.aliases != state.aliases else { return }
@@ -139,33 +142,35 @@ extension Daemon {
     /// After a restart of dnsd (or of dockerd): an endpoint of a running Docker container, as
     /// dockerd describes it, taken back with its address, MAC and veth, its name and address held
     /// again under this daemon's lease and published.
-    public func dockerAdopt(_ id: String, network networkName: String, address text: String, name text2: String, aliases: [String],
-                            sandboxKey: String?) throws {
+    public func dockerAdopt(_ id: String, network networkName: String, address text: String, address6 text6: String? = nil,
+                            name text2: String, aliases: [String], sandboxKey: String?) throws {
         guard let name = HostLabel.sanitized(text2) else { throw NodeError.invalid("container name '\(text2)' has no DNS form") }
         try inDockerOrder(id, also: name.text) {
             let lease = try currentLease()
             guard docker[id]?.published == nil else { return }
             guard let address = IPv4Address(text) else { throw NodeError.invalid("endpoint \(id): no IPv4 address") }
+            let address6 = text6.flatMap { $0.isEmpty ? nil : IPAddress($0) }
             guard let record = try registry.networks().first(where: { $0.name == networkName && $0.driver == .overlay }) else {
                 throw NodeError.notFound("no dnsd overlay network '\(networkName)'")
             }
-            try reconciler.using(record.name) { try takeBackDocker(id, record: record, address: address, name: name, aliases: aliases,
-                                                                   sandboxKey: sandboxKey, lease: lease) }
+            try reconciler.using(record.name) { try takeBackDocker(id, record: record, address: address, address6: address6, name: name,
+                                                                   aliases: aliases, sandboxKey: sandboxKey, lease: lease) }
         }
     }
 
     /// `dockerAdopt`'s work, with the network watched.
-    private func takeBackDocker(_ id: String, record: NetworkRecord, address: IPv4Address, name: HostLabel, aliases: [String],
-                                sandboxKey: String?, lease: LeaseID) throws {
+    private func takeBackDocker(_ id: String, record: NetworkRecord, address: IPv4Address, address6: IPAddress?, name: HostLabel,
+                                aliases: [String], sandboxKey: String?, lease: LeaseID) throws {
         try devices.withNetwork(record) {}
-        let state = dockerState(id, network: record, address: address, name: name, aliases: aliases)
+        let endpoint = DockerEndpoint(network: record, address: address, address6: address6, mac: MACAddress(derivedFrom: address))
+        let state = dockerState(id, network: record, addresses: endpoint.addresses, name: name, aliases: aliases)
         let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
         if let error = refused[name] { throw error }
         // Its veth, by the endpoint's name (or by the address, as earlier versions named it).
         let label = try record.label
         let port = [OverlayDriver.hostVethPortName(forEndpoint: id), AttachedEndpoint.bridgePortName("vd", for: address)]
             .first { (try? overlay.hasBridgePort($0, on: label)) == true }
-        docker[id] = DockerEndpoint(network: record, address: address, mac: MACAddress(derivedFrom: address),
+        docker[id] = DockerEndpoint(network: record, address: address, address6: address6, mac: endpoint.mac,
                                     bridgePort: port, sandboxKey: sandboxKey, published: state, lease: lease)
         serveGatewayResolver(record)
         provideEgress(record)
@@ -200,12 +205,13 @@ extension Daemon {
     }
 
     /// What a Docker endpoint publishes: its names (aliases as DNS labels, without the name),
-    /// address, dnsd's MAC for it, this host and its VTEP.
-    private func dockerState(_ id: String, network: NetworkRecord, address: IPv4Address, name: HostLabel, aliases: [String]) -> EndpointState {
-        EndpointState(id: "\(configuration.hostID)-d\(id.prefix(12))", network: network.name, name: name.text,
-                      aliases: aliases.compactMap { HostLabel.sanitized($0)?.text }.filter { $0 != name.text },
-                      ipv4: address.description, mac: MACAddress(derivedFrom: address).description,
-                      host: configuration.hostID, vtep: configuration.advertise.description, runtime: "docker")
+    /// addresses, dnsd's MAC for it, this host and its VTEP.
+    private func dockerState(_ id: String, network: NetworkRecord, addresses: [IPAddress], name: HostLabel, aliases: [String]) -> EndpointState {
+        var state = endpointState(name, aliases: aliases.compactMap { HostLabel.sanitized($0) }.filter { $0 != name }, on: network,
+                                  addresses: addresses)
+        state.id = dockerRecordID(id)
+        state.runtime = "docker"
+        return state
     }
 
     /// The record id of Docker endpoint `id` on this host.

@@ -129,14 +129,30 @@ extension Daemon {
     /// `dnsd network create` would (a store that answers, a subnet dnsd can use, that overlaps no
     /// other network nor the host's routes); a subnet equal to a dnsd overlay network's is that
     /// network, being made usable from this host's Docker.
-    public func dockerCheckNetwork(subnet: IPv4Subnet, gateway: IPv4Address?) throws {
+    public func dockerCheckNetwork(subnet: IPv4Subnet, gateway: IPv4Address?, subnet6: IPSubnet? = nil, gateway6: IPAddress? = nil) throws {
         let networks = try registry.networks()
         if let same = networks.first(where: { (try? $0.parsedSubnet) == subnet }) {
             guard same.driver == .overlay else { throw NodeError.invalid("subnet \(subnet) is dnsd bridge network '\(same.name)'s; Docker uses overlay networks") }
             if let gateway, gateway != same.gatewayAddress {
                 throw NodeError.invalid("dnsd network '\(same.name)' has gateway \(same.gateway), not \(gateway)")
             }
+            let family6 = try same.family6
+            guard family6?.subnet == subnet6 else {
+                throw NodeError.invalid("dnsd network '\(same.name)' has IPv6 subnet \(same.subnet6 ?? "none"), not \(subnet6?.description ?? "none")")
+            }
+            if let gateway6, gateway6 != family6?.gateway {
+                throw NodeError.invalid("dnsd network '\(same.name)' has IPv6 gateway \(same.gateway6 ?? "none"), not \(gateway6)")
+            }
             return
+        }
+        if let subnet6 {
+            guard subnet6.prefixLength <= 120 else { throw NodeError.invalid("subnet \(subnet6) has no room for containers (at most /120)") }
+            if let gateway6, !(subnet6.hostRange?.contains(gateway6.value) ?? false) || !subnet6.contains(gateway6) {
+                throw NodeError.invalid("gateway \(gateway6) is not a host address of \(subnet6)")
+            }
+            if let other = networks.first(where: { (try? $0.family6)??.subnet.overlaps(subnet6) == true }) {
+                throw NodeError.conflict("subnet \(subnet6) overlaps dnsd network '\(other.name)' (\(other.subnet6 ?? ""))")
+            }
         }
         guard subnet.prefixLength <= 30 else { throw NodeError.invalid("subnet \(subnet) has no room for containers (at most /30)") }
         if let gateway, !subnet.contains(gateway) || gateway == subnet.network {

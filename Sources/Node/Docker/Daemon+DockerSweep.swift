@@ -107,12 +107,13 @@ extension Daemon {
         if let port = endpoint.bridgePort, let label { attempt("deleting \(port)") { try overlay.deleteBridgePort(port, on: label) } }
         docker[id] = nil
         releaseDevicesIfGone(endpoint.network)
-        guard releasingAddress, let label,
-              !docker.heldElsewhere(endpoint.address, on: endpoint.network.name, besides: id, since: endpoint.learnt) else { return }
-        do {
-            try registry.releaseAddress(endpoint.address, on: label, heldBy: configuration.hostID)
-        } catch {
-            docker.queueRelease(UnreleasedAddress(network: label, address: endpoint.address))
+        guard releasingAddress, let label else { return }
+        for address in endpoint.addresses where !docker.heldElsewhere(address, on: endpoint.network.name, besides: id, since: endpoint.learnt) {
+            do {
+                try registry.releaseAddress(address, on: label, heldBy: configuration.hostID)
+            } catch {
+                docker.queueRelease(UnreleasedAddress(network: label, address: address))
+            }
         }
     }
 }

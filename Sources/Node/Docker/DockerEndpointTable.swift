@@ -13,6 +13,8 @@ import Store
 struct DockerEndpoint {
     var network: NetworkRecord
     var address: IPv4Address
+    /// Its IPv6 address on a dual-stack network (Docker's `--ipv6`).
+    var address6: IPAddress? = nil
     var mac: MACAddress
     /// The veth's end on the overlay bridge, once joined: named after the endpoint id.
     var bridgePort: String?
@@ -27,6 +29,9 @@ struct DockerEndpoint {
     /// The lease its claims were last written under.
     var lease: LeaseID? = nil
 
+    /// Its addresses, IPv4 first.
+    var addresses: [IPAddress] { [IPAddress(address)] + (address6.map { [$0] } ?? []) }
+
     /// Its name and endpoint to hold again under a new lease, if it is published.
     var republication: Republication? {
         guard let published, let name = try? HostLabel(published.name) else { return nil }
@@ -38,7 +43,7 @@ struct DockerEndpoint {
 /// again until the store takes it, unless the address is this host's again meanwhile.
 struct UnreleasedAddress: Hashable {
     var network: HostLabel
-    var address: IPv4Address
+    var address: IPAddress
 }
 
 /// The owner of this host's Docker endpoints (by Docker's endpoint id), of the addresses the IPAM
@@ -105,10 +110,10 @@ final class DockerEndpointTable: @unchecked Sendable {
 
     // MARK: addresses
 
-    private static func key(_ network: String, _ address: IPv4Address) -> String { "\(network)/\(address)" }
+    private static func key(_ network: String, _ address: IPAddress) -> String { "\(network)/\(address)" }
 
     /// Notes that the IPAM handed `address` out here (to an endpoint Docker is about to create).
-    func handedOut(_ address: IPv4Address, on network: HostLabel) {
+    func handedOut(_ address: IPAddress, on network: HostLabel) {
         lock.withLock {
             // Only the gap between the IPAM and `CreateEndpoint` needs it: ten minutes is plenty.
             let now = Date()
@@ -120,9 +125,11 @@ final class DockerEndpointTable: @unchecked Sendable {
 
     /// Whether `address` on `network` is this host's for something other than endpoint `id`
     /// learnt at `since`: another endpoint has it, or the IPAM handed it out again since.
-    func heldElsewhere(_ address: IPv4Address, on network: String, besides id: String?, since: Date) -> Bool {
+    func heldElsewhere(_ address: IPAddress, on network: String, besides id: String?, since: Date) -> Bool {
         lock.withLock {
-            if endpoints.contains(where: { $0.key != id && $0.value.network.name == network && $0.value.address == address }) { return true }
+            if endpoints.contains(where: { $0.key != id && $0.value.network.name == network && $0.value.addresses.contains(address) }) {
+                return true
+            }
             return (handedOut[Self.key(network, address)] ?? .distantPast) > since
         }
     }

@@ -112,7 +112,7 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
 
     static func overlaySpec(_ network: NetworkRecord) throws -> OverlaySpec {
         OverlaySpec(name: try network.label, subnet: try network.parsedSubnet,
-                    gateway: network.gatewayAddress ?? IPv4Address(0), vni: network.vni)
+                    gateway: network.gatewayAddress ?? IPv4Address(0), subnet6: try network.family6?.subnet, vni: network.vni)
     }
 
     /// A bridge network's devices. Its name and subnet were checked when the record was read

@@ -24,11 +24,11 @@ public protocol HostsProjection: Sendable {
 
 extension HostsWriter: HostsProjection {}
 
-/// Remote endpoints as kernel peers (a neighbour and an FDB entry): each network's peer table,
-/// programmed into its overlay whenever that exists here.
+/// Remote endpoints as kernel peers (a neighbour per address and an FDB entry): each network's
+/// peer table, programmed into its overlay whenever that exists here.
 public protocol PeerProjection: Sendable {
-    func addPeer(_ address: IPv4Address, vtep: IPv4Address, on network: HostLabel) throws
-    func removePeer(_ address: IPv4Address, vtep: IPv4Address, on network: HostLabel) throws
+    func addPeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws
+    func removePeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws
 }
 
 extension OverlayDriver: PeerProjection {}

@@ -12,7 +12,7 @@ struct ListedRevisions: Sendable, Equatable {
 /// One network's endpoints and address claims, as listed.
 struct NetworkListing {
     var endpoints: [EndpointState]
-    var claims: Set<IPv4Address>
+    var claims: Set<IPAddress>
     var revisions: ListedRevisions
 }
 

@@ -43,7 +43,7 @@ final class Reconciler: @unchecked Sendable {
     /// The networks as last applied, by name.
     private var networks: [String: NetworkRecord] = [:]
     /// Address claims by network, as last seen.
-    var claims: [String: Set<IPv4Address>] = [:]
+    var claims: [String: Set<IPAddress>] = [:]
     /// This host's endpoints withdrawn here before the store heard of it (a sandbox that vanished
     /// while the store was away): kept out of every projection until the store deletes them.
     var suppressed: Set<String> = []
@@ -170,7 +170,7 @@ final class Reconciler: @unchecked Sendable {
     }
 
     /// The addresses claimed on `network`, as last seen in the store.
-    func claimedAddresses(on network: String) -> Set<IPv4Address> { lock.withLock { claims[network] ?? [] } }
+    func claimedAddresses(on network: String) -> Set<IPAddress> { lock.withLock { claims[network] ?? [] } }
 
     /// Takes this host's endpoints out of DNS, hosts files and events now, ahead of the store
     /// (which is told later, when it answers): until the store deletes them, a listing or a
@@ -360,9 +360,10 @@ final class Reconciler: @unchecked Sendable {
 
     /// The kernel call for one peer; a refusal is counted and logged, never thrown.
     private func program(_ endpoint: EndpointState, address: IPv4Address, vtep: IPv4Address, on network: HostLabel, add: Bool) {
+        let address6 = endpoint.ipv6.flatMap { IPAddress($0) }
         do {
-            if add { try peers.addPeer(address, vtep: vtep, on: network) } else {
-                try peers.removePeer(address, vtep: vtep, on: network)
+            if add { try peers.addPeer(address, address6: address6, vtep: vtep, on: network) } else {
+                try peers.removePeer(address, address6: address6, vtep: vtep, on: network)
             }
         } catch {
             peerErrors.add(1, ordering: .relaxed)

@@ -142,7 +142,7 @@ extension Daemon {
     func withdrawEndpoint(_ endpoint: EndpointState) {
         guard let network = try? HostLabel(endpoint.network, what: "network") else { return }
         attempt("withdrawing endpoint \(endpoint.id)") { try registry.withdraw(endpoint: endpoint.id, network: network) }
-        if let address = IPv4Address(endpoint.ipv4) {
+        for address in endpoint.addresses {
             attempt("releasing \(address) on \(network)") { try registry.releaseAddress(address, on: network, heldBy: configuration.hostID) }
         }
     }
@@ -174,10 +174,10 @@ extension Daemon {
                 continue
             }
             try devices.withNetwork(network) {}
-            hosts.attach(name.text, to: label, ownAddresses: [address])
-            local.attachments.append(LocalAttachment(
-                network: network, endpoint: Self.endpoint(label, name, interface, portPrefix: network.driver == .overlay ? "ve" : "vb"),
-                published: endpoint))
+            hosts.attach(name.text, to: label, ownAddresses: endpoint.addresses)
+            var attached = Self.endpoint(label, name, interface, portPrefix: network.driver == .overlay ? "ve" : "vb")
+            attached.address6 = endpoint.ipv6.flatMap { IPAddress($0) }
+            local.attachments.append(LocalAttachment(network: network, endpoint: attached, published: endpoint))
             kept.append(endpoint)
         }
         for stale in alsoStored where !kept.contains(where: { $0.id == stale.id }) { withdrawEndpoint(stale) }

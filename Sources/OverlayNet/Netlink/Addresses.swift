@@ -5,13 +5,18 @@ import Glibc
 #endif
 
 extension NetlinkSocket {
-    /// Adds (or keeps) `address/prefixLength` on link `index`.
-    public func addAddress(_ address: IPv4Address, prefixLength: Int, to index: Int32) throws {
+    /// Adds (or keeps) `address/prefixLength` on link `index`. An IPv6 address is usable at once
+    /// (no duplicate address detection: the cluster IPAM made it unique).
+    public func addAddress(_ address: IPAddress, prefixLength: Int, to index: Int32) throws {
         try changeAddress(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, address, prefixLength, index, "add address")
     }
 
+    public func addAddress(_ address: IPv4Address, prefixLength: Int, to index: Int32) throws {
+        try addAddress(IPAddress(address), prefixLength: prefixLength, to: index)
+    }
+
     /// Removes the address; absent is not an error.
-    public func deleteAddress(_ address: IPv4Address, prefixLength: Int, from index: Int32) throws {
+    public func deleteAddress(_ address: IPAddress, prefixLength: Int, from index: Int32) throws {
         do {
             try changeAddress(RTM_DELADDR, 0, address, prefixLength, index, "delete address")
         } catch let error as NetlinkError where error.errno == EADDRNOTAVAIL || error.errno == ENODEV {
@@ -19,10 +24,11 @@ extension NetlinkSocket {
         }
     }
 
-    /// Makes `address/prefixLength` the only IPv4 address of link `index`: any other (left by an
-    /// earlier run, or put there by hand) is removed, and the wanted one added if it is missing.
-    public func setOnlyAddress(_ address: IPv4Address, prefixLength: Int, on index: Int32) throws {
-        let present = try addresses().filter { $0.index == index }
+    /// Makes `address/prefixLength` the only address of its family on link `index` (IPv6
+    /// link-local addresses aside): any other (left by an earlier run, or put there by hand) is
+    /// removed, and the wanted one added if it is missing.
+    public func setOnlyAddress(_ address: IPAddress, prefixLength: Int, on index: Int32) throws {
+        let present = try addresses(address.family).filter { $0.index == index && !$0.address.isLinkLocal }
         for stale in present where stale.address != address || stale.prefixLength != prefixLength {
             try deleteAddress(stale.address, prefixLength: stale.prefixLength, from: index)
         }
@@ -31,29 +37,35 @@ extension NetlinkSocket {
         }
     }
 
-    private func changeAddress(_ type: Int, _ flags: Int32, _ address: IPv4Address, _ prefixLength: Int, _ index: Int32,
-                         _ operation: String) throws {
+    public func setOnlyAddress(_ address: IPv4Address, prefixLength: Int, on index: Int32) throws {
+        try setOnlyAddress(IPAddress(address), prefixLength: prefixLength, on: index)
+    }
+
+    private func changeAddress(_ type: Int, _ flags: Int32, _ address: IPAddress, _ prefixLength: Int, _ index: Int32,
+                               _ operation: String) throws {
         let message = NetlinkMessage(type: UInt16(type), flags: flags)
         let header = message.familyHeader(ifaddrmsg.self)
-        header.pointee.ifa_family = UInt8(AF_INET)
+        header.pointee.ifa_family = UInt8(address.family.addressFamily)
         header.pointee.ifa_prefixlen = UInt8(prefixLength)
         header.pointee.ifa_index = UInt32(index)
-        message.put(IFA_LOCAL, u32: address.value.bigEndian)
-        message.put(IFA_ADDRESS, u32: address.value.bigEndian)
+        if address.family == .v6 { header.pointee.ifa_flags = UInt8(IFA_F_NODAD) }
+        message.put(IFA_LOCAL, address: address)
+        message.put(IFA_ADDRESS, address: address)
         try perform(message, operation, "\(address)/\(prefixLength) on #\(index)")
     }
 
-    /// IPv4 addresses per link index.
-    public func addresses() throws -> [(index: Int32, address: IPv4Address, prefixLength: Int)] {
+    /// The addresses of `family` per link index.
+    public func addresses(_ family: IPFamily = .v4) throws -> [(index: Int32, address: IPAddress, prefixLength: Int)] {
         let message = NetlinkMessage(type: UInt16(RTM_GETADDR), flags: 0)
-        message.familyHeader(ifaddrmsg.self).pointee.ifa_family = UInt8(AF_INET)
-        var result: [(Int32, IPv4Address, Int)] = []
+        message.familyHeader(ifaddrmsg.self).pointee.ifa_family = UInt8(family.addressFamily)
+        var result: [(Int32, IPAddress, Int)] = []
         try dump(message, "dump addresses") { header in
             guard header.pointee.nlmsg_type == UInt16(RTM_NEWADDR) else { return }
             let info = UnsafeRawPointer(mnl_nlmsg_get_payload(header)).load(as: ifaddrmsg.self)
+            guard Int32(info.ifa_family) == family.addressFamily else { return }
             let attributes = NetlinkAttributes(header, familyHeaderSize: MemoryLayout<ifaddrmsg>.size)
-            guard let raw = attributes.u32(IFA_LOCAL) ?? attributes.u32(IFA_ADDRESS) else { return }
-            result.append((Int32(info.ifa_index), IPv4Address(UInt32(bigEndian: raw)), Int(info.ifa_prefixlen)))
+            guard let address = attributes.address(IFA_LOCAL, family) ?? attributes.address(IFA_ADDRESS, family) else { return }
+            result.append((Int32(info.ifa_index), address, Int(info.ifa_prefixlen)))
         }
         return result
     }

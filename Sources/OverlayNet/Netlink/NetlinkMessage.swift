@@ -1,4 +1,8 @@
+import Addressing
 import CMnl
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One rtnetlink request being built in a buffer owned by the message. The C pointers stay in
 /// here; callers add typed attributes.
@@ -28,6 +32,14 @@ struct NetlinkMessage: ~Copyable {
     func put(_ type: some BinaryInteger, string value: String) { mnl_attr_put_strz(header, UInt16(type), value) }
     func put(_ type: some BinaryInteger, bytes: [UInt8]) {
         bytes.withUnsafeBytes { mnl_attr_put(header, UInt16(type), $0.count, $0.baseAddress) }
+    }
+
+    /// An address attribute in network order: 4 bytes for IPv4, 16 for IPv6 (no allocation).
+    func put(_ type: some BinaryInteger, address: IPAddress) {
+        switch address.family {
+        case .v4: put(type, u32: UInt32(truncatingIfNeeded: address.value).bigEndian)
+        case .v6: withUnsafeBytes(of: address.value.bigEndian) { mnl_attr_put(header, UInt16(type), 16, $0.baseAddress) }
+        }
     }
 
     /// A nested attribute: `body` adds its members.
@@ -87,4 +99,18 @@ struct NetlinkAttributes {
     }
 
     func bytes(_ type: some BinaryInteger) -> [UInt8]? { self[type].map(Array.init) }
+
+    /// An address attribute of `family` (nil when absent or of the other size).
+    func address(_ type: some BinaryInteger, _ family: IPFamily) -> IPAddress? {
+        guard let raw = self[type], raw.count == family.bitWidth / 8 else { return nil }
+        switch family {
+        case .v4: return IPAddress(IPv4Address(UInt32(bigEndian: raw.loadUnaligned(as: UInt32.self))))
+        case .v6: return IPAddress(IPv6Address(value: UInt128(bigEndian: raw.loadUnaligned(as: UInt128.self))))
+        }
+    }
+}
+
+extension IPFamily {
+    /// The family's AF_ constant.
+    var addressFamily: Int32 { self == .v4 ? AF_INET : AF_INET6 }
 }

@@ -8,22 +8,27 @@ public struct OverlaySpec: Sendable, Equatable {
     public var name: HostLabel
     public var subnet: IPv4Subnet
     public var gateway: IPv4Address
+    /// A dual-stack network's IPv6 prefix (nil: IPv4 only).
+    public var subnet6: IPSubnet?
     public var vni: UInt32
 
-    public init(name: HostLabel, subnet: IPv4Subnet, gateway: IPv4Address, vni: UInt32) {
+    public init(name: HostLabel, subnet: IPv4Subnet, gateway: IPv4Address, subnet6: IPSubnet? = nil, vni: UInt32) {
         self.name = name
         self.subnet = subnet
         self.gateway = gateway
+        self.subnet6 = subnet6
         self.vni = vni
     }
 }
 
 public enum OverlayError: Error, CustomStringConvertible, Equatable {
     case unknownNetwork(HostLabel)
+    case outside(IPAddress, HostLabel)
 
     public var description: String {
         switch self {
         case .unknownNetwork(let name): "no overlay network '\(name)' on this host"
+        case .outside(let address, let name): "address \(address) is not in an IPv6 subnet of network '\(name)'"
         }
     }
 }
@@ -34,6 +39,8 @@ public struct AttachedEndpoint: Sendable, Equatable {
     public var sandbox: String
     public var interface: String
     public var address: IPv4Address
+    /// Its IPv6 address on a dual-stack network.
+    public var address6: IPAddress?
     public var mac: MACAddress
     /// The bridge-side end of the veth, in the network's overlay namespace.
     public var bridgePort: String
@@ -45,7 +52,9 @@ public struct AttachedEndpoint: Sendable, Equatable {
         return prefix + String(repeating: "0", count: 8 - hex.count) + hex
     }
 
-    public init(network: HostLabel, sandbox: String, interface: String, address: IPv4Address, mac: MACAddress, bridgePort: String) {
+    public init(network: HostLabel, sandbox: String, interface: String, address: IPv4Address, address6: IPAddress? = nil, mac: MACAddress,
+                bridgePort: String) {
+        self.address6 = address6
         self.network = network
         self.sandbox = sandbox
         self.interface = interface
@@ -58,9 +67,11 @@ public struct AttachedEndpoint: Sendable, Equatable {
 /// The overlay driver of one host (libnetwork's model). Per network: a hidden namespace holding
 /// `br0` with the gateway address and `vxlan0` (created from the host namespace, so its UDP
 /// socket stays there), MTU 1450, learning off, ARP proxy on. Per local endpoint: a veth whose
-/// sandbox end is `ethN` with the endpoint's address and a MAC derived from it. Per remote
-/// endpoint: exactly one permanent neighbour and one FDB entry on `vxlan0`. Every operation
-/// undoes its own half-done steps when one fails.
+/// sandbox end is `ethN` with the endpoint's addresses and a MAC derived from its IPv4 one. Per
+/// remote endpoint: exactly one permanent neighbour per address (IPv4 for ARP, IPv6 for Neighbor
+/// Solicitations: the proxy answers both) and one FDB entry on `vxlan0`. IPv6 is one more
+/// address of the same endpoint, never a second code path. Every operation undoes its own
+/// half-done steps when one fails.
 public final class OverlayDriver: @unchecked Sendable {
     public struct Host: Sendable {
         /// Short identifier, used in the names of this host's hidden namespaces.
@@ -103,8 +114,14 @@ public final class OverlayDriver: @unchecked Sendable {
     private let logger: Logger
     private let lock = NSLock()
     private var networks: [HostLabel: Network] = [:]
-    /// Each network's remote endpoints, address -> VTEP: what its kernel tables must hold.
-    private var desiredPeers: [HostLabel: [IPv4Address: IPv4Address]] = [:]
+    /// Each network's remote endpoints by IPv4 address: what its kernel tables must hold.
+    private var desiredPeers: [HostLabel: [IPv4Address: Peer]] = [:]
+
+    /// A remote endpoint: its VTEP and its IPv6 address on a dual-stack network.
+    struct Peer: Equatable {
+        var vtep: IPv4Address
+        var address6: IPAddress?
+    }
     private var replayFailureCount = 0
 
     public init(host: Host, namespaces: NamedNamespaces = NamedNamespaces(), thread: NamespaceThread, logger: Logger) throws {
@@ -150,6 +167,7 @@ public final class OverlayDriver: @unchecked Sendable {
             do {
                 let bridge = try ensureBridge(spec, in: netlink)
                 let vxlan = try ensureVXLAN(spec, in: netlink, namespaceFD: handle.fd, bridge: bridge)
+                try enableIPv6(spec, in: handle)
                 let network = Network(spec: spec, namespaceName: name, netlink: netlink, bridge: bridge, vxlan: vxlan)
                 networks[spec.name] = network
                 replayPeers(into: network)
@@ -218,6 +236,17 @@ public final class OverlayDriver: @unchecked Sendable {
         return vxlan
     }
 
+    /// On a dual-stack network, IPv6 on `vxlan0` without addresses of its own (address generation
+    /// off): the kernel refuses IPv6 neighbour entries on a device with IPv6 disabled, and its
+    /// proxy answers Neighbor Solicitations from them. The bridge stays layer 2 only.
+    private func enableIPv6(_ spec: OverlaySpec, in namespace: NamespaceHandle) throws {
+        guard spec.subnet6 != nil else { return }
+        try thread.run(in: namespace) {
+            try NetworkSysctl.set("ipv6/conf/vxlan0/addr_gen_mode", "1")
+            try NetworkSysctl.set("ipv6/conf/vxlan0/disable_ipv6", "0")
+        }
+    }
+
     /// Takes over an existing overlay namespace once it is what `spec` says, repairing what is
     /// missing or different (a daemon killed between making the namespace and its devices, a
     /// device deleted or changed by hand). Its peers are programmed again from the table.
@@ -226,6 +255,7 @@ public final class OverlayDriver: @unchecked Sendable {
         let netlink = try NetlinkSocket.open(in: handle, using: thread)
         let bridge = try ensureBridge(spec, in: netlink)
         let vxlan = try ensureVXLAN(spec, in: netlink, namespaceFD: handle.fd, bridge: bridge)
+        try enableIPv6(spec, in: handle)
         return Network(spec: spec, namespaceName: namespaceName, netlink: netlink, bridge: bridge, vxlan: vxlan)
     }
 
@@ -244,16 +274,25 @@ public final class OverlayDriver: @unchecked Sendable {
 
     /// Connects `sandbox` to `network` with `address`: a veth whose sandbox end is the next
     /// `ethN` (or `interface`), addressed and up, the other end on the network's bridge.
+    /// `address6` is its IPv6 address on a dual-stack network.
     /// `defaultRoute` points the sandbox's default route at the network's gateway.
-    public func attach(_ sandbox: Sandbox, to networkName: HostLabel, address: IPv4Address,
+    public func attach(_ sandbox: Sandbox, to networkName: HostLabel, address: IPv4Address, address6: IPAddress? = nil,
                        interface: String? = nil, defaultRoute: Bool = false) throws -> AttachedEndpoint {
         try lock.withLock {
             guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
             guard network.spec.subnet.contains(address) else {
                 throw AddressPool.Failure.outside(address, network.spec.subnet)
             }
+            var prefix6: (IPAddress, Int)?
+            if let address6 {
+                guard let subnet6 = network.spec.subnet6, subnet6.contains(address6) else {
+                    throw OverlayError.outside(address6, networkName)
+                }
+                prefix6 = (address6, subnet6.prefixLength)
+            }
             return try sandbox.plug(into: networkName, from: network.netlink, master: network.bridge, portPrefix: "ve",
-                                    address: address, prefixLength: network.spec.subnet.prefixLength, mtu: Self.mtu,
+                                    address: address, prefixLength: network.spec.subnet.prefixLength, address6: prefix6,
+                                    thread: thread, mtu: Self.mtu,
                                     interface: interface, gateway: defaultRoute ? network.spec.gateway : nil)
         }
     }
@@ -321,31 +360,36 @@ public final class OverlayDriver: @unchecked Sendable {
         }
     }
 
-    /// A remote endpoint: one permanent neighbour (its IP -> its MAC, for the proxy ARP answer)
-    /// and one FDB entry (its MAC -> the remote VTEP). The driver keeps each network's peer
-    /// table whether or not the network exists here yet (libnetwork's peerdb): a network made
-    /// later gets every peer the table has when it is created (`createNetwork`), so whoever
-    /// feeds peers never needs to know when that happens. Idempotent.
-    public func addPeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
+    /// A remote endpoint: one permanent neighbour per address (its IP -> its MAC, for the proxy's
+    /// ARP and Neighbor Solicitation answers) and one FDB entry (its MAC -> the remote VTEP). The
+    /// driver keeps each network's peer table whether or not the network exists here yet
+    /// (libnetwork's peerdb): a network made later gets every peer the table has when it is
+    /// created (`createNetwork`), so whoever feeds peers never needs to know when that happens.
+    /// Idempotent; a peer whose IPv6 address changed loses the old entry.
+    public func addPeer(_ address: IPv4Address, address6: IPAddress? = nil, vtep: IPv4Address, on networkName: HostLabel) throws {
         try lock.withLock {
-            desiredPeers[networkName, default: [:]][address] = vtep
+            let previous = desiredPeers[networkName]?[address]
+            desiredPeers[networkName, default: [:]][address] = Peer(vtep: vtep, address6: address6)
             guard let network = networks[networkName] else { return }
-            try program(address, vtep: vtep, on: network)
+            if let old = previous?.address6, old != address6 { try network.netlink.deleteNeighbour(old, on: network.vxlan) }
+            try program(address, Peer(vtep: vtep, address6: address6), on: network)
         }
     }
 
-    /// Removes a remote endpoint from the network's peer table and its neighbour and FDB entry
+    /// Removes a remote endpoint from the network's peer table and its neighbours and FDB entry
     /// from the kernel. Idempotent.
-    public func removePeer(_ address: IPv4Address, vtep: IPv4Address, on networkName: HostLabel) throws {
+    public func removePeer(_ address: IPv4Address, address6: IPAddress? = nil, vtep: IPv4Address, on networkName: HostLabel) throws {
         try lock.withLock {
-            if desiredPeers[networkName]?[address] == vtep {
+            if desiredPeers[networkName]?[address]?.vtep == vtep {
                 desiredPeers[networkName]?[address] = nil
                 if desiredPeers[networkName]?.isEmpty == true { desiredPeers[networkName] = nil }
             }
             guard let network = networks[networkName] else { return }
             let mac = MACAddress(derivedFrom: address)
             try network.netlink.deleteForwardingEntry(mac, remote: vtep, on: network.vxlan)
-            try network.netlink.deleteNeighbour(address, on: network.vxlan)
+            for neighbour in [IPAddress(address), address6].compactMap({ $0 }) {
+                try network.netlink.deleteNeighbour(neighbour, on: network.vxlan)
+            }
         }
     }
 
@@ -353,38 +397,50 @@ public final class OverlayDriver: @unchecked Sendable {
     /// logged). A refusal of `addPeer` itself is thrown to its caller instead.
     public var replayFailures: Int { lock.withLock { replayFailureCount } }
 
-    /// Under `lock`: one peer's neighbour, then its FDB entry (the neighbour undone if that fails).
-    private func program(_ address: IPv4Address, vtep: IPv4Address, on network: Network) throws {
+    /// Under `lock`: one peer's neighbours, then its FDB entry (the neighbours undone if a later
+    /// step fails).
+    private func program(_ address: IPv4Address, _ peer: Peer, on network: Network) throws {
         let mac = MACAddress(derivedFrom: address)
-        try network.netlink.addNeighbour(address, mac: mac, on: network.vxlan)
+        var added: [IPAddress] = []
         do {
-            try network.netlink.addForwardingEntry(mac, remote: vtep, on: network.vxlan)
+            for neighbour in [IPAddress(address), peer.address6].compactMap({ $0 }) {
+                try network.netlink.addNeighbour(neighbour, mac: mac, on: network.vxlan)
+                added.append(neighbour)
+            }
+            try network.netlink.addForwardingEntry(mac, remote: peer.vtep, on: network.vxlan)
         } catch {
-            try? network.netlink.deleteNeighbour(address, on: network.vxlan)
+            for neighbour in added { try? network.netlink.deleteNeighbour(neighbour, on: network.vxlan) }
             throw error
         }
     }
 
     /// Under `lock`: every peer of the table into a network just made or adopted here.
     private func replayPeers(into network: Network) {
-        for (address, vtep) in desiredPeers[network.spec.name] ?? [:] {
-            do { try program(address, vtep: vtep, on: network) } catch {
+        for (address, peer) in desiredPeers[network.spec.name] ?? [:] {
+            do { try program(address, peer, on: network) } catch {
                 replayFailureCount += 1
                 logger.warning("peer add failed", metadata: ["network": "\(network.spec.name)", "peer": "\(address)", "error": "\(error)"])
             }
         }
     }
 
-    /// The peers the kernel has for `network`: address -> VTEP, read back from the neighbour
-    /// and FDB tables.
+    /// The peers the kernel has for `network`: IPv4 address -> VTEP, read back from the
+    /// neighbour and FDB tables.
     public func peers(on networkName: HostLabel) throws -> [IPv4Address: IPv4Address] {
+        var result: [IPv4Address: IPv4Address] = [:]
+        for (address, vtep) in try peers(on: networkName, family: .v4) { if let v4 = address.v4 { result[v4] = vtep } }
+        return result
+    }
+
+    /// The peers the kernel has for `network` by their addresses of `family`.
+    public func peers(on networkName: HostLabel, family: IPFamily) throws -> [IPAddress: IPv4Address] {
         try lock.withLock {
             guard let network = networks[networkName] else { return [:] }
             let fdb = try network.netlink.neighbours(on: network.vxlan, forwardingDatabase: true)
             var vtepByMAC: [MACAddress: IPv4Address] = [:]
-            for entry in fdb { if let mac = entry.mac, let vtep = entry.address { vtepByMAC[mac] = vtep } }
-            var result: [IPv4Address: IPv4Address] = [:]
-            for entry in try network.netlink.neighbours(on: network.vxlan) {
+            for entry in fdb { if let mac = entry.mac, let vtep = entry.address?.v4 { vtepByMAC[mac] = vtep } }
+            var result: [IPAddress: IPv4Address] = [:]
+            for entry in try network.netlink.neighbours(on: network.vxlan, family: family) {
                 if let address = entry.address, let mac = entry.mac, let vtep = vtepByMAC[mac] { result[address] = vtep }
             }
             return result

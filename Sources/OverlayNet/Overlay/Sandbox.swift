@@ -24,9 +24,14 @@ public final class Sandbox: @unchecked Sendable {
 
     /// The sandbox's interfaces and their IPv4 addresses, read from the kernel.
     public func interfaces() throws -> [(name: String, address: IPv4Address, mac: MACAddress?)] {
+        try interfaces(.v4).compactMap { entry in entry.address.v4.map { (entry.name, $0, entry.mac) } }
+    }
+
+    /// The sandbox's interfaces and their addresses of `family` (IPv6 link-local ones left out).
+    public func interfaces(_ family: IPFamily) throws -> [(name: String, address: IPAddress, mac: MACAddress?)] {
         let links = Dictionary(uniqueKeysWithValues: try netlink.links().map { ($0.index, $0) })
-        return try netlink.addresses().compactMap { entry in
-            guard let link = links[entry.index], link.name != "lo" else { return nil }
+        return try netlink.addresses(family).compactMap { entry in
+            guard let link = links[entry.index], link.name != "lo", !entry.address.isLinkLocal else { return nil }
             return (link.name, entry.address, link.mac)
         }
     }
@@ -58,10 +63,12 @@ extension Sandbox {
     /// Plugs the sandbox into a bridge: a veth created from `netlink` (the bridge's namespace)
     /// with its bridge end `PORTPREFIX<address in hex>` enslaved to `master` and up, and its other
     /// end created straight in this sandbox as the next `ethN` (or `interface`), with a MAC
-    /// derived from `address`; then the address, up, and a default route via `gateway` if given.
-    /// A failure after the veth exists deletes it again.
+    /// derived from `address`; then the address (and `address6`: IPv6 turned on for that one
+    /// interface, which new interfaces of a sandbox dnsd made do not have), up, and a default
+    /// route via `gateway` if given. A failure after the veth exists deletes it again.
     func plug(into network: HostLabel, from netlink: NetlinkSocket, master: Int32, portPrefix: String,
-              address: IPv4Address, prefixLength: Int, mtu: UInt32?, interface: String?, gateway: IPv4Address?) throws -> AttachedEndpoint {
+              address: IPv4Address, prefixLength: Int, address6: (address: IPAddress, prefixLength: Int)? = nil,
+              thread: NamespaceThread, mtu: UInt32?, interface: String?, gateway: IPv4Address?) throws -> AttachedEndpoint {
         let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? nextInterface()
         let mac = MACAddress(derivedFrom: address)
         let port = AttachedEndpoint.bridgePortName(portPrefix, for: address)
@@ -78,12 +85,18 @@ extension Sandbox {
         do {
             let index = try next.index ?? self.netlink.linkIndex(next.name)
             try self.netlink.addAddress(address, prefixLength: prefixLength, to: index)
+            if let address6 {
+                let name = next.name
+                try thread.run(in: namespace) { try NetworkSysctl.set("ipv6/conf/\(name)/disable_ipv6", "0") }
+                try self.netlink.addAddress(address6.address, prefixLength: address6.prefixLength, to: index)
+            }
             try self.netlink.setLink(index, up: true)
             if let gateway { try self.netlink.setDefaultRoute(via: gateway, device: index) }
         } catch {
             try? netlink.deleteLink(named: port)
             throw error
         }
-        return AttachedEndpoint(network: network, sandbox: name, interface: next.name, address: address, mac: mac, bridgePort: port)
+        return AttachedEndpoint(network: network, sandbox: name, interface: next.name, address: address, address6: address6?.address,
+                                mac: mac, bridgePort: port)
     }
 }

@@ -13,14 +13,16 @@ struct DockerEngine: Sendable {
         var driver: String
         var subnet: String?
         var gateway: String?
+        /// Its IPv6 pool, when Docker has IPv6 on for it.
+        var subnet6: String?
         /// Per endpoint id on this host: the container's name.
         var endpointNames: [String: String] = [:]
     }
 
     struct Container {
         var name: String
-        /// Per network name: Docker's endpoint id, the container's aliases and address there.
-        var endpoints: [String: (endpointID: String, aliases: [String], address: String)]
+        /// Per network name: Docker's endpoint id, the container's aliases and addresses there.
+        var endpoints: [String: (endpointID: String, aliases: [String], address: String, address6: String)]
         /// Its network namespace's path (for the liveness check of adopted endpoints).
         var sandboxKey: String?
     }
@@ -38,13 +40,17 @@ struct DockerEngine: Sendable {
     }
 
     private static func network(_ object: [String: Any]) -> Network {
-        let config = ((object["IPAM"] as? [String: Any])?["Config"] as? [[String: Any]])?.first
+        // One config per family: the IPv4 one is the network's subnet, an IPv6 one its second.
+        let configs = (object["IPAM"] as? [String: Any])?["Config"] as? [[String: Any]] ?? []
+        let config = configs.first { ($0["Subnet"] as? String)?.contains(":") == false } ?? configs.first
+        let config6 = configs.first { ($0["Subnet"] as? String)?.contains(":") == true }
         var names: [String: String] = [:]
         for (_, container) in object["Containers"] as? [String: [String: Any]] ?? [:] {
             if let endpoint = container["EndpointID"] as? String, let name = container["Name"] as? String { names[endpoint] = name }
         }
         return Network(id: object["Id"] as? String ?? "", name: object["Name"] as? String ?? "", driver: object["Driver"] as? String ?? "",
-                       subnet: config?["Subnet"] as? String, gateway: config?["Gateway"] as? String, endpointNames: names)
+                       subnet: config?["Subnet"] as? String, gateway: config?["Gateway"] as? String,
+                       subnet6: config6?["Subnet"] as? String, endpointNames: names)
     }
 
     func network(_ id: String) throws -> Network? {
@@ -55,10 +61,12 @@ struct DockerEngine: Sendable {
         ((try get("/networks") as? [[String: Any]]) ?? []).map(Self.network)
     }
 
-    /// Creates a network with dnsd as its driver and IPAM driver.
-    func createNetwork(name: String, subnet: String, gateway: String) throws {
-        let body: [String: Any] = ["Name": name, "Driver": "dnsd", "CheckDuplicate": true,
-                                   "IPAM": ["Driver": "dnsd", "Config": [["Subnet": subnet, "Gateway": gateway]]]]
+    /// Creates a network with dnsd as its driver and IPAM driver (with IPv6 on for a dual-stack one).
+    func createNetwork(name: String, subnet: String, gateway: String, subnet6: String? = nil, gateway6: String? = nil) throws {
+        var configs = [["Subnet": subnet, "Gateway": gateway]]
+        if let subnet6 { configs.append(["Subnet": subnet6, "Gateway": gateway6 ?? ""].filter { !$0.value.isEmpty }) }
+        let body: [String: Any] = ["Name": name, "Driver": "dnsd", "CheckDuplicate": true, "EnableIPv6": subnet6 != nil,
+                                   "IPAM": ["Driver": "dnsd", "Config": configs]]
         let response = try APIClient.request("POST", Self.version + "/networks/create", body: try JSONSerialization.data(withJSONObject: body),
                                              socket: socket)
         guard (200..<300).contains(response.status) else { throw Self.failure("docker network create \(name)", response) }
@@ -74,9 +82,10 @@ struct DockerEngine: Sendable {
         guard let object = try get("/containers/\(id)/json") as? [String: Any] else { return nil }
         let settings = object["NetworkSettings"] as? [String: Any]
         let networks = settings?["Networks"] as? [String: [String: Any]] ?? [:]
-        var endpoints: [String: (String, [String], String)] = [:]
+        var endpoints: [String: (String, [String], String, String)] = [:]
         for (name, settings) in networks {
-            endpoints[name] = (settings["EndpointID"] as? String ?? "", settings["Aliases"] as? [String] ?? [], settings["IPAddress"] as? String ?? "")
+            endpoints[name] = (settings["EndpointID"] as? String ?? "", settings["Aliases"] as? [String] ?? [],
+                               settings["IPAddress"] as? String ?? "", settings["GlobalIPv6Address"] as? String ?? "")
         }
         let name = (object["Name"] as? String ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         let key = settings?["SandboxKey"] as? String

@@ -78,12 +78,13 @@ final class DockerIntegration: @unchecked Sendable {
     /// dnsd network of that name and subnet exists. A name dnsd refuses (not a DNS label, or a
     /// dnsd network's with another subnet) is the one thing Docker never lets a driver judge in
     /// time: Docker's network is removed again at once, and the log says why.
-    func networkCreated(id: String, pool: String, gateway: String?) {
+    func networkCreated(id: String, pool: String, gateway: String?, pool6: String?, gateway6: String?) {
         Thread.detachNewThread { [self] in
             for _ in 0..<250 {
                 if let network = try? engine.network(id) {
                     namesLock.withLock { networkNames[id] = (network.name, network.subnet) }
-                    made(network.name, id: id, pool: pool, gateway: gateway)
+                    made(network.name, id: id, creation: NetworkCreation(name: network.name, driver: "overlay", subnet: pool, gateway: gateway,
+                                                                         subnet6: pool6, gateway6: gateway6))
                     return
                 }
                 usleep(20_000)
@@ -95,10 +96,10 @@ final class DockerIntegration: @unchecked Sendable {
     /// The dnsd network of Docker network `id` made: a refusal (a name dnsd refuses, another
     /// subnet under that name) removes Docker's network again; a store that does not answer is
     /// tried again for a minute first, and never taken for a refusal.
-    private func made(_ name: String, id: String, pool: String, gateway: String?) {
+    private func made(_ name: String, id: String, creation: NetworkCreation) {
         for attempt in 0..<30 {
             do {
-                try ensureDnsdNetwork(name: name, subnet: pool, gateway: gateway)
+                try ensureDnsdNetwork(creation)
                 return
             } catch let error where APIError(error).status == 503 {
                 if attempt == 0 { logger.warning("the store does not answer; making the dnsd network for the docker network later", metadata: ["network": "\(name)"]) }
@@ -114,16 +115,27 @@ final class DockerIntegration: @unchecked Sendable {
         logger.error("the dnsd network for a docker network was never made: the store did not answer", metadata: ["network": "\(name)"])
     }
 
-    /// The dnsd network for a Docker network: made if missing; an existing one must have its subnet.
-    func ensureDnsdNetwork(name: String, subnet: String, gateway: String?) throws {
+    /// The dnsd network for a Docker network: made if missing; an existing one must have its
+    /// subnets.
+    func ensureDnsdNetwork(_ creation: NetworkCreation) throws {
+        let name = creation.name
         if case .networks(let networks) = try daemon.perform(.listNetworks), let existing = networks.first(where: { $0.name == name }) {
-            guard existing.subnet == subnet else {
-                throw DockerPluginError("dnsd network '\(name)' has subnet \(existing.subnet), not \(subnet)")
+            guard existing.subnet == creation.subnet, existing.subnet6 == creation.subnet6.map(Self.canonical) else {
+                throw DockerPluginError("dnsd network '\(name)' has subnets \(Self.subnets(existing)), not \(Self.subnets(creation))")
             }
             return
         }
-        _ = try daemon.perform(.createNetwork(try Command.network(NetworkCreation(name: name, driver: "overlay", subnet: subnet, gateway: gateway))))
-        logger.info("dnsd network created for a docker network", metadata: ["network": "\(name)", "subnet": "\(subnet)"])
+        _ = try daemon.perform(.createNetwork(try Command.network(creation)))
+        logger.info("dnsd network created for a docker network", metadata: ["network": "\(name)", "subnet": "\(Self.subnets(creation))"])
+    }
+
+    /// A subnet in dnsd's text (IPv6 compressed as RFC 5952 writes it), or as given if it does
+    /// not parse.
+    static func canonical(_ subnet: String) -> String { (try? IPSubnet(parsing: subnet).description) ?? subnet }
+
+    private static func subnets(_ record: NetworkRecord) -> String { ([record.subnet] + (record.subnet6.map { [$0] } ?? [])).joined(separator: " and ") }
+    private static func subnets(_ creation: NetworkCreation) -> String {
+        ([creation.subnet] + (creation.subnet6.map { [$0] } ?? [])).joined(separator: " and ")
     }
 
     /// `DeleteNetwork` of Docker network `id` (`docker network rm` on this host): the dnsd network
@@ -167,8 +179,8 @@ final class DockerIntegration: @unchecked Sendable {
         let networks = daemon.knownNetworks().filter { $0.driver == .overlay }
         // A copy is the network's when both name and subnet agree: one of an earlier network of
         // that name (removed and made again with another subnet) is an orphan too.
-        let current = Set(networks.map { "\($0.name) \($0.subnet)" })
-        removeOrphans(docker.filter { !current.contains("\($0.name) \($0.subnet ?? "")") })
+        let current = Set(networks.map { "\($0.name) \($0.subnet) \($0.subnet6 ?? "")" })
+        removeOrphans(docker.filter { !current.contains("\($0.name) \($0.subnet ?? "") \($0.subnet6.map(Self.canonical) ?? "")") })
         for network in networks where !docker.contains(where: { $0.name == network.name }) {
             create(network)
         }
@@ -195,7 +207,8 @@ final class DockerIntegration: @unchecked Sendable {
     private func create(_ network: NetworkRecord) {
         if let last = refused[network.name], last.subnet == network.subnet, Date().timeIntervalSince(last.at) < 60 { return }
         do {
-            try engine.createNetwork(name: network.name, subnet: network.subnet, gateway: network.gateway)
+            try engine.createNetwork(name: network.name, subnet: network.subnet, gateway: network.gateway, subnet6: network.subnet6,
+                                     gateway6: network.gateway6)
             refused[network.name] = nil
             logger.info("dnsd network made usable from docker", metadata: ["network": "\(network.name)"])
         } catch {
@@ -264,7 +277,8 @@ final class DockerIntegration: @unchecked Sendable {
                 if known.contains(endpoint.endpointID) {
                     try daemon.dockerPublish(endpoint.endpointID, name: container.name, aliases: endpoint.aliases)
                 } else {
-                    try daemon.dockerAdopt(endpoint.endpointID, network: network, address: endpoint.address, name: container.name,
+                    try daemon.dockerAdopt(endpoint.endpointID, network: network, address: endpoint.address, address6: endpoint.address6,
+                                           name: container.name,
                                            aliases: endpoint.aliases, sandboxKey: container.sandboxKey)
                     logger.info("docker endpoint taken back", metadata: ["container": "\(container.name)", "network": "\(network)"])
                 }

@@ -44,21 +44,27 @@ struct DockerPluginRoutes: HTTPRoutes {
         case "IpamDriver.GetDefaultAddressSpaces":
             return ["LocalDefaultAddressSpace": "dnsd", "GlobalDefaultAddressSpace": "dnsd"]
         case "IpamDriver.RequestPool":
-            if request["V6"] as? Bool == true { throw DockerPluginError("dnsd networks are IPv4 only") }
+            // One pool per family (`--ipv6` asks for a V6 one too): each is a subnet of the dnsd
+            // network, and the pool's id is that subnet.
+            let v6 = request["V6"] as? Bool == true
             let pool = string("Pool")
-            guard !pool.isEmpty else { throw DockerPluginError("dnsd's IPAM needs --subnet: the dnsd network's subnet") }
-            return ["PoolID": pool, "Pool": pool, "Data": [String: String]()]
+            guard !pool.isEmpty else {
+                throw DockerPluginError("dnsd's IPAM needs --subnet for each family: the dnsd network's \(v6 ? "IPv6" : "IPv4") subnet")
+            }
+            let subnet = try IPSubnet(parsing: pool)
+            guard subnet.family == (v6 ? .v6 : .v4) else { throw DockerPluginError("pool \(pool) is not an \(v6 ? "IPv6" : "IPv4") subnet") }
+            return ["PoolID": subnet.description, "Pool": subnet.description, "Data": [String: String]()]
         case "IpamDriver.ReleasePool": return [:]
         case "IpamDriver.RequestAddress":
             let options = request["Options"] as? [String: Any] ?? [:]
             let gateway = options["RequestAddressType"] as? String == "com.docker.network.gateway"
             let requested = string("Address")
-            let command = Command.dockerRequestAddress(pool: try IPv4Subnet(parsing: string("PoolID")),
-                                                       requested: requested.isEmpty ? nil : try address(requested), gateway: gateway)
+            let command = Command.dockerRequestAddress(pool: try IPSubnet(parsing: string("PoolID")),
+                                                       requested: requested.isEmpty ? nil : try anyAddress(requested), gateway: gateway)
             guard case .dockerAddress(let address) = try daemon.perform(command) else { throw DockerPluginError("no address") }
             return ["Address": address, "Data": [String: String]()]
         case "IpamDriver.ReleaseAddress":
-            _ = try daemon.perform(.dockerReleaseAddress(pool: try IPv4Subnet(parsing: string("PoolID")), try address(string("Address"))))
+            _ = try daemon.perform(.dockerReleaseAddress(pool: try IPSubnet(parsing: string("PoolID")), try anyAddress(string("Address"))))
             return [:]
         case "NetworkDriver.CreateNetwork":
             let data = (request["IPv4Data"] as? [[String: Any]])?.first ?? [:]
@@ -69,10 +75,19 @@ struct DockerPluginRoutes: HTTPRoutes {
             guard data["AddressSpace"] as? String == "dnsd" else {
                 throw DockerPluginError("a dnsd network needs dnsd's IPAM, which keeps addresses unique across hosts: docker network create -d dnsd --ipam-driver dnsd --subnet \(pool) NAME")
             }
-            let gateway = (data["Gateway"] as? String).map { String($0.split(separator: "/").first ?? "") }.flatMap { $0.isEmpty ? nil : $0 }
+            let gateway = Self.gateway(data)
+            // A dual-stack network (`--ipv6` and an IPv6 --subnet): its IPv6 pool, from dnsd's IPAM too.
+            let data6 = (request["IPv6Data"] as? [[String: Any]])?.first
+            let pool6 = (data6?["Pool"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+            if pool6 != nil, data6?["AddressSpace"] as? String != "dnsd" {
+                throw DockerPluginError("the IPv6 pool of a dnsd network must come from dnsd's IPAM (--ipam-driver dnsd)")
+            }
+            let gateway6 = data6.flatMap(Self.gateway)
             // Everything but the name (which Docker never sends) is judged now, in dnsd's line.
-            try daemon.dockerCheckNetwork(subnet: try IPv4Subnet(parsing: pool), gateway: try gateway.map { try address($0) })
-            docker.networkCreated(id: string("NetworkID"), pool: pool, gateway: gateway)
+            try daemon.dockerCheckNetwork(subnet: try IPv4Subnet(parsing: pool), gateway: try gateway.map { try address($0) },
+                                          subnet6: try pool6.map { try IPSubnet(parsing: $0, family: .v6) },
+                                          gateway6: try gateway6.map { try anyAddress($0) })
+            docker.networkCreated(id: string("NetworkID"), pool: pool, gateway: gateway, pool6: pool6, gateway6: gateway6)
             return [:]
         case "NetworkDriver.DeleteNetwork":
             try docker.networkDeleted(id: string("NetworkID"))
@@ -86,7 +101,9 @@ struct DockerPluginRoutes: HTTPRoutes {
             guard let text = interface["Address"] as? String, !text.isEmpty else {
                 throw DockerPluginError("endpoint \(string("EndpointID")) has no IPv4 address (is the network's IPAM driver dnsd?)")
             }
-            let command = Command.dockerCreateEndpoint(try DockerEndpointID(string("EndpointID")), address: try address(text))
+            let text6 = interface["AddressIPv6"] as? String ?? ""
+            let command = Command.dockerCreateEndpoint(try DockerEndpointID(string("EndpointID")), address: try address(text),
+                                                       address6: text6.isEmpty ? nil : try anyAddress(text6))
             guard case .dockerEndpoint(let mac) = try daemon.perform(command) else { throw DockerPluginError("no endpoint") }
             // Docker gave the address; the MAC is dnsd's (every host's FDB points at it).
             return ["Interface": ["MacAddress": mac]]
@@ -114,7 +131,18 @@ struct DockerPluginRoutes: HTTPRoutes {
         }
     }
 
-    /// An address as Docker sends it ("192.168.0.2/24", or bare).
+    /// A pool's gateway without its prefix length, nil when Docker gave none.
+    private static func gateway(_ data: [String: Any]) -> String? {
+        (data["Gateway"] as? String).map { String($0.split(separator: "/").first ?? "") }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// An address of either family as Docker sends it ("fd00:db8:1::2/64", or bare).
+    private func anyAddress(_ text: String) throws -> IPAddress {
+        guard let address = IPAddress(text.split(separator: "/").first ?? "") else { throw DockerPluginError("invalid address '\(text)'") }
+        return address
+    }
+
+    /// An IPv4 address as Docker sends it ("192.168.0.2/24", or bare).
     private func address(_ text: String) throws -> IPv4Address {
         guard let address = IPv4Address(String(text.split(separator: "/").first ?? "")) else {
             throw DockerPluginError("invalid address '\(text)'")

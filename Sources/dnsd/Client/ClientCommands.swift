@@ -27,7 +27,7 @@ struct SocketOption: ParsableArguments {
 
 /// The text the CLI prints for a sandbox: its name, then `network:interface=address` each.
 func describe(_ sandbox: SandboxInfo) -> String {
-    let networks = sandbox.attachments.map { "\($0.network):\($0.interface)=\($0.address)" }
+    let networks = sandbox.attachments.map { "\($0.network):\($0.interface)=\($0.address)" + ($0.address6.map { ",\($0)" } ?? "") }
     return column(sandbox.name, 16) + " " + networks.joined(separator: " ")
 }
 
@@ -52,15 +52,36 @@ struct NetworkCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "create",
             abstract: "Create a network (overlay: cluster-wide; bridge: on this host).",
-            discussion: "Example: dnsd network create --driver=overlay --subnet=192.168.0.0/24 vnet")
+            discussion: """
+                An overlay network may be dual-stack: give one IPv4 and one IPv6 --subnet; every \
+                endpoint then gets an address of each, and its names answer A and AAAA.
+
+                Example: dnsd network create --driver=overlay --subnet=192.168.0.0/24 --subnet=fd00:db8:1::/64 vnet
+                """)
         @Option(help: "overlay or bridge.") var driver: String = "overlay"
-        @Option(help: "IPv4 subnet in CIDR form.") var subnet: String
-        @Option(help: "Gateway address (default: the subnet's first address).") var gateway: String?
+        @Option(help: "Subnet in CIDR form: one IPv4 and, for a dual-stack overlay, one IPv6.") var subnet: [String] = []
+        @Option(help: "Gateway of a subnet (default: the subnet's first address); one per family.") var gateway: [String] = []
         @Argument(help: "Network name.") var name: String
         @OptionGroup var socket: SocketOption
+
+        func validate() throws {
+            guard !subnet.isEmpty else { throw ValidationError("Missing expected argument '--subnet <subnet>'") }
+            guard subnet.filter({ !$0.contains(":") }).count <= 1, subnet.filter({ $0.contains(":") }).count <= 1 else {
+                throw ValidationError("at most one --subnet per address family (one IPv4, one IPv6)")
+            }
+            guard gateway.filter({ !$0.contains(":") }).count <= 1, gateway.filter({ $0.contains(":") }).count <= 1 else {
+                throw ValidationError("at most one --gateway per address family")
+            }
+        }
+
         func run() throws {
-            let record = try socket.call(API.createNetwork(NetworkCreation(name: name, driver: driver, subnet: subnet, gateway: gateway)))
-            print("\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.driver == .overlay ? " vni \(record.vni)" : ""))
+            // The daemon checks each value; here they are only sorted by family (a colon is IPv6).
+            let v4 = subnet.first { !$0.contains(":") }, v6 = subnet.first { $0.contains(":") }
+            let creation = NetworkCreation(name: name, driver: driver, subnet: v4 ?? v6 ?? "", gateway: gateway.first { !$0.contains(":") },
+                                           subnet6: v4 == nil ? nil : v6, gateway6: gateway.first { $0.contains(":") })
+            let record = try socket.call(API.createNetwork(creation))
+            print("\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.subnet6.map { " \($0)" } ?? "")
+                + (record.driver == .overlay ? " vni \(record.vni)" : ""))
         }
     }
 
@@ -69,7 +90,7 @@ struct NetworkCommand: ParsableCommand {
         @OptionGroup var socket: SocketOption
         func run() throws {
             let rows = try socket.call(API.listNetworks()).map {
-                "\(column($0.name, 16)) \(column($0.driver.rawValue, 8)) \($0.subnet)"
+                "\(column($0.name, 16)) \(column($0.driver.rawValue, 8)) \($0.subnet)" + ($0.subnet6.map { " \($0)" } ?? "")
             }
             print((["NAME             DRIVER   SUBNET"] + rows).joined(separator: "\n"))
         }
@@ -96,12 +117,13 @@ struct NetworkCommand: ParsableCommand {
             abstract: "Attach a running sandbox to a network (next ethN).",
             discussion: "Example: dnsd network connect vnet c01")
         @Option(name: .customLong("alias"), help: "Extra name on this network (repeatable).") var aliases: [String] = []
-        @Option(help: "Address to use on the network.") var ip: String?
+        @Option(help: "IPv4 address to use on the network.") var ip: String?
+        @Option(help: "IPv6 address to use on a dual-stack network.") var ip6: String?
         @Argument(help: "Network name.") var network: String
         @Argument(help: "Sandbox name.") var name: String
         @OptionGroup var socket: SocketOption
         func run() throws {
-            print(describe(try socket.call(API.connect(name, NetworkConnection(network: network, aliases: aliases, ip: ip)))))
+            print(describe(try socket.call(API.connect(name, NetworkConnection(network: network, aliases: aliases, ip: ip, ip6: ip6)))))
         }
     }
 
@@ -129,10 +151,11 @@ struct RunCommand: ParsableCommand {
     @Option var hostname: String?
     @Option var net: String?
     @Option(name: .customLong("alias"), help: "Extra name (repeatable).") var aliases: [String] = []
-    @Option var ip: String?
+    @Option(help: "IPv4 address on --net.") var ip: String?
+    @Option(help: "IPv6 address on --net (a dual-stack network).") var ip6: String?
     @OptionGroup var socket: SocketOption
     func run() throws {
-        print(describe(try socket.call(API.run(SandboxCreation(name: name, hostname: hostname, network: net, aliases: aliases, ip: ip)))))
+        print(describe(try socket.call(API.run(SandboxCreation(name: name, hostname: hostname, network: net, aliases: aliases, ip: ip, ip6: ip6)))))
     }
 }
 
