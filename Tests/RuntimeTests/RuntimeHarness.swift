@@ -33,7 +33,8 @@ final class RuntimeHarness {
     /// directory and reads that dockerd's API.
     /// `daemonOptions`: more flags for every host's daemon (e.g. a slow liveness check, so a test
     /// sees the runtime's own DEL or Leave do the work).
-    init(hosts: Int, docker: Bool = false, logLevel: String = "warning", daemonOptions: [String] = []) throws {
+    /// `subnet6`: the network is dual-stack, with this IPv6 prefix beside 192.168.77.0/24.
+    init(hosts: Int, docker: Bool = false, logLevel: String = "warning", daemonOptions: [String] = [], subnet6: String? = nil) throws {
         library = Self.repository + "/scripts/runtimes.sh"
         network = "v\(TestRun.token)"
         namespacesBefore = Set(Self.runtimeNamespaces())
@@ -45,7 +46,7 @@ final class RuntimeHarness {
             try script("rt_shared_begin", [sharedRecord])
             try FileManager.default.createDirectory(atPath: cluster.work + "/image", withIntermediateDirectories: true)
             try script("rt_image", [cluster.work + "/image"])
-            let created = try cluster.dnsd(1, ["network", "create", "--subnet=192.168.77.0/24", network])
+            let created = try cluster.dnsd(1, ["network", "create", "--subnet=192.168.77.0/24"] + (subnet6.map { ["--subnet=\($0)"] } ?? []) + [network])
             guard created.status == 0 else { throw ShellError(command: "network create", status: created.status, stderr: created.stderr) }
             for n in 1...hosts {
                 try script("rt_podman_setup", [podmanDirectory(n), cluster.hosts[n - 1].name, cluster.socket(n), network, ClusterHarness.dnsdBinary])
@@ -188,6 +189,7 @@ final class RuntimeHarness {
                 let record = (try? JSONSerialization.jsonObject(with: Data(value))) as? [String: Any] ?? [:]
                 if let name = record["name"] as? String, ctrNames.contains(name) {
                     ctrAddresses.insert(record["ipv4"] as? String ?? "")
+                    if let ipv6 = record["ipv6"] as? String { ctrAddresses.insert(ipv6) }
                 } else {
                     left.append("endpoint record \(key)")
                 }
