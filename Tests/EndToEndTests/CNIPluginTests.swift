@@ -106,6 +106,47 @@ struct CNIPluginTests {
         #expect(gone.status != 0 && Self.code(gone) == 3, "\(gone.raw)")
     }
 
+    @Test("dual-stack: ADD on a network with an IPv6 prefix reports both addresses (version 6 before 1.0), IP= and runtimeConfig.ips of each family, CHECK sees both")
+    func dualStack() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        #expect(try f.cluster.dnsd(1, ["network", "create", "--subnet=192.168.61.0/24", "--subnet=fd00:61::/64", "pnet6"]).status == 0)
+        let ns1 = try f.namespace("d1"), ns2 = try f.namespace("d2")
+        // CNI 1.0: runtimeConfig.ips of both families (podman's --ip and --ip6).
+        let add = try f.cni("ADD", id: "cid-d1", netns: "/run/netns/\(ns1)", args: "K8S_POD_NAME=\(f.cluster.prefix)d1",
+                            stdin: f.config(["runtimeConfig": ["ips": ["192.168.61.40/24", "fd00:61::40/64"]]], network: "pnet6"))
+        #expect(add.status == 0, "\(add.raw)")
+        let ips = try #require(add.json["ips"] as? [[String: Any]])
+        #expect(ips.map { $0["address"] as? String } == ["192.168.61.40/24", "fd00:61::40/64"], "\(ips)")
+        #expect(ips.allSatisfy { $0["version"] == nil } && ips.last?["gateway"] == nil && ips.last?["interface"] as? Int == 0, "\(ips)")
+        #expect(try f.cluster.exec(ns1, ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout.contains("inet6 fd00:61::40/64 scope global"))
+        // CNI 0.4.0 with IP= naming an IPv6 address (podman's one --ip6): the IPv4 one from the IPAM.
+        let config04 = f.config(["cniVersion": "0.4.0"], network: "pnet6")
+        let add2 = try f.cni("ADD", id: "cid-d2", netns: "/run/netns/\(ns2)", args: "IgnoreUnknown=1;K8S_POD_NAME=\(f.cluster.prefix)d2;IP=fd00:61::41",
+                             stdin: config04)
+        #expect(add2.status == 0, "\(add2.raw)")
+        let ips2 = try #require(add2.json["ips"] as? [[String: Any]])
+        #expect(ips2.map { $0["address"] as? String } == ["192.168.61.2/24", "fd00:61::41/64"], "\(ips2)")
+        #expect(ips2.map { $0["version"] as? String } == ["4", "6"])
+        // Each container answers the other's AAAA at 127.0.0.11, and reaches it over IPv6.
+        #expect(try f.cluster.eventually {
+            try f.cluster.exec(ns2, ["dig", "+short", "AAAA", "\(f.cluster.prefix)d1.pnet6", "@127.0.0.11"]).stdout.contains("fd00:61::40")
+        })
+        #expect(try f.cluster.exec(ns2, ["busybox", "ping", "-6", "-c", "1", "-w", "3", "fd00:61::40"]).status == 0)
+        // CHECK: both addresses must be there; with the IPv6 one gone from the interface it fails.
+        let previous: [String: Any] = ["cniVersion": "1.0.0", "ips": ips, "interfaces": add.json["interfaces"] ?? []]
+        let checkConfig = f.config(["prevResult": previous], network: "pnet6")
+        #expect(try f.cni("CHECK", id: "cid-d1", netns: "/run/netns/\(ns1)", stdin: checkConfig).status == 0)
+        try Shell.check(["ip", "-n", ns1, "addr", "del", "fd00:61::40/64", "dev", "eth0"])
+        let failed = try f.cni("CHECK", id: "cid-d1", netns: "/run/netns/\(ns1)", stdin: checkConfig)
+        #expect(failed.status != 0 && (failed.json["msg"] as? String)?.contains("fd00:61::40") == true, "\(failed.raw)")
+        // DEL: both claims go.
+        for (id, ns) in [("cid-d1", ns1), ("cid-d2", ns2)] {
+            #expect(try f.cni("DEL", id: id, netns: "/run/netns/\(ns)", stdin: f.config(network: "pnet6")).status == 0)
+        }
+        #expect(try f.cluster.dnsd(1, ["network", "rm", "pnet6"]).status == 0, "no claim of either family left")
+    }
+
     @Test("errors: CNI codes on stdout, one line each, nothing changed")
     func errors() throws {
         let f = try Fixture()

@@ -32,8 +32,8 @@ struct DockerPluginProtocolTests {
         #expect(try call("IpamDriver.GetCapabilities").json["RequiresMACAddress"] as? Bool == false)
 
         // IPAM errors are {"Error": ...}; network driver errors {"Err": ...}.
-        let v6 = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":"fd00::/64","V6":true}"#)
-        #expect(v6.status == 200 && (v6.json["Error"] as? String)?.contains("IPv4") == true, "\(v6.json)")
+        let v6 = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":"192.168.90.0/24","V6":true}"#)
+        #expect(v6.status == 200 && (v6.json["Error"] as? String)?.contains("is not an IPv6 subnet") == true, "\(v6.json)")
         let noPool = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":""}"#)
         #expect((noPool.json["Error"] as? String)?.contains("--subnet") == true)
         let pool = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":"192.168.90.0/24"}"#).json
@@ -113,6 +113,59 @@ struct DockerPluginProtocolTests {
         let wrongGateway = try call("NetworkDriver.CreateNetwork",
                                     #"{"NetworkID":"n7","Options":{},"IPv4Data":[{"AddressSpace":"dnsd","Gateway":"192.168.90.9/24","Pool":"192.168.90.0/24"}],"IPv6Data":[]}"#)
         #expect((wrongGateway.json["Err"] as? String)?.contains("has gateway 192.168.90.1") == true, "\(wrongGateway.json)")
+        #expect(try cluster.dnsd(1, ["ps"]).status == 0)
+    }
+
+    @Test("dual-stack: V6 pools, IPv6 addresses from the cluster IPAM, AddressIPv6 at CreateEndpoint, IPv6Data judged at CreateNetwork")
+    func dualStack() throws {
+        let plugin = TestRun.temporaryPath("plugin6") + ".sock"
+        let cluster = try ClusterHarness(hosts: 1, store: "local", daemonOptions: ["--docker-plugin", plugin, "--docker-api", "/nonexistent/docker.sock"])
+        defer {
+            cluster.close()
+            try? FileManager.default.removeItem(atPath: plugin)
+        }
+        func call(_ method: String, _ body: String) throws -> [String: Any] {
+            let result = try Shell.run(["curl", "-s", "--unix-socket", plugin, "-X", "POST", "-d", body, "http://plugin/\(method)"])
+            return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+        }
+        #expect(try cluster.dnsd(1, ["network", "create", "--subnet", "192.168.92.0/24", "--subnet", "fd00:92::/64", "dnet6"]).status == 0)
+        // The V6 pool (Docker asks for one per family with --ipv6): its id is the subnet as dnsd writes it.
+        let pool = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":"fd00:92:0::/64","V6":true}"#)
+        #expect(pool["PoolID"] as? String == "fd00:92::/64" && pool["Pool"] as? String == "fd00:92::/64", "\(pool)")
+        let gateway = try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Options":{"RequestAddressType":"com.docker.network.gateway"}}"#)
+        #expect(gateway["Address"] as? String == "fd00:92::1/64", "the network's IPv6 gateway: \(gateway)")
+        let first = try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":""}"#)
+        #expect(first["Address"] as? String == "fd00:92::2/64", "\(first)")
+        let pinned = try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#)
+        #expect(pinned["Address"] as? String == "fd00:92::50/64", "\(pinned)")
+        #expect(try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#)["Error"] != nil, "taken")
+        #expect(try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:93::5"}"#)["Error"] != nil, "outside")
+        #expect(try call("IpamDriver.ReleaseAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#).isEmpty)
+        #expect(try call("IpamDriver.ReleaseAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::1"}"#).isEmpty, "the gateway is no claim")
+        let v4 = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.92.0/24","Address":""}"#)
+        #expect(v4["Address"] as? String == "192.168.92.2/24", "\(v4)")
+
+        // CreateEndpoint with both addresses: published later with both; an IPv6 address outside
+        // the network's prefix is refused.
+        let endpoint = try call("NetworkDriver.CreateEndpoint",
+                                #"{"NetworkID":"n1","EndpointID":"e1","Interface":{"Address":"192.168.92.2/24","AddressIPv6":"fd00:92::2/64"}}"#)
+        #expect((endpoint["Interface"] as? [String: Any])?["MacAddress"] as? String == "02:42:c0:a8:5c:02", "\(endpoint)")
+        let outside = try call("NetworkDriver.CreateEndpoint",
+                               #"{"NetworkID":"n1","EndpointID":"e2","Interface":{"Address":"192.168.92.3/24","AddressIPv6":"fd00:99::3/64"}}"#)
+        #expect((outside["Err"] as? String)?.contains("not in an IPv6 subnet of dnsd network 'dnet6'") == true, "\(outside)")
+        #expect(try call("NetworkDriver.DeleteEndpoint", #"{"NetworkID":"n1","EndpointID":"e1"}"#).isEmpty)
+
+        // CreateNetwork: dnet6's own two pools are dnet6; another IPv6 pool with its IPv4 one, an
+        // overlapping IPv6 pool, or an IPv6 pool from Docker's own IPAM are refused in one line.
+        func create(_ v4: String, _ v6: String, space: String = "dnsd") throws -> String? {
+            let body = #"{"NetworkID":"n5","Options":{},"IPv4Data":[{"AddressSpace":"dnsd","Pool":"\#(v4)"}],"# +
+                #""IPv6Data":[{"AddressSpace":"\#(space)","Pool":"\#(v6)"}]}"#
+            return try call("NetworkDriver.CreateNetwork", body)["Err"] as? String
+        }
+        #expect(try create("192.168.92.0/24", "fd00:92::/64") == nil)
+        #expect(try create("192.168.92.0/24", "fd00:94::/64")?.contains("has IPv6 subnet fd00:92::/64, not fd00:94::/64") == true)
+        #expect(try create("192.168.95.0/24", "fd00:92:0:0:1::/80")?.contains("overlaps dnsd network 'dnet6'") == true)
+        #expect(try create("192.168.96.0/24", "fd00:96::/64", space: "LocalDefault")?.contains("--ipam-driver dnsd") == true)
         #expect(try cluster.dnsd(1, ["ps"]).status == 0)
     }
 }

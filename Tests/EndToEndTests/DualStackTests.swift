@@ -70,6 +70,16 @@ struct DualStackTests {
         for refused in [taken, outside, noFamily] { #expect(refused.stderr.split(separator: "\n").count == 1, "one line") }
         #expect(try cluster.etcdList("dnsd/v1/ipam/vnet/").count == 6, "refusals claim nothing")
 
+        // h2's daemon dies and comes back: c02 keeps both addresses, both names and both claims.
+        cluster.kill(2)
+        try cluster.restart(2)
+        #expect(try cluster.dnsd(2, ["ps"]).stdout.contains("vnet:eth0=192.168.0.3,fd00:db8:1::3"))
+        #expect(try cluster.eventually(5) {
+            Self.trimmed(try cluster.exec(c02, ["dig", "+short", "AAAA", "\(c01).vnet", "@127.0.0.11"]).stdout) == "fd00:db8:1::2"
+        })
+        #expect(try cluster.etcdList("dnsd/v1/ipam/vnet/").count == 6)
+        #expect(try cluster.exec(c02, ["busybox", "ping", "-6", "-c", "1", "-w", "5", "fd00:db8:1::2"]).status == 0, "peers programmed again")
+
         // Stop c02 on h2: both of its records go everywhere, and both claims from the store.
         #expect(try cluster.dnsd(2, ["stop", c02]).status == 0)
         #expect(try cluster.eventually { try cluster.exec(c01, ["dig", "AAAA", "\(c02).vnet", "@127.0.0.11"]).stdout.contains("status: NXDOMAIN") })
