@@ -14,8 +14,9 @@ struct ServeDNS: ParsableCommand {
         commandName: "serve-dns",
         abstract: "Serve DNS at 127.0.0.11 inside network namespaces from a records file.",
         discussion: """
-            The records file has one endpoint per line: 'IP name [alias...]'; '#' starts a comment. \
-            Names answer as 'name' and 'name.NETWORK'. Other names are forwarded upstream. \
+            The records file has one endpoint per line: 'IP name [alias...]', IP IPv4 or IPv6; '#' \
+            starts a comment. Names answer as 'name' and 'name.NETWORK'; a name on an IPv4 line and \
+            an IPv6 line answers A and AAAA. Other names are forwarded upstream. \
             SIGHUP reloads the file (a bad file is refused and the old records stay); \
             SIGTERM or SIGINT stops serving and closes the sockets. Several --netns are served by \
             one responder thread, as the daemon serves its sandboxes.

@@ -1,3 +1,4 @@
+import Addressing
 import Foundation
 @testable import Resolver
 import TestSupport
@@ -11,14 +12,19 @@ import Testing
 /// a readable query: never silence), that is what happened. On a crash the seed and the
 /// input's index are printed (a signal handler), so `DNSD_FUZZ_SEED` and the index replay it.
 /// `DNSD_FUZZ_ITERATIONS` sets the count (default 1M, `make fuzz` runs 5M optimised, and the
-/// corpus once more under AddressSanitizer).
+/// corpus once more under AddressSanitizer). The records answered from are the fixture's,
+/// dual stack: the seeds reach AAAA, NODATA across families and ip6.arpa inside and outside
+/// the networks' IPv6 prefixes. A second test fuzzes the record sets themselves.
 @Suite("Fuzz: query path", .timeLimit(.minutes(5)))
 struct FuzzTests {
     static func corpus() throws -> [[UInt8]] {
         var seeds: [[UInt8]] = []
         for (name, type) in [("c01.vnet", UInt16(1)), ("web", 28), ("many.vnet", 1), ("nosuch.vnet", 16),
                              ("3.0.168.192.in-addr.arpa", 12), ("outside.test", 1), ("c04.net2", 255),
-                             ("3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", 12)] {
+                             ("3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", 12),
+                             ("v6only.vnet", 1), ("six", 28), ("c02.vnet", 255),
+                             (DualStackTests.reverseName("fd00::77"), 12), (DualStackTests.reverseName("fd00:2::2", uppercase: true), 12),
+                             (DualStackTests.reverseName("2001:db8::1"), 12)] {
             seeds.append(try LDNSQuery.make(name, type: type, id: UInt16(seeds.count)))
             seeds.append(try LDNSQuery.make(name, type: type, id: UInt16(seeds.count), udpSize: 1232))
         }
@@ -105,6 +111,238 @@ struct FuzzTests {
         #expect(wrong.isEmpty, "outcomes the header rules out: \(wrong)")
         print("FIGURE DNS fuzz: \(iterations) inputs, \(replies) replies, \(forwards) forwards, \(drops) drops")
         #expect(replies > iterations / 10)
+    }
+}
+
+/// Random dual-stack record sets against a model of DESIGN.md §4: networks with random IPv4
+/// subnets and IPv6 prefixes (any length, overlapping or not), endpoints of one family, both or
+/// none sharing names and aliases, a sandbox on a random ordered subset of the networks; then
+/// queries for names (A, AAAA, ANY, MX; bare, `.net` on any network or outside the cluster; any
+/// case) and reverse names (endpoints' addresses, addresses inside a prefix, random ones; any
+/// case). ldns reads every reply; the model says what it must be, with `IPSubnet.contains` (not
+/// the zone's precomputed masks) deciding what is the cluster's. `DNSD_FUZZ_RECORD_SETS` and
+/// `DNSD_FUZZ_SEED` as above.
+extension FuzzTests {
+    struct World {
+        struct Endpoint {
+            var name: String
+            var aliases: [String]
+            var v4: [IPv4Address]
+            var v6: [IPv6Address]
+            var addresses: [IPAddress] { v4.map(IPAddress.init) + v6.map(IPAddress.init) }
+        }
+
+        struct Network {
+            var name: String
+            var subnets: [IPSubnet]
+            var endpoints: [Endpoint]
+        }
+
+        var networks: [Network]
+        /// Indexes into `networks`, in the sandbox's order of preference.
+        var attached: [Int]
+
+        static let labels = ["a", "b", "web", "db", "api", "x1"]
+
+        init(_ rng: inout SplitMix) {
+            var used: Set<IPAddress> = []
+            networks = (0..<Int.random(in: 1...3, using: &rng)).map { n in
+                var subnets: [IPSubnet] = [Self.prefix(.v4, &rng)]
+                for _ in 0..<[0, 1, 1, 1, 2][Int.random(in: 0..<5, using: &rng)] { subnets.append(Self.prefix(.v6, &rng)) }
+                return Network(name: "n\(n)", subnets: subnets, endpoints: [])
+            }
+            for n in networks.indices {
+                for _ in 0..<Int.random(in: 0...10, using: &rng) {
+                    var endpoint = Endpoint(
+                        name: Self.labels.randomElement(using: &rng)!,
+                        aliases: (0..<Int.random(in: 0...2, using: &rng)).map { _ in Self.labels.randomElement(using: &rng)! },
+                        v4: [], v6: [])
+                    // IPv4 only, IPv6 only, both, or no address at all; one or two of each.
+                    let families: [IPFamily] = [[.v4], [.v6], [.v4, .v6], []][Int.random(in: 0..<4, using: &rng)]
+                    for family in families {
+                        for _ in 0..<Int.random(in: 1...2, using: &rng) {
+                            // Mostly inside one of the network's prefixes of the family, sometimes anywhere.
+                            let inside = networks[n].subnets.filter { $0.family == family }
+                            let address = inside.isEmpty || Int.random(in: 0..<5, using: &rng) == 0
+                                ? Self.anywhere(family, &rng) : Self.inside(inside.randomElement(using: &rng)!, &rng)
+                            guard used.insert(address).inserted else { continue }
+                            if let v4 = address.v4 { endpoint.v4.append(v4) } else { endpoint.v6.append(address.v6!) }
+                        }
+                    }
+                    networks[n].endpoints.append(endpoint)
+                }
+            }
+            attached = Array(networks.indices.shuffled(using: &rng).prefix(Int.random(in: 0...networks.count, using: &rng)))
+        }
+
+        static func prefix(_ family: IPFamily, _ rng: inout SplitMix) -> IPSubnet {
+            let length = family == .v4 ? Int.random(in: 8...32, using: &rng) : [16, 48, 56, 64, 64, 64, 96, 112, 120, 127, 128][Int.random(in: 0..<11, using: &rng)]
+            return IPSubnet(network: anywhere(family, &rng), prefixLength: length)
+        }
+
+        /// A random address; IPv6 in fd00::/8 half the time, so prefixes and addresses meet.
+        static func anywhere(_ family: IPFamily, _ rng: inout SplitMix) -> IPAddress {
+            let bits = UInt128(UInt64.random(in: .min ... .max, using: &rng)) << 64 | UInt128(UInt64.random(in: .min ... .max, using: &rng))
+            guard family == .v6 else { return IPAddress(family: .v4, value: bits) }
+            return IPAddress(family: .v6, value: Bool.random(using: &rng) ? UInt128(0xFD) << 120 | bits >> 8 : bits)
+        }
+
+        static func inside(_ subnet: IPSubnet, _ rng: inout SplitMix) -> IPAddress {
+            let offset = UInt128(UInt64.random(in: .min ... .max, using: &rng)) << 64 | UInt128(UInt64.random(in: .min ... .max, using: &rng))
+            return subnet.address(at: subnet.size == .max ? offset : offset % subnet.size)
+        }
+
+        func load(into store: RecordStore) {
+            store.update { changes in
+                for network in networks {
+                    let label = try! HostLabel(network.name)
+                    changes.setNetwork(label, subnets: network.subnets)
+                    for (i, endpoint) in network.endpoints.enumerated() {
+                        changes.setEndpoint("e\(i)", on: label, EndpointRecord(
+                            name: try! HostLabel(endpoint.name), aliases: endpoint.aliases.map { try! HostLabel($0) },
+                            ipv4: endpoint.v4, ipv6: endpoint.v6))
+                    }
+                }
+                changes.attach(SandboxID(1), to: attached.map { try! HostLabel(networks[$0].name) })
+            }
+        }
+
+        /// What dnsd must do with a query, by DESIGN.md §4.
+        enum Outcome: Equatable, CustomStringConvertible {
+            case forward
+            /// Authoritative: the code, the answers' data (a set: order rotates), and whether a
+            /// NODATA's SOA is in the authority section.
+            case answer(rcode: Int, data: Set<String>, count: Int, soa: Bool)
+
+            var description: String {
+                switch self {
+                case .forward: "forward"
+                case .answer(let rcode, let data, let count, let soa): "rcode \(rcode) \(data.sorted()) (\(count)) soa \(soa)"
+                }
+            }
+        }
+
+        func expected(name labels: [String], type: UInt16) -> Outcome {
+            let wanted = { (e: Endpoint) -> [String] in
+                (type == 1 || type == 255 ? e.v4.map(\.description) : []) + (type == 28 || type == 255 ? e.v6.map(\.description) : [])
+            }
+            let named = { (e: Endpoint) in e.name == labels[0] || e.aliases.contains(labels[0]) }
+            var onNetworks: [Int]
+            if labels.count == 2 {
+                guard let n = networks.firstIndex(where: { $0.name == labels[1] }) else { return .forward }
+                guard attached.contains(n), networks[n].endpoints.contains(where: named) else {
+                    return .answer(rcode: 3, data: [], count: 0, soa: true)
+                }
+                onNetworks = [n]
+            } else {
+                onNetworks = attached.filter { networks[$0].endpoints.contains(where: named) }
+                if onNetworks.isEmpty { return .forward }
+            }
+            // Per network, each address once (several endpoints may share a name).
+            var data: [String] = []
+            for n in onNetworks {
+                var seen: Set<String> = []
+                for e in networks[n].endpoints where named(e) { for a in wanted(e) where seen.insert(a).inserted { data.append(a) } }
+            }
+            return .answer(rcode: 0, data: Set(data), count: data.count, soa: data.isEmpty)
+        }
+
+        func expected(reverse address: IPAddress, type: UInt16) -> Outcome {
+            for n in attached {
+                if let e = networks[n].endpoints.first(where: { $0.addresses.contains(address) }) {
+                    let answers = type == 12 || type == 255 ? ["\(e.name).\(networks[n].name)."] : []
+                    return .answer(rcode: 0, data: Set(answers), count: answers.count, soa: false)
+                }
+            }
+            // The cluster's address (any network's, attached or not): NXDOMAIN (without an SOA,
+            // as reverse answers are written), never forwarded.
+            let clusters = networks.contains { $0.subnets.contains { $0.contains(address) } }
+            return clusters ? .answer(rcode: 3, data: [], count: 0, soa: false) : .forward
+        }
+    }
+
+    static func reverseName(_ address: IPAddress) -> String {
+        guard address.family == .v6 else { return address.bytes.reversed().map(String.init).joined(separator: ".") + ".in-addr.arpa" }
+        return DualStackTests.reverseName(address.description)
+    }
+
+    /// Flips the case of some letters: DNS names are case-insensitive.
+    static func randomCase(_ name: String, _ rng: inout SplitMix) -> String {
+        String(name.map { Int.random(in: 0..<3, using: &rng) == 0 ? Character($0.uppercased()) : $0 })
+    }
+
+    @Test("random dual-stack record sets: every answer is the one DESIGN.md §4 gives, read by ldns")
+    func recordSetFuzz() throws {
+        let sets = Int(ProcessInfo.processInfo.environment["DNSD_FUZZ_RECORD_SETS"] ?? "") ?? 400
+        let seedValue = UInt64(ProcessInfo.processInfo.environment["DNSD_FUZZ_SEED"] ?? "") ?? 0x6D6D
+        var rng = SplitMix(state: seedValue)
+        let responder = Responder.standard(ttl: 10, hasUpstreams: true)
+        var output = [UInt8](repeating: 0, count: 65536)
+        var wrong: [String] = []
+        var counts = (queries: 0, forwards: 0, nxdomain: 0, nodata: 0, v6: 0)
+        for set in 0..<sets {
+            let world = World(&rng)
+            let store = RecordStore()
+            world.load(into: store)
+            let table = store.table
+            for _ in 0..<40 {
+                var name: String
+                var type: UInt16
+                let outcome: World.Outcome
+                if Bool.random(using: &rng) {
+                    let label = (World.labels + ["nosuch"]).randomElement(using: &rng)!
+                    let suffix = ([nil, "test"] + world.networks.map(\.name)).randomElement(using: &rng)!
+                    type = [1, 28, 255, 15][Int.random(in: 0..<4, using: &rng)]
+                    name = suffix.map { "\(label).\($0)" } ?? label
+                    outcome = world.expected(name: name.split(separator: ".").map(String.init), type: type)
+                } else {
+                    let endpoints = world.networks.flatMap(\.endpoints).flatMap(\.addresses)
+                    let address: IPAddress
+                    switch Int.random(in: 0..<3, using: &rng) {
+                    case 0 where !endpoints.isEmpty: address = endpoints.randomElement(using: &rng)!
+                    case 1: address = World.inside(world.networks.flatMap(\.subnets).randomElement(using: &rng)!, &rng)
+                    default: address = World.anywhere(Bool.random(using: &rng) ? .v4 : .v6, &rng)
+                    }
+                    if address.family == .v6 { counts.v6 += 1 }
+                    type = Int.random(in: 0..<5, using: &rng) == 0 ? 255 : 12
+                    name = Self.reverseName(address)
+                    outcome = world.expected(reverse: address, type: type)
+                }
+                name = Self.randomCase(name, &rng)
+                counts.queries += 1
+                let packet = try LDNSQuery.make(name, type: type, id: UInt16(truncatingIfNeeded: counts.queries))
+                let result = packet.withUnsafeBytes { input in
+                    output.withUnsafeMutableBytes { out -> [UInt8]? in
+                        switch responder.respond(to: input, from: SandboxID(1), table: table, into: out, overUDP: false) {
+                        case .reply(let length): Array(out[0..<length])
+                        case .forward: nil
+                        case .drop: []
+                        }
+                    }
+                }
+                let got: World.Outcome
+                if let bytes = result {
+                    guard let reply = try? LDNSReply(bytes), reply.authoritative else {
+                        if wrong.count < 5 { wrong.append("set \(set): \(name) type \(type): undecodable or not authoritative") }
+                        continue
+                    }
+                    // Addresses as Addressing parses them, so ldns's and inet_ntop's spellings agree.
+                    let data = reply.answers.map { IPAddress($0.data)?.description ?? $0.data.lowercased() }
+                    got = .answer(rcode: reply.rcode, data: Set(data), count: data.count,
+                                  soa: reply.authorityRecords.map(\.type) == [6])
+                } else {
+                    got = .forward
+                    counts.forwards += 1
+                }
+                if case .answer(let rcode, _, let count, _) = got { if rcode == 3 { counts.nxdomain += 1 } else if count == 0 { counts.nodata += 1 } }
+                if got != outcome, wrong.count < 5 {
+                    wrong.append("seed \(seedValue) set \(set): \(name) type \(type): expected \(outcome), got \(got); world \(world.networks.map { "\($0.name) \($0.subnets) \($0.endpoints.map { "\($0.name)\($0.aliases) \($0.addresses)" })" }) attached \(world.attached)")
+                }
+            }
+        }
+        #expect(wrong.isEmpty, "\(wrong.joined(separator: "\n"))")
+        print("FIGURE DNS record-set fuzz: \(sets) sets, \(counts.queries) queries (\(counts.v6) ip6.arpa), \(counts.forwards) forwards, \(counts.nxdomain) NXDOMAIN, \(counts.nodata) NODATA")
+        #expect(counts.forwards > 0 && counts.nxdomain > 0 && counts.nodata > 0)
     }
 }
 

@@ -57,7 +57,7 @@ struct ZoneScopeTests {
     @Test("a network without endpoints is in scope: its names and its subnet's reverse names are NXDOMAIN, not forwarded")
     func emptyNetwork() throws {
         try withFixture { fx in
-            fx.store.update { $0.setNetwork(try! HostLabel("other"), subnets: [try! IPv4Subnet(parsing: "192.168.19.0/24")]) }
+            fx.store.update { $0.setNetwork(try! HostLabel("other"), subnets: [try! IPSubnet(parsing: "192.168.19.0/24")]) }
             let s = try fx.sandbox(on: [ResolverFixture.vnet])
             for name in ["x.other", "c03.other", "other", "5.19.168.192.in-addr.arpa"] {
                 let reply = try LDNSReply(#require(try s.client.udp(LDNSQuery.make(name, type: name.hasSuffix("arpa") ? 12 : 1))))

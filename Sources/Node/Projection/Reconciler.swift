@@ -261,7 +261,7 @@ final class Reconciler: @unchecked Sendable {
                 guard let label = try? HostLabel(name, what: "network") else { continue }
                 if let record, let subnet = try? record.parsedSubnet {
                     networks[name] = record
-                    table.setNetwork(label, subnets: [subnet])
+                    table.setNetwork(label, subnets: [subnet.subnet])
                     // Networks and endpoints come on streams of their own: a removal of this
                     // name that arrived late took the endpoints applied since with it.
                     for endpoint in applied.values where endpoint.network == name {

@@ -3,9 +3,15 @@ import Addressing
 /// Answers PTR queries for endpoint addresses: `d.c.b.a.in-addr.arpa` and the 32-nibble
 /// `ip6.arpa` form map back to `name.network.`.
 ///
-/// An IPv4 address inside any cluster network's subnet is internal: if it is not an endpoint
-/// on one of the sandbox's networks the answer is NXDOMAIN, never a forward (the upstream
-/// knows nothing of it, and asking would leak the overlay's layout).
+/// An address inside any cluster network's prefix, IPv4 subnet or IPv6 prefix alike, is
+/// internal: if it is not an endpoint on one of the sandbox's networks the answer is NXDOMAIN,
+/// never a forward (the upstream knows nothing of it, and asking would leak the overlay's
+/// layout). That holds for a network the sandbox is not attached to as well: its endpoints
+/// are not this sandbox's to see. Addresses outside every prefix, and names that are not a
+/// well-formed reverse name (a label of two characters, a nibble that is not hex, 33 labels),
+/// go to the next link and so upstream. Hex nibbles arrive lower-cased (the parser folds the
+/// name's case, as DNS names are case-insensitive), so `B.8.D.0...ip6.arpa` is the same name
+/// as `b.8.d.0...ip6.arpa`.
 public struct ReverseResolver: QueryResolver {
     public let ttl: UInt32
 
@@ -23,7 +29,9 @@ public struct ReverseResolver: QueryResolver {
         if name.labelCount == 34, Self.equals(name.label(32), "ip6"), Self.equals(name.label(33), "arpa"),
            let address = Self.ipv6(name)
         {
-            return answer(&request) { zone in zone.reverse6[address] } covered: { _ in false }
+            return answer(&request) { zone in zone.reverse6[address] } covered: { table in
+                table.zones.contains { $0.covers(address) }
+            }
         }
         return .next
     }
@@ -70,7 +78,8 @@ public struct ReverseResolver: QueryResolver {
         return IPv4Address(value)
     }
 
-    /// The address of a 32-nibble ip6.arpa name (least significant nibble first).
+    /// The address of a 32-nibble ip6.arpa name (least significant nibble first); nil unless
+    /// every label is one hex digit (lower case: the parser has folded the name's case).
     private static func ipv6(_ name: QueryName) -> IPv6Address? {
         var high: UInt64 = 0
         var low: UInt64 = 0

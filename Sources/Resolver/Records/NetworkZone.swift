@@ -7,7 +7,14 @@ import Addressing
 /// handful of arrays rather than 100k small ones.
 public final class NetworkZone: Sendable {
     public let name: HostLabel
-    public let subnets: [IPv4Subnet]
+    /// The network's prefixes, of both families (a dual-stack network has an IPv4 subnet and an
+    /// IPv6 prefix): every address in them is the cluster's, so a reverse query for one is
+    /// answered here and never forwarded.
+    public let subnets: [IPSubnet]
+    /// `subnets` by family as (network, mask) integers, built once: `covers` runs on every PTR
+    /// query, and a compare against these allocates nothing and never converts an address.
+    let v4Prefixes: [(network: UInt32, mask: UInt32)]
+    let v6Prefixes: [(network: UInt128, mask: UInt128)]
     /// The zone's apex (`net.`) in wire form, for SOA records written without a pointer.
     let apexWire: [UInt8]
 
@@ -26,9 +33,14 @@ public final class NetworkZone: Sendable {
     let reverse4: [UInt32: Int32]
     let reverse6: [IPv6Address: Int32]
 
-    public init(name: HostLabel, subnets: [IPv4Subnet], endpoints: some Sequence<EndpointRecord>) {
+    public init(name: HostLabel, subnets: [IPSubnet], endpoints: some Sequence<EndpointRecord>) {
         self.name = name
         self.subnets = subnets
+        v4Prefixes = subnets.compactMap { IPv4Subnet($0) }.map { ($0.network.value, $0.mask) }
+        v6Prefixes = subnets.filter { $0.family == .v6 }.map { subnet in
+            let mask: UInt128 = subnet.prefixLength == 0 ? 0 : .max << UInt128(128 - subnet.prefixLength)
+            return (subnet.network.value, mask)
+        }
         apexWire = [UInt8(name.text.utf8.count)] + Array(name.text.utf8) + [0]
 
         // Gather addresses per label; several endpoints may share an alias.
@@ -38,8 +50,13 @@ public final class NetworkZone: Sendable {
         var ptrRanges: [Range<Int32>] = []
         var reverse4: [UInt32: Int32] = [:]
         var reverse6: [IPv6Address: Int32] = [:]
-        // Endpoints in a stable order so a rebuild gives the same zone for the same input.
-        let sorted = endpoints.sorted { ($0.name, $0.ipv4.first ?? IPv4Address(0)) < ($1.name, $1.ipv4.first ?? IPv4Address(0)) }
+        // Endpoints in a stable order so a rebuild gives the same zone for the same input (the
+        // IPv6 address too: a records file gives a dual-stack name one line per family).
+        let none6 = IPv6Address(high: 0, low: 0)
+        let sorted = endpoints.sorted {
+            ($0.name, $0.ipv4.first ?? IPv4Address(0), $0.ipv6.first ?? none6)
+                < ($1.name, $1.ipv4.first ?? IPv4Address(0), $1.ipv6.first ?? none6)
+        }
         for endpoint in sorted {
             for label in [endpoint.name] + endpoint.aliases {
                 let key = label.text
@@ -85,6 +102,24 @@ public final class NetworkZone: Sendable {
 
     public var nameCount: Int { entries.count }
 
-    /// True when `address` falls in one of the network's subnets.
-    public func covers(_ address: IPv4Address) -> Bool { subnets.contains { $0.contains(address) } }
+    /// True when `address` falls in one of the network's IPv4 subnets.
+    @inline(__always)
+    public func covers(_ address: IPv4Address) -> Bool {
+        for prefix in v4Prefixes where address.value & prefix.mask == prefix.network { return true }
+        return false
+    }
+
+    /// True when `address` falls in one of the network's IPv6 prefixes.
+    @inline(__always)
+    public func covers(_ address: IPv6Address) -> Bool {
+        let value = address.value
+        for prefix in v6Prefixes where value & prefix.mask == prefix.network { return true }
+        return false
+    }
+
+    /// True when `address`, of either family, falls in one of the network's prefixes.
+    public func covers(_ address: IPAddress) -> Bool {
+        if let v4 = address.v4 { return covers(v4) }
+        return covers(IPv6Address(value: address.value))
+    }
 }

@@ -8,7 +8,8 @@ import Synchronization
 /// published table is swapped under a lock held for one pointer copy.
 public final class RecordStore: Sendable {
     fileprivate struct Network {
-        var subnets: [IPv4Subnet]
+        /// Its prefixes, IPv4 and IPv6: what makes a reverse name the cluster's.
+        var subnets: [IPSubnet]
         var endpoints: [String: EndpointRecord] = [:]
         var zone: NetworkZone?
     }
@@ -32,8 +33,10 @@ public final class RecordStore: Sendable {
         fileprivate var sources: Sources
         fileprivate var dirty: Set<HostLabel> = []
 
-        /// Adds the network or changes its subnets.
-        public mutating func setNetwork(_ name: HostLabel, subnets: [IPv4Subnet] = []) {
+        /// Adds the network or changes its subnets, of either family (a dual-stack network
+        /// passes its IPv4 subnet and its IPv6 prefix): a PTR query for an address inside them
+        /// that is no endpoint of the asking sandbox's networks is NXDOMAIN, never forwarded.
+        public mutating func setNetwork(_ name: HostLabel, subnets: [IPSubnet] = []) {
             if sources.networks[name] == nil {
                 sources.networks[name] = Network(subnets: subnets)
             } else {

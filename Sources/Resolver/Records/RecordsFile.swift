@@ -1,7 +1,8 @@
 import Addressing
 
 /// A hosts-style records file for `dnsd serve-dns`: each line `IP name [alias...]`, `#` starts
-/// a comment. One line is one endpoint; several lines may share a name or alias.
+/// a comment. One line is one endpoint, of one address (IPv4 or IPv6); several lines may share
+/// a name or alias, so a dual-stack name is two lines, one per family, and answers A and AAAA.
 public enum RecordsFile {
     public struct Invalid: Error, CustomStringConvertible, Equatable {
         public var line: Int

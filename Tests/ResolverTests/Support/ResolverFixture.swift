@@ -8,9 +8,10 @@ import TestSupport
 
 /// A responder serving real namespaces, with a real dnsmasq upstream, and the standard records:
 ///
-///   vnet 192.168.0.0/24: c01 .2 (alias db), c02 .3 + fd00::3 (aliases web, api), c03 .4 (alias web),
+///   vnet 192.168.0.0/24 + fd00::/64: c01 .2 (alias db), c02 .3 + fd00::3 (aliases web, api),
+///                        c03 .4 + fd00::4 (alias web), v6only fd00::6 alone (alias six),
 ///                        many0..many99 .100-.199 all with alias `many` (an answer too big for UDP)
-///   net2 192.168.2.0/24: c04 .2 (alias secret)
+///   net2 192.168.2.0/24 + fd00:2::/64: c04 .2 + fd00:2::2 (alias secret)
 ///
 /// Everything it makes (namespaces, sockets, the dnsmasq process and its files) is removed by
 /// `close()`, which `withFixture` calls also when the test fails.
@@ -45,18 +46,21 @@ final class ResolverFixture: @unchecked Sendable {
     static func loadStandardRecords(into store: RecordStore) {
         func label(_ s: String) -> HostLabel { try! HostLabel(s) }
         store.update { c in
-            c.setNetwork(vnet, subnets: [try! IPv4Subnet(parsing: "192.168.0.0/24")])
-            c.setNetwork(net2, subnets: [try! IPv4Subnet(parsing: "192.168.2.0/24")])
+            c.setNetwork(vnet, subnets: [try! IPSubnet(parsing: "192.168.0.0/24"), try! IPSubnet(parsing: "fd00::/64")])
+            c.setNetwork(net2, subnets: [try! IPSubnet(parsing: "192.168.2.0/24"), try! IPSubnet(parsing: "fd00:2::/64")])
             c.setEndpoint("c01", on: vnet, EndpointRecord(name: label("c01"), aliases: [label("db")], ipv4: [IPv4Address(192, 168, 0, 2)]))
             c.setEndpoint("c02", on: vnet, EndpointRecord(
                 name: label("c02"), aliases: [label("web"), label("api")], ipv4: [IPv4Address(192, 168, 0, 3)],
                 ipv6: [IPv6Address("fd00::3")!]))
-            c.setEndpoint("c03", on: vnet, EndpointRecord(name: label("c03"), aliases: [label("web")], ipv4: [IPv4Address(192, 168, 0, 4)]))
+            c.setEndpoint("c03", on: vnet, EndpointRecord(
+                name: label("c03"), aliases: [label("web")], ipv4: [IPv4Address(192, 168, 0, 4)], ipv6: [IPv6Address("fd00::4")!]))
+            c.setEndpoint("v6only", on: vnet, EndpointRecord(name: label("v6only"), aliases: [label("six")], ipv6: [IPv6Address("fd00::6")!]))
             for i in 0..<100 {
                 c.setEndpoint("many\(i)", on: vnet, EndpointRecord(
                     name: label("many\(i)"), aliases: [label("many")], ipv4: [IPv4Address(192, 168, 0, UInt8(100 + i))]))
             }
-            c.setEndpoint("c04", on: net2, EndpointRecord(name: label("c04"), aliases: [label("secret")], ipv4: [IPv4Address(192, 168, 2, 2)]))
+            c.setEndpoint("c04", on: net2, EndpointRecord(
+                name: label("c04"), aliases: [label("secret")], ipv4: [IPv4Address(192, 168, 2, 2)], ipv6: [IPv6Address("fd00:2::2")!]))
         }
     }
 

@@ -30,6 +30,7 @@ final class ScriptedUpstream: @unchecked Sendable {
     private let forger: Int32
     private let script: @Sendable (String) -> Action
     private let ports = Mutex<[UInt16]>([])
+    private let names = Mutex<[String]>([])
     private let running = Atomic<Bool>(true)
     private var thread: Thread?
 
@@ -49,6 +50,9 @@ final class ScriptedUpstream: @unchecked Sendable {
 
     /// Source ports the queries came from, in order.
     var sourcePorts: [UInt16] { ports.withLock { $0 } }
+
+    /// The names queried (lower case, without the trailing dot), in order.
+    var queriedNames: [String] { names.withLock { $0 } }
 
     func close() {
         running.store(false, ordering: .releasing)
@@ -78,6 +82,7 @@ final class ScriptedUpstream: @unchecked Sendable {
             let query = Array(buffer[0..<n])
             let sender = from
             ports.withLock { $0.append(UInt16(bigEndian: from.sin_port)) }
+            names.withLock { $0.append(name.lowercased()) }
             switch script(name.lowercased()) {
             case .silent:
                 continue
