@@ -259,9 +259,9 @@ final class Reconciler: @unchecked Sendable {
                 if let old, old == record { continue }
                 if let old { gone.append(old) }
                 guard let label = try? HostLabel(name, what: "network") else { continue }
-                if let record, let subnet = try? record.parsedSubnet {
+                if let record, let families = try? record.families {
                     networks[name] = record
-                    table.setNetwork(label, subnets: [subnet.subnet])
+                    table.setNetwork(label, subnets: families.map(\.subnet))
                     // Networks and endpoints come on streams of their own: a removal of this
                     // name that arrived late took the endpoints applied since with it.
                     for endpoint in applied.values where endpoint.network == name {
