@@ -18,11 +18,17 @@ struct DecoderFuzzTests {
                                                          ipv4: "192.168.0.2", mac: "02:42:c0:a8:00:02", host: "h1", vtep: "198.18.0.1"))
     static let network = try! JSON.encode(NetworkRecord(name: "vnet", driver: .overlay, subnet: "192.168.0.0/24",
                                                         gateway: "192.168.0.1", vni: 4097, host: nil))
+    /// The same as dual-stack records (issue 24): an IPv6 address, an IPv6 prefix and gateway.
+    static let endpoint6 = try! JSON.encode(EndpointState(id: "h1-c01", network: "vnet", name: "c01", aliases: ["db"], ipv4: "192.168.0.2",
+                                                          ipv6: "fd00:db8:1::2", mac: "02:42:c0:a8:00:02", host: "h1", vtep: "198.18.0.1"))
+    static let network6 = try! JSON.encode(NetworkRecord(name: "vnet", driver: .overlay, subnet: "192.168.0.0/24", gateway: "192.168.0.1",
+                                                         subnet6: "fd00:db8:1::/64", gateway6: "fd00:db8:1::1", vni: 4097, host: nil))
 
     /// Replacements that change a JSON value's type or size, or add structure nobody expects.
     static let splices: [String] = [
         "null", "true", "0", "-1", "4294967296", "1e308", "\"\"", "[]", "{}", "[[[[[[[[]]]]]]]]",
         "\"\\u0000\"", "\"\\ud800\"", "\"c01\\n1.2.3.4 evil\"", "\"999.1.1.1\"", "\"192.168.0.0/33\"",
+        "\"fd00::/129\"", "\"fd00::1/64\"", "\"fe80::1%eth0\"", "\"::ffff:1.2.3.4\"", "\"fd00:db8:2::1\"", "\"10.0.0.0/8\"",
         "{\"unknown\":{\"deeper\":[1,2,3]}}", "\"" + String(repeating: "a", count: 70_000) + "\"",
         String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
     ]
@@ -51,6 +57,28 @@ struct DecoderFuzzTests {
         guard inet_pton(AF_INET, String(parts[0]), &address) == 1 else { return false }
         let value = UInt32(bigEndian: address.s_addr)
         return length == 32 || value & (UInt32.max >> length) == 0
+    }
+
+    /// An IPv6 address, as inet_pton reads it.
+    static func isIPv6(_ text: String) -> Bool {
+        var address = in6_addr()
+        return inet_pton(AF_INET6, text, &address) == 1
+    }
+
+    /// An IPv6 prefix whose host bits are zero, and whether `gateway` (if any) is inside it.
+    static func isPrefix6(_ text: String, holding gateway: String?) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1].allSatisfy(\.isNumber), let length = Int(parts[1]), length <= 128 else { return false }
+        var raw = in6_addr()
+        guard inet_pton(AF_INET6, String(parts[0]), &raw) == 1 else { return false }
+        let network = withUnsafeBytes(of: raw) { Array($0) }
+        func bit(_ bytes: [UInt8], _ i: Int) -> Bool { bytes[i / 8] & (0x80 >> UInt8(i % 8)) != 0 }
+        guard (length..<128).allSatisfy({ !bit(network, $0) }) else { return false }
+        guard let gateway else { return true }
+        var g = in6_addr()
+        guard inet_pton(AF_INET6, gateway, &g) == 1 else { return false }
+        let gw = withUnsafeBytes(of: g) { Array($0) }
+        return (0..<length).allSatisfy { bit(gw, $0) == bit(network, $0) }
     }
 
     static func mutate(_ seed: [UInt8], _ rng: inout SplitMix) -> [UInt8] {
@@ -92,27 +120,31 @@ struct DecoderFuzzTests {
     func recordValues() throws {
         let iterations = Int(ProcessInfo.processInfo.environment["DNSD_STORE_FUZZ_ITERATIONS"] ?? "") ?? 200_000
         var rng = SplitMix(state: 0x5EED)
-        var accepted = 0, rejected = 0
+        var accepted = 0, rejected = 0, accepted6 = 0
         for i in 0..<iterations {
             if i.isMultiple(of: 2) {
-                let value = Self.mutate(Self.endpoint, &rng)
+                let value = Self.mutate(i.isMultiple(of: 4) ? Self.endpoint6 : Self.endpoint, &rng)
                 if let decoded = ClusterRegistry.decodeEndpoint(KeyValue(key: Keys.endpoints + "vnet/h1-c01", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
                     accepted += 1
                     // Only what dnsd could have written: labels, an address, a VTEP, the key's ids.
                     #expect(Self.isLabel(decoded.name) && decoded.aliases.allSatisfy(Self.isLabel) && Self.isIPv4(decoded.ipv4)
-                            && Self.isIPv4(decoded.vtep) && decoded.network == "vnet" && decoded.id == "h1-c01", "\(decoded)")
+                            && Self.isIPv4(decoded.vtep) && decoded.network == "vnet" && decoded.id == "h1-c01"
+                            && (decoded.ipv6 == nil || Self.isIPv6(decoded.ipv6!)), "\(decoded)")
                 } else { rejected += 1 }
             } else {
-                let value = Self.mutate(Self.network, &rng)
+                let value = Self.mutate(i % 4 == 1 ? Self.network6 : Self.network, &rng)
                 if let decoded = ClusterRegistry.decodeNetwork(KeyValue(key: Keys.networks + "vnet", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
                     accepted += 1
                     #expect(decoded.name == "vnet" && Self.isSubnet(decoded.subnet) && (decoded.gateway.isEmpty || Self.isIPv4(decoded.gateway))
-                            && (decoded.driver == .bridge || (1..<(1 << 24)).contains(decoded.vni)), "\(decoded)")
+                            && (decoded.driver == .bridge || (1..<(1 << 24)).contains(decoded.vni))
+                            && (decoded.subnet6 == nil ? decoded.gateway6 == nil : Self.isPrefix6(decoded.subnet6!, holding: decoded.gateway6)
+                                && decoded.gateway6.map(Self.isIPv6) ?? true), "\(decoded)")
+                    if decoded.subnet6 != nil { accepted6 += 1 }
                 } else { rejected += 1 }
             }
         }
         print("FIGURE store decoder fuzz: \(iterations) mutated record values, \(accepted) still valid, \(rejected) skipped, no crash")
-        #expect(rejected > 0 && accepted > 0)
+        #expect(rejected > 0 && accepted > 0 && accepted6 > 0)
     }
 
     @Test("mutated etcd watch messages and Consul listings: never a crash; a bad entry is left out, the good ones kept")
