@@ -12,11 +12,14 @@ public struct ChangeEvent: Codable, Sendable {
     public var name: String?
     public var aliases: [String]?
     public var address: String?
+    /// Its IPv6 address on a dual-stack network.
+    public var address6: String?
     public var host: String?
     public var local: Bool?
-    /// For a network: its driver and subnet.
+    /// For a network: its driver and subnets.
     public var driver: String?
     public var subnet: String?
+    public var subnet6: String?
 }
 
 /// Fans the reconciler's changes out to the clients following `GET /v1/events`. A subscriber's

@@ -278,9 +278,11 @@ final class Reconciler: @unchecked Sendable {
         if events.isFollowed {
             let now = EventHub.now()
             events.publish(gone.filter { changes[$0.name] == .some(nil) }.map {
-                ChangeEvent(time: now, kind: .network, action: .remove, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet)
+                ChangeEvent(time: now, kind: .network, action: .remove, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet,
+                            subnet6: $0.subnet6)
             } + appeared.map {
-                ChangeEvent(time: now, kind: .network, action: .add, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet)
+                ChangeEvent(time: now, kind: .network, action: .add, network: $0.name, driver: $0.driver.rawValue, subnet: $0.subnet,
+                            subnet6: $0.subnet6)
             })
         }
         if !changes.isEmpty { cache?.markChanged() }
@@ -329,7 +331,7 @@ final class Reconciler: @unchecked Sendable {
             let now = EventHub.now(), me = hostID
             func event(_ endpoint: EndpointState, _ action: ChangeEvent.Action) -> ChangeEvent {
                 ChangeEvent(time: now, kind: .endpoint, action: action, network: endpoint.network, name: endpoint.name,
-                            aliases: endpoint.aliases, address: endpoint.ipv4, host: endpoint.host, local: endpoint.host == me)
+                            aliases: endpoint.aliases, address: endpoint.ipv4, address6: endpoint.ipv6, host: endpoint.host, local: endpoint.host == me)
             }
             events.publish(gone.map { event($0, .remove) } + added.map { event($0.0, .add) })
         }
