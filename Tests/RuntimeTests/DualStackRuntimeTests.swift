@@ -61,6 +61,18 @@ struct DualStackRuntimeTests {
         let toPodman = try rt.docker(2, ["exec", dock, "ping", "-6", "-c", "2", "-W", "3", "\(pod).\(net)"])
         #expect(toPodman.status == 0, "\(toPodman.stdout)\(toPodman.stderr)")
 
+        // A dual-stack network made from Docker: both pools judged and served by dnsd's IPAM, the
+        // dnsd network made with both subnets, a container on it with an address of each.
+        let d6 = "d" + net.dropFirst()
+        let made = try rt.docker(2, ["network", "create", "-d", "dnsd", "--ipam-driver", "dnsd", "--ipv6",
+                                     "--subnet", "192.168.82.0/24", "--subnet", "fd00:82::/64", d6])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(try rt.cluster.eventually(5) { try rt.cluster.dnsd(1, ["network", "ls"]).stdout.contains("192.168.82.0/24 fd00:82::/64") })
+        let onD6 = try rt.docker(2, ["run", "--rm", "--network", d6, rt.image, "ip", "-o", "addr", "show", "eth0"])
+        #expect(onD6.stdout.contains("192.168.82.2/24") && onD6.stdout.contains("fd00:82::2/64"), "\(onD6.stdout)\(onD6.stderr)")
+        #expect(try rt.docker(2, ["network", "rm", d6]).status == 0)
+        #expect(try rt.cluster.eventually(5) { !(try rt.cluster.dnsd(1, ["network", "ls"]).stdout.contains(d6)) })
+
         // Stop: each container's two records and two claims go everywhere.
         #expect(try rt.docker(2, ["rm", "-f", dock]).status == 0)
         #expect(try rt.cluster.eventually(8) {
