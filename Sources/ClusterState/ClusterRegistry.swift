@@ -27,6 +27,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case vniExhausted
     case subnetOverlaps(String, with: String)
     case noFamily(String, IPFamily)
+    case prefixTooLong(String, maximum: Int)
 
     public var description: String {
         switch self {
@@ -43,6 +44,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
         case .vniExhausted: "no free VXLAN network identifier"
         case .subnetOverlaps(let subnet, let other): "subnet \(subnet) overlaps \(other)"
         case .noFamily(let network, let family): "network '\(network)' has no \(family) subnet"
+        case .prefixTooLong(let subnet, let maximum): "subnet \(subnet) has no room for containers (at most /\(maximum))"
         }
     }
 }
@@ -73,7 +75,9 @@ public struct ClusterRegistry: Sendable {
         var families = [NetworkRecord.Family(subnet: subnet.subnet, gateway: IPAddress(gateway ?? IPv4Address(subnet.network.value + 1)))]
         if let subnet6 {
             // Room for a gateway and endpoints; prefixes longer than /120 are point-to-point sized.
-            guard subnet6.family == .v6, subnet6.prefixLength <= 120 else { throw ClusterError.subnetExhausted(subnet6.description) }
+            guard subnet6.family == .v6, subnet6.prefixLength <= Self.longestPrefix6 else {
+                throw ClusterError.prefixTooLong(subnet6.description, maximum: Self.longestPrefix6)
+            }
             families.append(NetworkRecord.Family(subnet: subnet6, gateway: gateway6 ?? subnet6.address(at: 1)))
         }
         for family in families {
@@ -107,6 +111,9 @@ public struct ClusterRegistry: Sendable {
         }
         return record
     }
+
+    /// The longest IPv6 prefix a network may have (256 addresses).
+    public static let longestPrefix6 = 120
 
     /// The lowest free VNI from 4097 (Docker's first overlay VNI was 256; anything not 0 works).
     private func claimVNI(for name: HostLabel) throws -> UInt32 {

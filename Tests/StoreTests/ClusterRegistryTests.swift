@@ -222,6 +222,32 @@ struct ClusterRegistryTests {
         }
     }
 
+    @Test("an attach's one transaction claims both families: a rival's IPv6 claim just before the commit fails it whole", arguments: [Backend.local, .etcd])
+    func dualStackClaimContended(backend: Backend) throws {
+        try withStore(backend) { store, _ in
+            let network = try registry(store).createNetwork(name: Self.vnet, driver: .overlay, subnet: try IPv4Subnet(parsing: "10.40.0.0/24"),
+                                                            gateway: nil, subnet6: try IPSubnet(parsing: "fd00:40::/64"), host: nil)
+            let endpoint = EndpointState(id: "h1-c05", network: "vnet", name: "c05", aliases: [], ipv4: "10.40.0.5", ipv6: "fd00:40::5",
+                                         mac: "02:42:0a:28:00:05", host: "h1", vtep: "198.18.0.1")
+            let claim = ClusterRegistry.AttachmentClaim(name: try HostLabel("c05"), network: network, endpoint: endpoint)
+            #expect(claim.addresses.map(\.description) == ["10.40.0.5", "fd00:40::5"])
+            let v6Key = Keys.ipam("vnet") + "fd00:40::5"
+            let rival = RivalStore(store, key: v6Key, rivalValue: Array("h2".utf8))
+            #expect(try registry(rival).claim(claim, host: "h1", lease: nil) == false, "an address was taken: the caller picks again")
+            #expect(try store.get(v6Key)?.text == "h2", "the rival's claim stands")
+            for key in [Keys.ipam("vnet") + "10.40.0.5", Keys.name(try HostLabel("c05")), Keys.endpoint(Self.vnet, "h1-c05")] {
+                #expect(try store.get(key) == nil, "nothing of the failed commit was written: \(key)")
+            }
+            // With the rival gone, the same claim commits both families at once, and a release
+            // takes both back.
+            #expect(try store.delete(v6Key))
+            #expect(try registry(store).claim(claim, host: "h1", lease: nil))
+            #expect(try store.list(prefix: Keys.ipam("vnet")).entries.map(\.key).sorted() == [Keys.ipam("vnet") + "10.40.0.5", v6Key])
+            try registry(store).release(name: try HostLabel("c05"), endpoints: [endpoint], host: "h1", lease: nil)
+            #expect(try store.list(prefix: Keys.ipam("vnet")).entries.isEmpty && store.get(Keys.name(try HostLabel("c05"))) == nil)
+        }
+    }
+
     @Test("a dual-stack network: its IPv6 prefix may overlap no other network's, and reads back from the store")
     func dualStackNetworks() throws {
         try withStore(.local) { store, _ in

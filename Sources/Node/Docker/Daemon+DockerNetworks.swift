@@ -146,7 +146,9 @@ extension Daemon {
             return
         }
         if let subnet6 {
-            guard subnet6.prefixLength <= 120 else { throw NodeError.invalid("subnet \(subnet6) has no room for containers (at most /120)") }
+            guard subnet6.prefixLength <= ClusterRegistry.longestPrefix6 else {
+                throw NodeError.from(ClusterError.prefixTooLong(subnet6.description, maximum: ClusterRegistry.longestPrefix6))
+            }
             if let gateway6, !(subnet6.hostRange?.contains(gateway6.value) ?? false) || !subnet6.contains(gateway6) {
                 throw NodeError.invalid("gateway \(gateway6) is not a host address of \(subnet6)")
             }
