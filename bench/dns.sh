@@ -2,6 +2,8 @@
 # DNS throughput and latency (DESIGN.md §6): dnsd's responder against dnsmasq serving the same
 # names and a bare recvmmsg UDP echo (the machine's ceiling), all three inside one sandbox,
 # driven by dnsperf in interleaved rounds. Prints per-round figures, paired ratios and medians.
+# The names are dual stack (an IPv4 and an IPv6 address each): the rounds also run the same
+# query mix as AAAA against dnsd, and the AAAA/A ratio shows IPv6 answers cost no more.
 #
 # usage: bench/dns.sh [DNSD_BINARY]     env: ROUNDS (5), SECONDS_PER_RUN (5), NAMES (10000),
 #                                            LATENCY_QPS (10000), SCALE_NAMES (100000, 0 = skip)
@@ -26,7 +28,10 @@ CLEANUP_NETNS+=("$NS" "$NSM")
 
 gcc -O2 -o "$WORK/udp-echo" "$HERE/udp-echo.c"
 
-# Names c000000..; addresses are answer data only (nothing is ever sent to them). Queries: 45% name, 45% name.vnet, 10% missing names inside vnet.
+# Names c000000..; addresses are answer data only (nothing is ever sent to them). Each name has
+# an IPv4 and an IPv6 address: two records-file lines (one per family) and two hosts lines for
+# dnsmasq. Queries: 45% name, 45% name.vnet, 10% missing names inside vnet; the same mix as A
+# (PREFIX.queries) and as AAAA (PREFIX.queries6).
 make_data() {  # COUNT PREFIX
     python3 - "$1" "$WORK/$2" <<'PY'
 import random, sys
@@ -35,12 +40,16 @@ random.seed(7)
 with open(prefix + ".dnsd", "w") as a, open(prefix + ".dnsmasq", "w") as b:
     for i in range(n):
         ip = f"10.{i // 62500}.{(i // 250) % 250}.{i % 250 + 2}"
-        a.write(f"{ip} c{i:06d}\n")
-        b.write(f"{ip} c{i:06d} c{i:06d}.vnet\n")
-with open(prefix + ".queries", "w") as q:
-    for _ in range(200000):
-        r, i = random.random(), random.randrange(n)
-        q.write(f"c{i:06d} A\n" if r < 0.45 else f"c{i:06d}.vnet A\n" if r < 0.9 else f"missing{i:06d}.vnet A\n")
+        ip6 = f"fd00::a:{i >> 16:x}:{i & 0xffff:x}"
+        for address in (ip, ip6):
+            a.write(f"{address} c{i:06d}\n")
+            b.write(f"{address} c{i:06d} c{i:06d}.vnet\n")
+for suffix, qtype in ((".queries", "A"), (".queries6", "AAAA")):
+    random.seed(7)
+    with open(prefix + suffix, "w") as q:
+        for _ in range(200000):
+            r, i = random.random(), random.randrange(n)
+            q.write(f"c{i:06d} {qtype}\n" if r < 0.45 else f"c{i:06d}.vnet {qtype}\n" if r < 0.9 else f"missing{i:06d}.vnet {qtype}\n")
 PY
 }
 
@@ -79,7 +88,12 @@ stop_servers() {
     ip netns del "$NSM"
 }
 
-qps() {  # SERVER PREFIX -> queries per second ("metrics" is dnsd with --metrics, in its own namespace)
+qps() {  # SERVER PREFIX -> queries per second ("metrics" is dnsd with --metrics, in its own namespace;
+        # "aaaa" is dnsd asked the AAAA mix)
+    if [ "$1" = aaaa ]; then
+        ip netns exec "$NS" dnsperf -s 127.0.0.11 -d "$WORK/$2.queries6" -l "$SECONDS_PER_RUN" 2>&1 | awk '/Queries per second/ {print $4}'
+        return
+    fi
     if [ "$1" = metrics ]; then
         ip netns exec "$NSM" dnsperf -s 127.0.0.11 -d "$WORK/$2.queries" -l "$SECONDS_PER_RUN" 2>&1 | awk '/Queries per second/ {print $4}'
         return
@@ -97,30 +111,32 @@ run_suite() {  # PREFIX LABEL
     local prefix=$1 label=$2
     echo
     echo "== $label: throughput, $ROUNDS interleaved rounds of ${SECONDS_PER_RUN}s (qps)"
-    printf "%-6s %10s %12s %10s %10s %12s %12s %14s\n" round dnsd dnsd+metrics dnsmasq echo dnsd/dnsmasq dnsd/echo metrics/plain
-    local ratios_m=() ratios_e=() ratios_x=() all_d=() all_x=() all_m=() all_e=()
+    printf "%-6s %10s %10s %12s %10s %10s %12s %12s %14s %10s\n" round dnsd dnsd-AAAA dnsd+metrics dnsmasq echo dnsd/dnsmasq dnsd/echo metrics/plain AAAA/A
+    local ratios_m=() ratios_e=() ratios_x=() ratios_6=() all_d=() all_6=() all_x=() all_m=() all_e=()
     for r in $(seq "$ROUNDS"); do
         # Rotate the order each round so no server always runs first (or last).
-        local order=(127.0.0.11 metrics 127.0.0.12 127.0.0.13)
-        order=("${order[@]:$((r % 4))}" "${order[@]:0:$((r % 4))}")
+        local order=(127.0.0.11 aaaa metrics 127.0.0.12 127.0.0.13)
+        order=("${order[@]:$((r % 5))}" "${order[@]:0:$((r % 5))}")
         declare -A got=()
         for s in "${order[@]}"; do got[$s]=$(qps "$s" "$prefix"); done
-        local d=${got[127.0.0.11]} x=${got[metrics]} m=${got[127.0.0.12]} e=${got[127.0.0.13]}
-        local rm re rx
+        local d=${got[127.0.0.11]} six=${got[aaaa]} x=${got[metrics]} m=${got[127.0.0.12]} e=${got[127.0.0.13]}
+        local rm re rx r6
         rm=$(python3 -c "print(f'{$d/$m:.2f}')")
         re=$(python3 -c "print(f'{$d/$e:.2f}')")
         rx=$(python3 -c "print(f'{$x/$d:.2f}')")
-        printf "%-6s %10.0f %12.0f %10.0f %10.0f %12s %12s %14s\n" "$r" "$d" "$x" "$m" "$e" "$rm" "$re" "$rx"
-        ratios_m+=("$rm"); ratios_e+=("$re"); ratios_x+=("$rx"); all_d+=("$d"); all_x+=("$x"); all_m+=("$m"); all_e+=("$e")
+        r6=$(python3 -c "print(f'{$six/$d:.2f}')")
+        printf "%-6s %10.0f %10.0f %12.0f %10.0f %10.0f %12s %12s %14s %10s\n" "$r" "$d" "$six" "$x" "$m" "$e" "$rm" "$re" "$rx" "$r6"
+        ratios_m+=("$rm"); ratios_e+=("$re"); ratios_x+=("$rx"); ratios_6+=("$r6")
+        all_d+=("$d"); all_6+=("$six"); all_x+=("$x"); all_m+=("$m"); all_e+=("$e")
         unset got
     done
-    python3 - "${all_d[*]}" "${all_x[*]}" "${all_m[*]}" "${all_e[*]}" "${ratios_m[*]}" "${ratios_e[*]}" "${ratios_x[*]}" <<'PY'
+    python3 - "${all_d[*]}" "${all_6[*]}" "${all_x[*]}" "${all_m[*]}" "${all_e[*]}" "${ratios_m[*]}" "${ratios_e[*]}" "${ratios_x[*]}" "${ratios_6[*]}" <<'PY'
 import statistics, sys
-d, x, m, e, rm, re, rx = ([float(v) for v in a.split()] for a in sys.argv[1:])
+d, six, x, m, e, rm, re, rx, r6 = ([float(v) for v in a.split()] for a in sys.argv[1:])
 med = statistics.median
-print(f"{'median':<6} {med(d):10.0f} {med(x):12.0f} {med(m):10.0f} {med(e):10.0f} {med(rm):12.2f} {med(re):12.2f} {med(rx):14.2f}")
+print(f"{'median':<6} {med(d):10.0f} {med(six):10.0f} {med(x):12.0f} {med(m):10.0f} {med(e):10.0f} {med(rm):12.2f} {med(re):12.2f} {med(rx):14.2f} {med(r6):10.2f}")
 print(f"bars: dnsd/dnsmasq >= 1.3: {'PASS' if med(rm) >= 1.3 else 'FAIL'}; dnsd/echo >= 0.8: {'PASS' if med(re) >= 0.8 else 'FAIL'}; "
-      f"metrics on/off (no loss beyond noise): {med(rx):.2f}")
+      f"dnsd AAAA/A >= 0.95: {'PASS' if med(r6) >= 0.95 else 'FAIL'}; metrics on/off (no loss beyond noise): {med(rx):.2f}")
 PY
     echo "queries counted by the metrics: $(curl -s -m 5 "http://127.0.0.1:$METRICS_PORT/metrics" | awk '/^dnsd_dns_queries_total/ {s += $NF} END {printf "%.0f", s}')"
     echo

@@ -17,8 +17,9 @@ stop_processes() {  # every process in PIDS, newest first, each given 5 s before
             [ -z "$state" ] || [ "$state" = Z ] && break
             sleep 0.05
         done
-        kill -9 "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
+        # Either may fail (already gone, or exited by a signal): not an error under set -e.
+        kill -9 "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
     done
     PIDS=()
 }
