@@ -134,6 +134,7 @@ let package = Package(
 
         // Helpers the test targets share: running commands, spawning servers.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "AddressingTests", dependencies: ["Addressing"]),
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Netns", "Addressing", "CLDNS", "TestSupport"]),
         .testTarget(name: "HostsWriterTests", dependencies: ["HostsWriter", "Netns", "Addressing", "TestSupport"]),
         .testTarget(name: "OverlayTests", dependencies: ["OverlayNet", "Netns", "Addressing", "TestSupport"]),

@@ -53,9 +53,11 @@ public struct IPSubnet: Hashable, Sendable, CustomStringConvertible {
     /// address, IPv6's subnet-router anycast) and, for IPv4, its broadcast address. Empty when
     /// there are none.
     public var hostRange: ClosedRange<UInt128>? {
+        // A /32 or /128 has no host part (and its network address may be the last of all).
+        guard prefixLength < family.bitWidth else { return nil }
         let first = network.value + 1
         let last = family == .v4 ? self.last.value &- 1 : self.last.value
-        return prefixLength < family.bitWidth && first <= last ? first...last : nil
+        return first <= last ? first...last : nil
     }
 
     /// Number of addresses in the prefix, saturated at UInt128.max for a /0 of IPv6.
@@ -64,8 +66,22 @@ public struct IPSubnet: Hashable, Sendable, CustomStringConvertible {
         return bits >= 128 ? .max : UInt128(1) << UInt128(bits)
     }
 
-    /// The address `offset` past the network address (callers keep it inside the prefix).
-    public func address(at offset: UInt128) -> IPAddress { IPAddress(family: family, value: network.value + offset) }
+    /// The address `offset` past the network address, wrapping within the family's width (callers
+    /// keep it inside the prefix; one past the last address of all is the first, never a trap).
+    public func address(at offset: UInt128) -> IPAddress { IPAddress(family: family, value: network.value &+ offset) }
+
+    /// Why an IPv6 prefix cannot be an overlay network's, or nil when it can: link-local,
+    /// multicast, loopback/unspecified and IPv4-mapped space are the kernel's or another
+    /// protocol's, and a prefix shorter than /48 would claim more of the IPv6 reverse tree (and
+    /// overlap more networks) than any overlay needs.
+    public var unusableAsNetwork6: String? {
+        guard family == .v6 else { return nil }
+        if prefixLength < 48 { return "shorter than /48" }
+        let special: [(String, String)] = [("fe80::/10", "link-local"), ("ff00::/8", "multicast"), ("::ffff:0:0/96", "IPv4-mapped"),
+                                            ("::/8", "reserved (loopback, unspecified)")]
+        for (text, what) in special where (try? IPSubnet(parsing: text))?.overlaps(self) == true { return "\(what) space" }
+        return nil
+    }
 
     public var description: String { "\(network)/\(prefixLength)" }
 

@@ -23,11 +23,13 @@ extension ClusterRegistry {
     /// Commits `claim` in one transaction: the name absent, the address absent and the network as
     /// read (not removed, not re-created), then the name, the address and the endpoint written
     /// under `lease` and the network's claims marker rewritten (which a concurrent removal checks).
-    /// Returns false when an address was taken meanwhile (the caller picks again); throws
+    /// Returns the addresses found taken when one was taken meanwhile (empty: claimed; the caller
+    /// picks again around those, and only those: on a dual-stack network the other family's
+    /// address may well be free); throws
     /// `nameTaken`, `noSuchNetwork` or `networkChanged` when the commit failed for that, and a
     /// store error when nothing explains the failure. A failure costs reads to tell which; a
     /// success is one round trip.
-    public func claim(_ claim: AttachmentClaim, host: String, lease: LeaseID?) throws -> Bool {
+    public func claim(_ claim: AttachmentClaim, host: String, lease: LeaseID?) throws -> Set<IPAddress> {
         let label = try claim.network.label
         var revision = claim.network.revision
         if revision == 0 {
@@ -45,7 +47,7 @@ extension ClusterRegistry {
         puts.append((Keys.endpoint(label, claim.endpoint.id), try JSON.encode(claim.endpoint)))
         if try store.commit(conditions, puts: puts, unleasedPuts: [(Keys.claimsMarker(label), Array(host.utf8))],
                             deletes: [], lease: lease) {
-            return true
+            return []
         }
         // Which condition failed: the name (a refusal), the network (a refusal), else the address.
         if let name = claim.name, let holder = try store.get(Keys.name(name)) {
@@ -53,15 +55,15 @@ extension ClusterRegistry {
         }
         guard let current = try store.get(Keys.network(label)) else { throw ClusterError.noSuchNetwork(claim.network.name) }
         guard current.modRevision == revision else { throw ClusterError.networkChanged(claim.network.name) }
-        var anyTaken = false
-        for key in addressKeys where try store.get(key) != nil { anyTaken = true }
-        guard anyTaken else {
+        var taken: Set<IPAddress> = []
+        for (address, key) in zip(claim.addresses, addressKeys) where try store.get(key) != nil { taken.insert(address) }
+        guard !taken.isEmpty else {
             // Nothing the conditions name explains it (Consul refuses a `lock` under a session
             // that lapsed a moment ago): not "address taken", or the caller would walk the subnet.
             throw StoreError.refused(operation: "claim of \(claim.endpoint.ipv4) on \(claim.network.name)", status: 409,
                                      detail: "the transaction failed although its conditions held (an expired lease?)")
         }
-        return false
+        return taken
     }
 
     /// The addresses claimed on `network` now (one listing): what an allocator starts again from

@@ -10,6 +10,10 @@ import Store
 public struct ContendedKey: Error, CustomStringConvertible {
     public var key: String
     public var attempts: Int
+    public init(key: String, attempts: Int) {
+        self.key = key
+        self.attempts = attempts
+    }
     public var description: String { "\(key) changed on every one of \(attempts) attempts to write it" }
 }
 
@@ -28,6 +32,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case subnetOverlaps(String, with: String)
     case noFamily(String, IPFamily)
     case prefixTooLong(String, maximum: Int)
+    case unusablePrefix(String, reason: String)
 
     public var description: String {
         switch self {
@@ -45,6 +50,7 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
         case .subnetOverlaps(let subnet, let other): "subnet \(subnet) overlaps \(other)"
         case .noFamily(let network, let family): "network '\(network)' has no \(family) subnet"
         case .prefixTooLong(let subnet, let maximum): "subnet \(subnet) has no room for containers (at most /\(maximum))"
+        case .unusablePrefix(let subnet, let reason): "subnet \(subnet) cannot be a network's IPv6 prefix: \(reason)"
         }
     }
 }
@@ -78,6 +84,7 @@ public struct ClusterRegistry: Sendable {
             guard subnet6.family == .v6, subnet6.prefixLength <= Self.longestPrefix6 else {
                 throw ClusterError.prefixTooLong(subnet6.description, maximum: Self.longestPrefix6)
             }
+            if let reason = subnet6.unusableAsNetwork6 { throw ClusterError.unusablePrefix(subnet6.description, reason: reason) }
             families.append(NetworkRecord.Family(subnet: subnet6, gateway: gateway6 ?? subnet6.address(at: 1)))
         }
         for family in families {
@@ -199,7 +206,7 @@ public struct ClusterRegistry: Sendable {
     /// Whether a record's IPv6 family, if any, is what dnsd writes: a prefix, and a gateway in it.
     private static func readable6(_ record: NetworkRecord) -> Bool {
         guard record.subnet6 != nil || record.gateway6 != nil else { return true }
-        guard let family = try? record.family6, let gateway = family.gateway else { return false }
+        guard let family = try? record.family6, let gateway = family.gateway, family.subnet.prefixLength <= longestPrefix6 else { return false }
         return family.subnet.contains(gateway)
     }
 

@@ -233,7 +233,8 @@ struct ClusterRegistryTests {
             #expect(claim.addresses.map(\.description) == ["10.40.0.5", "fd00:40::5"])
             let v6Key = Keys.ipam("vnet") + "fd00:40::5"
             let rival = RivalStore(store, key: v6Key, rivalValue: Array("h2".utf8))
-            #expect(try registry(rival).claim(claim, host: "h1", lease: nil) == false, "an address was taken: the caller picks again")
+            #expect(try registry(rival).claim(claim, host: "h1", lease: nil) == [IPAddress("fd00:40::5")!],
+                    "the IPv6 address was taken, and only it: the caller picks again around it")
             #expect(try store.get(v6Key)?.text == "h2", "the rival's claim stands")
             for key in [Keys.ipam("vnet") + "10.40.0.5", Keys.name(try HostLabel("c05")), Keys.endpoint(Self.vnet, "h1-c05")] {
                 #expect(try store.get(key) == nil, "nothing of the failed commit was written: \(key)")
@@ -241,7 +242,7 @@ struct ClusterRegistryTests {
             // With the rival gone, the same claim commits both families at once, and a release
             // takes both back.
             #expect(try store.delete(v6Key))
-            #expect(try registry(store).claim(claim, host: "h1", lease: nil))
+            #expect(try registry(store).claim(claim, host: "h1", lease: nil).isEmpty)
             #expect(try store.list(prefix: Keys.ipam("vnet")).entries.map(\.key).sorted() == [Keys.ipam("vnet") + "10.40.0.5", v6Key])
             try registry(store).release(name: try HostLabel("c05"), endpoints: [endpoint], host: "h1", lease: nil)
             #expect(try store.list(prefix: Keys.ipam("vnet")).entries.isEmpty && store.get(Keys.name(try HostLabel("c05"))) == nil)

@@ -120,7 +120,7 @@ struct DecoderFuzzTests {
     func recordValues() throws {
         let iterations = Int(ProcessInfo.processInfo.environment["DNSD_STORE_FUZZ_ITERATIONS"] ?? "") ?? 200_000
         var rng = SplitMix(state: 0x5EED)
-        var accepted = 0, rejected = 0, accepted6 = 0
+        var accepted = 0, rejected = 0, accepted6 = 0, acceptedNetworks6 = 0
         for i in 0..<iterations {
             if i.isMultiple(of: 2) {
                 let value = Self.mutate(i.isMultiple(of: 4) ? Self.endpoint6 : Self.endpoint, &rng)
@@ -130,6 +130,7 @@ struct DecoderFuzzTests {
                     #expect(Self.isLabel(decoded.name) && decoded.aliases.allSatisfy(Self.isLabel) && Self.isIPv4(decoded.ipv4)
                             && Self.isIPv4(decoded.vtep) && decoded.network == "vnet" && decoded.id == "h1-c01"
                             && (decoded.ipv6 == nil || Self.isIPv6(decoded.ipv6!)), "\(decoded)")
+                    if decoded.ipv6 != nil { accepted6 += 1 }
                 } else { rejected += 1 }
             } else {
                 let value = Self.mutate(i % 4 == 1 ? Self.network6 : Self.network, &rng)
@@ -139,12 +140,19 @@ struct DecoderFuzzTests {
                             && (decoded.driver == .bridge || (1..<(1 << 24)).contains(decoded.vni))
                             && (decoded.subnet6 == nil ? decoded.gateway6 == nil : Self.isPrefix6(decoded.subnet6!, holding: decoded.gateway6)
                                 && decoded.gateway6.map(Self.isIPv6) ?? true), "\(decoded)")
-                    if decoded.subnet6 != nil { accepted6 += 1 }
+                    if decoded.subnet6 != nil { acceptedNetworks6 += 1 }
                 } else { rejected += 1 }
             }
         }
         print("FIGURE store decoder fuzz: \(iterations) mutated record values, \(accepted) still valid, \(rejected) skipped, no crash")
-        #expect(rejected > 0 && accepted > 0 && accepted6 > 0)
+        #expect(rejected > 0 && accepted > 0 && accepted6 > 0 && acceptedNetworks6 > 0, "dual-stack records still decode")
+        // The dual-stack seeds themselves round-trip whole.
+        let endpoint = ClusterRegistry.decodeEndpoint(KeyValue(key: Keys.endpoints + "vnet/h1-c01", value: Self.endpoint6, createRevision: 1, modRevision: 1),
+                                                      logger: Self.logger)
+        #expect(endpoint?.ipv6 == "fd00:db8:1::2" && endpoint?.record?.ipv6.map(\.description) == ["fd00:db8:1::2"])
+        let network = ClusterRegistry.decodeNetwork(KeyValue(key: Keys.networks + "vnet", value: Self.network6, createRevision: 1, modRevision: 1),
+                                                    logger: Self.logger)
+        #expect(network?.subnet6 == "fd00:db8:1::/64" && network?.gateway6 == "fd00:db8:1::1")
     }
 
     @Test("mutated etcd watch messages and Consul listings: never a crash; a bad entry is left out, the good ones kept")

@@ -55,25 +55,26 @@ extension Daemon {
         return picked
     }
 
-    /// One commit of `state` (and of `name`, for a new sandbox): true when claimed, false when
-    /// one of its addresses was taken; the cluster's refusals are thrown. When the store does not
-    /// answer, the commit may have been applied: its release is queued (tried when the store
-    /// answers, before any new claim of the name) and what the store may have is kept out of
-    /// this host's projections meanwhile; the store error is thrown.
-    func commitClaim(_ state: EndpointState, name: HostLabel?, on network: NetworkRecord, lease: LeaseID) throws -> Bool {
+    /// One commit of `state` (and of `name`, for a new sandbox): the addresses found taken (empty:
+    /// claimed); the cluster's refusals are thrown. When the store does not answer, the commit
+    /// may have been applied: its release is queued (tried when the store answers, before any new
+    /// claim of the name) and what the store may have is kept out of this host's projections
+    /// meanwhile; the store error is thrown.
+    func commitClaim(_ state: EndpointState, name: HostLabel?, on network: NetworkRecord, lease: LeaseID) throws -> Set<IPAddress> {
         guard IPv4Address(state.ipv4) != nil, let sandbox = try? HostLabel(state.name) else {
             throw NodeError.failed("an endpoint to claim without an address or a name")
         }
         let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, endpoint: state)
         do {
-            guard try registry.claim(claim, host: configuration.hostID, lease: lease) else { return false }
+            let taken = try registry.claim(claim, host: configuration.hostID, lease: lease)
+            guard taken.isEmpty else { return taken }
         } catch let error as StoreError {
             reconciler.suppress([state])
             withdrawals.add(sandbox, endpoints: [state], releasingName: name != nil)
             throw error
         }
         for address in state.addresses { picker.claimed(address, on: network.name) }
-        return true
+        return []
     }
 
     /// Claims an attachment of sandbox `sandbox` to `network` in the cluster, in one transaction
@@ -84,29 +85,35 @@ extension Daemon {
     func claim(name: HostLabel?, as sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, requested: [IPAddress],
                lease: LeaseID, undo: Rollback) throws -> EndpointState {
         let label = try network.label
-        // Addresses the store refused although this host's view had them free: the view was
-        // behind. After the first, the view is refreshed from one listing.
+        // Addresses the store holds although this host's view had them free: the view was
+        // behind. After the first refusal, the view is refreshed from one listing; each commit
+        // that fails names the addresses it found taken, and only those are skipped (on a
+        // dual-stack network the other family's pick may be free). Bounded: a key that keeps
+        // changing is contention, reported as such, never a loop.
         var refused: Set<IPAddress> = []
         var listed = false
-        while true {
+        for _ in 0..<Self.claimAttempts {
             let addresses = try pickAddresses(on: network, requested: requested, excluding: refused)
             defer { for address in addresses { picker.done(address, on: network.name) } }
             let state = endpointState(sandbox, aliases: aliases, on: network, addresses: addresses)
-            if try commitClaim(state, name: name, on: network, lease: lease) {
+            let taken = try commitClaim(state, name: name, on: network, lease: lease)
+            if taken.isEmpty {
                 undoClaim(of: state, name: name, lease: lease, in: undo)
                 return state
             }
+            // A requested address another claim holds is a refusal.
+            if let address = requested.first(where: taken.contains) { throw ClusterError.addressTaken(address.description) }
+            refused.formUnion(taken)
             if !listed {
-                refused.formUnion(try registry.claimedAddresses(on: label))
+                refused.formUnion(try registry.claimedAddresses(on: label).subtracting(requested))
                 listed = true
             }
-            // A requested address the store holds is a refusal; a picked one is skipped next time.
-            if let taken = requested.first(where: refused.contains) { throw ClusterError.addressTaken(taken.description) }
-            let picked = addresses.filter { !requested.contains($0) }
-            if picked.isEmpty { throw ClusterError.addressTaken(requested.map(\.description).joined(separator: ", ")) }
-            refused.formUnion(picked)
         }
+        throw ContendedKey(key: Keys.ipam(network.name), attempts: Self.claimAttempts)
     }
+
+    /// How many commits one attachment tries before it reports contention.
+    static let claimAttempts = 64
 
     /// Records in `undo` the release of a claim made.
     func undoClaim(of state: EndpointState, name: HostLabel?, lease: LeaseID, in undo: Rollback) {

@@ -149,9 +149,16 @@ extension Daemon {
             let lease = try currentLease()
             guard docker[id]?.published == nil else { return }
             guard let address = IPv4Address(text) else { throw NodeError.invalid("endpoint \(id): no IPv4 address") }
-            let address6 = text6.flatMap { $0.isEmpty ? nil : IPAddress($0) }
             guard let record = try registry.networks().first(where: { $0.name == networkName && $0.driver == .overlay }) else {
                 throw NodeError.notFound("no dnsd overlay network '\(networkName)'")
+            }
+            // Docker's IPv6 address counts only inside the network's IPv6 prefix (the network may
+            // have been made again without one while the container ran): else IPv4 alone.
+            var address6 = text6.flatMap { $0.isEmpty ? nil : IPAddress($0) }
+            if let given = address6, (try record.family6)?.subnet.contains(given) != true {
+                logger.warning("a docker endpoint's IPv6 address is outside its network's IPv6 subnet: taken back with IPv4 only",
+                               metadata: ["endpoint": "\(id.prefix(12))", "address": "\(given)", "network": "\(record.name)"])
+                address6 = nil
             }
             try reconciler.using(record.name) { try takeBackDocker(id, record: record, address: address, address6: address6, name: name,
                                                                    aliases: aliases, sandboxKey: sandboxKey, lease: lease) }

@@ -149,6 +149,7 @@ extension Daemon {
             guard subnet6.prefixLength <= ClusterRegistry.longestPrefix6 else {
                 throw NodeError.from(ClusterError.prefixTooLong(subnet6.description, maximum: ClusterRegistry.longestPrefix6))
             }
+            if let reason = subnet6.unusableAsNetwork6 { throw NodeError.from(ClusterError.unusablePrefix(subnet6.description, reason: reason)) }
             if let gateway6, !(subnet6.hostRange?.contains(gateway6.value) ?? false) || !subnet6.contains(gateway6) {
                 throw NodeError.invalid("gateway \(gateway6) is not a host address of \(subnet6)")
             }

@@ -176,7 +176,13 @@ extension Daemon {
             try devices.withNetwork(network) {}
             hosts.attach(name.text, to: label, ownAddresses: endpoint.addresses)
             var attached = Self.endpoint(label, name, interface, portPrefix: network.driver == .overlay ? "ve" : "vb")
-            attached.address6 = endpoint.ipv6.flatMap { IPAddress($0) }
+            if let address6 = endpoint.ipv6.flatMap({ IPAddress($0) }), network.driver == .overlay {
+                // Its IPv6 address on the same interface, put back if it went meanwhile.
+                attempt("keeping \(address6) on \(interface.name) of \(name)") {
+                    try overlay.ensureIPv6(address6, on: interface.name, in: sandbox, network: label)
+                }
+                attached.address6 = address6
+            }
             local.attachments.append(LocalAttachment(network: network, endpoint: attached, published: endpoint))
             kept.append(endpoint)
         }

@@ -274,27 +274,50 @@ public final class OverlayDriver: @unchecked Sendable {
 
     /// Connects `sandbox` to `network` with `address`: a veth whose sandbox end is the next
     /// `ethN` (or `interface`), addressed and up, the other end on the network's bridge.
-    /// `address6` is its IPv6 address on a dual-stack network.
+    /// `address6` is its IPv6 address on a dual-stack network: added after the driver's lock is
+    /// let go (it needs a hop to the namespace thread for the interface's IPv6 switch, which no
+    /// other network's attach should queue behind).
     /// `defaultRoute` points the sandbox's default route at the network's gateway.
     public func attach(_ sandbox: Sandbox, to networkName: HostLabel, address: IPv4Address, address6: IPAddress? = nil,
                        interface: String? = nil, defaultRoute: Bool = false) throws -> AttachedEndpoint {
-        try lock.withLock {
+        var (endpoint, prefixLength6): (AttachedEndpoint, Int?) = try lock.withLock {
             guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
             guard network.spec.subnet.contains(address) else {
                 throw AddressPool.Failure.outside(address, network.spec.subnet)
             }
-            var prefix6: (IPAddress, Int)?
+            var prefixLength6: Int?
             if let address6 {
                 guard let subnet6 = network.spec.subnet6, subnet6.contains(address6) else {
                     throw OverlayError.outside(address6, networkName)
                 }
-                prefix6 = (address6, subnet6.prefixLength)
+                prefixLength6 = subnet6.prefixLength
             }
-            return try sandbox.plug(into: networkName, from: network.netlink, master: network.bridge, portPrefix: "ve",
-                                    address: address, prefixLength: network.spec.subnet.prefixLength, address6: prefix6,
-                                    thread: thread, mtu: Self.mtu,
-                                    interface: interface, gateway: defaultRoute ? network.spec.gateway : nil)
+            let endpoint = try sandbox.plug(into: networkName, from: network.netlink, master: network.bridge, portPrefix: "ve",
+                                            address: address, prefixLength: network.spec.subnet.prefixLength, mtu: Self.mtu,
+                                            interface: interface, gateway: defaultRoute ? network.spec.gateway : nil)
+            return (endpoint, prefixLength6)
         }
+        if let address6, let prefixLength6 {
+            do { try sandbox.addIPv6(address6, prefixLength: prefixLength6, on: endpoint.interface, thread: thread) } catch {
+                try? detach(endpoint)
+                throw error
+            }
+            endpoint.address6 = address6
+        }
+        return endpoint
+    }
+
+    /// A sandbox's IPv6 address on `network` as it should be, put back if it went (a daemon
+    /// restarting finds the interface with its IPv4 address and takes it over).
+    public func ensureIPv6(_ address6: IPAddress, on interface: String, in sandbox: Sandbox, network networkName: HostLabel) throws {
+        let prefixLength: Int = try lock.withLock {
+            guard let subnet6 = networks[networkName]?.spec.subnet6, subnet6.contains(address6) else {
+                throw OverlayError.outside(address6, networkName)
+            }
+            return subnet6.prefixLength
+        }
+        if try sandbox.interfaces(.v6).contains(where: { $0.name == interface && $0.address == address6 }) { return }
+        try sandbox.addIPv6(address6, prefixLength: prefixLength, on: interface, thread: thread)
     }
 
     /// A veth for a container whose runtime moves the interface into its namespace itself
@@ -371,7 +394,9 @@ public final class OverlayDriver: @unchecked Sendable {
             let previous = desiredPeers[networkName]?[address]
             desiredPeers[networkName, default: [:]][address] = Peer(vtep: vtep, address6: address6)
             guard let network = networks[networkName] else { return }
-            if let old = previous?.address6, old != address6 { try network.netlink.deleteNeighbour(old, on: network.vxlan) }
+            if let old = previous?.address6, old != address6, network.spec.subnet6 != nil {
+                try network.netlink.deleteNeighbour(old, on: network.vxlan)
+            }
             try program(address, Peer(vtep: vtep, address6: address6), on: network)
         }
     }
@@ -387,7 +412,8 @@ public final class OverlayDriver: @unchecked Sendable {
             guard let network = networks[networkName] else { return }
             let mac = MACAddress(derivedFrom: address)
             try network.netlink.deleteForwardingEntry(mac, remote: vtep, on: network.vxlan)
-            for neighbour in [IPAddress(address), address6].compactMap({ $0 }) {
+            // (No IPv6 neighbour exists on a network without IPv6 here.)
+            for neighbour in [IPAddress(address), network.spec.subnet6 == nil ? nil : address6].compactMap({ $0 }) {
                 try network.netlink.deleteNeighbour(neighbour, on: network.vxlan)
             }
         }
@@ -399,11 +425,15 @@ public final class OverlayDriver: @unchecked Sendable {
 
     /// Under `lock`: one peer's neighbours, then its FDB entry (the neighbours undone if a later
     /// step fails).
+    /// An IPv6 address outside the network's IPv6 prefix here (a record from before the network
+    /// was made again without one) gets no neighbour: the kernel would refuse it on a vxlan
+    /// without IPv6, and the peer's IPv4 neighbour would be undone with it.
     private func program(_ address: IPv4Address, _ peer: Peer, on network: Network) throws {
         let mac = MACAddress(derivedFrom: address)
+        let address6 = peer.address6.flatMap { network.spec.subnet6?.contains($0) == true ? $0 : nil }
         var added: [IPAddress] = []
         do {
-            for neighbour in [IPAddress(address), peer.address6].compactMap({ $0 }) {
+            for neighbour in [IPAddress(address), address6].compactMap({ $0 }) {
                 try network.netlink.addNeighbour(neighbour, mac: mac, on: network.vxlan)
                 added.append(neighbour)
             }

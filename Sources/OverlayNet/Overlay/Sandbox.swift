@@ -63,12 +63,10 @@ extension Sandbox {
     /// Plugs the sandbox into a bridge: a veth created from `netlink` (the bridge's namespace)
     /// with its bridge end `PORTPREFIX<address in hex>` enslaved to `master` and up, and its other
     /// end created straight in this sandbox as the next `ethN` (or `interface`), with a MAC
-    /// derived from `address`; then the address (and `address6`: IPv6 turned on for that one
-    /// interface, which new interfaces of a sandbox dnsd made do not have), up, and a default
-    /// route via `gateway` if given. A failure after the veth exists deletes it again.
+    /// derived from `address`; then the address, up, and a default route via `gateway` if given.
+    /// A failure after the veth exists deletes it again.
     func plug(into network: HostLabel, from netlink: NetlinkSocket, master: Int32, portPrefix: String,
-              address: IPv4Address, prefixLength: Int, address6: (address: IPAddress, prefixLength: Int)? = nil,
-              thread: NamespaceThread, mtu: UInt32?, interface: String?, gateway: IPv4Address?) throws -> AttachedEndpoint {
+              address: IPv4Address, prefixLength: Int, mtu: UInt32?, interface: String?, gateway: IPv4Address?) throws -> AttachedEndpoint {
         let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? nextInterface()
         let mac = MACAddress(derivedFrom: address)
         let port = AttachedEndpoint.bridgePortName(portPrefix, for: address)
@@ -85,18 +83,21 @@ extension Sandbox {
         do {
             let index = try next.index ?? self.netlink.linkIndex(next.name)
             try self.netlink.addAddress(address, prefixLength: prefixLength, to: index)
-            if let address6 {
-                let name = next.name
-                try thread.run(in: namespace) { try NetworkSysctl.set("ipv6/conf/\(name)/disable_ipv6", "0") }
-                try self.netlink.addAddress(address6.address, prefixLength: address6.prefixLength, to: index)
-            }
             try self.netlink.setLink(index, up: true)
             if let gateway { try self.netlink.setDefaultRoute(via: gateway, device: index) }
         } catch {
             try? netlink.deleteLink(named: port)
             throw error
         }
-        return AttachedEndpoint(network: network, sandbox: name, interface: next.name, address: address, address6: address6?.address,
-                                mac: mac, bridgePort: port)
+        return AttachedEndpoint(network: network, sandbox: name, interface: next.name, address: address, mac: mac, bridgePort: port)
+    }
+
+    /// IPv6 on `interface` (which new interfaces of a sandbox dnsd made do not have: see
+    /// `NetworkSysctl.disableIPv6OnNewInterfaces`), and `address` on it, usable at once (no
+    /// duplicate address detection: the cluster IPAM made it unique). Idempotent.
+    public func addIPv6(_ address: IPAddress, prefixLength: Int, on interface: String, thread: NamespaceThread) throws {
+        let index = try netlink.linkIndex(interface)
+        try thread.run(in: namespace) { try NetworkSysctl.set("ipv6/conf/\(interface)/disable_ipv6", "0") }
+        try netlink.addAddress(address, prefixLength: prefixLength, to: index)
     }
 }

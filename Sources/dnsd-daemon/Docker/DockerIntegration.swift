@@ -18,7 +18,7 @@ final class DockerIntegration: @unchecked Sendable {
     private let stopped = NSLock()
     private var isStopped = false
     /// Networks this dockerd refused to create, with the subnet and when (tried again later).
-    private var refused: [String: (subnet: String, at: Date)] = [:]
+    private var refused: [String: (subnets: String, at: Date)] = [:]
     /// Set once the first resynchronisation has taken back every running container's endpoints:
     /// before that, the sweep would take an endpoint not adopted yet for a dead one.
     private let adoptedOnce = Atomic<Bool>(false)
@@ -29,7 +29,7 @@ final class DockerIntegration: @unchecked Sendable {
     /// Docker network id -> name, for the dnsd-driver networks of this dockerd: `DeleteNetwork`
     /// carries only the id, and dockerd has forgotten the network by then.
     private let namesLock = NSLock()
-    private var networkNames: [String: (name: String, subnet: String?)] = [:]
+    private var networkNames: [String: (name: String, subnets: String?)] = [:]
     /// Docker networks dnsd itself is removing (a refused one, a stale copy): their
     /// `DeleteNetwork` leaves the cluster's network of that name alone.
     private var removing: Set<String> = []
@@ -82,7 +82,7 @@ final class DockerIntegration: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             for _ in 0..<250 {
                 if let network = try? engine.network(id) {
-                    namesLock.withLock { networkNames[id] = (network.name, network.subnet) }
+                    namesLock.withLock { networkNames[id] = (network.name, Self.subnets(network)) }
                     made(network.name, id: id, creation: NetworkCreation(name: network.name, driver: "overlay", subnet: pool, gateway: gateway,
                                                                          subnet6: pool6, gateway6: gateway6))
                     return
@@ -133,7 +133,12 @@ final class DockerIntegration: @unchecked Sendable {
     /// not parse.
     static func canonical(_ subnet: String) -> String { (try? IPSubnet(parsing: subnet).description) ?? subnet }
 
-    private static func subnets(_ record: NetworkRecord) -> String { ([record.subnet] + (record.subnet6.map { [$0] } ?? [])).joined(separator: " and ") }
+    /// A network's subnets as one text, dnsd's record and Docker's copy alike: what tells a copy
+    /// of the network from one of an earlier network of that name.
+    static func subnets(_ record: NetworkRecord) -> String { ([record.subnet] + (record.subnet6.map { [$0] } ?? [])).joined(separator: " and ") }
+    static func subnets(_ network: DockerEngine.Network) -> String? {
+        network.subnet.map { ([$0] + (network.subnet6.map { [canonical($0)] } ?? [])).joined(separator: " and ") }
+    }
     private static func subnets(_ creation: NetworkCreation) -> String {
         ([creation.subnet] + (creation.subnet6.map { [$0] } ?? [])).joined(separator: " and ")
     }
@@ -146,12 +151,12 @@ final class DockerIntegration: @unchecked Sendable {
         let (known, ours) = namesLock.withLock { (networkNames[id], removing.contains(id)) }
         guard !ours else { return }
         // dockerd may have forgotten the network by now: then it was never one of dnsd's here.
-        guard let network = try known ?? engine.network(id).map({ ($0.name, $0.subnet) }), !network.name.isEmpty else { return }
+        guard let network = try known ?? engine.network(id).map({ ($0.name, Self.subnets($0)) }), !network.name.isEmpty else { return }
         // A name dnsd refuses was never a dnsd network (Docker's copy was removed at its creation).
         guard let label = try? HostLabel(network.name, what: "network") else { return }
-        // Only the dnsd network this is a copy of: one made again since with another subnet stays.
+        // Only the dnsd network this is a copy of: one made again since with other subnets stays.
         if case .networks(let networks) = try daemon.perform(.listNetworks),
-           let current = networks.first(where: { $0.name == network.name }), let subnet = network.subnet, current.subnet != subnet {
+           let current = networks.first(where: { $0.name == network.name }), let subnets = network.subnets, Self.subnets(current) != subnets {
             return
         }
         do {
@@ -174,13 +179,13 @@ final class DockerIntegration: @unchecked Sendable {
     private func syncNetworks() throws {
         let docker = try engine.networks().filter { $0.driver == "dnsd" }
         namesLock.withLock {
-            for network in docker { networkNames[network.id] = (network.name, network.subnet) }
+            for network in docker { networkNames[network.id] = (network.name, Self.subnets(network)) }
         }
         let networks = daemon.knownNetworks().filter { $0.driver == .overlay }
         // A copy is the network's when both name and subnet agree: one of an earlier network of
         // that name (removed and made again with another subnet) is an orphan too.
-        let current = Set(networks.map { "\($0.name) \($0.subnet) \($0.subnet6 ?? "")" })
-        removeOrphans(docker.filter { !current.contains("\($0.name) \($0.subnet ?? "") \($0.subnet6.map(Self.canonical) ?? "")") })
+        let current = Set(networks.map { "\($0.name) \(Self.subnets($0))" })
+        removeOrphans(docker.filter { !current.contains("\($0.name) \(Self.subnets($0) ?? "")") })
         for network in networks where !docker.contains(where: { $0.name == network.name }) {
             create(network)
         }
@@ -205,14 +210,14 @@ final class DockerIntegration: @unchecked Sendable {
     /// Creates a dnsd overlay network in this dockerd. A refusal is logged and tried again after
     /// a minute, or at once for a network of that name with another subnet.
     private func create(_ network: NetworkRecord) {
-        if let last = refused[network.name], last.subnet == network.subnet, Date().timeIntervalSince(last.at) < 60 { return }
+        if let last = refused[network.name], last.subnets == Self.subnets(network), Date().timeIntervalSince(last.at) < 60 { return }
         do {
             try engine.createNetwork(name: network.name, subnet: network.subnet, gateway: network.gateway, subnet6: network.subnet6,
                                      gateway6: network.gateway6)
             refused[network.name] = nil
             logger.info("dnsd network made usable from docker", metadata: ["network": "\(network.name)"])
         } catch {
-            refused[network.name] = (network.subnet, Date())
+            refused[network.name] = (Self.subnets(network), Date())
             logger.warning("cannot create the docker network", metadata: ["network": "\(network.name)", "error": "\(error)"])
         }
     }

@@ -1,4 +1,5 @@
 import Addressing
+import ClusterState
 import Foundation
 import Logging
 import Node
@@ -53,6 +54,10 @@ struct DockerPluginRoutes: HTTPRoutes {
             }
             let subnet = try IPSubnet(parsing: pool)
             guard subnet.family == (v6 ? .v6 : .v4) else { throw DockerPluginError("pool \(pool) is not an \(v6 ? "IPv6" : "IPv4") subnet") }
+            // Room for a gateway and containers: what `network create` would accept.
+            guard subnet.prefixLength <= (v6 ? ClusterRegistry.longestPrefix6 : 30) else {
+                throw DockerPluginError("subnet \(subnet) has no room for containers (at most /\(v6 ? ClusterRegistry.longestPrefix6 : 30))")
+            }
             return ["PoolID": subnet.description, "Pool": subnet.description, "Data": [String: String]()]
         case "IpamDriver.ReleasePool": return [:]
         case "IpamDriver.RequestAddress":
