@@ -124,9 +124,14 @@ struct DockerPluginProtocolTests {
             cluster.close()
             try? FileManager.default.removeItem(atPath: plugin)
         }
+        /// The reply's JSON object; a reply that is not HTTP 200 with a JSON object fails the test.
         func call(_ method: String, _ body: String) throws -> [String: Any] {
-            let result = try Shell.run(["curl", "-s", "--unix-socket", plugin, "-X", "POST", "-d", body, "http://plugin/\(method)"])
-            return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+            let result = try Shell.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", plugin, "-X", "POST", "-d", body,
+                                        "http://plugin/\(method)"])
+            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            let json = (try? JSONSerialization.jsonObject(with: Data(lines.dropLast().joined(separator: "\n").utf8))) as? [String: Any]
+            #expect(lines.last == "200" && json != nil, "\(method): \(result.stdout)")
+            return json ?? ["Err": "no reply"]
         }
         #expect(try cluster.dnsd(1, ["network", "create", "--subnet", "192.168.92.0/24", "--subnet", "fd00:92::/64", "dnet6"]).status == 0)
         // The V6 pool (Docker asks for one per family with --ipv6): its id is the subnet as dnsd writes it.
@@ -138,9 +143,15 @@ struct DockerPluginProtocolTests {
         #expect(first["Address"] as? String == "fd00:92::2/64", "\(first)")
         let pinned = try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#)
         #expect(pinned["Address"] as? String == "fd00:92::50/64", "\(pinned)")
-        #expect(try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#)["Error"] != nil, "taken")
-        #expect(try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:93::5"}"#)["Error"] != nil, "outside")
+        let taken = try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#)["Error"] as? String
+        #expect(taken == "address fd00:92::50 is already in use", "\(taken ?? "")")
+        let outside = try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:93::5"}"#)["Error"] as? String
+        #expect(outside == "address fd00:93::5 is not in subnet fd00:92::/64", "\(outside ?? "")")
         #expect(try call("IpamDriver.ReleaseAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#).isEmpty)
+        let again = try call("IpamDriver.RequestAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::50"}"#)
+        #expect(again["Address"] as? String == "fd00:92::50/64", "released, so free again: \(again)")
+        let tooLong = try call("IpamDriver.RequestPool", #"{"AddressSpace":"dnsd","Pool":"fd00:92::/121","V6":true}"#)["Error"] as? String
+        #expect(tooLong?.contains("at most /120") == true, "\(tooLong ?? "")")
         #expect(try call("IpamDriver.ReleaseAddress", #"{"PoolID":"fd00:92::/64","Address":"fd00:92::1"}"#).isEmpty, "the gateway is no claim")
         let v4 = try call("IpamDriver.RequestAddress", #"{"PoolID":"192.168.92.0/24","Address":""}"#)
         #expect(v4["Address"] as? String == "192.168.92.2/24", "\(v4)")
@@ -150,9 +161,9 @@ struct DockerPluginProtocolTests {
         let endpoint = try call("NetworkDriver.CreateEndpoint",
                                 #"{"NetworkID":"n1","EndpointID":"e1","Interface":{"Address":"192.168.92.2/24","AddressIPv6":"fd00:92::2/64"}}"#)
         #expect((endpoint["Interface"] as? [String: Any])?["MacAddress"] as? String == "02:42:c0:a8:5c:02", "\(endpoint)")
-        let outside = try call("NetworkDriver.CreateEndpoint",
+        let foreign = try call("NetworkDriver.CreateEndpoint",
                                #"{"NetworkID":"n1","EndpointID":"e2","Interface":{"Address":"192.168.92.3/24","AddressIPv6":"fd00:99::3/64"}}"#)
-        #expect((outside["Err"] as? String)?.contains("not in an IPv6 subnet of dnsd network 'dnet6'") == true, "\(outside)")
+        #expect((foreign["Err"] as? String)?.contains("not in an IPv6 subnet of dnsd network 'dnet6'") == true, "\(foreign)")
         #expect(try call("NetworkDriver.DeleteEndpoint", #"{"NetworkID":"n1","EndpointID":"e1"}"#).isEmpty)
 
         // CreateNetwork: dnet6's own two pools are dnet6; another IPv6 pool with its IPv4 one, an

@@ -141,6 +141,8 @@ struct DualStackTests {
             (["--subnet=10.5.0.0/24", "--subnet=fd00:5::/64", "--gateway=fd00:6::1"], "not in subnet fd00:5::/64"),
             (["--driver=bridge", "--subnet=10.5.0.0/24", "--subnet=fd00:5::/64"], "bridge networks are IPv4 only"),
             (["--subnet=10.5.0.0/24", "--subnet=fd00:zz::/64"], "invalid subnet"),
+            (["--subnet=10.5.0.0/24", "--subnet=fe80::/64"], "cannot be a network's IPv6 prefix: link-local space"),
+            (["--subnet=10.5.0.0/24", "--subnet=fd00::/40"], "shorter than /48"),
         ] {
             let result = try cluster.dnsd(1, ["network", "create"] + arguments + ["bad"])
             #expect(result.status != 0 && result.stderr.contains(message), "\(arguments): \(result.stderr)")

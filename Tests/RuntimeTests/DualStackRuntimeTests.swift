@@ -61,6 +61,21 @@ struct DualStackRuntimeTests {
         let toPodman = try rt.docker(2, ["exec", dock, "ping", "-6", "-c", "2", "-W", "3", "\(pod).\(net)"])
         #expect(toPodman.status == 0, "\(toPodman.stdout)\(toPodman.stderr)")
 
+        // h2's dnsd dies and comes back: the Docker container is taken back from dockerd with its
+        // IPv6 address (GlobalIPv6Address), its claim held again under the new lease (checked once
+        // the old lease has lapsed) and its AAAA still answered on h1.
+        rt.cluster.kill(2)
+        try rt.cluster.restart(2)
+        usleep(4_500_000)  // past the harness's lease TTL (3 s)
+        #expect(try rt.cluster.eventually(5) {
+            Self.addresses(in: try rt.podman(1, ["exec", pod, "nslookup", "-type=AAAA", "\(dock).\(net)"]).stdout, of: dock) == [dockerV6]
+        })
+        #expect(try rt.cluster.etcdList("dnsd/v1/ipam/\(net)/").keys.contains("dnsd/v1/ipam/\(net)/\(dockerV6)"))
+        let endpoints = try rt.cluster.etcdList("dnsd/v1/endpoints/\(net)/").values.compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0))) as? [String: Any]
+        }
+        #expect(endpoints.contains { $0["name"] as? String == dock && $0["ipv6"] as? String == dockerV6 }, "\(endpoints)")
+
         // A dual-stack network made from Docker: both pools judged and served by dnsd's IPAM, the
         // dnsd network made with both subnets, a container on it with an address of each.
         let d6 = "d" + net.dropFirst()
