@@ -53,6 +53,15 @@ say "outside names go to the upstream"
 on h1 ip netns exec c01 dig +short example.test
 say "and reaches it across hosts over VXLAN"
 on h1 ip netns exec c01 busybox ping -c1 -W2 c02
+say "a dual-stack network: an IPv4 and an IPv6 subnet, an address of each per container"
+on h1 "$DNSD" network create --driver=overlay --subnet=192.168.1.0/24 --subnet=fd00:db8:1::/64 vnet6
+on h3 "$DNSD" run --name=c03 --hostname=c03 --net=vnet6
+on h1 "$DNSD" network connect vnet6 c01
+sleep 0.2
+on h1 ip netns exec c01 dig +short AAAA c03.vnet6
+on h1 ip netns exec c01 dig +short -x fd00:db8:1::2
+on h1 ip netns exec c01 busybox ping -6 -c1 -W2 c03.vnet6
+on h3 "$DNSD" stop c03
 say "a name is unique in the cluster"
 on h3 "$DNSD" run --name=c02 --net=vnet || true
 say "h2 stops c02: it vanishes from c01's DNS and hosts file on h1"
