@@ -11,19 +11,12 @@ import Testing
 struct DockerPluginProtocolTests {
     @Test("Activate, capabilities, IPAM pools and addresses from the cluster, errors in libnetwork's forms, unknown calls 404")
     func protocolShapes() throws {
-        let plugin = TestRun.temporaryPath("plugin") + ".sock"
-        let cluster = try ClusterHarness(hosts: 1, store: "local", daemonOptions: ["--docker-plugin", plugin, "--docker-api", "/nonexistent/docker.sock"])
-        defer {
-            cluster.close()
-            try? FileManager.default.removeItem(atPath: plugin)
-        }
+        let fixture = try PluginFixture("plugin")
+        defer { fixture.close() }
+        let cluster = fixture.cluster
         func call(_ method: String, _ body: String = "{}") throws -> (status: Int, json: [String: Any]) {
-            let result = try Shell.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", plugin, "-X", "POST", "-d", body,
-                                        "http://plugin/\(method)"])
-            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-            let status = Int(lines.last ?? "") ?? 0
-            let json = (try? JSONSerialization.jsonObject(with: Data(lines.dropLast().joined(separator: "\n").utf8))) as? [String: Any] ?? [:]
-            return (status, json)
+            let (status, json) = try fixture.call(method, body)
+            return (status, json ?? [:])
         }
         #expect(try call("Plugin.Activate").json["Implements"] as? [String] == ["NetworkDriver", "IpamDriver"])
         let capabilities = try call("NetworkDriver.GetCapabilities").json
@@ -118,19 +111,13 @@ struct DockerPluginProtocolTests {
 
     @Test("dual-stack: V6 pools, IPv6 addresses from the cluster IPAM, AddressIPv6 at CreateEndpoint, IPv6Data judged at CreateNetwork")
     func dualStack() throws {
-        let plugin = TestRun.temporaryPath("plugin6") + ".sock"
-        let cluster = try ClusterHarness(hosts: 1, store: "local", daemonOptions: ["--docker-plugin", plugin, "--docker-api", "/nonexistent/docker.sock"])
-        defer {
-            cluster.close()
-            try? FileManager.default.removeItem(atPath: plugin)
-        }
+        let fixture = try PluginFixture("plugin6")
+        defer { fixture.close() }
+        let cluster = fixture.cluster
         /// The reply's JSON object; a reply that is not HTTP 200 with a JSON object fails the test.
         func call(_ method: String, _ body: String) throws -> [String: Any] {
-            let result = try Shell.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", plugin, "-X", "POST", "-d", body,
-                                        "http://plugin/\(method)"])
-            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-            let json = (try? JSONSerialization.jsonObject(with: Data(lines.dropLast().joined(separator: "\n").utf8))) as? [String: Any]
-            #expect(lines.last == "200" && json != nil, "\(method): \(result.stdout)")
+            let (status, json) = try fixture.call(method, body)
+            #expect(status == 200 && json != nil, "\(method): \(status)")
             return json ?? ["Err": "no reply"]
         }
         #expect(try cluster.dnsd(1, ["network", "create", "--subnet", "192.168.92.0/24", "--subnet", "fd00:92::/64", "dnet6"]).status == 0)
@@ -178,5 +165,29 @@ struct DockerPluginProtocolTests {
         #expect(try create("192.168.95.0/24", "fd00:92:0:0:1::/80")?.contains("overlaps dnsd network 'dnet6'") == true)
         #expect(try create("192.168.96.0/24", "fd00:96::/64", space: "LocalDefault")?.contains("--ipam-driver dnsd") == true)
         #expect(try cluster.dnsd(1, ["ps"]).status == 0)
+    }
+}
+
+/// One daemon (local store) serving the Docker plugin socket, called with curl as dockerd calls it.
+private final class PluginFixture {
+    let plugin: String
+    let cluster: ClusterHarness
+
+    init(_ name: String) throws {
+        plugin = TestRun.temporaryPath(name) + ".sock"
+        cluster = try ClusterHarness(hosts: 1, store: "local", daemonOptions: ["--docker-plugin", plugin, "--docker-api", "/nonexistent/docker.sock"])
+    }
+
+    func close() {
+        cluster.close()
+        try? FileManager.default.removeItem(atPath: plugin)
+    }
+
+    /// POST /METHOD with `body`: the HTTP status and the reply's JSON object (nil when it is none).
+    func call(_ method: String, _ body: String) throws -> (status: Int, json: [String: Any]?) {
+        let result = try Shell.run(["curl", "-s", "-w", "\n%{http_code}", "--unix-socket", plugin, "-X", "POST", "-d", body, "http://plugin/\(method)"])
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let json = (try? JSONSerialization.jsonObject(with: Data(lines.dropLast().joined(separator: "\n").utf8))) as? [String: Any]
+        return (Int(lines.last ?? "") ?? 0, json)
     }
 }
