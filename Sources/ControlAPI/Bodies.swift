@@ -217,10 +217,13 @@ public struct DNSView: Codable, Sendable {
     public struct Network: Codable, Sendable {
         public var name: String
         public var subnet: String
+        /// A dual-stack network's IPv6 prefix.
+        public var subnet6: String?
         public var names: [Name]
-        public init(name: String, subnet: String, names: [Name]) {
+        public init(name: String, subnet: String, subnet6: String? = nil, names: [Name]) {
             self.name = name
             self.subnet = subnet
+            self.subnet6 = subnet6
             self.names = names
         }
     }
@@ -228,8 +231,11 @@ public struct DNSView: Codable, Sendable {
         public var name: String
         public var aliases: [String]
         public var address: String
+        /// Its IPv6 address (AAAA), if it has one.
+        public var address6: String?
         public var host: String
-        public init(name: String, aliases: [String], address: String, host: String) {
+        public init(name: String, aliases: [String], address: String, address6: String? = nil, host: String) {
+            self.address6 = address6
             self.name = name
             self.aliases = aliases
             self.address = address

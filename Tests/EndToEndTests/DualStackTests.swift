@@ -67,6 +67,10 @@ struct DualStackTests {
                 && hosts.contains("fd00:db8:1::2\t\(c01)") && hosts.contains("fd00:db8:1::99\t\(c03) \(c03).vnet")
         })
         #expect(try cluster.exec(c01, ["getent", "ahostsv6", "\(c02).vnet"]).stdout.hasPrefix("fd00:db8:1::3"))
+        // `dnsd inspect` shows both: the sandbox's own IPv6 address, its resolver's AAAA for c02.
+        let inspected = try cluster.dnsd(1, ["inspect", c01]).stdout.filter { !$0.isWhitespace }
+        #expect(inspected.contains(#""address6":"fd00:db8:1::2""#) && inspected.contains(#""address6":"fd00:db8:1::3""#)
+                && inspected.contains(#""subnet6":"fd00:db8:1::/64""#), "\(inspected)")
         // Over VXLAN by IPv6, by name (hosts file) and by address; and to a local peer.
         #expect(try cluster.exec(c01, ["busybox", "ping", "-6", "-c", "3", "-w", "5", "\(c02).vnet"]).status == 0, "ping -6 crosses hosts")
         #expect(try cluster.exec(c02, ["busybox", "ping", "-6", "-c", "2", "-w", "5", "fd00:db8:1::2"]).status == 0)

@@ -79,9 +79,9 @@ extension Daemon {
         let networks = local.namedNetworks.map { label -> DNSView.Network in
             let record = reconciler.network(named: label.text)
             let names = endpoints.filter { $0.network == label.text }.sorted { $0.name < $1.name }.map {
-                DNSView.Name(name: $0.name, aliases: $0.aliases, address: $0.ipv4, host: $0.host)
+                DNSView.Name(name: $0.name, aliases: $0.aliases, address: $0.ipv4, address6: $0.ipv6, host: $0.host)
             }
-            return DNSView.Network(name: label.text, subnet: record?.subnet ?? "", names: names)
+            return DNSView.Network(name: label.text, subnet: record?.subnet ?? "", subnet6: record?.subnet6, names: names)
         }
         return DNSView(sandbox: local.name.text, resolver: dns == nil ? "hosts file only (hosts mode)" : "127.0.0.11:53", networks: networks)
     }
