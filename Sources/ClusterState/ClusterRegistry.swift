@@ -33,6 +33,8 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
     case noFamily(String, IPFamily)
     case prefixTooLong(String, maximum: Int)
     case unusablePrefix(String, reason: String)
+    case noSubnet(String)
+    case beyondLowHosts(String, network: String)
 
     public var description: String {
         switch self {
@@ -51,6 +53,9 @@ public enum ClusterError: Error, CustomStringConvertible, Equatable {
         case .noFamily(let network, let family): "network '\(network)' has no \(family) subnet"
         case .prefixTooLong(let subnet, let maximum): "subnet \(subnet) has no room for containers (at most /\(maximum))"
         case .unusablePrefix(let subnet, let reason): "subnet \(subnet) cannot be a network's IPv6 prefix: \(reason)"
+        case .noSubnet(let network): "network '\(network)' needs a subnet (IPv4, IPv6 or one of each)"
+        case .beyondLowHosts(let address, let network):
+            "address \(address) is past the first 2^32 addresses of IPv6-only network '\(network)' (an endpoint's MAC comes from the low 32 bits of its address)"
         }
     }
 }
@@ -70,25 +75,30 @@ public struct ClusterRegistry: Sendable {
 
     // MARK: networks
 
-    /// Creates a network. Its subnet may overlap no other network of the cluster, nor any of
-    /// `reserved` (described as `what` in the refusal: built-in pools, the host's routes).
-    /// Every network gets a number unique in the cluster (`vni`): an overlay's VXLAN network
-    /// identifier, a bridge network's device name.
-    public func createNetwork(name: HostLabel, driver: NetworkRecord.Driver, subnet: IPv4Subnet,
+    /// Creates a network with an IPv4 subnet, an IPv6 prefix, or both (at least one). Its
+    /// subnets may overlap no other network's of the cluster, nor any of `reserved` (described as
+    /// `what` in the refusal: built-in pools, the host's routes). Every network gets a number
+    /// unique in the cluster (`vni`): an overlay's VXLAN network identifier, a bridge network's
+    /// device name.
+    public func createNetwork(name: HostLabel, driver: NetworkRecord.Driver, subnet: IPv4Subnet?,
                               gateway: IPv4Address?, subnet6: IPSubnet? = nil, gateway6: IPAddress? = nil, host: String?,
                               reserved: [(subnet: IPv4Subnet, what: String)] = []) throws -> NetworkRecord {
-        guard subnet.prefixLength <= 30 else { throw ClusterError.subnetExhausted(subnet.description) }
-        var families = [NetworkRecord.Family(subnet: subnet.subnet, gateway: IPAddress(gateway ?? IPv4Address(subnet.network.value + 1)))]
+        var families: [NetworkRecord.Family] = []
+        if let subnet {
+            guard subnet.prefixLength <= 30 else { throw ClusterError.subnetExhausted(subnet.description) }
+            families.append(NetworkRecord.Family(subnet: subnet.subnet, gateway: IPAddress(gateway ?? IPv4Address(subnet.network.value + 1))))
+        }
         if let subnet6 {
             // Room for a gateway and endpoints; prefixes longer than /120 are point-to-point sized.
             guard subnet6.family == .v6, subnet6.prefixLength <= Self.longestPrefix6 else {
                 throw ClusterError.prefixTooLong(subnet6.description, maximum: Self.longestPrefix6)
             }
             if let reason = subnet6.unusableAsNetwork6 { throw ClusterError.unusablePrefix(subnet6.description, reason: reason) }
-            families.append(NetworkRecord.Family(subnet: subnet6, gateway: gateway6 ?? subnet6.address(at: 1)))
+            families.append(NetworkRecord.Family(subnet: subnet6, gateway: gateway6 ?? subnet6.address(at: 1), lowHostsOnly: subnet == nil))
         }
+        guard !families.isEmpty else { throw ClusterError.noSubnet(name.text) }
         for family in families {
-            guard let gateway = family.gateway, family.subnet.hostRange?.contains(gateway.value) == true, family.subnet.contains(gateway) else {
+            guard let gateway = family.gateway, family.hostRange?.contains(gateway.value) == true, family.subnet.contains(gateway) else {
                 throw ClusterError.addressOutside(family.gateway?.description ?? "", subnet: family.subnet.description)
             }
         }
@@ -100,13 +110,13 @@ public struct ClusterRegistry: Sendable {
                 }
             }
         }
-        if let clash = reserved.first(where: { $0.subnet.overlaps(subnet) }) {
+        if let subnet, let clash = reserved.first(where: { $0.subnet.overlaps(subnet) }) {
             throw ClusterError.subnetOverlaps(subnet.description, with: "\(clash.what) (\(clash.subnet))")
         }
         let vni = try claimVNI(for: name)
-        let record = NetworkRecord(name: name.text, driver: driver, subnet: subnet.description, gateway: families[0].gateway!.description,
-                                   subnet6: families.count > 1 ? families[1].subnet.description : nil,
-                                   gateway6: families.count > 1 ? families[1].gateway!.description : nil,
+        let v4 = families.first { $0.subnet.family == .v4 }, v6 = families.first { $0.subnet.family == .v6 }
+        let record = NetworkRecord(name: name.text, driver: driver, subnet: v4?.subnet.description ?? "", gateway: v4?.gateway?.description ?? "",
+                                   subnet6: v6?.subnet.description, gateway6: v6?.gateway?.description,
                                    vni: vni, host: driver == .bridge ? host : nil)
         guard try store.create(Keys.network(name), JSON.encode(record)) else {
             // Another host made the network meanwhile: its number goes back. Should that fail,
@@ -191,9 +201,7 @@ public struct ClusterRegistry: Sendable {
     /// name must be its key's, its subnet and gateway must parse, an overlay needs a VNI.
     public static func decodeNetwork(_ entry: KeyValue, logger: Logger) -> NetworkRecord? {
         guard var record = JSON.decode(NetworkRecord.self, entry.value), let label = try? record.label, label.text == record.name,
-              entry.key == Keys.network(label), let subnet = try? record.parsedSubnet,
-              record.gateway.isEmpty || record.gatewayAddress.map(subnet.contains) == true,
-              Self.readable6(record),
+              entry.key == Keys.network(label), Self.readable4(record), Self.readable6(record),
               record.driver == .bridge || (1..<(1 << 24)).contains(record.vni)
         else {
             logger.warning("skipping an unreadable network record", metadata: ["key": "\(entry.key)"])
@@ -201,6 +209,14 @@ public struct ClusterRegistry: Sendable {
         }
         record.revision = entry.modRevision
         return record
+    }
+
+    /// Whether a record's IPv4 family is what dnsd writes: a subnet and a gateway in it (or none),
+    /// or no IPv4 at all on an IPv6-only network (bridge networks are IPv4).
+    private static func readable4(_ record: NetworkRecord) -> Bool {
+        if record.subnet.isEmpty { return record.gateway.isEmpty && record.subnet6 != nil && record.driver == .overlay }
+        guard let subnet = try? record.parsedSubnet else { return false }
+        return record.gateway.isEmpty || record.gatewayAddress.map(subnet.contains) == true
     }
 
     /// Whether a record's IPv6 family, if any, is what dnsd writes: a prefix, and a gateway in it.
@@ -313,6 +329,10 @@ public struct ClusterRegistry: Sendable {
         guard family.subnet.hostRange?.contains(requested.value) == true, requested != family.gateway else {
             throw ClusterError.addressReserved(requested.description)
         }
+        guard family.hostRange?.contains(requested.value) == true else {
+            // An IPv6-only network's endpoints take their MACs from their addresses' low 32 bits.
+            throw ClusterError.beyondLowHosts(requested.description, network: network.name)
+        }
     }
 
     /// The addresses an endpoint of a network's `family` may have, lowest first: the subnet less
@@ -320,7 +340,7 @@ public struct ClusterRegistry: Sendable {
     /// 2^64 of them, and a caller stops at the first free one.
     public static func candidates(in family: NetworkRecord.Family) -> some Sequence<IPAddress> {
         let subnet = family.subnet
-        return (subnet.hostRange.map { [$0] } ?? []).lazy.joined()
+        return (family.hostRange.map { [$0] } ?? []).lazy.joined()
             .map { IPAddress(family: subnet.family, value: $0) }
             .filter { $0 != family.gateway }
     }

@@ -113,7 +113,7 @@ public struct ContainerAttachment: Codable, Sendable {
     public var netns: String
     public var interface: String
     public var mac: String
-    /// The address with its prefix length, e.g. 192.168.0.2/24.
+    /// The IPv4 address with its prefix length, e.g. 192.168.0.2/24 ("" on an IPv6-only network).
     public var address: String
     /// Its IPv6 address with its prefix length on a dual-stack network (fd00:db8:1::2/64).
     public var address6: String?

@@ -98,10 +98,10 @@ enum AttachBenchmark {
             var start = now()
             let sandbox = try factory.create(prefix + "d\(i)")
             let created = now()
-            let endpoint = try drivers[0].attach(sandbox, to: vnet, address: address)
+            let endpoint = try drivers[0].attach(sandbox, to: vnet, address: IPAddress(address))
             let attached = now()
-            try drivers[1].addPeer(address, vtep: vtep1, on: vnet)
-            try drivers[2].addPeer(address, vtep: vtep1, on: vnet)
+            try drivers[1].addPeer([IPAddress(address)], vtep: vtep1, on: vnet)
+            try drivers[2].addPeer([IPAddress(address)], vtep: vtep1, on: vnet)
             dnsdTimes.append(now() - start)
             phases[0].append(created - start)
             phases[1].append(attached - created)
@@ -172,8 +172,8 @@ enum AttachBenchmark {
         for i in sandboxes.indices {
             var start = now()
             let (sandbox, endpoint) = sandboxes[i]!
-            try drivers[1].removePeer(endpoint.address, vtep: vtep1, on: vnet)
-            try drivers[2].removePeer(endpoint.address, vtep: vtep1, on: vnet)
+            try drivers[1].removePeer([endpoint.address], vtep: vtep1, on: vnet)
+            try drivers[2].removePeer([endpoint.address], vtep: vtep1, on: vnet)
             try factory.delete(sandbox)
             sandboxes[i] = nil  // the last reference: the kernel tears the namespace down
             dnsdDown.append(now() - start)
@@ -231,7 +231,7 @@ enum AttachBenchmark {
         for i in 0..<scale {
             let spec = networks[i % 4]
             let sandbox = try factory.create(prefix + "s\(i)")
-            _ = try driver.attach(sandbox, to: spec.name, address: IPv4Address(spec.subnet.network.value + UInt32(2 + i / 4)))
+            _ = try driver.attach(sandbox, to: spec.name, address: IPAddress(IPv4Address(spec.subnet!.network.value + UInt32(2 + i / 4))))
             made.append(sandbox)
         }
         let took = now() - start

@@ -77,7 +77,7 @@ enum CNIPlugin {
         guard let previous = request.previousResult else { throw CNIError(code: 7, "CHECK needs prevResult") }
         let attachment = try call(API.checkContainer(request.containerID, network: request.network), request)
         let addresses = (previous["ips"]?.array ?? []).compactMap { $0["address"]?.string }
-        for address in [attachment.address, attachment.address6].compactMap({ $0 }) where !addresses.contains(address) {
+        for address in [attachment.address, attachment.address6].compactMap({ $0 }) where !address.isEmpty && !addresses.contains(address) {
             throw CNIError(code: 100, "\(request.interface) has \(address), prevResult says \(addresses.joined(separator: ", "))")
         }
         let interfaces = (previous["interfaces"]?.array ?? []).compactMap { $0["name"]?.string }

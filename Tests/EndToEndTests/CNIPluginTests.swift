@@ -145,6 +145,16 @@ struct CNIPluginTests {
             #expect(try f.cni("DEL", id: id, netns: "/run/netns/\(ns)", stdin: f.config(network: "pnet6")).status == 0)
         }
         #expect(try f.cluster.dnsd(1, ["network", "rm", "pnet6"]).status == 0, "no claim of either family left")
+        // An IPv6-only network: the result has the one IPv6 address, and CHECK passes on it.
+        #expect(try f.cluster.dnsd(1, ["network", "create", "--subnet=fd00:62::/64", "pnet6o"]).status == 0)
+        let ns3 = try f.namespace("d3")
+        let add3 = try f.cni("ADD", id: "cid-d3", netns: "/run/netns/\(ns3)", args: "K8S_POD_NAME=\(f.cluster.prefix)d3", stdin: f.config(network: "pnet6o"))
+        let ips3 = try #require(add3.json["ips"] as? [[String: Any]], "\(add3.raw)")
+        #expect(ips3.map { $0["address"] as? String } == ["fd00:62::2/64"] && ips3.first?["gateway"] == nil, "\(ips3)")
+        let previous3: [String: Any] = ["cniVersion": "1.0.0", "ips": ips3, "interfaces": add3.json["interfaces"] ?? []]
+        #expect(try f.cni("CHECK", id: "cid-d3", netns: "/run/netns/\(ns3)", stdin: f.config(["prevResult": previous3], network: "pnet6o")).status == 0)
+        #expect(try f.cni("DEL", id: "cid-d3", netns: "/run/netns/\(ns3)", stdin: f.config(network: "pnet6o")).status == 0)
+        #expect(try f.cluster.dnsd(1, ["network", "rm", "pnet6o"]).status == 0)
     }
 
     @Test("errors: CNI codes on stdout, one line each, nothing changed")

@@ -139,7 +139,8 @@ struct DualStackTests {
         defer { cluster.close() }
         for (arguments, message) in [
             (["--subnet=10.5.0.0/24", "--subnet=fd00:5::/64", "--subnet=fd00:6::/64"], "at most one --subnet per address family"),
-            (["--subnet=fd00:5::/64"], "IPv6-only networks are not supported"),
+            (["--driver=bridge", "--subnet=fd00:5::/64"], "bridge networks are IPv4 only"),
+            (["--subnet=fd00:5::/64", "--gateway=10.5.0.1"], "an IPv4 gateway needs an IPv4 subnet"),
             (["--subnet=10.5.0.0/24", "--subnet=fd00:5::1/64"], "host bits set"),
             (["--subnet=10.5.0.0/24", "--subnet=fd00:5::/121"], "has no room for containers (at most /120)"),
             (["--subnet=10.5.0.0/24", "--subnet=fd00:5::/64", "--gateway=fd00:6::1"], "not in subnet fd00:5::/64"),
@@ -155,6 +156,47 @@ struct DualStackTests {
         #expect(!(try cluster.dnsd(1, ["network", "ls"]).stdout.contains("bad")), "nothing was made")
         // The longest prefix allowed works.
         #expect(try cluster.dnsd(1, ["network", "create", "--subnet=10.5.0.0/24", "--subnet=fd00:5::/120", "good"]).status == 0)
+    }
+
+    @Test("an IPv6-only network across hosts: AAAA only (A is NODATA), IPv6 hosts lines, ping -6, one claim per endpoint; addresses past the first 2^32 refused")
+    func ipv6Only() throws {
+        let cluster = try ClusterHarness(hosts: 2)
+        defer { cluster.close() }
+        let a = cluster.name("a"), b = cluster.name("b")
+        let created = try cluster.dnsd(1, ["network", "create", "--subnet=fd00:db8:6::/64", "v6net"])
+        #expect(created.status == 0 && created.stdout.hasPrefix("v6net overlay fd00:db8:6::/64"), "\(created.stdout)\(created.stderr)")
+        let ranA = try cluster.dnsd(1, ["run", "--name=\(a)", "--net=v6net"])
+        #expect(ranA.stdout.contains("v6net:eth0=fd00:db8:6::2 "), "\(ranA.stdout)\(ranA.stderr)")
+        let ranB = try cluster.dnsd(2, ["run", "--name=\(b)", "--net=v6net", "--alias=six"])
+        #expect(ranB.stdout.contains("v6net:eth0=fd00:db8:6::3 "), "\(ranB.stdout)\(ranB.stderr)")
+        #expect(try cluster.eventually {
+            Self.trimmed(try cluster.exec(a, ["dig", "+short", "AAAA", "six.v6net", "@127.0.0.11"]).stdout) == "fd00:db8:6::3"
+        })
+        let noA = try cluster.exec(a, ["dig", "A", "\(b).v6net", "@127.0.0.11"]).stdout
+        #expect(noA.contains("status: NOERROR") && noA.contains("ANSWER: 0"), "A of an IPv6-only name is NODATA: \(noA)")
+        #expect(Self.trimmed(try cluster.exec(a, ["dig", "+short", "-x", "fd00:db8:6::3", "@127.0.0.11"]).stdout) == "\(b).v6net.")
+        let hosts = try cluster.exec(a, ["cat", "/etc/hosts"]).stdout
+        #expect(hosts.contains("fd00:db8:6::3\t\(b) \(b).v6net six six.v6net") && hosts.contains("fd00:db8:6::2\t\(a)"), "\(hosts)")
+        #expect(try cluster.exec(a, ["busybox", "ping", "-6", "-c", "2", "-w", "5", "\(b).v6net"]).status == 0, "ping -6 across hosts")
+        // Its interface has no IPv4 address; its way out is the gateway bridge's IPv4 leg.
+        let own = try cluster.exec(a, ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+        #expect(own.contains("inet6 fd00:db8:6::2/64") && !own.contains("inet "), "\(own)")
+        #expect(try cluster.etcdList("dnsd/v1/ipam/v6net/").keys.sorted() == ["dnsd/v1/ipam/v6net/fd00:db8:6::2", "dnsd/v1/ipam/v6net/fd00:db8:6::3"])
+        // Addresses: --ip6 within the first 2^32 (MACs come from the low 32 bits), no --ip.
+        let far = try cluster.dnsd(2, ["run", "--name=\(cluster.name("c"))", "--net=v6net", "--ip6=fd00:db8:6::1:0:5"])
+        #expect(far.status != 0 && far.stderr.contains("past the first 2^32 addresses"), "\(far.stderr)")
+        let v4 = try cluster.dnsd(2, ["run", "--name=\(cluster.name("c"))", "--net=v6net", "--ip=10.0.0.5"])
+        #expect(v4.status != 0 && v4.stderr.contains("has no IPv4 subnet"), "\(v4.stderr)")
+        let pinned = try cluster.dnsd(2, ["run", "--name=\(cluster.name("c"))", "--net=v6net", "--ip6=fd00:db8:6::ffff:fffe"])
+        #expect(pinned.stdout.contains("v6net:eth0=fd00:db8:6::ffff:fffe "), "\(pinned.stdout)\(pinned.stderr)")
+        // A daemon restart keeps it; stop takes its name and claim everywhere.
+        cluster.kill(2)
+        try cluster.restart(2)
+        #expect(try cluster.dnsd(2, ["ps"]).stdout.contains("v6net:eth0=fd00:db8:6::3 "))
+        #expect(try cluster.exec(b, ["busybox", "ping", "-6", "-c", "1", "-w", "5", "fd00:db8:6::2"]).status == 0)
+        for (host, name) in [(2, b), (2, cluster.name("c")), (1, a)] { #expect(try cluster.dnsd(host, ["stop", name]).status == 0) }
+        #expect(try cluster.eventually { try cluster.etcdList("dnsd/v1/ipam/v6net/").isEmpty })
+        #expect(try cluster.dnsd(1, ["network", "rm", "v6net"]).status == 0)
     }
 
     @Test("one host, the local store, hosts mode: a dual-stack network's names in the hosts files, ping -6 by name")

@@ -20,11 +20,11 @@ struct ReconcilerTests {
         private let lock = NSLock()
         private(set) var calls: [String] = []
         var log: [String] { lock.withLock { calls } }
-        func addPeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws {
-            lock.withLock { calls.append("add \(address)\(address6.map { " \($0)" } ?? "") via \(vtep) on \(network)") }
+        func addPeer(_ addresses: [IPAddress], vtep: IPv4Address, on network: HostLabel) throws {
+            lock.withLock { calls.append("add \(addresses.map(\.description).joined(separator: " ")) via \(vtep) on \(network)") }
         }
-        func removePeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws {
-            lock.withLock { calls.append("remove \(address)\(address6.map { " \($0)" } ?? "") via \(vtep) on \(network)") }
+        func removePeer(_ addresses: [IPAddress], vtep: IPv4Address, on network: HostLabel) throws {
+            lock.withLock { calls.append("remove \(addresses.map(\.description).joined(separator: " ")) via \(vtep) on \(network)") }
         }
     }
 

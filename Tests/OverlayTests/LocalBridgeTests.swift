@@ -24,7 +24,7 @@ struct LocalBridgeTests {
             try bridges.createBridge(.gatewayBridge)  // again: adopted
             try cluster.driver(1).createNetwork(OverlayTests.spec)
             let c1 = try cluster.sandbox("c1")
-            let overlay = try cluster.driver(1).attach(c1, to: Self.vnet, address: ip("192.168.0.2"))
+            let overlay = try cluster.driver(1).attach(c1, to: Self.vnet, address: ipa("192.168.0.2"))
             let gateway = try bridges.attach(c1, to: LocalBridgeDriver.BridgeSpec.gatewayBridge.name, address: ip("172.18.0.2"))
             #expect(overlay.interface == "eth0" && gateway.interface == "eth1")
             #expect(try Shell.check(["ip", "-n", c1.name, "route"]).contains("default via 172.18.0.1 dev eth1"))
@@ -46,7 +46,7 @@ struct LocalBridgeTests {
             try cluster.driver(1).createNetwork(OverlayTests.spec)
             let c1 = try cluster.sandbox("c1")
             let local = try bridges.attach(c1, to: LocalBridgeDriver.BridgeSpec.defaultBridge.name, address: ip("172.17.0.2"))
-            let overlay = try cluster.driver(1).attach(c1, to: Self.vnet, address: ip("192.168.0.2"))
+            let overlay = try cluster.driver(1).attach(c1, to: Self.vnet, address: ipa("192.168.0.2"))
             #expect(local.interface == "eth0" && overlay.interface == "eth1")
             #expect(try Shell.check(["ip", "-n", c1.name, "route"]).contains("default via 172.17.0.1 dev eth0"))
             #expect(try ping(from: c1, ip("172.17.0.1")))

@@ -94,3 +94,4 @@ func readWhole(_ path: String) -> String {
 
 func ip(_ text: String) -> IPv4Address { IPv4Address(text)! }
 func ip6(_ text: String) -> IPAddress { IPAddress(text)! }
+func ipa(_ text: String) -> IPAddress { IPAddress(text)! }

@@ -67,16 +67,19 @@ extension Command {
     public static func network(_ request: NetworkCreation) throws -> NetworkSpec {
         let name = try label(request.name, "network")
         guard name.text != "bridge", name.text != "gwbridge" else { throw NodeError.invalid("network name '\(name)' is reserved") }
-        if (try? IPSubnet(parsing: request.subnet, family: .v6)) != nil {
-            throw NodeError.invalid("network '\(name)' needs an IPv4 subnet: IPv6-only networks are not supported (give both for dual-stack)")
+        // `subnet` IPv4 (and `subnet6` IPv6, for dual-stack), or `subnet` alone IPv6: IPv6-only.
+        let first = try IPSubnet(parsing: request.subnet)
+        if first.family == .v6, request.subnet6 != nil {
+            throw NodeError.invalid("at most one subnet per address family (one IPv4, one IPv6)")
         }
-        let subnet = try IPv4Subnet(parsing: request.subnet)
+        let subnet = IPv4Subnet(first)
         var gateway: IPv4Address?
         if let text = request.gateway {
             guard let parsed = IPv4Address(text) else { throw NodeError.invalid("invalid --gateway '\(text)': expected an IPv4 address") }
+            guard subnet != nil else { throw NodeError.invalid("an IPv4 gateway needs an IPv4 subnet") }
             gateway = parsed
         }
-        let subnet6 = try request.subnet6.map { try IPSubnet(parsing: $0, family: .v6) }
+        let subnet6 = first.family == .v6 ? first : try request.subnet6.map { try IPSubnet(parsing: $0, family: .v6) }
         var gateway6: IPAddress?
         if let text = request.gateway6 {
             guard let parsed = IPAddress(text), parsed.family == .v6 else {

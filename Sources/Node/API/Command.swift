@@ -52,9 +52,10 @@ public enum Command: Sendable {
 public struct NetworkSpec: Sendable {
     public var name: HostLabel
     public var driver: NetworkRecord.Driver
-    public var subnet: IPv4Subnet
+    /// The IPv4 subnet (nil: an IPv6-only network).
+    public var subnet: IPv4Subnet?
     public var gateway: IPv4Address?
-    /// A dual-stack network's IPv6 prefix and gateway.
+    /// A dual-stack or IPv6-only network's IPv6 prefix and gateway.
     public var subnet6: IPSubnet? = nil
     public var gateway6: IPAddress? = nil
 }

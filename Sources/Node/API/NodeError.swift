@@ -32,7 +32,8 @@ public enum NodeError: Error, CustomStringConvertible, Equatable, Sendable {
             switch error {
             case .noSuchNetwork: return .notFound(error.description)
             case .networkExists, .networkInUse, .addressesInUse, .nameTaken, .addressTaken, .networkChanged: return .conflict(error.description)
-            case .subnetExhausted, .addressOutside, .addressReserved, .vniExhausted, .subnetOverlaps, .noFamily, .prefixTooLong, .unusablePrefix:
+            case .subnetExhausted, .addressOutside, .addressReserved, .vniExhausted, .subnetOverlaps, .noFamily, .prefixTooLong, .unusablePrefix,
+                 .noSubnet, .beyondLowHosts:
                 return .invalid(error.description)
             }
         case is StoreError, is ContendedKey: return .unavailable("\(error)")

@@ -21,11 +21,12 @@ extension Daemon {
     /// What an attachment of `sandbox` to `network` with `addresses` (IPv4 first, then IPv6 on
     /// a dual-stack network) publishes.
     func endpointState(_ sandbox: HostLabel, aliases: [HostLabel], on network: NetworkRecord, addresses: [IPAddress]) -> EndpointState {
-        let v4 = addresses.first { $0.family == .v4 }?.v4 ?? IPv4Address(0)
+        // The MAC comes from the primary address: IPv4, or IPv6 on an IPv6-only network.
+        let primary = addresses.first ?? IPAddress(IPv4Address(0))
         return EndpointState(id: "\(configuration.hostID)-\(sandbox.text)", network: network.name, name: sandbox.text,
-                             aliases: aliases.map(\.text), ipv4: v4.description,
+                             aliases: aliases.map(\.text), ipv4: addresses.first { $0.family == .v4 }?.description ?? "",
                              ipv6: addresses.first { $0.family == .v6 }?.description,
-                             mac: MACAddress(derivedFrom: v4).description, host: configuration.hostID,
+                             mac: MACAddress(derivedFrom: primary).description, host: configuration.hostID,
                              vtep: configuration.advertise.description)
     }
 
@@ -61,7 +62,7 @@ extension Daemon {
     /// claim of the name) and what the store may have is kept out of this host's projections
     /// meanwhile; the store error is thrown.
     func commitClaim(_ state: EndpointState, name: HostLabel?, on network: NetworkRecord, lease: LeaseID) throws -> Set<IPAddress> {
-        guard IPv4Address(state.ipv4) != nil, let sandbox = try? HostLabel(state.name) else {
+        guard state.primaryAddress != nil, let sandbox = try? HostLabel(state.name) else {
             throw NodeError.failed("an endpoint to claim without an address or a name")
         }
         let claim = ClusterRegistry.AttachmentClaim(name: name, network: network, endpoint: state)

@@ -89,7 +89,7 @@ extension Daemon {
     // MARK: networks
 
     private func networkCreate(_ spec: NetworkSpec) throws -> NetworkRecord {
-        if spec.subnet6 != nil, spec.driver == .bridge {
+        if spec.subnet6 != nil || spec.subnet == nil, spec.driver == .bridge {
             // A bridge network's bridge and NAT live in the host's namespace: IPv4 only for now.
             throw NodeError.invalid("bridge networks are IPv4 only: an IPv6 subnet needs --driver overlay")
         }
@@ -358,14 +358,17 @@ extension Daemon {
     private func plug(_ local: inout LocalSandbox, into network: NetworkRecord, as state: EndpointState, interface: String? = nil,
                       defaultRoute: Bool, undo: Rollback) throws {
         let label = try network.label
-        guard let address = IPv4Address(state.ipv4) else { throw NodeError.failed("claimed endpoint without an address") }
+        guard let address = state.primaryAddress else { throw NodeError.failed("claimed endpoint without an address") }
         let sandbox = local.sandbox
         let endpoint = try devices.withNetwork(network) { () throws -> AttachedEndpoint in
             switch network.driver {
             case .overlay:
-                try overlay.attach(sandbox, to: label, address: address, address6: state.ipv6.flatMap { IPAddress($0) }, interface: interface,
-                                   defaultRoute: defaultRoute)
-            case .bridge: try bridges.attach(sandbox, to: label, address: address, interface: interface, defaultRoute: defaultRoute)
+                return try overlay.attach(sandbox, to: label, address: address,
+                                          address6: address.family == .v4 ? state.ipv6.flatMap { IPAddress($0) } : nil,
+                                          interface: interface, defaultRoute: defaultRoute)
+            case .bridge:
+                guard let v4 = address.v4 else { throw NodeError.failed("a bridge network's endpoint without an IPv4 address") }
+                return try bridges.attach(sandbox, to: label, address: v4, interface: interface, defaultRoute: defaultRoute)
             }
         }
         let attached = LocalAttachment(network: network, endpoint: endpoint, published: state)
@@ -396,7 +399,7 @@ extension Daemon {
     /// Returns a nameless bridge leg's address to its pool.
     private func releaseLocal(_ attachment: LocalAttachment) {
         for spec in [LocalBridgeDriver.BridgeSpec.defaultBridge, .gatewayBridge] where attachment.network.name == spec.name.text {
-            localAddresses.release(attachment.endpoint.address, on: spec)
+            if let address = attachment.endpoint.address.v4 { localAddresses.release(address, on: spec) }
         }
     }
 

@@ -56,7 +56,7 @@ extension Daemon {
             throw NodeError.notFound("container \(id) is not attached to '\(network)' on this host")
         }
         let interfaces = try local.sandbox.interfaces(.v4) + (attachment.address6 != nil ? try local.sandbox.interfaces(.v6) : [])
-        for address in [attachment.address, attachment.address6].compactMap({ $0 }) {
+        for address in [attachment.address, attachment.address6].compactMap({ $0 }) where !address.isEmpty {
             guard interfaces.contains(where: { $0.name == attachment.interface && "\($0.address)" == address.split(separator: "/").first.map(String.init) })
             else {
                 throw NodeError.conflict("container \(id): interface \(attachment.interface) no longer has \(address)")
@@ -71,7 +71,12 @@ extension Daemon {
 
     private func containerAttachment(_ local: LocalSandbox, network: String) throws -> ContainerAttachment? {
         guard let attachment = local.attachments.first(where: { $0.network.name == network && $0.published != nil }) else { return nil }
-        let subnet = try attachment.network.parsedSubnet
+        // Each address with its prefix length: IPv4 (none on an IPv6-only network) and IPv6.
+        var withPrefix: [IPFamily: String] = [:]
+        for family in try attachment.network.families {
+            let address = [attachment.endpoint.address, attachment.endpoint.address6].compactMap { $0 }.first { $0.family == family.subnet.family }
+            if let address { withPrefix[family.subnet.family] = "\(address)/\(family.subnet.prefixLength)" }
+        }
         let resolver: (nameservers: [String], search: [String]) = dns != nil
             ? (["127.0.0.11"], local.namedNetworks.map(\.text))
             : (configuration.hostResolvConf.nameservers.filter { !$0.hasPrefix("127.") }, configuration.hostResolvConf.search)
@@ -86,8 +91,7 @@ extension Daemon {
         return ContainerAttachment(containerID: local.containerID ?? "", name: local.name.text, network: network,
                                    netns: local.sandbox.namespace.path, interface: attachment.endpoint.interface,
                                    mac: attachment.endpoint.mac.description,
-                                   address: "\(attachment.endpoint.address)/\(subnet.prefixLength)",
-                                   address6: try attachment.endpoint.address6.map { "\($0)/\(try attachment.network.family6?.subnet.prefixLength ?? 128)" },
+                                   address: withPrefix[.v4] ?? "", address6: withPrefix[.v6],
                                    gateway: attachment.network.gatewayAddress?.description ?? "",
                                    nameservers: resolver.nameservers, search: resolver.search, egress: egress,
                                    defaultRoute: isFirst && attachment.network.driver == .bridge)

@@ -44,11 +44,11 @@ extension Daemon {
         do {
             let namespace = overlay.namespaces.path(overlay.overlayNamespaceName(label))
             let gateway = try factory.adopt(path: namespace, name: overlay.overlayNamespaceName(label))
-            if let existing = try gateway.interfaces().first(where: { $0.name == Self.gatewayEgressInterface }) {
+            if let existing = try gateway.interfaces(.v4).first(where: { $0.name == Self.gatewayEgressInterface }), let address = existing.address.v4 {
                 // Left by an earlier run (its address was reserved at start): made whole again.
-                try? localAddresses.reserve(existing.address, on: spec)
+                try? localAddresses.reserve(address, on: spec)
                 try configureEgress(in: gateway, path: namespace, subnet: subnet)
-                docker.egressMade(network.name, address: existing.address)
+                docker.egressMade(network.name, address: address)
                 return
             }
             try bridges.createBridge(spec)
@@ -102,8 +102,9 @@ extension Daemon {
             guard let label = try? HostLabel(network, what: "network") else { continue }
             let path = overlay.namespaces.path(overlay.overlayNamespaceName(label))
             guard let gateway = try? factory.adopt(path: path, name: overlay.overlayNamespaceName(label)),
-                  let leg = try? gateway.interfaces().first(where: { $0.name == Self.gatewayEgressInterface }) else { continue }
-            attempt("reserving the egress leg \(leg.address) of \(network)") { try localAddresses.reserve(leg.address, on: .gatewayBridge) }
+                  let leg = try? gateway.interfaces(.v4).first(where: { $0.name == Self.gatewayEgressInterface }),
+                  let address = leg.address.v4 else { continue }
+            attempt("reserving the egress leg \(address) of \(network)") { try localAddresses.reserve(address, on: .gatewayBridge) }
         }
     }
 

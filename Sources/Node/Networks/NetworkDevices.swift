@@ -111,8 +111,10 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
     }
 
     static func overlaySpec(_ network: NetworkRecord) throws -> OverlaySpec {
-        OverlaySpec(name: try network.label, subnet: try network.parsedSubnet,
-                    gateway: network.gatewayAddress ?? IPv4Address(0), subnet6: try network.family6?.subnet, vni: network.vni)
+        // An IPv6-only network has no IPv4 subnet or gateway.
+        OverlaySpec(name: try network.label, subnet: network.subnet.isEmpty ? nil : try network.parsedSubnet,
+                    gateway: network.subnet.isEmpty ? nil : network.gatewayAddress ?? IPv4Address(0), subnet6: try network.family6?.subnet,
+                    vni: network.vni)
     }
 
     /// A bridge network's devices. Its name and subnet were checked when the record was read

@@ -26,9 +26,10 @@ extension HostsWriter: HostsProjection {}
 
 /// Remote endpoints as kernel peers (a neighbour per address and an FDB entry): each network's
 /// peer table, programmed into its overlay whenever that exists here.
+/// `addresses`: the endpoint's, primary first (IPv4 where it has one; its MAC comes from it).
 public protocol PeerProjection: Sendable {
-    func addPeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws
-    func removePeer(_ address: IPv4Address, address6: IPAddress?, vtep: IPv4Address, on network: HostLabel) throws
+    func addPeer(_ addresses: [IPAddress], vtep: IPv4Address, on network: HostLabel) throws
+    func removePeer(_ addresses: [IPAddress], vtep: IPv4Address, on network: HostLabel) throws
 }
 
 extension OverlayDriver: PeerProjection {}

@@ -353,19 +353,13 @@ final class Reconciler: @unchecked Sendable {
     /// programs it now if the network exists here, or when it is made. Endpoints of bridge
     /// networks (one host's alone) have no peers.
     private func programPeer(_ endpoint: EndpointState, add: Bool) {
+        let addresses = endpoint.addresses
         guard endpoint.host != hostID, networks[endpoint.network]?.driver != .bridge,
-              let label = try? HostLabel(endpoint.network, what: "network"), let address = IPv4Address(endpoint.ipv4),
-              let vtep = IPv4Address(endpoint.vtep)
+              let label = try? HostLabel(endpoint.network, what: "network"), !addresses.isEmpty, let vtep = IPv4Address(endpoint.vtep)
         else { return }
-        program(endpoint, address: address, vtep: vtep, on: label, add: add)
-    }
-
-    /// The kernel call for one peer; a refusal is counted and logged, never thrown.
-    private func program(_ endpoint: EndpointState, address: IPv4Address, vtep: IPv4Address, on network: HostLabel, add: Bool) {
-        let address6 = endpoint.ipv6.flatMap { IPAddress($0) }
         do {
-            if add { try peers.addPeer(address, address6: address6, vtep: vtep, on: network) } else {
-                try peers.removePeer(address, address6: address6, vtep: vtep, on: network)
+            if add { try peers.addPeer(addresses, vtep: vtep, on: label) } else {
+                try peers.removePeer(addresses, vtep: vtep, on: label)
             }
         } catch {
             peerErrors.add(1, ordering: .relaxed)

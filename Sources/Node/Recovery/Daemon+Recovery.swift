@@ -158,7 +158,9 @@ extension Daemon {
                 throw NodeError.notFound("\(entry.netnsPath) names another namespace now")
             }
         }
-        let interfaces = try sandbox.interfaces()
+        let interfaces4 = try sandbox.interfaces(.v4)
+        // An interface is found by the endpoint's primary address: IPv4, or IPv6 on an IPv6-only network.
+        let interfaces = interfaces4 + (try sandbox.interfaces(.v6))
         let hostname = (try? HostLabel(entry.hostname)) ?? name
         var local = LocalSandbox(name: name, hostname: hostname, aliases: entry.aliases.compactMap { try? HostLabel($0) },
                                  sandbox: sandbox, id: sandboxes.nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile,
@@ -166,7 +168,7 @@ extension Daemon {
         try hosts.addSandbox(name.text, files: local.files, hostname: hostname, resuming: true)
         var kept: [EndpointState] = []
         for endpoint in entry.endpoints {
-            guard let network = networks[endpoint.network], let label = try? network.label, let address = IPv4Address(endpoint.ipv4),
+            guard let network = networks[endpoint.network], let label = try? network.label, let address = endpoint.primaryAddress,
                   let interface = interfaces.first(where: { $0.address == address })
             else {
                 // Its network was removed, or its interface went, while the daemon was down.
@@ -176,7 +178,7 @@ extension Daemon {
             try devices.withNetwork(network) {}
             hosts.attach(name.text, to: label, ownAddresses: endpoint.addresses)
             var attached = Self.endpoint(label, name, interface, portPrefix: network.driver == .overlay ? "ve" : "vb")
-            if let address6 = endpoint.ipv6.flatMap({ IPAddress($0) }), network.driver == .overlay {
+            if let address6 = endpoint.ipv6.flatMap({ IPAddress($0) }), address6 != address, network.driver == .overlay {
                 // Its IPv6 address on the same interface, put back if it went meanwhile.
                 attempt("keeping \(address6) on \(interface.name) of \(name)") {
                     try overlay.ensureIPv6(address6, on: interface.name, in: sandbox, network: label)
@@ -188,11 +190,12 @@ extension Daemon {
         }
         for stale in alsoStored where !kept.contains(where: { $0.id == stale.id }) { withdrawEndpoint(stale) }
         // The nameless local bridges: their addresses are taken again in the local pools.
-        for interface in interfaces {
-            for spec in [LocalBridgeDriver.BridgeSpec.defaultBridge, .gatewayBridge] where spec.subnet.contains(interface.address) {
+        for interface in interfaces4 {
+            guard let address = interface.address.v4 else { continue }
+            for spec in [LocalBridgeDriver.BridgeSpec.defaultBridge, .gatewayBridge] where spec.subnet.contains(address) {
                 try bridges.createBridge(spec)
-                attempt("taking \(interface.address) of \(name) again on \(spec.name)") {
-                    try localAddresses.reserve(interface.address, on: spec)
+                attempt("taking \(address) of \(name) again on \(spec.name)") {
+                    try localAddresses.reserve(address, on: spec)
                 }
                 local.attachments.append(LocalAttachment(
                     network: localRecord(spec), endpoint: Self.endpoint(spec.name, name, interface, portPrefix: "vb"), published: nil))
@@ -204,7 +207,7 @@ extension Daemon {
 
     /// The attachment as the drivers made it, read back from an interface of the sandbox.
     private static func endpoint(_ network: HostLabel, _ sandbox: HostLabel,
-                                 _ interface: (name: String, address: IPv4Address, mac: MACAddress?), portPrefix: String) -> AttachedEndpoint {
+                                 _ interface: (name: String, address: IPAddress, mac: MACAddress?), portPrefix: String) -> AttachedEndpoint {
         AttachedEndpoint(network: network, sandbox: sandbox.text, interface: interface.name, address: interface.address,
                          mac: interface.mac ?? MACAddress(derivedFrom: interface.address),
                          bridgePort: AttachedEndpoint.bridgePortName(portPrefix, for: interface.address))

@@ -17,6 +17,19 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
         bytes = [0x02, 0x42, b.0, b.1, b.2, b.3]
     }
 
+    /// The same for an address of either family: an IPv6 address (an endpoint of an IPv6-only
+    /// network, whose addresses differ in their low 32 bits: the IPAM hands out no others) gives
+    /// 02:43 and its low four bytes, apart from every IPv4-derived MAC.
+    public init(derivedFrom address: IPAddress) {
+        if let v4 = address.v4 {
+            self.init(derivedFrom: v4)
+        } else {
+            let low = UInt32(truncatingIfNeeded: address.value)
+            self.init(bytes: [0x02, 0x43, UInt8(low >> 24), UInt8(truncatingIfNeeded: low >> 16), UInt8(truncatingIfNeeded: low >> 8),
+                              UInt8(truncatingIfNeeded: low)])!
+        }
+    }
+
     public init?(_ text: String) {
         let parts = text.split(separator: ":")
         guard parts.count == 6 else { return nil }

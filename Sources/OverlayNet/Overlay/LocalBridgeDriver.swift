@@ -120,8 +120,8 @@ public final class LocalBridgeDriver: @unchecked Sendable {
         try lock.withLock {
             guard let bridge = bridges[name] else { throw OverlayError.unknownNetwork(name) }
             guard bridge.spec.subnet.contains(address) else { throw AddressPool.Failure.outside(address, bridge.spec.subnet) }
-            return try sandbox.plug(into: name, from: netlink, master: bridge.index, portPrefix: "vb", address: address,
-                                    prefixLength: bridge.spec.subnet.prefixLength, mtu: nil, interface: interface,
+            return try sandbox.plug(into: name, from: netlink, master: bridge.index, portPrefix: "vb", address: IPAddress(address),
+                                    address4: (address, bridge.spec.subnet.prefixLength), mtu: nil, interface: interface,
                                     gateway: defaultRoute ? bridge.spec.gateway : nil)
         }
     }

@@ -6,13 +6,14 @@ import Netns
 /// One overlay network as it exists on one host.
 public struct OverlaySpec: Sendable, Equatable {
     public var name: HostLabel
-    public var subnet: IPv4Subnet
-    public var gateway: IPv4Address
-    /// A dual-stack network's IPv6 prefix (nil: IPv4 only).
+    /// The IPv4 subnet and gateway (nil on an IPv6-only network).
+    public var subnet: IPv4Subnet?
+    public var gateway: IPv4Address?
+    /// The IPv6 prefix of a dual-stack or IPv6-only network (nil: IPv4 only).
     public var subnet6: IPSubnet?
     public var vni: UInt32
 
-    public init(name: HostLabel, subnet: IPv4Subnet, gateway: IPv4Address, subnet6: IPSubnet? = nil, vni: UInt32) {
+    public init(name: HostLabel, subnet: IPv4Subnet?, gateway: IPv4Address?, subnet6: IPSubnet? = nil, vni: UInt32) {
         self.name = name
         self.subnet = subnet
         self.gateway = gateway
@@ -28,7 +29,7 @@ public enum OverlayError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unknownNetwork(let name): "no overlay network '\(name)' on this host"
-        case .outside(let address, let name): "address \(address) is not in an IPv6 subnet of network '\(name)'"
+        case .outside(let address, let name): "address \(address) is not in a subnet of network '\(name)'"
         }
     }
 }
@@ -38,21 +39,29 @@ public struct AttachedEndpoint: Sendable, Equatable {
     public var network: HostLabel
     public var sandbox: String
     public var interface: String
-    public var address: IPv4Address
-    /// Its IPv6 address on a dual-stack network.
+    /// Its primary address: IPv4 on a network with IPv4, else IPv6 (its MAC and its port's name
+    /// come from it).
+    public var address: IPAddress
+    /// Its IPv6 address on a dual-stack network (on an IPv6-only one that is `address`).
     public var address6: IPAddress?
     public var mac: MACAddress
     /// The bridge-side end of the veth, in the network's overlay namespace.
     public var bridgePort: String
 
-    /// The bridge-side veth name of the endpoint with `address`: `prefix` + the address in
-    /// 8 hex digits (unique per network, at most 10 characters, stable across restarts).
-    public static func bridgePortName(_ prefix: String, for address: IPv4Address) -> String {
-        let hex = String(address.value, radix: 16)
+    /// The bridge-side veth name of the endpoint with primary `address`: `prefix` + its low 32
+    /// bits in 8 hex digits (an IPv4 address whole; unique per network, as an IPv6-only network
+    /// hands out no two addresses with the same low 32 bits; at most 10 characters, stable across
+    /// restarts).
+    public static func bridgePortName(_ prefix: String, for address: IPAddress) -> String {
+        let hex = String(UInt32(truncatingIfNeeded: address.value), radix: 16)
         return prefix + String(repeating: "0", count: 8 - hex.count) + hex
     }
 
-    public init(network: HostLabel, sandbox: String, interface: String, address: IPv4Address, address6: IPAddress? = nil, mac: MACAddress,
+    public static func bridgePortName(_ prefix: String, for address: IPv4Address) -> String {
+        bridgePortName(prefix, for: IPAddress(address))
+    }
+
+    public init(network: HostLabel, sandbox: String, interface: String, address: IPAddress, address6: IPAddress? = nil, mac: MACAddress,
                 bridgePort: String) {
         self.address6 = address6
         self.network = network
@@ -114,13 +123,13 @@ public final class OverlayDriver: @unchecked Sendable {
     private let logger: Logger
     private let lock = NSLock()
     private var networks: [HostLabel: Network] = [:]
-    /// Each network's remote endpoints by IPv4 address: what its kernel tables must hold.
-    private var desiredPeers: [HostLabel: [IPv4Address: Peer]] = [:]
+    /// Each network's remote endpoints by primary address: what its kernel tables must hold.
+    private var desiredPeers: [HostLabel: [IPAddress: Peer]] = [:]
 
-    /// A remote endpoint: its VTEP and its IPv6 address on a dual-stack network.
+    /// A remote endpoint: its VTEP and its other address (IPv6 on a dual-stack network).
     struct Peer: Equatable {
         var vtep: IPv4Address
-        var address6: IPAddress?
+        var secondary: IPAddress?
     }
     private var replayFailureCount = 0
 
@@ -202,14 +211,27 @@ public final class OverlayDriver: @unchecked Sendable {
             // Its own MAC (from the gateway address): a bridge without one takes its lowest
             // port's and recomputes its identity whenever a port with a lower MAC arrives.
             try netlink.createLink(LinkSpec(name: "br0", kind: .bridge(BridgeOptions(multicastSnooping: false)), mtu: Self.mtu,
-                                            mac: MACAddress(derivedFrom: spec.gateway), up: true))
+                                            mac: Self.bridgeMAC(spec), up: true))
             bridge = try netlink.linkIndex("br0")
             // Setting the MTU again, as a change, marks it user-set: the bridge then stops
             // re-deriving its MTU from every port on each port added (O(ports) per attach).
             try netlink.setLink(bridge, mtu: Self.mtu)
         }
-        try netlink.setOnlyAddress(spec.gateway, prefixLength: spec.subnet.prefixLength, on: bridge)
+        if let gateway = spec.gateway, let subnet = spec.subnet {
+            try netlink.setOnlyAddress(gateway, prefixLength: subnet.prefixLength, on: bridge)
+        } else {
+            // An IPv6-only network's bridge is layer 2 only: an IPv4 address left there goes.
+            for stale in try netlink.addresses(.v4) where stale.index == bridge {
+                try netlink.deleteAddress(stale.address, prefixLength: stale.prefixLength, from: bridge)
+            }
+        }
         return bridge
+    }
+
+    /// The bridge's own MAC, from the network's IPv4 gateway (its IPv6 one on an IPv6-only network).
+    static func bridgeMAC(_ spec: OverlaySpec) -> MACAddress {
+        if let gateway = spec.gateway { return MACAddress(derivedFrom: gateway) }
+        return MACAddress(derivedFrom: spec.subnet6.map { $0.address(at: 1) } ?? IPAddress(IPv4Address(0)))
     }
 
     /// `vxlan0` as `spec` wants it: its VNI, port 4789, learning off, ARP proxy on, MTU 1450,
@@ -276,33 +298,38 @@ public final class OverlayDriver: @unchecked Sendable {
     /// `ethN` (or `interface`), addressed and up, the other end on the network's bridge.
     /// `address6` is its IPv6 address on a dual-stack network: added after the driver's lock is
     /// let go (it needs a hop to the namespace thread for the interface's IPv6 switch, which no
-    /// other network's attach should queue behind).
+    /// other network's attach should queue behind). On an IPv6-only network `address` is the
+    /// IPv6 address and `address6` nil: the interface is made without an address, then gets it
+    /// the same way.
     /// `defaultRoute` points the sandbox's default route at the network's gateway.
-    public func attach(_ sandbox: Sandbox, to networkName: HostLabel, address: IPv4Address, address6: IPAddress? = nil,
+    public func attach(_ sandbox: Sandbox, to networkName: HostLabel, address: IPAddress, address6: IPAddress? = nil,
                        interface: String? = nil, defaultRoute: Bool = false) throws -> AttachedEndpoint {
+        let ipv6 = address.family == .v6 ? address : address6
         var (endpoint, prefixLength6): (AttachedEndpoint, Int?) = try lock.withLock {
             guard let network = networks[networkName] else { throw OverlayError.unknownNetwork(networkName) }
-            guard network.spec.subnet.contains(address) else {
-                throw AddressPool.Failure.outside(address, network.spec.subnet)
+            var address4: (IPv4Address, Int)?
+            if let v4 = address.v4 {
+                guard let subnet = network.spec.subnet, subnet.contains(v4) else {
+                    throw OverlayError.outside(address, networkName)
+                }
+                address4 = (v4, subnet.prefixLength)
             }
             var prefixLength6: Int?
-            if let address6 {
-                guard let subnet6 = network.spec.subnet6, subnet6.contains(address6) else {
-                    throw OverlayError.outside(address6, networkName)
-                }
+            if let ipv6 {
+                guard let subnet6 = network.spec.subnet6, subnet6.contains(ipv6) else { throw OverlayError.outside(ipv6, networkName) }
                 prefixLength6 = subnet6.prefixLength
             }
             let endpoint = try sandbox.plug(into: networkName, from: network.netlink, master: network.bridge, portPrefix: "ve",
-                                            address: address, prefixLength: network.spec.subnet.prefixLength, mtu: Self.mtu,
-                                            interface: interface, gateway: defaultRoute ? network.spec.gateway : nil)
+                                            address: address, address4: address4, mtu: Self.mtu, interface: interface,
+                                            gateway: defaultRoute ? network.spec.gateway : nil)
             return (endpoint, prefixLength6)
         }
-        if let address6, let prefixLength6 {
-            do { try sandbox.addIPv6(address6, prefixLength: prefixLength6, on: endpoint.interface, thread: thread) } catch {
+        if let ipv6, let prefixLength6 {
+            do { try sandbox.addIPv6(ipv6, prefixLength: prefixLength6, on: endpoint.interface, thread: thread) } catch {
                 try? detach(endpoint)
                 throw error
             }
-            endpoint.address6 = address6
+            if address6 != nil { endpoint.address6 = address6 }
         }
         return endpoint
     }
@@ -383,37 +410,40 @@ public final class OverlayDriver: @unchecked Sendable {
         }
     }
 
-    /// A remote endpoint: one permanent neighbour per address (its IP -> its MAC, for the proxy's
-    /// ARP and Neighbor Solicitation answers) and one FDB entry (its MAC -> the remote VTEP). The
-    /// driver keeps each network's peer table whether or not the network exists here yet
-    /// (libnetwork's peerdb): a network made later gets every peer the table has when it is
-    /// created (`createNetwork`), so whoever feeds peers never needs to know when that happens.
-    /// Idempotent; a peer whose IPv6 address changed loses the old entry.
-    public func addPeer(_ address: IPv4Address, address6: IPAddress? = nil, vtep: IPv4Address, on networkName: HostLabel) throws {
+    /// A remote endpoint with `addresses` (its primary address first: IPv4 where it has one):
+    /// one permanent neighbour per address (its IP -> its MAC, for the proxy's ARP and Neighbor
+    /// Solicitation answers) and one FDB entry (its MAC, derived from the primary address -> the
+    /// remote VTEP). The driver keeps each network's peer table whether or not the network exists
+    /// here yet (libnetwork's peerdb): a network made later gets every peer the table has when it
+    /// is created (`createNetwork`), so whoever feeds peers never needs to know when that
+    /// happens. Idempotent; a peer whose other address changed loses the old entry.
+    public func addPeer(_ addresses: [IPAddress], vtep: IPv4Address, on networkName: HostLabel) throws {
+        guard let primary = addresses.first else { return }
+        let peer = Peer(vtep: vtep, secondary: addresses.dropFirst().first)
         try lock.withLock {
-            let previous = desiredPeers[networkName]?[address]
-            desiredPeers[networkName, default: [:]][address] = Peer(vtep: vtep, address6: address6)
+            let previous = desiredPeers[networkName]?[primary]
+            desiredPeers[networkName, default: [:]][primary] = peer
             guard let network = networks[networkName] else { return }
-            if let old = previous?.address6, old != address6, network.spec.subnet6 != nil {
+            if let old = previous?.secondary, old != peer.secondary, Self.family(of: old, on: network) {
                 try network.netlink.deleteNeighbour(old, on: network.vxlan)
             }
-            try program(address, Peer(vtep: vtep, address6: address6), on: network)
+            try program(primary, peer, on: network)
         }
     }
 
     /// Removes a remote endpoint from the network's peer table and its neighbours and FDB entry
     /// from the kernel. Idempotent.
-    public func removePeer(_ address: IPv4Address, address6: IPAddress? = nil, vtep: IPv4Address, on networkName: HostLabel) throws {
+    public func removePeer(_ addresses: [IPAddress], vtep: IPv4Address, on networkName: HostLabel) throws {
+        guard let primary = addresses.first else { return }
         try lock.withLock {
-            if desiredPeers[networkName]?[address]?.vtep == vtep {
-                desiredPeers[networkName]?[address] = nil
+            if desiredPeers[networkName]?[primary]?.vtep == vtep {
+                desiredPeers[networkName]?[primary] = nil
                 if desiredPeers[networkName]?.isEmpty == true { desiredPeers[networkName] = nil }
             }
             guard let network = networks[networkName] else { return }
-            let mac = MACAddress(derivedFrom: address)
-            try network.netlink.deleteForwardingEntry(mac, remote: vtep, on: network.vxlan)
-            // (No IPv6 neighbour exists on a network without IPv6 here.)
-            for neighbour in [IPAddress(address), network.spec.subnet6 == nil ? nil : address6].compactMap({ $0 }) {
+            try network.netlink.deleteForwardingEntry(MACAddress(derivedFrom: primary), remote: vtep, on: network.vxlan)
+            // (No neighbour of a family the network lacks here exists.)
+            for neighbour in addresses where Self.family(of: neighbour, on: network) {
                 try network.netlink.deleteNeighbour(neighbour, on: network.vxlan)
             }
         }
@@ -423,17 +453,21 @@ public final class OverlayDriver: @unchecked Sendable {
     /// logged). A refusal of `addPeer` itself is thrown to its caller instead.
     public var replayFailures: Int { lock.withLock { replayFailureCount } }
 
+    /// Whether `address` is inside one of the network's prefixes here.
+    private static func family(of address: IPAddress, on network: Network) -> Bool {
+        address.family == .v4 ? (address.v4.map { network.spec.subnet?.contains($0) } ?? false) == true
+            : network.spec.subnet6?.contains(address) == true
+    }
+
     /// Under `lock`: one peer's neighbours, then its FDB entry (the neighbours undone if a later
-    /// step fails).
-    /// An IPv6 address outside the network's IPv6 prefix here (a record from before the network
-    /// was made again without one) gets no neighbour: the kernel would refuse it on a vxlan
-    /// without IPv6, and the peer's IPv4 neighbour would be undone with it.
-    private func program(_ address: IPv4Address, _ peer: Peer, on network: Network) throws {
-        let mac = MACAddress(derivedFrom: address)
-        let address6 = peer.address6.flatMap { network.spec.subnet6?.contains($0) == true ? $0 : nil }
+    /// step fails). An address outside the network's prefixes here (a record from before the
+    /// network was made again without that family) gets no neighbour: the kernel would refuse an
+    /// IPv6 one on a vxlan without IPv6, and the peer's other neighbour would be undone with it.
+    private func program(_ primary: IPAddress, _ peer: Peer, on network: Network) throws {
+        let mac = MACAddress(derivedFrom: primary)
         var added: [IPAddress] = []
         do {
-            for neighbour in [IPAddress(address), address6].compactMap({ $0 }) {
+            for neighbour in [primary, peer.secondary].compactMap({ $0 }) where Self.family(of: neighbour, on: network) {
                 try network.netlink.addNeighbour(neighbour, mac: mac, on: network.vxlan)
                 added.append(neighbour)
             }

@@ -22,10 +22,6 @@ public final class Sandbox: @unchecked Sendable {
         self.interfacesAdded = interfacesAdded
     }
 
-    /// The sandbox's interfaces and their IPv4 addresses, read from the kernel.
-    public func interfaces() throws -> [(name: String, address: IPv4Address, mac: MACAddress?)] {
-        try interfaces(.v4).compactMap { entry in entry.address.v4.map { (entry.name, $0, entry.mac) } }
-    }
 
     /// The sandbox's interfaces and their addresses of `family` (IPv6 link-local ones left out).
     public func interfaces(_ family: IPFamily) throws -> [(name: String, address: IPAddress, mac: MACAddress?)] {
@@ -63,10 +59,13 @@ extension Sandbox {
     /// Plugs the sandbox into a bridge: a veth created from `netlink` (the bridge's namespace)
     /// with its bridge end `PORTPREFIX<address in hex>` enslaved to `master` and up, and its other
     /// end created straight in this sandbox as the next `ethN` (or `interface`), with a MAC
-    /// derived from `address`; then the address, up, and a default route via `gateway` if given.
-    /// A failure after the veth exists deletes it again.
+    /// derived from `address` (the endpoint's primary address); then its IPv4 address (`address4`,
+    /// with its prefix length; none on an IPv6-only network: the caller adds the IPv6 one), up,
+    /// and a default route via `gateway` if given. A failure after the veth exists deletes it
+    /// again.
     func plug(into network: HostLabel, from netlink: NetlinkSocket, master: Int32, portPrefix: String,
-              address: IPv4Address, prefixLength: Int, mtu: UInt32?, interface: String?, gateway: IPv4Address?) throws -> AttachedEndpoint {
+              address: IPAddress, address4: (IPv4Address, Int)?, mtu: UInt32?, interface: String?,
+              gateway: IPv4Address?) throws -> AttachedEndpoint {
         let next: (name: String, index: Int32?) = try interface.map { ($0, nil) } ?? nextInterface()
         let mac = MACAddress(derivedFrom: address)
         let port = AttachedEndpoint.bridgePortName(portPrefix, for: address)
@@ -82,7 +81,7 @@ extension Sandbox {
         }
         do {
             let index = try next.index ?? self.netlink.linkIndex(next.name)
-            try self.netlink.addAddress(address, prefixLength: prefixLength, to: index)
+            if let (v4, prefixLength) = address4 { try self.netlink.addAddress(v4, prefixLength: prefixLength, to: index) }
             try self.netlink.setLink(index, up: true)
             if let gateway { try self.netlink.setDefaultRoute(via: gateway, device: index) }
         } catch {

@@ -181,7 +181,8 @@ final class DockerIntegration: @unchecked Sendable {
         namesLock.withLock {
             for network in docker { networkNames[network.id] = (network.name, Self.subnets(network)) }
         }
-        let networks = daemon.knownNetworks().filter { $0.driver == .overlay }
+        // Docker 20.10's networks all have IPv4: an IPv6-only dnsd network has no copy there.
+        let networks = daemon.knownNetworks().filter { $0.driver == .overlay && !$0.isIPv6Only }
         // A copy is the network's when both name and subnet agree: one of an earlier network of
         // that name (removed and made again with another subnet) is an orphan too.
         let current = Set(networks.map { "\($0.name) \(Self.subnets($0))" })

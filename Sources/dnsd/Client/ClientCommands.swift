@@ -53,13 +53,14 @@ struct NetworkCommand: ParsableCommand {
             commandName: "create",
             abstract: "Create a network (overlay: cluster-wide; bridge: on this host).",
             discussion: """
-                An overlay network may be dual-stack: give one IPv4 and one IPv6 --subnet; every \
-                endpoint then gets an address of each, and its names answer A and AAAA.
+                An overlay network may be dual-stack (one IPv4 and one IPv6 --subnet: every endpoint \
+                gets an address of each, and its names answer A and AAAA) or IPv6-only (one IPv6 \
+                --subnet).
 
                 Example: dnsd network create --driver=overlay --subnet=192.168.0.0/24 --subnet=fd00:db8:1::/64 vnet
                 """)
         @Option(help: "overlay or bridge.") var driver: String = "overlay"
-        @Option(help: "Subnet in CIDR form: one IPv4 and, for a dual-stack overlay, one IPv6.") var subnet: [String] = []
+        @Option(help: "Subnet in CIDR form: IPv4, IPv6 (an overlay), or one of each (dual-stack).") var subnet: [String] = []
         @Option(help: "Gateway of a subnet (default: the subnet's first address); one per family.") var gateway: [String] = []
         @Argument(help: "Network name.") var name: String
         @OptionGroup var socket: SocketOption
@@ -80,8 +81,7 @@ struct NetworkCommand: ParsableCommand {
             let creation = NetworkCreation(name: name, driver: driver, subnet: v4 ?? v6 ?? "", gateway: gateway.first { !$0.contains(":") },
                                            subnet6: v4 == nil ? nil : v6, gateway6: gateway.first { $0.contains(":") })
             let record = try socket.call(API.createNetwork(creation))
-            print("\(record.name) \(record.driver.rawValue) \(record.subnet)" + (record.subnet6.map { " \($0)" } ?? "")
-                + (record.driver == .overlay ? " vni \(record.vni)" : ""))
+            print("\(record.name) \(record.driver.rawValue) \(record.subnets)" + (record.driver == .overlay ? " vni \(record.vni)" : ""))
         }
     }
 
@@ -90,7 +90,7 @@ struct NetworkCommand: ParsableCommand {
         @OptionGroup var socket: SocketOption
         func run() throws {
             let rows = try socket.call(API.listNetworks()).map {
-                "\(column($0.name, 16)) \(column($0.driver.rawValue, 8)) \($0.subnet)" + ($0.subnet6.map { " \($0)" } ?? "")
+                "\(column($0.name, 16)) \(column($0.driver.rawValue, 8)) \($0.subnets)"
             }
             print((["NAME             DRIVER   SUBNET"] + rows).joined(separator: "\n"))
         }
