@@ -127,7 +127,9 @@ struct DecoderFuzzTests {
                 if let decoded = ClusterRegistry.decodeEndpoint(KeyValue(key: Keys.endpoints + "vnet/h1-c01", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
                     accepted += 1
                     // Only what dnsd could have written: labels, an address, a VTEP, the key's ids.
-                    #expect(Self.isLabel(decoded.name) && decoded.aliases.allSatisfy(Self.isLabel) && Self.isIPv4(decoded.ipv4)
+                    // An IPv4 address, or none beside an IPv6 one (an IPv6-only network's endpoint).
+                    #expect(Self.isLabel(decoded.name) && decoded.aliases.allSatisfy(Self.isLabel)
+                            && (Self.isIPv4(decoded.ipv4) || (decoded.ipv4.isEmpty && decoded.ipv6 != nil))
                             && Self.isIPv4(decoded.vtep) && decoded.network == "vnet" && decoded.id == "h1-c01"
                             && (decoded.ipv6 == nil || Self.isIPv6(decoded.ipv6!)), "\(decoded)")
                     if decoded.ipv6 != nil { accepted6 += 1 }
@@ -136,7 +138,10 @@ struct DecoderFuzzTests {
                 let value = Self.mutate(i % 4 == 1 ? Self.network6 : Self.network, &rng)
                 if let decoded = ClusterRegistry.decodeNetwork(KeyValue(key: Keys.networks + "vnet", value: value, createRevision: 1, modRevision: 1), logger: Self.logger) {
                     accepted += 1
-                    #expect(decoded.name == "vnet" && Self.isSubnet(decoded.subnet) && (decoded.gateway.isEmpty || Self.isIPv4(decoded.gateway))
+                    // An IPv4 subnet, or none on an IPv6-only overlay.
+                    let ipv4 = Self.isSubnet(decoded.subnet) || (decoded.subnet.isEmpty && decoded.gateway.isEmpty && decoded.subnet6 != nil
+                                                                 && decoded.driver == .overlay)
+                    #expect(decoded.name == "vnet" && ipv4 && (decoded.gateway.isEmpty || Self.isIPv4(decoded.gateway))
                             && (decoded.driver == .bridge || (1..<(1 << 24)).contains(decoded.vni))
                             && (decoded.subnet6 == nil ? decoded.gateway6 == nil : Self.isPrefix6(decoded.subnet6!, holding: decoded.gateway6)
                                 && decoded.gateway6.map(Self.isIPv6) ?? true), "\(decoded)")
