@@ -71,8 +71,8 @@ public struct NetworkRecord: Codable, Sendable, Equatable {
         public var hostRange: ClosedRange<UInt128>? {
             guard let range = subnet.hostRange else { return nil }
             guard lowHostsOnly else { return range }
-            let limit = subnet.network.value &+ UInt128(UInt32.max)
-            return range.lowerBound...min(range.upperBound, limit)
+            let (limit, overflow) = subnet.network.value.addingReportingOverflow(UInt128(UInt32.max))
+            return range.lowerBound...(overflow ? range.upperBound : min(range.upperBound, limit))
         }
     }
 

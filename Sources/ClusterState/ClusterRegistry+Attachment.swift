@@ -60,7 +60,7 @@ extension ClusterRegistry {
         guard !taken.isEmpty else {
             // Nothing the conditions name explains it (Consul refuses a `lock` under a session
             // that lapsed a moment ago): not "address taken", or the caller would walk the subnet.
-            throw StoreError.refused(operation: "claim of \(claim.endpoint.ipv4) on \(claim.network.name)", status: 409,
+            throw StoreError.refused(operation: "claim of \(claim.addresses.map(\.description).joined(separator: " and ")) on \(claim.network.name)", status: 409,
                                      detail: "the transaction failed although its conditions held (an expired lease?)")
         }
         return taken

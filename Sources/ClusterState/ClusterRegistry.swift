@@ -98,9 +98,10 @@ public struct ClusterRegistry: Sendable {
         }
         guard !families.isEmpty else { throw ClusterError.noSubnet(name.text) }
         for family in families {
-            guard let gateway = family.gateway, family.hostRange?.contains(gateway.value) == true, family.subnet.contains(gateway) else {
+            guard let gateway = family.gateway, family.subnet.hostRange?.contains(gateway.value) == true, family.subnet.contains(gateway) else {
                 throw ClusterError.addressOutside(family.gateway?.description ?? "", subnet: family.subnet.description)
             }
+            guard family.hostRange?.contains(gateway.value) == true else { throw ClusterError.beyondLowHosts(gateway.description, network: name.text) }
         }
         if try store.get(Keys.network(name)) != nil { throw ClusterError.networkExists(name.text) }
         for other in try networks() {
@@ -222,7 +223,9 @@ public struct ClusterRegistry: Sendable {
     /// Whether a record's IPv6 family, if any, is what dnsd writes: a prefix, and a gateway in it.
     private static func readable6(_ record: NetworkRecord) -> Bool {
         guard record.subnet6 != nil || record.gateway6 != nil else { return true }
-        guard let family = try? record.family6, let gateway = family.gateway, family.subnet.prefixLength <= longestPrefix6 else { return false }
+        guard let family = try? record.family6, let gateway = family.gateway, family.subnet.prefixLength <= longestPrefix6,
+              family.subnet.unusableAsNetwork6 == nil
+        else { return false }
         return family.subnet.contains(gateway)
     }
 

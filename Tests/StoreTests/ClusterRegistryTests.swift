@@ -249,6 +249,40 @@ struct ClusterRegistryTests {
         }
     }
 
+    @Test("an IPv6-only network: addresses from the prefix's first 2^32 around its gateway, a gateway past them refused")
+    func ipv6OnlyNetworks() throws {
+        try withStore(.local) { store, _ in
+            let r = registry(store)
+            let network = try r.createNetwork(name: try HostLabel("only6"), driver: .overlay, subnet: nil, gateway: nil,
+                                              subnet6: try IPSubnet(parsing: "fd00:6::/64"), gateway6: IPAddress("fd00:6::5"), host: nil)
+            #expect(network.isIPv6Only && network.subnet == "" && network.gateway == "" && network.subnets == "fd00:6::/64")
+            #expect(try r.network(try HostLabel("only6")) == network, "reads back")
+            let family = try #require(try network.family6)
+            #expect(family.lowHostsOnly && family.hostRange == IPAddress("fd00:6::1")!.value...IPAddress("fd00:6::ffff:ffff")!.value)
+            #expect(Array(ClusterRegistry.candidates(in: family).prefix(5)).map(\.description)
+                    == ["fd00:6::1", "fd00:6::2", "fd00:6::3", "fd00:6::4", "fd00:6::6"], "the gateway skipped")
+            #expect(throws: ClusterError.beyondLowHosts("fd00:6::1:0:0", network: "only6")) {
+                try ClusterRegistry.validate(IPAddress("fd00:6::1:0:0")!, on: network)
+            }
+            #expect(throws: ClusterError.noFamily("only6", .v4)) { try ClusterRegistry.validate(IPAddress("10.0.0.1")!, on: network) }
+            #expect(throws: ClusterError.beyondLowHosts("fd00:7::1:0:1", network: "far")) {
+                try r.createNetwork(name: try HostLabel("far"), driver: .overlay, subnet: nil, gateway: nil,
+                                    subnet6: try IPSubnet(parsing: "fd00:7::/64"), gateway6: IPAddress("fd00:7::1:0:1"), host: nil)
+            }
+            #expect(throws: ClusterError.noSubnet("none")) {
+                try r.createNetwork(name: try HostLabel("none"), driver: .overlay, subnet: nil, gateway: nil, host: nil)
+            }
+            // A /120 is all "low": its 255 host addresses.
+            let small = NetworkRecord.Family(subnet: try IPSubnet(parsing: "fd00:8::/120"), gateway: IPAddress("fd00:8::1"), lowHostsOnly: true)
+            #expect(small.hostRange?.count == 255)
+            // A hand-written IPv6-only bridge network, or one without any subnet, does not read.
+            try store.put(Keys.networks + "b6", Array(#"{"driver":"bridge","gateway":"","name":"b6","subnet":"","subnet6":"fd00:9::/64","gateway6":"fd00:9::1","vni":4300}"#.utf8))
+            try store.put(Keys.networks + "nil", Array(#"{"driver":"overlay","gateway":"","name":"nil","subnet":"","vni":4301}"#.utf8))
+            #expect(throws: ClusterError.noSuchNetwork("b6")) { try r.network(try HostLabel("b6")) }
+            #expect(throws: ClusterError.noSuchNetwork("nil")) { try r.network(try HostLabel("nil")) }
+        }
+    }
+
     @Test("a dual-stack network: its IPv6 prefix may overlap no other network's, and reads back from the store")
     func dualStackNetworks() throws {
         try withStore(.local) { store, _ in

@@ -152,6 +152,10 @@ extension Daemon {
             guard let record = try registry.networks().first(where: { $0.name == networkName && $0.driver == .overlay }) else {
                 throw NodeError.notFound("no dnsd overlay network '\(networkName)'")
             }
+            // The network may have been made again meanwhile (another subnet, no IPv4 at all).
+            guard (try? record.parsedSubnet)?.contains(address) == true else {
+                throw NodeError.conflict("endpoint \(id.prefix(12)): \(address) is not in dnsd network '\(networkName)' any more")
+            }
             // Docker's IPv6 address counts only inside the network's IPv6 prefix (the network may
             // have been made again without one while the container ran): else IPv4 alone.
             var address6 = text6.flatMap { $0.isEmpty ? nil : IPAddress($0) }

@@ -114,7 +114,7 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
         // An IPv6-only network has no IPv4 subnet or gateway.
         OverlaySpec(name: try network.label, subnet: network.subnet.isEmpty ? nil : try network.parsedSubnet,
                     gateway: network.subnet.isEmpty ? nil : network.gatewayAddress ?? IPv4Address(0), subnet6: try network.family6?.subnet,
-                    vni: network.vni)
+                    gateway6: try network.family6?.gateway, vni: network.vni)
     }
 
     /// A bridge network's devices. Its name and subnet were checked when the record was read

@@ -159,8 +159,9 @@ extension Daemon {
             }
         }
         let interfaces4 = try sandbox.interfaces(.v4)
-        // An interface is found by the endpoint's primary address: IPv4, or IPv6 on an IPv6-only network.
-        let interfaces = interfaces4 + (try sandbox.interfaces(.v6))
+        // An interface is found by the endpoint's primary address: IPv4, or IPv6 on an IPv6-only
+        // network (the IPv6 dump only for a sandbox with such an endpoint).
+        let interfaces = interfaces4 + (entry.endpoints.contains { $0.ipv4.isEmpty } ? try sandbox.interfaces(.v6) : [])
         let hostname = (try? HostLabel(entry.hostname)) ?? name
         var local = LocalSandbox(name: name, hostname: hostname, aliases: entry.aliases.compactMap { try? HostLabel($0) },
                                  sandbox: sandbox, id: sandboxes.nextSandboxID(), adopted: entry.adopted, hostsFile: entry.hostsFile,
@@ -169,7 +170,9 @@ extension Daemon {
         var kept: [EndpointState] = []
         for endpoint in entry.endpoints {
             guard let network = networks[endpoint.network], let label = try? network.label, let address = endpoint.primaryAddress,
-                  let interface = interfaces.first(where: { $0.address == address })
+                  let interface = interfaces.first(where: { $0.address == address }),
+                  // Addresses the network (made again meanwhile?) still has.
+                  (try? endpoint.addresses.forEach { try ClusterRegistry.validate($0, on: network) }) != nil
             else {
                 // Its network was removed, or its interface went, while the daemon was down.
                 withdrawEndpoint(endpoint)

@@ -9,11 +9,14 @@ public struct OverlaySpec: Sendable, Equatable {
     /// The IPv4 subnet and gateway (nil on an IPv6-only network).
     public var subnet: IPv4Subnet?
     public var gateway: IPv4Address?
-    /// The IPv6 prefix of a dual-stack or IPv6-only network (nil: IPv4 only).
+    /// The IPv6 prefix of a dual-stack or IPv6-only network (nil: IPv4 only), and its gateway
+    /// (never an endpoint's: an IPv6-only network's bridge takes its MAC from it).
     public var subnet6: IPSubnet?
+    public var gateway6: IPAddress?
     public var vni: UInt32
 
-    public init(name: HostLabel, subnet: IPv4Subnet?, gateway: IPv4Address?, subnet6: IPSubnet? = nil, vni: UInt32) {
+    public init(name: HostLabel, subnet: IPv4Subnet?, gateway: IPv4Address?, subnet6: IPSubnet? = nil, gateway6: IPAddress? = nil, vni: UInt32) {
+        self.gateway6 = gateway6
         self.name = name
         self.subnet = subnet
         self.gateway = gateway
@@ -228,10 +231,12 @@ public final class OverlayDriver: @unchecked Sendable {
         return bridge
     }
 
-    /// The bridge's own MAC, from the network's IPv4 gateway (its IPv6 one on an IPv6-only network).
+    /// The bridge's own MAC, from the network's IPv4 gateway (its IPv6 one on an IPv6-only
+    /// network): a gateway is never an endpoint's address, so no endpoint ever has the bridge's
+    /// MAC (the bridge would take that endpoint's frames for its own).
     static func bridgeMAC(_ spec: OverlaySpec) -> MACAddress {
         if let gateway = spec.gateway { return MACAddress(derivedFrom: gateway) }
-        return MACAddress(derivedFrom: spec.subnet6.map { $0.address(at: 1) } ?? IPAddress(IPv4Address(0)))
+        return MACAddress(derivedFrom: spec.gateway6 ?? spec.subnet6.map { $0.address(at: 1) } ?? IPAddress(IPv4Address(0)))
     }
 
     /// `vxlan0` as `spec` wants it: its VNI, port 4789, learning off, ARP proxy on, MTU 1450,

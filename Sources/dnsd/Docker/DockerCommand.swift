@@ -19,8 +19,11 @@ struct DockerCommand: ParsableCommand {
 
         func run() throws {
             let detail = try socket.call(API.inspectNetwork(network))
-            guard detail.network.driver == .overlay, !detail.network.gateway.isEmpty else {
+            guard detail.network.driver == .overlay else {
                 throw CLIError("'\(network)' is not an overlay network: Docker uses dnsd's overlay networks")
+            }
+            guard !detail.network.gateway.isEmpty else {
+                throw CLIError("'\(network)' is IPv6-only: Docker 20.10 networks need an IPv4 subnet")
             }
             print("--dns \(detail.network.gateway)")
         }
