@@ -37,8 +37,11 @@ public struct IPSubnet: Hashable, Sendable, CustomStringConvertible {
 
     public var family: IPFamily { network.family }
 
+    /// The network mask, in the family's width (the low 32 bits for IPv4).
+    public var mask: UInt128 { Self.mask(prefixLength, family) }
+
     public func contains(_ address: IPAddress) -> Bool {
-        address.family == family && address.value & Self.mask(prefixLength, family) == network.value
+        address.family == family && address.value & mask == network.value
     }
 
     /// Whether the two subnets share an address (one contains the other).
@@ -46,7 +49,7 @@ public struct IPSubnet: Hashable, Sendable, CustomStringConvertible {
 
     /// The last address of the prefix (IPv4's broadcast address).
     public var last: IPAddress {
-        IPAddress(family: family, value: network.value | (Self.all(family) & ~Self.mask(prefixLength, family)))
+        IPAddress(family: family, value: network.value | (Self.all(family) & ~mask))
     }
 
     /// The addresses an endpoint may have: the prefix less its first address (IPv4's network

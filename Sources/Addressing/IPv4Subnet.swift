@@ -20,7 +20,7 @@ public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible {
 
     public var network: IPv4Address { subnet.network.v4! }
     public var prefixLength: Int { subnet.prefixLength }
-    public var mask: UInt32 { prefixLength == 0 ? 0 : UInt32.max << UInt32(32 - prefixLength) }
+    public var mask: UInt32 { UInt32(truncatingIfNeeded: subnet.mask) }
 
     public func contains(_ address: IPv4Address) -> Bool { address.value & mask == network.value }
 

@@ -89,16 +89,12 @@ public struct ClusterRegistry: Sendable {
             families.append(NetworkRecord.Family(subnet: subnet.subnet, gateway: IPAddress(gateway ?? IPv4Address(subnet.network.value + 1))))
         }
         if let subnet6 {
-            // Room for a gateway and endpoints; prefixes longer than /120 are point-to-point sized.
-            guard subnet6.family == .v6, subnet6.prefixLength <= Self.longestPrefix6 else {
-                throw ClusterError.prefixTooLong(subnet6.description, maximum: Self.longestPrefix6)
-            }
-            if let reason = subnet6.unusableAsNetwork6 { throw ClusterError.unusablePrefix(subnet6.description, reason: reason) }
+            try Self.checkPrefix6(subnet6)
             families.append(NetworkRecord.Family(subnet: subnet6, gateway: gateway6 ?? subnet6.address(at: 1), lowHostsOnly: subnet == nil))
         }
         guard !families.isEmpty else { throw ClusterError.noSubnet(name.text) }
         for family in families {
-            guard let gateway = family.gateway, family.subnet.hostRange?.contains(gateway.value) == true, family.subnet.contains(gateway) else {
+            guard let gateway = family.gateway, family.subnet.contains(gateway), family.subnet.hostRange?.contains(gateway.value) == true else {
                 throw ClusterError.addressOutside(family.gateway?.description ?? "", subnet: family.subnet.description)
             }
             guard family.hostRange?.contains(gateway.value) == true else { throw ClusterError.beyondLowHosts(gateway.description, network: name.text) }
@@ -132,6 +128,16 @@ public struct ClusterRegistry: Sendable {
 
     /// The longest IPv6 prefix a network may have (256 addresses).
     public static let longestPrefix6 = 120
+
+    /// Refuses an IPv6 prefix no network may have: longer than /120 (point-to-point sized, no
+    /// room for a gateway and endpoints), or of an unusable kind (`unusableAsNetwork6`). What
+    /// `network create`, Docker's CreateNetwork and the reader of stored records all check.
+    public static func checkPrefix6(_ subnet6: IPSubnet) throws {
+        guard subnet6.family == .v6, subnet6.prefixLength <= longestPrefix6 else {
+            throw ClusterError.prefixTooLong(subnet6.description, maximum: longestPrefix6)
+        }
+        if let reason = subnet6.unusableAsNetwork6 { throw ClusterError.unusablePrefix(subnet6.description, reason: reason) }
+    }
 
     /// The lowest free VNI from 4097 (Docker's first overlay VNI was 256; anything not 0 works).
     private func claimVNI(for name: HostLabel) throws -> UInt32 {
@@ -223,9 +229,7 @@ public struct ClusterRegistry: Sendable {
     /// Whether a record's IPv6 family, if any, is what dnsd writes: a prefix, and a gateway in it.
     private static func readable6(_ record: NetworkRecord) -> Bool {
         guard record.subnet6 != nil || record.gateway6 != nil else { return true }
-        guard let family = try? record.family6, let gateway = family.gateway, family.subnet.prefixLength <= longestPrefix6,
-              family.subnet.unusableAsNetwork6 == nil
-        else { return false }
+        guard let family = try? record.family6, let gateway = family.gateway, (try? checkPrefix6(family.subnet)) != nil else { return false }
         return family.subnet.contains(gateway)
     }
 

@@ -169,6 +169,13 @@ struct ReconcilerTests {
 
     // MARK: per-network interest (issue 22)
 
+    /// Overlays "vnet" (192.168.0.0/24) and "other" (192.168.1.0/24) in the store.
+    private func twoNetworks(_ fx: Fixture) throws {
+        for (name, subnet) in [("vnet", "192.168.0.0/24"), ("other", "192.168.1.0/24")] {
+            _ = try fx.registry.createNetwork(name: try HostLabel(name), driver: .overlay, subnet: try IPv4Subnet(parsing: subnet), gateway: nil, host: nil)
+        }
+    }
+
     /// The records the table has on `network` (by name), from the DNS projection.
     private func names(_ fx: Fixture, on network: String) -> Set<String> {
         Set(fx.reconciler.known().endpoints.filter { $0.network == network }.map(\.name))
@@ -178,9 +185,7 @@ struct ReconcilerTests {
     func onlyItsNetworks() throws {
         let fx = try Fixture()
         defer { fx.close() }
-        for (name, subnet) in [("vnet", "192.168.0.0/24"), ("other", "192.168.1.0/24")] {
-            _ = try fx.registry.createNetwork(name: try HostLabel(name), driver: .overlay, subnet: try IPv4Subnet(parsing: subnet), gateway: nil, host: nil)
-        }
+        try twoNetworks(fx)
         try fx.registry.publish(fx.endpoint("b", 3, host: "h2"), lease: nil)
         try fx.registry.publish(fx.endpoint("x", 4, host: "h2", network: "other"), lease: nil)
         try fx.reconciler.start()
@@ -205,9 +210,7 @@ struct ReconcilerTests {
     func joinAndLeave() throws {
         let fx = try Fixture()
         defer { fx.close() }
-        for (name, subnet) in [("vnet", "192.168.0.0/24"), ("other", "192.168.1.0/24")] {
-            _ = try fx.registry.createNetwork(name: try HostLabel(name), driver: .overlay, subnet: try IPv4Subnet(parsing: subnet), gateway: nil, host: nil)
-        }
+        try twoNetworks(fx)
         try fx.registry.publish(fx.endpoint("x", 4, host: "h2", network: "other"), lease: nil)
         _ = try fx.registry.allocateAddress(on: try fx.registry.network(try HostLabel("other")), family: .v4,
                                             requested: IPAddress(IPv4Address(192, 168, 1, 9)), host: "h2", lease: nil)

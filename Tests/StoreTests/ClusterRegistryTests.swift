@@ -276,10 +276,18 @@ struct ClusterRegistryTests {
             let small = NetworkRecord.Family(subnet: try IPSubnet(parsing: "fd00:8::/120"), gateway: IPAddress("fd00:8::1"), lowHostsOnly: true)
             #expect(small.hostRange?.count == 255)
             // A hand-written IPv6-only bridge network, or one without any subnet, does not read.
-            try store.put(Keys.networks + "b6", Array(#"{"driver":"bridge","gateway":"","name":"b6","subnet":"","subnet6":"fd00:9::/64","gateway6":"fd00:9::1","vni":4300}"#.utf8))
-            try store.put(Keys.networks + "nil", Array(#"{"driver":"overlay","gateway":"","name":"nil","subnet":"","vni":4301}"#.utf8))
-            #expect(throws: ClusterError.noSuchNetwork("b6")) { try r.network(try HostLabel("b6")) }
-            #expect(throws: ClusterError.noSuchNetwork("nil")) { try r.network(try HostLabel("nil")) }
+            try expectUnreadable(store, r, [
+                "b6": #"{"driver":"bridge","gateway":"","name":"b6","subnet":"","subnet6":"fd00:9::/64","gateway6":"fd00:9::1","vni":4300}"#,
+                "nil": #"{"driver":"overlay","gateway":"","name":"nil","subnet":"","vni":4301}"#,
+            ])
+        }
+    }
+
+    /// Writes each hand-made network record (name -> JSON) and expects it not to read.
+    private func expectUnreadable(_ store: any KeyValueStore, _ r: ClusterRegistry, _ records: [String: String]) throws {
+        for (name, json) in records.sorted(by: { $0.key < $1.key }) {
+            try store.put(Keys.networks + name, Array(json.utf8), lease: nil)
+            #expect(throws: ClusterError.noSuchNetwork(name)) { try r.network(try HostLabel(name)) }
         }
     }
 
@@ -304,10 +312,10 @@ struct ClusterRegistryTests {
             // gateway outside its prefix, or a prefix that is not IPv6, is unreadable.
             try store.put(Keys.networks + "old", Array(#"{"driver":"overlay","gateway":"10.9.0.1","name":"old","subnet":"10.9.0.0/24","vni":4200}"#.utf8))
             #expect(try r.network(try HostLabel("old")).subnet6 == nil)
-            try store.put(Keys.networks + "bad6", Array(#"{"driver":"overlay","gateway":"10.8.0.1","name":"bad6","subnet":"10.8.0.0/24","subnet6":"fd00:8::/64","gateway6":"fd00:9::1","vni":4201}"#.utf8))
-            try store.put(Keys.networks + "bad4", Array(#"{"driver":"overlay","gateway":"10.7.0.1","name":"bad4","subnet":"10.7.0.0/24","subnet6":"10.6.0.0/24","vni":4202}"#.utf8))
-            #expect(throws: ClusterError.noSuchNetwork("bad6")) { try r.network(try HostLabel("bad6")) }
-            #expect(throws: ClusterError.noSuchNetwork("bad4")) { try r.network(try HostLabel("bad4")) }
+            try expectUnreadable(store, r, [
+                "bad6": #"{"driver":"overlay","gateway":"10.8.0.1","name":"bad6","subnet":"10.8.0.0/24","subnet6":"fd00:8::/64","gateway6":"fd00:9::1","vni":4201}"#,
+                "bad4": #"{"driver":"overlay","gateway":"10.7.0.1","name":"bad4","subnet":"10.7.0.0/24","subnet6":"10.6.0.0/24","vni":4202}"#,
+            ])
         }
     }
 

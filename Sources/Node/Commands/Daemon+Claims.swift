@@ -35,14 +35,11 @@ extension Daemon {
     /// less `refused`. Each stays in flight (no other command here picks it) until `picker.done`;
     /// a failure part-way gives back those already picked.
     func pickAddresses(on network: NetworkRecord, requested: [IPAddress], excluding refused: Set<IPAddress>) throws -> [IPAddress] {
-        for address in requested where try network.family(address.family) == nil {
-            throw ClusterError.noFamily(network.name, address.family)
-        }
+        for address in requested { try ClusterRegistry.validate(address, on: network) }
         var picked: [IPAddress] = []
         do {
             for family in try network.families {
                 if let wanted = requested.first(where: { $0.family == family.subnet.family }) {
-                    try ClusterRegistry.validate(wanted, on: network)
                     guard picker.hold(wanted, on: network.name) else { throw ClusterError.addressTaken(wanted.description) }
                     picked.append(wanted)
                 } else {

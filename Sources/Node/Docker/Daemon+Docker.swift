@@ -173,7 +173,7 @@ extension Daemon {
     private func takeBackDocker(_ id: String, record: NetworkRecord, address: IPv4Address, address6: IPAddress?, name: HostLabel,
                                 aliases: [String], sandboxKey: String?, lease: LeaseID) throws {
         try devices.withNetwork(record) {}
-        let endpoint = DockerEndpoint(network: record, address: address, address6: address6, mac: MACAddress(derivedFrom: address))
+        var endpoint = DockerEndpoint(network: record, address: address, address6: address6, mac: MACAddress(derivedFrom: address))
         let state = dockerState(id, network: record, addresses: endpoint.addresses, name: name, aliases: aliases)
         let refused = try registry.republish([Republication(name: name, endpoints: [state])], host: configuration.hostID, lease: lease)
         if let error = refused[name] { throw error }
@@ -181,8 +181,11 @@ extension Daemon {
         let label = try record.label
         let port = [OverlayDriver.hostVethPortName(forEndpoint: id), AttachedEndpoint.bridgePortName("vd", for: address)]
             .first { (try? overlay.hasBridgePort($0, on: label)) == true }
-        docker[id] = DockerEndpoint(network: record, address: address, address6: address6, mac: endpoint.mac,
-                                    bridgePort: port, sandboxKey: sandboxKey, published: state, lease: lease)
+        endpoint.bridgePort = port
+        endpoint.sandboxKey = sandboxKey
+        endpoint.published = state
+        endpoint.lease = lease
+        docker[id] = endpoint
         serveGatewayResolver(record)
         provideEgress(record)
     }

@@ -147,11 +147,8 @@ extension Daemon {
             return
         }
         if let subnet6 {
-            guard subnet6.prefixLength <= ClusterRegistry.longestPrefix6 else {
-                throw NodeError.from(ClusterError.prefixTooLong(subnet6.description, maximum: ClusterRegistry.longestPrefix6))
-            }
-            if let reason = subnet6.unusableAsNetwork6 { throw NodeError.from(ClusterError.unusablePrefix(subnet6.description, reason: reason)) }
-            if let gateway6, !(subnet6.hostRange?.contains(gateway6.value) ?? false) || !subnet6.contains(gateway6) {
+            do { try ClusterRegistry.checkPrefix6(subnet6) } catch { throw NodeError.from(error) }
+            if let gateway6, !subnet6.contains(gateway6) || subnet6.hostRange?.contains(gateway6.value) != true {
                 throw NodeError.invalid("gateway \(gateway6) is not a host address of \(subnet6)")
             }
             if let other = networks.first(where: { (try? $0.family6)??.subnet.overlaps(subnet6) == true }) {

@@ -112,9 +112,10 @@ final class NetworkDevices: NetworkTeardown, @unchecked Sendable {
 
     static func overlaySpec(_ network: NetworkRecord) throws -> OverlaySpec {
         // An IPv6-only network has no IPv4 subnet or gateway.
-        OverlaySpec(name: try network.label, subnet: network.subnet.isEmpty ? nil : try network.parsedSubnet,
-                    gateway: network.subnet.isEmpty ? nil : network.gatewayAddress ?? IPv4Address(0), subnet6: try network.family6?.subnet,
-                    gateway6: try network.family6?.gateway, vni: network.vni)
+        let family6 = try network.family6
+        return OverlaySpec(name: try network.label, subnet: network.subnet.isEmpty ? nil : try network.parsedSubnet,
+                           gateway: network.subnet.isEmpty ? nil : network.gatewayAddress ?? IPv4Address(0), subnet6: family6?.subnet,
+                           gateway6: family6?.gateway, vni: network.vni)
     }
 
     /// A bridge network's devices. Its name and subnet were checked when the record was read

@@ -340,7 +340,8 @@ public final class OverlayDriver: @unchecked Sendable {
     }
 
     /// A sandbox's IPv6 address on `network` as it should be, put back if it went (a daemon
-    /// restarting finds the interface with its IPv4 address and takes it over).
+    /// restarting finds the interface with its IPv4 address and takes it over). `addIPv6` is
+    /// idempotent: no dump of the sandbox's addresses first.
     public func ensureIPv6(_ address6: IPAddress, on interface: String, in sandbox: Sandbox, network networkName: HostLabel) throws {
         let prefixLength: Int = try lock.withLock {
             guard let subnet6 = networks[networkName]?.spec.subnet6, subnet6.contains(address6) else {
@@ -348,7 +349,6 @@ public final class OverlayDriver: @unchecked Sendable {
             }
             return subnet6.prefixLength
         }
-        if try sandbox.interfaces(.v6).contains(where: { $0.name == interface && $0.address == address6 }) { return }
         try sandbox.addIPv6(address6, prefixLength: prefixLength, on: interface, thread: thread)
     }
 

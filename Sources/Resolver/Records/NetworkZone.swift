@@ -37,10 +37,7 @@ public final class NetworkZone: Sendable {
         self.name = name
         self.subnets = subnets
         v4Prefixes = subnets.compactMap { IPv4Subnet($0) }.map { ($0.network.value, $0.mask) }
-        v6Prefixes = subnets.filter { $0.family == .v6 }.map { subnet in
-            let mask: UInt128 = subnet.prefixLength == 0 ? 0 : .max << UInt128(128 - subnet.prefixLength)
-            return (subnet.network.value, mask)
-        }
+        v6Prefixes = subnets.filter { $0.family == .v6 }.map { ($0.network.value, $0.mask) }
         apexWire = [UInt8(name.text.utf8.count)] + Array(name.text.utf8) + [0]
 
         // Gather addresses per label; several endpoints may share an alias.
